@@ -1,0 +1,37 @@
+# sim_metrics — PGXS build.
+#   make && make install          build and install into the pg_config found
+#   make installcheck             pg_regress (temp instance, worker paused) + TAP
+#   make model-check              the pure-C model's unit tests under ASan/UBSan
+#   make model-valgrind           the same under valgrind
+EXTENSION = sim_metrics
+MODULE_big = sim_metrics
+DATA = sim_metrics--1.0.sql
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
+
+PG_CONFIG ?= pg_config
+PG_CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter
+
+REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api
+REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
+TAP_TESTS = 1
+EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+MODEL_SRC = src/model.c test/model_test.c
+MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -Isrc
+
+test/model_test: $(MODEL_SRC) src/model.h
+	$(CC) $(MODEL_CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(MODEL_SRC) -lm -o $@
+
+test/model_test_vg: $(MODEL_SRC) src/model.h
+	$(CC) $(MODEL_CFLAGS) -O2 $(MODEL_SRC) -lm -o $@
+
+.PHONY: model-check model-valgrind
+model-check: test/model_test
+	./test/model_test
+
+model-valgrind: test/model_test_vg
+	valgrind --error-exitcode=1 --leak-check=full -q ./test/model_test_vg

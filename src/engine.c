@@ -1,0 +1,420 @@
+/*
+ * engine.c — advancing and reloading the fleet, for the worker and for
+ * sim_tick() / sim_reload() alike.
+ *
+ * Whoever steps the simulation takes sim_lock, brings its process-local
+ * copy of params + state up to date (only when another process published
+ * since: state_version tells), runs the model on that copy, and publishes
+ * the result with one memcpy under the exclusive lock. The worker's copy
+ * is normally current, so a worker tick costs the model step plus one copy.
+ * See shmem.c for the locking rules.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+/* Upper bound of server-ticks computed per lock hold, to stay cancellable. */
+#define SMX_WORK_PER_CHUNK	2000000
+
+static MemoryContext smx_engine_cxt = NULL;
+static smx_params *smx_priv_params = NULL;
+static smx_state *smx_priv_state = NULL;
+static uint64 smx_priv_version = 0;
+static bool smx_priv_valid = false;
+
+/* Allocate the process-local copy (capacity entries), once. */
+static void
+smx_priv_alloc(void)
+{
+	if (smx_engine_cxt != NULL)
+		return;
+	smx_engine_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "sim_metrics engine",
+										   ALLOCSET_DEFAULT_SIZES);
+	smx_priv_params = MemoryContextAllocHuge(smx_engine_cxt,
+											 (Size) smx_shared->capacity * sizeof(smx_params));
+	smx_priv_state = MemoryContextAllocHuge(smx_engine_cxt,
+											(Size) smx_shared->capacity * sizeof(smx_state));
+}
+
+/*
+ * Bring the process-local copy up to date. Caller must hold sim_lock, which
+ * makes it the only writer, so the arrays are read without `lock`.
+ */
+static void
+smx_priv_sync(void)
+{
+	int			n = smx_shared->nservers;
+
+	if (smx_priv_valid && smx_priv_version == smx_shared->state_version)
+		return;
+	memcpy(smx_priv_params, smx_shared_params(), n * sizeof(smx_params));
+	memcpy(smx_priv_state, smx_shared_state(), n * sizeof(smx_state));
+	smx_priv_version = smx_shared->state_version;
+	smx_priv_valid = true;
+}
+
+/*
+ * Simulation settings from the GUCs. The clock origin is start_time when
+ * set; otherwise the origin already fixed in shared memory, or now.
+ * Caller must hold sim_lock.
+ */
+void
+smx_current_config(smx_config *cfg, bool for_publish)
+{
+	double		epoch;
+
+	cfg->seed = (uint64_t) smx_seed;
+	cfg->step_seconds = smx_tick_interval_ms / 1000.0 * smx_time_scale;
+	cfg->utc_offset = smx_utc_offset_min * 60.0;
+	if (smx_start_time && smx_start_time[0] != '\0' &&
+		smx_parse_iso8601(smx_start_time, &epoch))
+		cfg->start_epoch = epoch;
+	else if (smx_shared->clock_set)
+		cfg->start_epoch = smx_shared->start_epoch;
+	else
+		cfg->start_epoch = floor((double) (GetCurrentTimestamp() / USECS_PER_SEC) +
+								 (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
+}
+
+/*
+ * Publish the process-local copy. With desc, a new fleet of n servers is
+ * published (descriptions, params and state in one critical section);
+ * without, only the state of the current fleet. Caller must hold sim_lock;
+ * takes `lock`.
+ */
+static void
+smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
+			const SmxServerDesc *desc, int n)
+{
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (desc != NULL)
+	{
+		memcpy(smx_shared_desc(), desc, n * sizeof(SmxServerDesc));
+		memcpy(smx_shared_params(), smx_priv_params, n * sizeof(smx_params));
+		smx_shared->nservers = n;
+	}
+	else
+		n = smx_shared->nservers;
+	memcpy(smx_shared_state(), smx_priv_state, n * sizeof(smx_state));
+	smx_shared->tick = tick;
+	smx_shared->start_epoch = cfg->start_epoch;
+	smx_shared->clock_set = true;
+	smx_shared->step_seconds = cfg->step_seconds;
+	if (ticked)
+	{
+		smx_shared->last_tick_at = GetCurrentTimestamp();
+		smx_shared->tick_ms = tick_ms;
+	}
+	smx_shared->state_version++;
+	smx_priv_version = smx_shared->state_version;
+	LWLockRelease(smx_shared->lock);
+}
+
+/*
+ * Advance the simulation n ticks. Works in chunks so that a large n can be
+ * cancelled between chunks and readers see progress.
+ */
+void
+smx_engine_tick(int64 n, bool from_worker)
+{
+	smx_require_loaded();
+	smx_priv_alloc();
+
+	while (n > 0)
+	{
+		int64		chunk;
+		smx_config	cfg;
+		smx_tick_ctx ctx;
+		uint64		tick;
+		instr_time	start,
+					elapsed;
+		int			nservers;
+
+		LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+		smx_priv_sync();
+		nservers = smx_shared->nservers;
+		chunk = Min(n, Max(1, SMX_WORK_PER_CHUNK / Max(nservers, 1)));
+		smx_current_config(&cfg, true);
+		tick = smx_shared->tick;
+
+		INSTR_TIME_SET_CURRENT(start);
+		for (int64 k = 0; k < chunk; k++)
+		{
+			tick++;
+			smx_prepare_tick(&ctx, &cfg, tick);
+			smx_step(&ctx, smx_priv_params, smx_priv_state, nservers);
+		}
+		INSTR_TIME_SET_CURRENT(elapsed);
+		INSTR_TIME_SUBTRACT(elapsed, start);
+
+		smx_publish(&cfg, tick, INSTR_TIME_GET_MILLISEC(elapsed) / chunk, true,
+					NULL, 0);
+		LWLockRelease(smx_shared->sim_lock);
+
+		n -= chunk;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Find our extension and its schema by a catalog scan (pg_extension has no
+ * syscache on PostgreSQL 15). Returns InvalidOid when absent.
+ */
+static Oid
+smx_find_extension(Oid *nsp)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			ext = InvalidOid;
+
+	*nsp = InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(SMX_EXTENSION_NAME));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_extension form = (Form_pg_extension) GETSTRUCT(tup);
+
+		ext = form->oid;
+		*nsp = form->extnamespace;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return ext;
+}
+
+Oid
+smx_extension_schema(Oid *ext)
+{
+	Oid			nsp;
+
+	*ext = smx_find_extension(&nsp);
+	return nsp;
+}
+
+/* A copy of a text column, or "" when NULL. */
+static void
+smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+
+	strlcpy(dst, v ? v : "", len);
+}
+
+static double
+smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? dflt : DatumGetFloat8(d);
+}
+
+/*
+ * Re-read server_templates (enabled rows, by id) and make them the fleet.
+ * Servers that stay keep their state; new ones start at their target.
+ * Must run inside a transaction with a snapshot; connects to SPI itself.
+ * Returns the number of servers loaded.
+ */
+int
+smx_engine_reload(bool from_worker)
+{
+	Oid			ext;
+	Oid			nsp;
+	uint32		version;
+	StringInfoData sql;
+	int			ret;
+	int			nrows;
+	int64		total = 0;
+	int			cap;
+	SmxServerDesc *desc;
+	smx_params *params;
+	int			n = 0;
+	int			skipped;
+
+	smx_require_loaded();
+	smx_priv_alloc();
+	cap = smx_shared->capacity;
+
+	version = pg_atomic_read_u32(&smx_shared->templates_version);
+	nsp = smx_extension_schema(&ext);
+	if (!OidIsValid(ext))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"%s\" is not installed in this database",
+						SMX_EXTENSION_NAME)));
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT id, name, hostname, role, location, environment,"
+					 " baseline_cpu::float8, baseline_memory::float8,"
+					 " baseline_disk::float8, baseline_network::float8,"
+					 " network_capacity_bps::float8,"
+					 " pg_catalog.count(*) OVER ()"
+					 " FROM %s.server_templates WHERE enabled"
+					 " ORDER BY id COLLATE \"C\" LIMIT %d",
+					 quote_identifier(get_namespace_name(nsp)), cap);
+
+	desc = palloc0(sizeof(SmxServerDesc) * cap);
+	params = palloc0(sizeof(smx_params) * cap);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* not read-only: take a snapshot newer than the version read above */
+	ret = SPI_execute(sql.data, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading server_templates failed: %s", SPI_result_code_string(ret));
+	nrows = (int) SPI_processed;
+	for (int i = 0; i < nrows; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		char	   *role = SPI_getvalue(tup, td, 4);
+		int			r = role ? smx_role_from_name(role) : -1;
+		bool		isnull;
+
+		total = DatumGetInt64(SPI_getbinval(tup, td, 12, &isnull));
+		if (r < 0)
+		{
+			/* the CHECK constraint prevents this; never let it stop the loop */
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("sim_metrics: skipping server \"%s\" with unknown role \"%s\"",
+							SPI_getvalue(tup, td, 1), role ? role : "")));
+			continue;
+		}
+		smx_copy_text(tup, td, 1, desc[n].id, SMX_ID_LEN);
+		smx_copy_text(tup, td, 2, desc[n].name, SMX_NAME_LEN);
+		smx_copy_text(tup, td, 3, desc[n].hostname, SMX_HOSTNAME_LEN);
+		smx_copy_text(tup, td, 5, desc[n].location, SMX_LOCATION_LEN);
+		smx_copy_text(tup, td, 6, desc[n].environment, SMX_ENV_LEN);
+		smx_params_init(&params[n], desc[n].id, desc[n].location, (smx_role) r,
+						smx_get_double(tup, td, 7, -1),
+						smx_get_double(tup, td, 8, -1),
+						smx_get_double(tup, td, 9, -1),
+						smx_get_double(tup, td, 10, -1),
+						smx_get_double(tup, td, 11, 0));
+		n++;
+	}
+	SPI_finish();
+
+	skipped = total > cap ? (int) (total - cap) : 0;
+	if (skipped > 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("sim_metrics: %lld enabled templates exceed sim_metrics.max_servers = %d",
+						(long long) total, cap),
+				 errdetail("Only the first %d servers by id are simulated, \"%s\" through \"%s\"; %d are left out.",
+						   n, n > 0 ? desc[0].id : "", n > 0 ? desc[n - 1].id : "", skipped),
+				 errhint("Raise sim_metrics.max_servers and restart the server, or disable templates with enabled = false.")));
+
+	/* merge with the current fleet and publish */
+	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+	{
+		SmxServerDesc *old_desc = smx_shared_desc();
+		int			old_n = smx_shared->nservers;
+		smx_state  *state = palloc(sizeof(smx_state) * Max(n, 1));
+		smx_config	cfg;
+		smx_tick_ctx ctx;
+		int			j = 0;
+
+		smx_priv_sync();
+		/* another process already published a newer read: keep it */
+		if (OidIsValid(smx_shared->loaded_extension) &&
+			smx_shared->loaded_extension == ext &&
+			(int32) (version - smx_shared->loaded_templates_version) < 0)
+		{
+			LWLockRelease(smx_shared->sim_lock);
+			return smx_shared->nservers;
+		}
+		smx_current_config(&cfg, true);
+		smx_prepare_tick(&ctx, &cfg, smx_shared->tick);
+
+		/* both lists are sorted by id in byte order: merge-join them */
+		for (int i = 0; i < n; i++)
+		{
+			int			c = 1;
+
+			while (j < old_n && (c = strcmp(old_desc[j].id, desc[i].id)) < 0)
+				j++;
+			if (j < old_n && c == 0)
+				state[i] = smx_priv_state[j];
+			else
+				smx_state_init(&ctx, &params[i], &state[i]);
+		}
+
+		memcpy(smx_priv_params, params, n * sizeof(smx_params));
+		memcpy(smx_priv_state, state, n * sizeof(smx_state));
+
+		smx_publish(&cfg, smx_shared->tick, 0, false, desc, n);
+		smx_priv_valid = true;
+
+		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+		smx_shared->skipped_servers = skipped;
+		smx_shared->loaded_templates_version = version;
+		smx_shared->loaded_extension = ext;
+		LWLockRelease(smx_shared->lock);
+	}
+	LWLockRelease(smx_shared->sim_lock);
+
+	return n;
+}
+
+/* True when server_templates changed (or the extension was re-created). */
+bool
+smx_engine_needs_reload(Oid ext)
+{
+	return smx_shared->loaded_extension != ext ||
+		smx_shared->loaded_templates_version !=
+		pg_atomic_read_u32(&smx_shared->templates_version);
+}
+
+/* Forget the fleet: the extension was dropped. */
+void
+smx_engine_clear(void)
+{
+	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->nservers = 0;
+	smx_shared->skipped_servers = 0;
+	smx_shared->tick = 0;
+	smx_shared->clock_set = false;
+	smx_shared->loaded_extension = InvalidOid;
+	smx_shared->state_version++;
+	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->sim_lock);
+	smx_priv_valid = false;
+}
+
+/* Remember a tick error for sim_status(). */
+void
+smx_record_error(const char *msg)
+{
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	strlcpy(smx_shared->last_error, msg, SMX_ERROR_LEN);
+	smx_shared->last_error_at = GetCurrentTimestamp();
+	smx_shared->errors++;
+	LWLockRelease(smx_shared->lock);
+}

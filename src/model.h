@@ -1,0 +1,170 @@
+/*
+ * model.h — the fleet simulation model, as plain C.
+ *
+ * No PostgreSQL header is included here on purpose: the model is unit-tested
+ * and run under valgrind/ASan as an ordinary program (test/model_test.c), and
+ * the same code is used by the background worker and by sim_tick().
+ *
+ * Reproducibility: every random draw comes from a counter-based generator
+ * keyed by (seed, server key, tick, metric), so the value of a server at tick
+ * T depends only on its template, the seed, the simulated clock and the state
+ * at T-1 — never on wall-clock time, on the order servers are stepped in, or
+ * on which process did the stepping.
+ */
+#ifndef SMX_MODEL_H
+#define SMX_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Server roles; the SQL names are in smx_role_names[]. */
+typedef enum smx_role
+{
+	SMX_ROLE_WEB = 0,
+	SMX_ROLE_APP,
+	SMX_ROLE_DATABASE,
+	SMX_ROLE_CACHE,
+	SMX_ROLE_STORAGE,
+	SMX_ROLE_LOADBALANCER,
+	SMX_ROLE_COUNT
+} smx_role;
+
+/* Status words of the dashboard API, in increasing severity. */
+typedef enum smx_status
+{
+	SMX_STATUS_ONLINE = 0,
+	SMX_STATUS_WARNING,
+	SMX_STATUS_CRITICAL,
+	SMX_STATUS_OFFLINE
+} smx_status;
+
+/* Metrics that carry a status level. */
+typedef enum smx_metric
+{
+	SMX_M_CPU = 0,
+	SMX_M_MEMORY,
+	SMX_M_DISK,
+	SMX_M_NETWORK,
+	SMX_M_COUNT
+} smx_metric;
+
+extern const char *const smx_role_names[SMX_ROLE_COUNT];
+extern const char *const smx_status_names[4];
+
+/* Status thresholds (percent) and the hysteresis band below them. */
+#define SMX_WARN_PCT		80.0
+#define SMX_CRIT_PCT		90.0
+#define SMX_NET_WARN_PCT	70.0
+#define SMX_NET_CRIT_PCT	85.0
+#define SMX_HYSTERESIS_PCT	3.0
+
+/* Role defaults used when a template leaves a baseline NULL. */
+typedef struct smx_role_defaults
+{
+	float		cpu;
+	float		memory;
+	float		disk;
+	float		network;
+} smx_role_defaults;
+
+extern const smx_role_defaults smx_role_default_baselines[SMX_ROLE_COUNT];
+
+/*
+ * Fixed per-server parameters, derived from a server_templates row.
+ * Plain values only: this struct is copied into shared memory.
+ */
+typedef struct smx_params
+{
+	uint64_t	key;			/* smx_hash_str(server id): RNG key */
+	uint64_t	location_key;	/* smx_hash_str(location): shared load */
+	double		net_capacity;	/* bytes per second at 100 % */
+	float		base_cpu;		/* baselines, percent */
+	float		base_memory;
+	float		base_disk;
+	float		base_network;
+	uint8_t		role;			/* smx_role */
+} smx_params;
+
+/*
+ * Evolving per-server state. The values are what readers see; level[] is
+ * the per-metric status level (0 ok, 1 warning, 2 critical) kept for
+ * hysteresis.
+ */
+typedef struct smx_state
+{
+	float		cpu;			/* percent */
+	float		memory;
+	float		disk;
+	float		network;		/* percent of net_capacity */
+	float		response_ms;	/* request latency */
+	int64_t		network_io;		/* bytes per second */
+	uint8_t		level[SMX_M_COUNT];
+	uint8_t		status;			/* smx_status */
+} smx_state;
+
+/* Simulation settings shared by every server. */
+typedef struct smx_config
+{
+	uint64_t	seed;
+	double		start_epoch;	/* simulated clock at tick 0, unix seconds */
+	double		step_seconds;	/* simulated seconds per tick */
+	double		utc_offset;		/* seconds added before reading the hour of
+								 * day and weekday of the profiles */
+} smx_config;
+
+/*
+ * Everything that depends on the tick but not on the server, computed once
+ * per tick by smx_prepare_tick().
+ */
+typedef struct smx_tick_ctx
+{
+	uint64_t	seed;
+	uint64_t	tick;
+	double		sim_epoch;		/* simulated time of this tick */
+	uint64_t	load_knot;		/* location load noise: knot index */
+	double		load_frac;		/* and smoothed position between knots */
+	float		cpu_profile[SMX_ROLE_COUNT];	/* daily x weekly */
+	float		net_profile[SMX_ROLE_COUNT];
+	float		mem_profile[SMX_ROLE_COUNT];
+	float		disk_extra[SMX_ROLE_COUNT];		/* e.g. nightly backups */
+	/* OU decay a = exp(-dt/tau) and innovation scale sqrt(1 - a^2) */
+	float		decay[SMX_M_COUNT];
+	float		innov[SMX_M_COUNT];
+} smx_tick_ctx;
+
+/* 64-bit FNV-1a + finaliser of a NUL-terminated string. */
+extern uint64_t smx_hash_str(const char *s);
+
+/* Simulated time (unix seconds) of a tick. */
+extern double smx_sim_epoch(const smx_config *cfg, uint64_t tick);
+
+/* Fill params from a template; negative baseline means "role default". */
+extern void smx_params_init(smx_params *p, const char *server_id,
+							const char *location, smx_role role,
+							double cpu, double memory, double disk,
+							double network, double net_capacity);
+
+/* Role by SQL name; -1 if unknown. */
+extern int	smx_role_from_name(const char *name);
+
+extern void smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg,
+							 uint64_t tick);
+
+/* State of a server that appears at the tick ctx was prepared for. */
+extern void smx_state_init(const smx_tick_ctx *ctx, const smx_params *p,
+						   smx_state *s);
+
+/* Advance n servers by one tick (ctx prepared for the new tick). */
+extern void smx_step(const smx_tick_ctx *ctx, const smx_params *p,
+					 smx_state *s, int n);
+
+/* Apply the status rules with hysteresis to s->level[] and s->status. */
+extern void smx_update_status(smx_state *s);
+
+/*
+ * Parse "YYYY-MM-DD[ T]HH:MM[:SS[.fff]][Z|±HH[:MM]]" (no zone = UTC) into
+ * unix seconds. Returns false on malformed input or out-of-range fields.
+ */
+extern bool smx_parse_iso8601(const char *s, double *epoch);
+
+#endif							/* SMX_MODEL_H */

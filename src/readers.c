@@ -1,0 +1,262 @@
+/*
+ * readers.c — the SQL-callable functions.
+ *
+ * Readers copy what they need from shared memory under the shared lock and
+ * build tuples only after releasing it, so a slow client never holds up a
+ * tick. Control functions are revoked from PUBLIC by the install script.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+PG_FUNCTION_INFO_V1(sim_current_metrics);
+PG_FUNCTION_INFO_V1(sim_status);
+PG_FUNCTION_INFO_V1(sim_start);
+PG_FUNCTION_INFO_V1(sim_stop);
+PG_FUNCTION_INFO_V1(sim_tick);
+PG_FUNCTION_INFO_V1(sim_reload);
+PG_FUNCTION_INFO_V1(sim_templates_changed);
+
+#define SMX_CURRENT_COLS	17
+#define SMX_STATUS_COLS		16
+
+static TimestampTz
+smx_epoch_to_timestamptz(double epoch)
+{
+	return (TimestampTz) ((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+						  USECS_PER_SEC);
+}
+
+/* Round to two decimals, as dashboards show percentages. */
+static inline Datum
+smx_pct_datum(float v)
+{
+	return Float8GetDatum(rint((double) v * 100.0) / 100.0);
+}
+
+/*
+ * sim_current_metrics(): one row per live server, from shared memory.
+ */
+Datum
+sim_current_metrics(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	SmxServerDesc *desc;
+	smx_params *params;
+	smx_state  *state;
+	int			n;
+	uint64		tick;
+	TimestampTz updated_at;
+	TimestampTz sim_time;
+	Datum		values[SMX_CURRENT_COLS];
+	bool		nulls[SMX_CURRENT_COLS];
+
+	smx_require_loaded();
+	InitMaterializedSRF(fcinfo, 0);
+
+	/* copy under the shared lock; allocate for capacity before taking it */
+	desc = palloc(sizeof(SmxServerDesc) * smx_shared->capacity);
+	params = palloc(sizeof(smx_params) * smx_shared->capacity);
+	state = palloc(sizeof(smx_state) * smx_shared->capacity);
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	n = smx_shared->nservers;
+	memcpy(desc, smx_shared_desc(), n * sizeof(SmxServerDesc));
+	memcpy(params, smx_shared_params(), n * sizeof(smx_params));
+	memcpy(state, smx_shared_state(), n * sizeof(smx_state));
+	tick = smx_shared->tick;
+	updated_at = smx_shared->last_tick_at;
+	sim_time = smx_epoch_to_timestamptz(smx_shared->start_epoch +
+										(double) tick * smx_shared->step_seconds);
+	LWLockRelease(smx_shared->lock);
+
+	memset(nulls, 0, sizeof(nulls));
+	for (int i = 0; i < n; i++)
+	{
+		smx_state  *s = &state[i];
+
+		values[0] = CStringGetTextDatum(desc[i].id);
+		values[1] = CStringGetTextDatum(desc[i].name);
+		values[2] = CStringGetTextDatum(desc[i].hostname);
+		values[3] = CStringGetTextDatum(smx_role_names[params[i].role]);
+		values[4] = CStringGetTextDatum(desc[i].location);
+		values[5] = CStringGetTextDatum(desc[i].environment);
+		values[6] = smx_pct_datum(s->cpu);
+		values[7] = smx_pct_datum(s->memory);
+		values[8] = smx_pct_datum(s->disk);
+		values[9] = Int64GetDatum(s->network_io);
+		values[10] = smx_pct_datum(s->network);
+		values[11] = smx_pct_datum(s->response_ms);
+		values[12] = CStringGetTextDatum(smx_status_names[s->status]);
+		nulls[13] = true;		/* scenario: none acting yet */
+		values[13] = (Datum) 0;
+		values[14] = Int64GetDatum((int64) tick);
+		values[15] = TimestampTzGetDatum(sim_time);
+		values[16] = TimestampTzGetDatum(updated_at);
+		nulls[16] = updated_at == 0;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+/*
+ * sim_status(): one row describing the simulator and its worker.
+ */
+Datum
+sim_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[SMX_STATUS_COLS];
+	bool		nulls[SMX_STATUS_COLS];
+	SmxShared	snap;
+	int			pid;
+
+	smx_require_loaded();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	memcpy(&snap, smx_shared, sizeof(SmxShared));
+	LWLockRelease(smx_shared->lock);
+	pid = (int) pg_atomic_read_u32(&smx_shared->worker_pid);
+
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = BoolGetDatum(pid != 0);
+	values[1] = BoolGetDatum(pg_atomic_read_u32(&smx_shared->paused) != 0);
+	values[2] = CStringGetTextDatum(snap.session_id);
+	nulls[2] = snap.session_id[0] == '\0';
+	values[3] = Int32GetDatum(snap.nservers);
+	values[4] = Int64GetDatum((int64) snap.tick);
+	values[5] = TimestampTzGetDatum(snap.last_tick_at);
+	nulls[5] = snap.last_tick_at == 0;
+	values[6] = Float8GetDatum(snap.tick_ms);
+	nulls[6] = snap.last_tick_at == 0;
+	values[7] = Int32GetDatum(pid);
+	nulls[7] = pid == 0;
+	values[8] = CStringGetTextDatum(snap.last_error);
+	nulls[8] = snap.last_error[0] == '\0';
+	values[9] = TimestampTzGetDatum(snap.last_error_at);
+	nulls[9] = snap.last_error_at == 0;
+	values[10] = CStringGetTextDatum(pid != 0 ? snap.worker_state : "not running");
+	values[11] = TimestampTzGetDatum(smx_epoch_to_timestamptz(snap.start_epoch +
+															  (double) snap.tick * snap.step_seconds));
+	nulls[11] = !snap.clock_set;
+	values[12] = Int32GetDatum(smx_tick_interval_ms);
+	values[13] = Int32GetDatum(snap.capacity);
+	values[14] = Int32GetDatum(snap.skipped_servers);
+	values[15] = Int64GetDatum(snap.errors);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+Datum
+sim_start(PG_FUNCTION_ARGS)
+{
+	smx_require_loaded();
+	pg_atomic_write_u32(&smx_shared->paused, 0);
+	smx_wake_worker();
+	PG_RETURN_BOOL(pg_atomic_read_u32(&smx_shared->worker_pid) != 0);
+}
+
+Datum
+sim_stop(PG_FUNCTION_ARGS)
+{
+	smx_require_loaded();
+	pg_atomic_write_u32(&smx_shared->paused, 1);
+	smx_wake_worker();
+	PG_RETURN_VOID();
+}
+
+/* Reload now when server_templates changed since the fleet was loaded. */
+static void
+smx_reload_if_stale(void)
+{
+	Oid			ext;
+
+	(void) smx_extension_schema(&ext);
+	if (OidIsValid(ext) && smx_engine_needs_reload(ext))
+		smx_engine_reload(false);
+}
+
+Datum
+sim_tick(PG_FUNCTION_ARGS)
+{
+	int32		n = PG_GETARG_INT32(0);
+
+	smx_require_loaded();
+	if (n < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("number of ticks must be at least 1, not %d", n),
+				 errhint("Call sim_tick() or sim_tick(n) with a positive n.")));
+	smx_reload_if_stale();
+	smx_engine_tick(n, false);
+	PG_RETURN_INT64((int64) smx_shared->tick);
+}
+
+Datum
+sim_reload(PG_FUNCTION_ARGS)
+{
+	smx_require_loaded();
+	PG_RETURN_INT32(smx_engine_reload(false));
+}
+
+/*
+ * Template edits become visible to the worker only at commit, so the
+ * change is announced from a commit callback, not from the trigger itself.
+ */
+static bool smx_templates_dirty = false;
+static bool smx_xact_callback_registered = false;
+
+static void
+smx_xact_callback(XactEvent event, void *arg)
+{
+	if (!smx_templates_dirty)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		smx_templates_dirty = false;
+		if (smx_shared != NULL)
+		{
+			pg_atomic_fetch_add_u32(&smx_shared->templates_version, 1);
+			smx_wake_worker();
+		}
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		smx_templates_dirty = false;
+}
+
+/*
+ * Statement trigger on server_templates. Never fails an edit: without
+ * preloading it does nothing.
+ */
+Datum
+sim_templates_changed(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("sim_templates_changed() must be called as a trigger")));
+	if (smx_shared != NULL)
+	{
+		if (!smx_xact_callback_registered)
+		{
+			RegisterXactCallback(smx_xact_callback, NULL);
+			smx_xact_callback_registered = true;
+		}
+		smx_templates_dirty = true;
+	}
+	return PointerGetDatum(NULL);
+}

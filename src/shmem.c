@@ -1,0 +1,134 @@
+/*
+ * shmem.c — the hot layer: one shared-memory struct holding the live fleet.
+ *
+ * Layout: SmxShared, then three arrays of `capacity` entries each —
+ * SmxServerDesc (text fields), smx_params (model inputs) and smx_state
+ * (the values readers see). Only plain values live here: no pointer to
+ * process-local memory, so a restarted worker can use what it finds.
+ *
+ * Locking rules:
+ *  - smx_shared->lock (LWLock) protects every published field and the three
+ *    arrays. Writers hold it exclusive only to memcpy a finished tick or
+ *    fleet in; readers hold it shared only to copy what they need out, and
+ *    build tuples after releasing it. No reader can see a half-written tick.
+ *  - smx_shared->sim_lock (LWLock) serialises whoever computes the next
+ *    state (the worker's loop, sim_tick(), sim_reload()). Its holder is the
+ *    only writer, so it may read the arrays without `lock`; it takes `lock`
+ *    exclusive to publish. Order: sim_lock, then lock; never the reverse.
+ *  - paused, templates_version and worker_pid are atomics, read and written
+ *    without any lock.
+ *  - No ereport() while holding `lock`: the critical section is a copy.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+#define SMX_TRANCHE	"sim_metrics"
+
+SmxShared  *smx_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static Size
+smx_header_size(void)
+{
+	return MAXALIGN(sizeof(SmxShared));
+}
+
+/* Bytes of shared memory the fleet needs for sim_metrics.max_servers. */
+Size
+smx_shmem_size(void)
+{
+	Size		size = smx_header_size();
+
+	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(SmxServerDesc))));
+	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_params))));
+	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_state))));
+	return size;
+}
+
+SmxServerDesc *
+smx_shared_desc(void)
+{
+	return (SmxServerDesc *) ((char *) smx_shared + smx_header_size());
+}
+
+smx_params *
+smx_shared_params(void)
+{
+	return (smx_params *) ((char *) smx_shared_desc() +
+						   MAXALIGN(smx_shared->capacity * sizeof(SmxServerDesc)));
+}
+
+smx_state *
+smx_shared_state(void)
+{
+	return (smx_state *) ((char *) smx_shared_params() +
+						  MAXALIGN(smx_shared->capacity * sizeof(smx_params)));
+}
+
+static void
+smx_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+
+	RequestAddinShmemSpace(smx_shmem_size());
+	RequestNamedLWLockTranche(SMX_TRANCHE, 2);
+}
+
+static void
+smx_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	/* a crash-restart re-runs this hook: forget the old pointer first */
+	smx_shared = NULL;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	smx_shared = ShmemInitStruct("sim_metrics", smx_shmem_size(), &found);
+	if (!found)
+	{
+		LWLockPadded *locks = GetNamedLWLockTranche(SMX_TRANCHE);
+
+		memset(smx_shared, 0, smx_header_size());
+		smx_shared->lock = &locks[0].lock;
+		smx_shared->sim_lock = &locks[1].lock;
+		pg_atomic_init_u32(&smx_shared->paused, smx_enabled ? 0 : 1);
+		pg_atomic_init_u32(&smx_shared->templates_version, 1);
+		pg_atomic_init_u32(&smx_shared->worker_pid, 0);
+		smx_shared->capacity = smx_max_servers;
+		smx_shared->loaded_extension = InvalidOid;
+		strlcpy(smx_shared->worker_state, "not started", sizeof(smx_shared->worker_state));
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+smx_shmem_install_hooks(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = smx_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = smx_shmem_startup;
+}
+
+/* Every SQL entry point calls this first. */
+void
+smx_require_loaded(void)
+{
+	if (smx_shared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sim_metrics must be loaded via shared_preload_libraries"),
+				 errhint("Add sim_metrics to shared_preload_libraries in postgresql.conf and restart the server.")));
+}

@@ -1,0 +1,283 @@
+/*
+ * worker.c — the background worker: one static worker, started from
+ * shared_preload_libraries, that ticks the fleet every tick_interval.
+ *
+ * Rules it keeps:
+ *  - core signal handlers (die, SignalHandlerForConfigReload), installed
+ *    before signals are unblocked; waits only on MyLatch with
+ *    WL_EXIT_ON_PM_DEATH and calls CHECK_FOR_INTERRUPTS() after each wait,
+ *    so DROP DATABASE barriers and shutdown are never held up;
+ *  - a loop memory context reset every iteration and switched back to after
+ *    every commit or abort;
+ *  - one failing iteration never kills the worker: the error is logged,
+ *    recorded for sim_status(), the transaction aborted, and the next try
+ *    backs off; only SMX_MAX_FAILURES in a row end it (exit code 1, so the
+ *    postmaster starts a fresh one after bgw_restart_time);
+ *  - it idles, without errors, while the extension is absent, being
+ *    created or dropped, or the server is in recovery.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lmgr.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+#define SMX_RESTART_SECONDS		5
+#define SMX_MAX_FAILURES		10
+#define SMX_IDLE_POLL_MS		1000	/* while waiting for the extension */
+#define SMX_MAX_BACKOFF_MS		60000
+
+void
+smx_register_worker(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = SMX_RESTART_SECONDS;
+	strlcpy(worker.bgw_library_name, "sim_metrics", BGW_MAXLEN);
+	strlcpy(worker.bgw_function_name, "sim_metrics_worker_main", BGW_MAXLEN);
+	strlcpy(worker.bgw_name, SMX_WORKER_TYPE, BGW_MAXLEN);
+	strlcpy(worker.bgw_type, SMX_WORKER_TYPE, BGW_MAXLEN);
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Wake the worker (sim_start, a template edit); no-op when none runs. */
+void
+smx_wake_worker(void)
+{
+	int			pid = (int) pg_atomic_read_u32(&smx_shared->worker_pid);
+	PGPROC	   *proc;
+
+	if (pid == 0)
+		return;
+	proc = BackendPidGetProc(pid);
+	if (proc != NULL)
+		SetLatch(&proc->procLatch);
+}
+
+static void
+smx_set_worker_state(const char *state)
+{
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	strlcpy(smx_shared->worker_state, state, sizeof(smx_shared->worker_state));
+	LWLockRelease(smx_shared->lock);
+}
+
+static void
+smx_worker_exit(int code, Datum arg)
+{
+	pg_atomic_write_u32(&smx_shared->worker_pid, 0);
+}
+
+/*
+ * The transactional half of an iteration: check the extension, reload the
+ * templates when they changed. Returns true when a fleet from the current
+ * extension is loaded and may be ticked.
+ */
+static bool
+smx_worker_prepare(bool paused)
+{
+	bool		ready = false;
+	const char *state;
+	Oid			ext;
+	Oid			nsp;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "sim_metrics: checking templates");
+
+	if (RecoveryInProgress())
+		state = "waiting for recovery";
+	else if (!OidIsValid(nsp = smx_extension_schema(&ext)))
+	{
+		state = "waiting for CREATE EXTENSION";
+		if (OidIsValid(smx_shared->loaded_extension))
+			smx_engine_clear();
+	}
+	else
+	{
+		Oid			relid = get_relname_relid("server_templates", nsp);
+
+		if (!OidIsValid(relid))
+			state = "waiting for CREATE EXTENSION";
+		else if (!smx_engine_needs_reload(ext))
+			state = paused ? "paused" : "running";
+		else if (ConditionalLockRelationOid(relid, AccessShareLock))
+		{
+			smx_engine_reload(true);
+			state = paused ? "paused" : "running";
+		}
+		else
+			state = "templates locked, retrying";
+		ready = smx_shared->loaded_extension == ext;
+	}
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(false);
+
+	smx_set_worker_state(state);
+	return ready;
+}
+
+void
+sim_metrics_worker_main(Datum main_arg)
+{
+	MemoryContext loop_cxt;
+	TimestampTz next_tick;
+	volatile int failures = 0;
+	volatile TimestampTz retry_at = 0;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	if (smx_shared == NULL)
+		ereport(ERROR,
+				(errmsg("sim_metrics worker started without shared memory")));
+
+	BackgroundWorkerInitializeConnection(smx_database_name,
+										 smx_worker_role[0] ? smx_worker_role : NULL,
+										 0);
+	pgstat_report_appname(SMX_WORKER_TYPE);
+
+	pg_atomic_write_u32(&smx_shared->worker_pid, (uint32) MyProcPid);
+	on_shmem_exit(smx_worker_exit, (Datum) 0);
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->worker_started_at = GetCurrentTimestamp();
+	snprintf(smx_shared->session_id, SMX_SESSION_LEN, "%llx-%d",
+			 (unsigned long long) smx_shared->worker_started_at, MyProcPid);
+	strlcpy(smx_shared->worker_state, "starting", sizeof(smx_shared->worker_state));
+	LWLockRelease(smx_shared->lock);
+
+	ereport(LOG,
+			(errmsg("sim_metrics worker started in database \"%s\"%s",
+					smx_database_name,
+					pg_atomic_read_u32(&smx_shared->paused) ? " (paused)" : "")));
+
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics loop",
+									 ALLOCSET_DEFAULT_SIZES);
+	next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), smx_tick_interval_ms);
+
+	for (;;)
+	{
+		TimestampTz now;
+		bool		paused;
+		volatile long timeout_ms;
+
+		MemoryContextSwitchTo(loop_cxt);
+		SMX_RESET_CONTEXT(loop_cxt);
+
+		if (ConfigReloadPending)
+		{
+			TimestampTz last = next_tick - (TimestampTz) smx_tick_interval_ms * 1000;
+
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			/* a new interval counts from the last tick */
+			next_tick = TimestampTzPlusMilliseconds(last, smx_tick_interval_ms);
+		}
+
+		now = GetCurrentTimestamp();
+		paused = pg_atomic_read_u32(&smx_shared->paused) != 0;
+		timeout_ms = smx_tick_interval_ms;
+
+		if (paused)
+		{
+			/* resuming starts a full interval later, not at once */
+			next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
+		}
+
+		/* templates are kept loaded while paused; only ticks stop */
+		if (now >= retry_at)
+		{
+			volatile bool ticked = false;
+
+			PG_TRY();
+			{
+				bool		ready = smx_worker_prepare(paused);
+
+				if (ready && !paused && now >= next_tick)
+				{
+					smx_engine_tick(1, true);
+					ticked = true;
+				}
+				if (!ready)
+					timeout_ms = SMX_IDLE_POLL_MS;
+				failures = 0;
+				retry_at = 0;
+			}
+			PG_CATCH();
+			{
+				ErrorData  *edata;
+				long		backoff;
+
+				MemoryContextSwitchTo(loop_cxt);
+				edata = CopyErrorData();
+				EmitErrorReport();
+				FlushErrorState();
+				LWLockReleaseAll();
+				AbortCurrentTransaction();
+				MemoryContextSwitchTo(loop_cxt);
+				pgstat_report_activity(STATE_IDLE, NULL);
+
+				smx_record_error(edata->message);
+				failures++;
+				if (failures >= SMX_MAX_FAILURES)
+				{
+					ereport(LOG,
+							(errmsg("sim_metrics worker exiting after %d failed iterations in a row", failures)));
+					proc_exit(1);
+				}
+				backoff = Min((long) SMX_MAX_BACKOFF_MS,
+							  (long) Max(smx_tick_interval_ms, SMX_IDLE_POLL_MS) << (failures - 1));
+				retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
+			}
+			PG_END_TRY();
+
+			if (ticked)
+			{
+				next_tick = TimestampTzPlusMilliseconds(next_tick, smx_tick_interval_ms);
+				/* after a stall, do not try to catch up in a burst */
+				if (next_tick <= now)
+					next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
+			}
+		}
+
+		/* sleep until the next tick, retry or poll, whichever comes first */
+		now = GetCurrentTimestamp();
+		{
+			TimestampTz wake = retry_at > now ? retry_at : next_tick;
+			long		until = (long) ((wake - now) / 1000);
+
+			timeout_ms = Min(timeout_ms, Max(until, 0));
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms, SMX_WAIT_EVENT_MAIN);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
