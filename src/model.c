@@ -19,8 +19,6 @@
 #include "model.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 const char *const smx_role_names[SMX_ROLE_COUNT] = {
@@ -230,7 +228,7 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 		ctx->cpu_profile[r] = cpu;
 		ctx->net_profile[r] = r == SMX_ROLE_DATABASE ?
 			1.0f + 0.8f * (cpu - 1.0f) :
-			smx_clampf(1.0f + 1.2f * (cpu - 1.0f), 0.3f, 2.0f);
+			smx_clampf(1.0f + 0.6f * (cpu - 1.0f), 0.3f, 2.0f);
 		ctx->mem_profile[r] = r == SMX_ROLE_CACHE ?
 			1.0f + 0.03f * (cpu - 1.0f) :
 			1.0f + 0.15f * (cpu - 1.0f);
@@ -422,73 +420,95 @@ smx_days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
+/* Read exactly n decimal digits; false on anything else. */
+static bool
+smx_digits(const char **p, int n, int *out)
+{
+	int			v = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		char		c = (*p)[i];
+
+		if (c < '0' || c > '9')
+			return false;
+		v = v * 10 + (c - '0');
+	}
+	*p += n;
+	*out = v;
+	return true;
+}
+
 bool
 smx_parse_iso8601(const char *s, double *epoch)
 {
+	const char *p = s;
 	int			y,
 				mo,
 				d,
 				h,
 				mi,
-				n = 0;
-	double		sec = 0;
+				sec = 0;
+	double		frac = 0;
 	int			off = 0;
-	const char *p;
 	static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 
-	if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+	if (!smx_digits(&p, 4, &y) || *p++ != '-' ||
+		!smx_digits(&p, 2, &mo) || *p++ != '-' ||
+		!smx_digits(&p, 2, &d))
 		return false;
-	p = s + n;
 	if (*p != 'T' && *p != ' ')
 		return false;
 	p++;
-	if (sscanf(p, "%2d:%2d%n", &h, &mi, &n) != 2 || n != 5)
+	if (!smx_digits(&p, 2, &h) || *p++ != ':' || !smx_digits(&p, 2, &mi))
 		return false;
-	p += n;
 	if (*p == ':')
 	{
-		char	   *end;
+		double		scale = 0.1;
 
 		p++;
-		if (p[0] < '0' || p[0] > '9' || p[1] < '0' || p[1] > '9')
+		if (!smx_digits(&p, 2, &sec) || sec > 59)
 			return false;
-		sec = strtod(p, &end);
-		if (end - p < 2 || sec >= 60.0)
-			return false;
-		p = end;
+		if (*p == '.')
+		{
+			p++;
+			if (*p < '0' || *p > '9')
+				return false;
+			for (; *p >= '0' && *p <= '9'; p++, scale /= 10)
+				frac += (*p - '0') * scale;
+		}
 	}
 	if (*p == 'Z')
 		p++;
 	else if (*p == '+' || *p == '-')
 	{
+		int			sign = *p == '-' ? -1 : 1;
 		int			oh,
 					om = 0;
-		int			sign = *p == '-' ? -1 : 1;
 
 		p++;
-		if (sscanf(p, "%2d%n", &oh, &n) != 1 || n != 2)
+		if (!smx_digits(&p, 2, &oh))
 			return false;
-		p += 2;
 		if (*p == ':')
-			p++;
-		if (*p)
 		{
-			if (sscanf(p, "%2d%n", &om, &n) != 1 || n != 2)
+			p++;
+			if (!smx_digits(&p, 2, &om))
 				return false;
-			p += 2;
 		}
+		else if (*p != '\0' && !smx_digits(&p, 2, &om))
+			return false;
 		if (oh > 14 || om > 59)
 			return false;
 		off = sign * (oh * 3600 + om * 60);
 	}
 	if (*p != '\0')
 		return false;
-	if (y < 1900 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
+	if (y < 1900 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] ||
 		h > 23 || mi > 59)
 		return false;
 	if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
 		return false;
 	*epoch = (double) smx_days_from_civil(y, mo, d) * 86400.0 +
-		h * 3600.0 + mi * 60.0 + sec - off;
+		h * 3600.0 + mi * 60.0 + sec + frac - off;
 	return true;
 }

@@ -67,11 +67,26 @@ sim_current_metrics(PG_FUNCTION_ARGS)
 	smx_require_loaded();
 	InitMaterializedSRF(fcinfo, 0);
 
-	/* copy under the shared lock; allocate for capacity before taking it */
-	desc = palloc(sizeof(SmxServerDesc) * smx_shared->capacity);
-	params = palloc(sizeof(smx_params) * smx_shared->capacity);
-	state = palloc(sizeof(smx_state) * smx_shared->capacity);
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	/*
+	 * Copy under the shared lock. Allocation happens before taking it, sized
+	 * from an unlocked read of nservers; if a reload grew the fleet in
+	 * between, allocate again.
+	 */
+	n = Max(smx_shared->nservers, 1);
+	for (;;)
+	{
+		desc = palloc(sizeof(SmxServerDesc) * n);
+		params = palloc(sizeof(smx_params) * n);
+		state = palloc(sizeof(smx_state) * n);
+		LWLockAcquire(smx_shared->lock, LW_SHARED);
+		if (smx_shared->nservers <= n)
+			break;
+		n = smx_shared->nservers;
+		LWLockRelease(smx_shared->lock);
+		pfree(desc);
+		pfree(params);
+		pfree(state);
+	}
 	n = smx_shared->nservers;
 	memcpy(desc, smx_shared_desc(), n * sizeof(SmxServerDesc));
 	memcpy(params, smx_shared_params(), n * sizeof(smx_params));

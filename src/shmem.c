@@ -30,6 +30,10 @@
 
 #define SMX_TRANCHE	"sim_metrics"
 
+/* The README and the max_servers description promise 408 bytes a server. */
+StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) == 408,
+				 "per-server shared memory changed: update README and max_servers help");
+
 SmxShared  *smx_shared = NULL;
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;

@@ -772,6 +772,11 @@ test_utc_offset(const long_stats *st0, uint64_t ticks)
 				shift,
 				mismatch = 0;
 
+	if (st9 == NULL)
+	{
+		printf("Bail out! out of memory\n");
+		exit(2);
+	}
 	default_config(&cfg0);
 	cfg9 = cfg0;
 	cfg9.utc_offset = 9 * HOUR;
@@ -1017,9 +1022,11 @@ test_status(void)
 		int			changes = 0;
 		smx_status	prev;
 
-		CHECK(status_fresh(m, warn - 0.1f) == SMX_STATUS_ONLINE, "%s %.1f -> online", name, warn - 0.1f);
+		CHECK(status_fresh(m, warn - 0.1f) == SMX_STATUS_ONLINE,
+			  "%s %.1f -> online", name, warn - 0.1f);
 		CHECK(status_fresh(m, warn) == SMX_STATUS_WARNING, "%s %.0f -> warning", name, warn);
-		CHECK(status_fresh(m, crit - 0.1f) == SMX_STATUS_WARNING, "%s %.1f -> warning", name, crit - 0.1f);
+		CHECK(status_fresh(m, crit - 0.1f) == SMX_STATUS_WARNING,
+			  "%s %.1f -> warning", name, crit - 0.1f);
 		CHECK(status_fresh(m, crit) == SMX_STATUS_CRITICAL, "%s %.0f -> critical", name, crit);
 		CHECK(status_fresh(m, 100.0f) == SMX_STATUS_CRITICAL, "%s 100 -> critical", name);
 
@@ -1164,6 +1171,14 @@ test_parse(void)
 		"garbage",
 		"",
 	};
+	static const char *const lenient[] = {
+		"2026-01-05T-1:00:00Z",
+		"2026-01-05T00:-5:00Z",
+		"2026-01-05T00:00:05e1Z",
+		"2026-01-05T00:00:00+09:-1",
+		"2026-+1-05T00:00:00Z",
+		"2026-01- 5T00:00:00Z",
+	};
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
 	{
@@ -1179,6 +1194,14 @@ test_parse(void)
 		bool		ok = smx_parse_iso8601(bad[i], &e);
 
 		CHECK(!ok && e == 12345, "reject \"%s\"", bad[i]);
+	}
+
+	/* signs, blanks, exponents and dangling parts inside fields */
+	for (size_t i = 0; i < sizeof(lenient) / sizeof(lenient[0]); i++)
+	{
+		double		e;
+
+		CHECK(!smx_parse_iso8601(lenient[i], &e), "reject \"%s\"", lenient[i]);
 	}
 }
 
@@ -1227,6 +1250,26 @@ test_roles_params(void)
 		  p.location_key == smx_hash_str("Seoul-ICN-AZ1") &&
 		  p.location_key != smx_hash_str("Seoul-ICN-AZ2"),
 		  "key from the server id, location_key from the location");
+
+	/* network_io is a share of the server's own capacity */
+	{
+		smx_config	cfg;
+		smx_state	s;
+		smx_tick_ctx ctx;
+
+		default_config(&cfg);
+		smx_params_init(&p, "x", "y", SMX_ROLE_WEB, -1, -1, -1, -1, 1e8);
+		sim_start(&cfg, &p, &s, 1, 0);
+		bad = 0;
+		for (uint64_t t = 1; t <= 50; t++)
+		{
+			smx_prepare_tick(&ctx, &cfg, t);
+			smx_step(&ctx, &p, &s, 1);
+			bad += s.network_io != llround((double) s.network / 100.0 * 1e8);
+		}
+		CHECK(bad == 0 && s.network_io > 0 && s.network_io < 100000000,
+			  "network_io == network%% x a 1e8 B/s capacity (%lld)", (long long) s.network_io);
+	}
 }
 
 static void

@@ -1,0 +1,155 @@
+
+# Helpers shared by the sim_metrics TAP tests (t/0*.pl).
+#
+# Every wait here is a bounded poll with a deadline; the only fixed sleeps are
+# the "nothing happens" windows of quiet_window(), which measure that a value
+# does NOT change over a bounded interval.
+package SimMetricsTest;
+
+use strict;
+use warnings FATAL => 'all';
+
+use Exporter 'import';
+use Time::HiRes qw(time usleep);
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+our @EXPORT = qw(
+  sim_node wait_until wait_value worker_pid sim_status_hash sim_tick_now
+  quiet_window log_offset log_since crash_lines
+);
+
+# Waits in the test framework (wait_for_log, background_psql, safe_psql)
+# give up after this many seconds instead of the default 180.
+$PostgreSQL::Test::Utils::timeout_default = 60;
+
+# A node with the extension preloaded (unless no_preload => 1) and the extra
+# postgresql.conf lines in $conf. Started unless start => 0.
+sub sim_node
+{
+	my ($name, $conf, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+
+	$node->init;
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'sim_metrics'\n")
+	  unless $opts{no_preload};
+	$node->append_conf('postgresql.conf', $conf) if defined $conf;
+	$node->start unless defined $opts{start} && !$opts{start};
+	return $node;
+}
+
+# Run $sql until its output equals $expected (a string) or matches it (a
+# qr//), for at most $secs seconds. Errors (e.g. while the server restarts)
+# count as "not yet". Returns the matching output, or undef after a diag.
+sub wait_until
+{
+	my ($node, $sql, $expected, $secs, $db) = @_;
+	$secs //= 30;
+	$db //= 'postgres';
+	my $deadline = time + $secs;
+	my ($out, $err, $ret) = ('', '', -1);
+
+	while (1)
+	{
+		$ret = $node->psql($db, $sql, stdout => \$out, stderr => \$err);
+		if ($ret == 0)
+		{
+			return $out
+			  if (ref $expected eq 'Regexp'
+				? $out =~ $expected
+				: $out eq $expected);
+		}
+		last if time > $deadline;
+		usleep(100_000);
+	}
+	diag "wait_until: no match within ${secs}s for: $sql\n"
+	  . "expected: $expected\nlast output: $out\nlast stderr: $err";
+	return undef;
+}
+
+# Poll a single-value query until $pred->($value) holds; returns the value
+# that satisfied it, or undef on timeout.
+sub wait_value
+{
+	my ($node, $sql, $pred, $secs, $what) = @_;
+	$secs //= 30;
+	my $deadline = time + $secs;
+	my ($out, $err) = ('', '');
+
+	while (1)
+	{
+		my $ret = $node->psql('postgres', $sql, stdout => \$out, stderr => \$err);
+		return $out if $ret == 0 && $out ne '' && $pred->($out);
+		last if time > $deadline;
+		usleep(100_000);
+	}
+	diag "wait_value: " . ($what // $sql)
+	  . " not reached within ${secs}s; last output '$out', stderr '$err'";
+	return undef;
+}
+
+# Pids of the sim_metrics workers in pg_stat_activity, comma separated.
+sub worker_pid
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '')
+		   FROM pg_stat_activity WHERE backend_type = 'sim_metrics worker'");
+}
+
+sub sim_status_hash
+{
+	my ($node) = @_;
+	return $node->query_hash('postgres',
+		'SELECT __COLUMNS__ FROM sim_status()',
+		qw(running paused session_id servers tick pid worker_state
+		  tick_interval_ms max_servers skipped_servers errors last_error));
+}
+
+sub sim_tick_now
+{
+	my ($node) = @_;
+	return $node->safe_psql('postgres', 'SELECT tick FROM sim_status()');
+}
+
+# Sample $sql every 100 ms for $secs seconds; returns the list of distinct
+# outputs seen, in order. Used to show that something does not change.
+sub quiet_window
+{
+	my ($node, $sql, $secs) = @_;
+	my $end = time + $secs;
+	my @seen;
+
+	while (time < $end)
+	{
+		my $v = $node->safe_psql('postgres', $sql);
+		push @seen, $v if !@seen || $seen[-1] ne $v;
+		usleep(100_000);
+	}
+	return @seen;
+}
+
+sub log_offset
+{
+	my ($node) = @_;
+	return -s $node->logfile;
+}
+
+sub log_since
+{
+	my ($node, $offset) = @_;
+	return slurp_file($node->logfile, $offset);
+}
+
+# Log lines that mean something went wrong in a server process.
+sub crash_lines
+{
+	my ($log) = @_;
+	return join "\n",
+	  grep { /\b(?:ERROR|FATAL|PANIC):|terminated by signal|exited with exit code|server process .* was terminated/ }
+	  split /\n/, $log;
+}
+
+1;
