@@ -20,6 +20,9 @@ EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS does not track headers; every object depends on all of ours.
+$(OBJS): $(wildcard src/*.h)
+
 MODEL_SRC = src/model.c test/model_test.c
 MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -Isrc
 

@@ -3,8 +3,9 @@
  *
  * Loading rules: under pg_upgrade (IsBinaryUpgrade) nothing is done, so the
  * worker never connects to a database pg_upgrade is rebuilding. When loaded
- * without shared_preload_libraries the settings still exist (SHOW works) but
- * no shared memory or worker is set up, and every SQL function raises
+ * without shared_preload_libraries only the reloadable settings are defined
+ * (PostgreSQL refuses new postmaster-context settings after startup), no
+ * shared memory or worker is set up, and every SQL function raises
  * OBJECT_NOT_IN_PREREQUISITE_STATE (see smx_require_loaded).
  */
 #include "postgres.h"
@@ -48,8 +49,9 @@ smx_check_start_time(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* Settings fixed at server start; only definable while preloading. */
 static void
-smx_define_gucs(void)
+smx_define_postmaster_gucs(void)
 {
 	DefineCustomStringVariable("sim_metrics.database_name",
 							   "Database the sim_metrics worker connects to.",
@@ -75,7 +77,12 @@ smx_define_gucs(void)
 							 "Off starts the worker paused; sim_start() resumes it.",
 							 &smx_enabled, true,
 							 PGC_POSTMASTER, 0, NULL, NULL, NULL);
+}
 
+/* Settings a reload changes; the worker and sim_tick() read the same values. */
+static void
+smx_define_reload_gucs(void)
+{
 	DefineCustomIntVariable("sim_metrics.tick_interval",
 							"Wall-clock time between automatic ticks.",
 							NULL,
@@ -105,8 +112,6 @@ smx_define_gucs(void)
 							NULL,
 							&smx_utc_offset_min, 0, -720, 840,
 							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
-
-	MarkGUCPrefixReserved("sim_metrics");
 }
 
 void
@@ -115,7 +120,10 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	smx_define_gucs();
+	smx_define_reload_gucs();
+	if (process_shared_preload_libraries_in_progress)
+		smx_define_postmaster_gucs();
+	MarkGUCPrefixReserved("sim_metrics");
 
 	if (!process_shared_preload_libraries_in_progress)
 		return;

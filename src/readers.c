@@ -168,7 +168,8 @@ sim_status(PG_FUNCTION_ARGS)
 	values[11] = TimestampTzGetDatum(smx_epoch_to_timestamptz(snap.start_epoch +
 															  (double) snap.tick * snap.step_seconds));
 	nulls[11] = !snap.clock_set;
-	values[12] = Int32GetDatum(smx_tick_interval_ms);
+	/* the interval the worker applies; this session's setting when none runs */
+	values[12] = Int32GetDatum(pid != 0 ? snap.worker_tick_interval_ms : smx_tick_interval_ms);
 	values[13] = Int32GetDatum(snap.capacity);
 	values[14] = Int32GetDatum(snap.skipped_servers);
 	values[15] = Int64GetDatum(snap.errors);

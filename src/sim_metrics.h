@@ -68,6 +68,7 @@ typedef struct SmxShared
 	TimestampTz last_tick_at;	/* wall clock of the last tick */
 	double		tick_ms;		/* model cost of the last tick, ms */
 	TimestampTz worker_started_at;
+	int			worker_tick_interval_ms;	/* as the worker last read it */
 	char		session_id[SMX_SESSION_LEN];
 	char		worker_state[32];	/* "starting", "waiting for extension"... */
 	char		last_error[SMX_ERROR_LEN];

@@ -161,15 +161,17 @@ sim_metrics_worker_main(Datum main_arg)
 										 0);
 	pgstat_report_appname(SMX_WORKER_TYPE);
 
-	pg_atomic_write_u32(&smx_shared->worker_pid, (uint32) MyProcPid);
-	on_shmem_exit(smx_worker_exit, (Datum) 0);
-
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	smx_shared->worker_started_at = GetCurrentTimestamp();
+	smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
 	snprintf(smx_shared->session_id, SMX_SESSION_LEN, "%llx-%d",
 			 (unsigned long long) smx_shared->worker_started_at, MyProcPid);
 	strlcpy(smx_shared->worker_state, "starting", sizeof(smx_shared->worker_state));
 	LWLockRelease(smx_shared->lock);
+
+	/* announce the pid last: sim_status() then sees a complete entry */
+	pg_atomic_write_u32(&smx_shared->worker_pid, (uint32) MyProcPid);
+	on_shmem_exit(smx_worker_exit, (Datum) 0);
 
 	ereport(LOG,
 			(errmsg("sim_metrics worker started in database \"%s\"%s",
@@ -197,6 +199,9 @@ sim_metrics_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			/* a new interval counts from the last tick */
 			next_tick = TimestampTzPlusMilliseconds(last, smx_tick_interval_ms);
+			LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+			smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
+			LWLockRelease(smx_shared->lock);
 		}
 
 		now = GetCurrentTimestamp();
