@@ -9,10 +9,11 @@
  *    so DROP DATABASE barriers and shutdown are never held up;
  *  - a loop memory context reset every iteration and switched back to after
  *    every commit or abort;
- *  - one failing iteration never kills the worker: the error is logged,
- *    recorded for sim_status(), the transaction aborted, and the next try
- *    backs off; only SMX_MAX_FAILURES in a row end it (exit code 1, so the
- *    postmaster starts a fresh one after bgw_restart_time);
+ *  - an error never kills the worker: it is logged, recorded for
+ *    sim_status(), the transaction aborted. A failed template reload backs
+ *    off and retries while the loaded fleet keeps ticking; only
+ *    SMX_MAX_FAILURES failed ticks in a row end the process (exit code 1,
+ *    so the postmaster starts a fresh one after bgw_restart_time);
  *  - it idles, without errors, while the extension is absent, being
  *    created or dropped, or the server is in recovery.
  */
@@ -140,13 +141,66 @@ smx_worker_prepare(bool paused)
 	return ready;
 }
 
+/*
+ * Run one step of the loop, catching any error: the error is logged and
+ * recorded for sim_status(), the transaction aborted, locks released, and
+ * memory put back in the loop context. Returns false when it failed.
+ */
+static bool
+smx_worker_guarded(bool (*step) (bool), bool arg, bool *result,
+				   MemoryContext loop_cxt)
+{
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		*result = step(arg);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(loop_cxt);
+		edata = CopyErrorData();
+		EmitErrorReport();
+		FlushErrorState();
+		LWLockReleaseAll();
+		AbortCurrentTransaction();
+		MemoryContextSwitchTo(loop_cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		smx_record_error(edata->message);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* One tick of the current fleet (no transaction needed). */
+static bool
+smx_worker_tick(bool unused)
+{
+	smx_engine_tick(1, true);
+	return true;
+}
+
+/* Retry delay after n failures in a row: interval x 2^(n-1), at most 60 s. */
+static long
+smx_backoff_ms(int failures)
+{
+	long		base = Max(smx_tick_interval_ms, SMX_IDLE_POLL_MS);
+
+	return failures > 16 ? SMX_MAX_BACKOFF_MS :
+		Min((long) SMX_MAX_BACKOFF_MS, base << (failures - 1));
+}
+
 void
 sim_metrics_worker_main(Datum main_arg)
 {
 	MemoryContext loop_cxt;
 	TimestampTz next_tick;
-	volatile int failures = 0;
-	volatile TimestampTz retry_at = 0;
+	int			prepare_failures = 0;
+	int			tick_failures = 0;
+	TimestampTz retry_at = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -186,7 +240,8 @@ sim_metrics_worker_main(Datum main_arg)
 	{
 		TimestampTz now;
 		bool		paused;
-		volatile long timeout_ms;
+		bool		ready = false;
+		long		timeout_ms;
 
 		MemoryContextSwitchTo(loop_cxt);
 		SMX_RESET_CONTEXT(loop_cxt);
@@ -208,74 +263,63 @@ sim_metrics_worker_main(Datum main_arg)
 		paused = pg_atomic_read_u32(&smx_shared->paused) != 0;
 		timeout_ms = smx_tick_interval_ms;
 
+		/* resuming starts a full interval later, not at once */
 		if (paused)
-		{
-			/* resuming starts a full interval later, not at once */
 			next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
-		}
 
-		/* templates are kept loaded while paused; only ticks stop */
+		/*
+		 * Check the extension and reload changed templates, also while
+		 * paused. A failure here (say, a broken server_templates) backs off
+		 * but does not stop the fleet already loaded from ticking.
+		 */
 		if (now >= retry_at)
 		{
-			volatile bool ticked = false;
-
-			PG_TRY();
+			if (smx_worker_guarded(smx_worker_prepare, paused, &ready, loop_cxt))
 			{
-				bool		ready = smx_worker_prepare(paused);
-
-				if (ready && !paused && now >= next_tick)
-				{
-					smx_engine_tick(1, true);
-					ticked = true;
-				}
-				if (!ready)
-					timeout_ms = SMX_IDLE_POLL_MS;
-				failures = 0;
+				prepare_failures = 0;
 				retry_at = 0;
 			}
-			PG_CATCH();
+			else
 			{
-				ErrorData  *edata;
-				long		backoff;
-
-				MemoryContextSwitchTo(loop_cxt);
-				edata = CopyErrorData();
-				EmitErrorReport();
-				FlushErrorState();
-				LWLockReleaseAll();
-				AbortCurrentTransaction();
-				MemoryContextSwitchTo(loop_cxt);
-				pgstat_report_activity(STATE_IDLE, NULL);
-
-				smx_record_error(edata->message);
-				failures++;
-				if (failures >= SMX_MAX_FAILURES)
-				{
-					ereport(LOG,
-							(errmsg("sim_metrics worker exiting after %d failed iterations in a row", failures)));
-					proc_exit(1);
-				}
-				backoff = Min((long) SMX_MAX_BACKOFF_MS,
-							  (long) Max(smx_tick_interval_ms, SMX_IDLE_POLL_MS) << (failures - 1));
-				retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
+				prepare_failures++;
+				retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   smx_backoff_ms(prepare_failures));
+				ready = OidIsValid(smx_shared->loaded_extension);
 			}
-			PG_END_TRY();
+		}
+		else
+			ready = OidIsValid(smx_shared->loaded_extension);
 
-			if (ticked)
+		if (!ready)
+			timeout_ms = SMX_IDLE_POLL_MS;
+		else if (!paused && now >= next_tick)
+		{
+			bool		unused;
+
+			if (smx_worker_guarded(smx_worker_tick, false, &unused, loop_cxt))
+				tick_failures = 0;
+			else if (++tick_failures >= SMX_MAX_FAILURES)
 			{
-				next_tick = TimestampTzPlusMilliseconds(next_tick, smx_tick_interval_ms);
-				/* after a stall, do not try to catch up in a burst */
-				if (next_tick <= now)
-					next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
+				ereport(LOG,
+						(errmsg("sim_metrics worker exiting after %d failed ticks in a row",
+								tick_failures)));
+				proc_exit(1);
 			}
+			next_tick = TimestampTzPlusMilliseconds(next_tick, smx_tick_interval_ms);
+			/* after a stall, do not try to catch up in a burst */
+			if (next_tick <= now)
+				next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
 		}
 
 		/* sleep until the next tick, retry or poll, whichever comes first */
 		now = GetCurrentTimestamp();
 		{
-			TimestampTz wake = retry_at > now ? retry_at : next_tick;
-			long		until = (long) ((wake - now) / 1000);
+			TimestampTz wake = next_tick;
+			long		until;
 
+			if (retry_at > now && retry_at < wake)
+				wake = retry_at;
+			until = (long) ((wake - now) / 1000);
 			timeout_ms = Min(timeout_ms, Max(until, 0));
 		}
 
