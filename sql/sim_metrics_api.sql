@@ -46,6 +46,12 @@ UPDATE server_templates SET baseline_cpu = 25 WHERE id = 'web-nginx-pus-01';
 SELECT sim_tick(120);
 SELECT cpu_usage < 50 AS back_down FROM sim_current_metrics() WHERE server_id = 'web-nginx-pus-01';
 
+-- a renamed server shows its new name in this same session (reader cache)
+SELECT name FROM sim_current_metrics() WHERE server_id = 'web-nginx-pus-01';
+UPDATE server_templates SET name = 'Renamed Web PUS-01' WHERE id = 'web-nginx-pus-01';
+SELECT sim_tick() > 0 AS ticked;
+SELECT name FROM sim_current_metrics() WHERE server_id = 'web-nginx-pus-01';
+
 -- settings that cannot be set per session
 SET sim_metrics.seed = 7;
 SET sim_metrics.start_time = 'yesterday';

@@ -110,6 +110,7 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 		memcpy(smx_shared_desc(), desc, n * sizeof(SmxServerDesc));
 		memcpy(smx_shared_params(), smx_priv_params, n * sizeof(smx_params));
 		smx_shared->nservers = n;
+		smx_shared->fleet_version++;
 	}
 	else
 		n = smx_shared->nservers;
@@ -403,6 +404,7 @@ smx_engine_clear(void)
 	smx_shared->clock_set = false;
 	smx_shared->loaded_extension = InvalidOid;
 	smx_shared->state_version++;
+	smx_shared->fleet_version++;
 	LWLockRelease(smx_shared->lock);
 	LWLockRelease(smx_shared->sim_lock);
 	smx_priv_valid = false;

@@ -48,16 +48,99 @@ smx_pct_datum(float v)
 }
 
 /*
+ * Per-backend read cache. The descriptive columns change only when the
+ * server list does (fleet_version), so their text datums are built once
+ * and reused; each call then copies just the 40-byte states under the lock.
+ * The buffers live for the backend, so repeated reads do not fault in fresh
+ * pages every call.
+ */
+#define SMX_TEXT_COLS	6		/* id, name, hostname, role, location, env */
+
+static MemoryContext smx_reader_cxt = NULL;
+static MemoryContext smx_reader_text_cxt = NULL;
+static uint64 smx_reader_fleet = 0;	/* fleet_version the cache holds */
+static bool smx_reader_valid = false;
+static int	smx_reader_cap = 0;
+static smx_state *smx_reader_state = NULL;
+static SmxServerDesc *smx_reader_desc = NULL;
+static uint8 *smx_reader_role = NULL;
+static Datum *smx_reader_text = NULL;	/* SMX_TEXT_COLS per server */
+static Datum smx_status_text[4];
+
+static Datum
+smx_text_in(MemoryContext cxt, const char *s)
+{
+	size_t		len = strlen(s);
+	text	   *t = MemoryContextAlloc(cxt, VARHDRSZ + len);
+
+	SET_VARSIZE(t, VARHDRSZ + len);
+	memcpy(VARDATA(t), s, len);
+	return PointerGetDatum(t);
+}
+
+/* Make the buffers hold at least n servers; contents are not kept. */
+static void
+smx_reader_reserve(int n)
+{
+	if (smx_reader_cxt == NULL)
+	{
+		smx_reader_cxt = AllocSetContextCreate(TopMemoryContext,
+											   "sim_metrics reader",
+											   ALLOCSET_DEFAULT_SIZES);
+		for (int i = 0; i < 4; i++)
+			smx_status_text[i] = smx_text_in(smx_reader_cxt, smx_status_names[i]);
+	}
+	if (n <= smx_reader_cap)
+		return;
+	n = Max(n, 64);
+	if (smx_reader_state)
+	{
+		pfree(smx_reader_state);
+		pfree(smx_reader_desc);
+		pfree(smx_reader_role);
+	}
+	smx_reader_state = MemoryContextAllocHuge(smx_reader_cxt, sizeof(smx_state) * n);
+	smx_reader_desc = MemoryContextAllocHuge(smx_reader_cxt, sizeof(SmxServerDesc) * n);
+	smx_reader_role = MemoryContextAlloc(smx_reader_cxt, n);
+	smx_reader_cap = n;
+	smx_reader_valid = false;
+}
+
+/* Rebuild the text datums from smx_reader_desc / smx_reader_role. */
+static void
+smx_reader_build_text(int n)
+{
+	if (smx_reader_text_cxt == NULL)
+		smx_reader_text_cxt = AllocSetContextCreate(smx_reader_cxt,
+													"sim_metrics reader text",
+													ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(smx_reader_text_cxt);
+	smx_reader_text = MemoryContextAllocHuge(smx_reader_text_cxt,
+											 sizeof(Datum) * SMX_TEXT_COLS * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		Datum	   *t = &smx_reader_text[i * SMX_TEXT_COLS];
+		SmxServerDesc *d = &smx_reader_desc[i];
+
+		t[0] = smx_text_in(smx_reader_text_cxt, d->id);
+		t[1] = smx_text_in(smx_reader_text_cxt, d->name);
+		t[2] = smx_text_in(smx_reader_text_cxt, d->hostname);
+		t[3] = smx_text_in(smx_reader_text_cxt, smx_role_names[smx_reader_role[i]]);
+		t[4] = smx_text_in(smx_reader_text_cxt, d->location);
+		t[5] = smx_text_in(smx_reader_text_cxt, d->environment);
+	}
+}
+
+/*
  * sim_current_metrics(): one row per live server, from shared memory.
  */
 Datum
 sim_current_metrics(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	SmxServerDesc *desc;
-	smx_params *params;
-	smx_state  *state;
 	int			n;
+	bool		fleet_changed;
 	uint64		tick;
 	TimestampTz updated_at;
 	TimestampTz sim_time;
@@ -68,59 +151,63 @@ sim_current_metrics(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	/*
-	 * Copy under the shared lock. Allocation happens before taking it, sized
-	 * from an unlocked read of nservers; if a reload grew the fleet in
-	 * between, allocate again.
+	 * Copy under the shared lock; buffers are sized beforehand from an
+	 * unlocked read of nservers, and if a reload grew the fleet in between
+	 * we release and try again. No allocation happens under the lock.
 	 */
-	n = Max(smx_shared->nservers, 1);
 	for (;;)
 	{
-		desc = palloc(sizeof(SmxServerDesc) * n);
-		params = palloc(sizeof(smx_params) * n);
-		state = palloc(sizeof(smx_state) * n);
+		smx_reader_reserve(smx_shared->nservers);
 		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		if (smx_shared->nservers <= n)
+		if (smx_shared->nservers <= smx_reader_cap)
 			break;
-		n = smx_shared->nservers;
 		LWLockRelease(smx_shared->lock);
-		pfree(desc);
-		pfree(params);
-		pfree(state);
 	}
 	n = smx_shared->nservers;
-	memcpy(desc, smx_shared_desc(), n * sizeof(SmxServerDesc));
-	memcpy(params, smx_shared_params(), n * sizeof(smx_params));
-	memcpy(state, smx_shared_state(), n * sizeof(smx_state));
+	fleet_changed = !smx_reader_valid || smx_reader_fleet != smx_shared->fleet_version;
+	if (fleet_changed)
+	{
+		smx_params *params = smx_shared_params();
+
+		memcpy(smx_reader_desc, smx_shared_desc(), n * sizeof(SmxServerDesc));
+		for (int i = 0; i < n; i++)
+			smx_reader_role[i] = params[i].role;
+		smx_reader_fleet = smx_shared->fleet_version;
+	}
+	memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
 	tick = smx_shared->tick;
 	updated_at = smx_shared->last_tick_at;
 	sim_time = smx_epoch_to_timestamptz(smx_shared->start_epoch +
 										(double) tick * smx_shared->step_seconds);
 	LWLockRelease(smx_shared->lock);
 
+	if (fleet_changed)
+	{
+		/* invalid until rebuilt, in case building fails half way */
+		smx_reader_valid = false;
+		smx_reader_build_text(n);
+		smx_reader_valid = true;
+	}
+
 	memset(nulls, 0, sizeof(nulls));
+	nulls[13] = true;			/* scenario: none acting yet */
+	values[13] = (Datum) 0;
+	values[14] = Int64GetDatum((int64) tick);
+	values[15] = TimestampTzGetDatum(sim_time);
+	values[16] = TimestampTzGetDatum(updated_at);
+	nulls[16] = updated_at == 0;
 	for (int i = 0; i < n; i++)
 	{
-		smx_state  *s = &state[i];
+		smx_state  *s = &smx_reader_state[i];
 
-		values[0] = CStringGetTextDatum(desc[i].id);
-		values[1] = CStringGetTextDatum(desc[i].name);
-		values[2] = CStringGetTextDatum(desc[i].hostname);
-		values[3] = CStringGetTextDatum(smx_role_names[params[i].role]);
-		values[4] = CStringGetTextDatum(desc[i].location);
-		values[5] = CStringGetTextDatum(desc[i].environment);
+		memcpy(values, &smx_reader_text[i * SMX_TEXT_COLS], SMX_TEXT_COLS * sizeof(Datum));
 		values[6] = smx_pct_datum(s->cpu);
 		values[7] = smx_pct_datum(s->memory);
 		values[8] = smx_pct_datum(s->disk);
 		values[9] = Int64GetDatum(s->network_io);
 		values[10] = smx_pct_datum(s->network);
 		values[11] = smx_pct_datum(s->response_ms);
-		values[12] = CStringGetTextDatum(smx_status_names[s->status]);
-		nulls[13] = true;		/* scenario: none acting yet */
-		values[13] = (Datum) 0;
-		values[14] = Int64GetDatum((int64) tick);
-		values[15] = TimestampTzGetDatum(sim_time);
-		values[16] = TimestampTzGetDatum(updated_at);
-		nulls[16] = updated_at == 0;
+		values[12] = smx_status_text[s->status];
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -65,6 +65,7 @@ typedef struct SmxShared
 	double		step_seconds;	/* step of the last tick */
 	uint64		tick;			/* ticks simulated so far */
 	uint64		state_version;	/* bumped by every publish */
+	uint64		fleet_version;	/* bumped when the server list changes */
 	TimestampTz last_tick_at;	/* wall clock of the last tick */
 	double		tick_ms;		/* model cost of the last tick, ms */
 	TimestampTz worker_started_at;
