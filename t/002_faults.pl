@@ -49,10 +49,7 @@ ok(wait_until($node, 'SELECT servers, tick >= 3 FROM sim_status()', '15|t', 30),
 	my $tick_gap = defined $gap ? (split /\|/, $gap)[3] : -1;
 	cmp_ok($tick_gap, '>=', $tick_before, 'tick kept during the gap');
 
-	my $pid2 = wait_value($node,
-		"SELECT coalesce(string_agg(pid::text, ','), '') FROM pg_stat_activity
-		  WHERE backend_type = 'sim_metrics worker'",
-		sub { $_[0] =~ /^\d+$/ && $_[0] ne $pid1 }, 30, 'new worker pid');
+	my $pid2 = wait_new_worker($node, $pid1, 'new worker pid');
 	ok(defined $pid2, 'a new worker appears');
 	$pid2 //= '';
 	isnt($pid2, $pid1, "new worker pid ($pid2) differs from the old ($pid1)");
@@ -83,9 +80,7 @@ ok(wait_until($node, 'SELECT servers, tick >= 3 FROM sim_status()', '15|t', 30),
 
 	# longer than bgw_restart_time: a worker that died would show up as a
 	# different pid (or none)
-	my @pids = quiet_window($node,
-		"SELECT coalesce(string_agg(pid::text, ','), '') FROM pg_stat_activity
-		  WHERE backend_type = 'sim_metrics worker'", 7);
+	my @pids = quiet_window($node, worker_pids_sql(), 7);
 	is("@pids", $pid, 'same single worker pid for 7 s after DROP EXTENSION');
 
 	my $log = log_since($node, $off);
@@ -195,10 +190,7 @@ ok(wait_until($node, 'SHOW sim_metrics.tick_interval', '200ms', 10), 'interval b
 		'the killed backend is the cause');
 	eval { $bg->quit };
 
-	my $new_pid = wait_value($node,
-		"SELECT coalesce(string_agg(pid::text, ','), '') FROM pg_stat_activity
-		  WHERE backend_type = 'sim_metrics worker'",
-		sub { $_[0] =~ /^\d+$/ && $_[0] ne $old_pid }, 30, 'worker after crash');
+	my $new_pid = wait_new_worker($node, $old_pid, 'worker after crash');
 	ok(defined $new_pid, 'a worker runs again after the crash restart');
 	$new_pid //= '';
 	isnt($new_pid, $old_pid, "new worker pid ($new_pid vs $old_pid)");

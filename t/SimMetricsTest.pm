@@ -16,7 +16,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(
-  sim_node wait_until wait_value worker_pid sim_status_hash sim_tick_now
+  sim_node wait_until wait_value worker_pid wait_new_worker worker_pids_sql
+  sim_status_hash sim_tick_now
   quiet_window log_offset log_since crash_lines
 );
 
@@ -91,12 +92,25 @@ sub wait_value
 }
 
 # Pids of the sim_metrics workers in pg_stat_activity, comma separated.
+sub worker_pids_sql
+{
+	return "SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '')
+	          FROM pg_stat_activity WHERE backend_type = 'sim_metrics worker'";
+}
+
 sub worker_pid
 {
 	my ($node) = @_;
-	return $node->safe_psql('postgres',
-		"SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '')
-		   FROM pg_stat_activity WHERE backend_type = 'sim_metrics worker'");
+	return $node->safe_psql('postgres', worker_pids_sql());
+}
+
+# Wait (bounded) for exactly one worker whose pid differs from $old_pid;
+# returns its pid, or undef on timeout.
+sub wait_new_worker
+{
+	my ($node, $old_pid, $what, $secs) = @_;
+	return wait_value($node, worker_pids_sql(),
+		sub { $_[0] =~ /^\d+$/ && $_[0] ne $old_pid }, $secs // 30, $what);
 }
 
 sub sim_status_hash
