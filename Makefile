@@ -10,7 +10,9 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
 
 PG_CONFIG ?= pg_config
-PG_CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter
+# -ffp-contract=off: no fused multiply-add, so the model gives the same bits
+# on every machine and in the unit tests
+PG_CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -ffp-contract=off
 
 REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
@@ -24,7 +26,7 @@ include $(PGXS)
 $(OBJS): $(wildcard src/*.h)
 
 MODEL_SRC = src/model.c test/model_test.c
-MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -Isrc
+MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -ffp-contract=off -Isrc
 
 test/model_test: $(MODEL_SRC) src/model.h
 	$(CC) $(MODEL_CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(MODEL_SRC) -lm -o $@

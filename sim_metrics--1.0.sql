@@ -10,11 +10,11 @@
 CREATE TABLE server_templates (
     id                  text PRIMARY KEY
                         CHECK (id ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{0,62}$'),
-    name                text NOT NULL CHECK (length(name) BETWEEN 1 AND 63),
-    hostname            text NOT NULL CHECK (length(hostname) BETWEEN 1 AND 127),
+    name                text NOT NULL CHECK (octet_length(name) BETWEEN 1 AND 63),
+    hostname            text NOT NULL CHECK (octet_length(hostname) BETWEEN 1 AND 127),
     role                text NOT NULL
                         CHECK (role IN ('web', 'app', 'database', 'cache', 'storage', 'load-balancer')),
-    location            text NOT NULL CHECK (length(location) BETWEEN 1 AND 47),
+    location            text NOT NULL CHECK (octet_length(location) BETWEEN 1 AND 47),
     base_cpu_limit      integer NOT NULL DEFAULT 100 CHECK (base_cpu_limit BETWEEN 1 AND 100),
     base_memory_limit   integer NOT NULL DEFAULT 32 CHECK (base_memory_limit > 0),
     base_disk_size      integer NOT NULL DEFAULT 500 CHECK (base_disk_size > 0),
@@ -32,7 +32,7 @@ CREATE TABLE server_templates (
     baseline_disk       real CHECK (baseline_disk BETWEEN 0 AND 100),
     baseline_network    real CHECK (baseline_network BETWEEN 0 AND 100),
     network_capacity_bps bigint NOT NULL DEFAULT 1250000000
-                        CHECK (network_capacity_bps > 0),
+                        CHECK (network_capacity_bps BETWEEN 1 AND 1000000000000000),
     depends_on          text[] NOT NULL DEFAULT '{}'
                         CHECK (NOT (id = ANY (depends_on)) AND array_position(depends_on, NULL) IS NULL),
     enabled             boolean NOT NULL DEFAULT true,
@@ -43,16 +43,17 @@ COMMENT ON TABLE server_templates IS
   'The simulated fleet: one row per server. Edits are picked up by the worker within a tick; NULL baselines take the role default.';
 COMMENT ON COLUMN server_templates.network_capacity_bps IS 'Network capacity in bytes per second; network % = network_io / capacity.';
 COMMENT ON COLUMN server_templates.depends_on IS 'Ids of the servers this one calls (cascade edges for incidents).';
-COMMENT ON COLUMN server_templates.is_default IS 'Row installed by CREATE EXTENSION; such rows are not included in pg_dump.';
+COMMENT ON COLUMN server_templates.is_default IS 'Row installed by CREATE EXTENSION; pg_dump leaves these rows (and changes to them) out, CREATE EXTENSION restores them as installed.';
 
 CREATE TABLE server_metrics_history (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
     server_id       text NOT NULL,
     cpu_usage       numeric(5,2) CHECK (cpu_usage BETWEEN 0 AND 100),
     memory_usage    numeric(5,2) CHECK (memory_usage BETWEEN 0 AND 100),
     disk_usage      numeric(5,2) CHECK (disk_usage BETWEEN 0 AND 100),
     network_io      bigint CHECK (network_io >= 0),
     status          text NOT NULL CHECK (status IN ('online', 'warning', 'critical', 'offline')),
-    "timestamp"     timestamptz NOT NULL,
+    "timestamp"     timestamptz NOT NULL DEFAULT now(),
     session_id      text,
     tick            bigint,
     scenario_run_id bigint
@@ -62,6 +63,8 @@ CREATE INDEX server_metrics_history_server_time
 
 COMMENT ON TABLE server_metrics_history IS
   'Every sample of every server (cold layer). No foreign key to server_templates on purpose: retired servers keep their history.';
+COMMENT ON COLUMN server_metrics_history.id IS
+  'Row number. Not a primary key on purpose: inserts are the hot path, and a time-partitioned table needs the partition key in every unique index.';
 COMMENT ON COLUMN server_metrics_history.scenario_run_id IS 'Ground truth: the scenario run acting on the server, NULL when none.';
 
 CREATE TABLE scenario_execution_log (
@@ -232,6 +235,7 @@ VALUES
 -- pg_dump keeps the rows users add; the default rows come back with CREATE EXTENSION.
 SELECT pg_catalog.pg_extension_config_dump('server_templates', 'WHERE NOT is_default');
 SELECT pg_catalog.pg_extension_config_dump('server_metrics_history', '');
+SELECT pg_catalog.pg_extension_config_dump('server_metrics_history_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('scenario_execution_log', '');
 SELECT pg_catalog.pg_extension_config_dump('scenario_execution_log_id_seq', '');
 

@@ -40,8 +40,12 @@ sim_metrics.time_scale = 60        # one simulated minute per tick
 sim_metrics.seed = 42
 CONF
 fi
-as_pg pg_ctl -D "$DIR/data" -l "$DIR/server.log" -w status >/dev/null 2>&1 ||
+# (re)start, so a rebuilt library is the one loaded
+if as_pg pg_ctl -D "$DIR/data" status >/dev/null 2>&1; then
+    as_pg pg_ctl -D "$DIR/data" -l "$DIR/server.log" -w -m fast restart >/dev/null
+else
     as_pg pg_ctl -D "$DIR/data" -l "$DIR/server.log" -w start >/dev/null
+fi
 psql_demo -c "CREATE EXTENSION IF NOT EXISTS sim_metrics"
 
 # wait (bounded) until the worker has loaded the fleet and ticked

@@ -3,7 +3,7 @@
 # Installs only what is missing, so a second run is quick.
 set -euo pipefail
 
-PKGS=(build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib-15
+PKGS=(build-essential postgresql-15 postgresql-server-dev-15
       libipc-run-perl valgrind libhiredis-dev redis-server)
 
 missing=()

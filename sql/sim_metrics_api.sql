@@ -38,6 +38,13 @@ DELETE FROM server_templates;
 ROLLBACK;
 SELECT sim_tick() > 0 AS ticked, (SELECT servers FROM sim_status()) AS servers;
 
+-- a reload inside a transaction that rolls back is undone by the next tick
+BEGIN;
+DELETE FROM server_templates;
+SELECT sim_reload();
+ROLLBACK;
+SELECT sim_tick() > 0 AS ticked, (SELECT servers FROM sim_status()) AS servers;
+
 -- a baseline edit keeps the server's state and moves its target
 UPDATE server_templates SET baseline_cpu = 95 WHERE id = 'web-nginx-pus-01';
 SELECT sim_tick(60);
@@ -51,6 +58,21 @@ SELECT name FROM sim_current_metrics() WHERE server_id = 'web-nginx-pus-01';
 UPDATE server_templates SET name = 'Renamed Web PUS-01' WHERE id = 'web-nginx-pus-01';
 SELECT sim_tick() > 0 AS ticked;
 SELECT name FROM sim_current_metrics() WHERE server_id = 'web-nginx-pus-01';
+
+-- text limits are bytes (the shared-memory slots): multibyte names fit by bytes
+\set VERBOSITY terse
+INSERT INTO server_templates (id, name, hostname, role, location)
+VALUES ('web-utf8-01', repeat('é', 32), 'h', 'web', 'Lab');
+\set VERBOSITY default
+INSERT INTO server_templates (id, name, hostname, role, location)
+VALUES ('web-utf8-01', repeat('é', 31) || 'x', 'h', 'web', 'Lab');
+SELECT sim_tick() > 0 AS ticked;
+SELECT octet_length(name), name = repeat('é', 31) || 'x' AS intact
+FROM sim_current_metrics() WHERE server_id = 'web-utf8-01';
+DELETE FROM server_templates WHERE id = 'web-utf8-01';
+\set VERBOSITY terse
+UPDATE server_templates SET network_capacity_bps = 9223372036854775807 WHERE id = 'web-nginx-icn-01';
+\set VERBOSITY default
 
 -- settings that cannot be set per session
 SET sim_metrics.seed = 7;

@@ -18,7 +18,9 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "access/xact.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/builtins.h"
@@ -94,23 +96,38 @@ smx_current_config(smx_config *cfg, bool for_publish)
 								 (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
 }
 
+/* A new server list to publish with a state (see smx_publish). */
+typedef struct SmxFleetUpdate
+{
+	const SmxServerDesc *desc;
+	int			n;
+	int			skipped;		/* enabled templates beyond capacity */
+	uint32		version;		/* templates_version the list was read at */
+	Oid			extension;
+} SmxFleetUpdate;
+
 /*
- * Publish the process-local copy. With desc, a new fleet of n servers is
- * published (descriptions, params and state in one critical section);
- * without, only the state of the current fleet. Caller must hold sim_lock;
- * takes `lock`.
+ * Publish the process-local copy: the state of the current fleet, or with
+ * fleet != NULL a new server list (descriptions, params and state in one
+ * critical section). Caller must hold sim_lock; takes `lock`.
  */
 static void
 smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
-			const SmxServerDesc *desc, int n)
+			const SmxFleetUpdate *fleet)
 {
+	int			n;
+
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	if (desc != NULL)
+	if (fleet != NULL)
 	{
-		memcpy(smx_shared_desc(), desc, n * sizeof(SmxServerDesc));
+		n = fleet->n;
+		memcpy(smx_shared_desc(), fleet->desc, n * sizeof(SmxServerDesc));
 		memcpy(smx_shared_params(), smx_priv_params, n * sizeof(smx_params));
 		smx_shared->nservers = n;
 		smx_shared->fleet_version++;
+		smx_shared->skipped_servers = fleet->skipped;
+		smx_shared->loaded_templates_version = fleet->version;
+		smx_shared->loaded_extension = fleet->extension;
 	}
 	else
 		n = smx_shared->nservers;
@@ -130,12 +147,17 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 }
 
 /*
- * Advance the simulation n ticks. Works in chunks so that a large n can be
- * cancelled between chunks and readers see progress.
+ * Advance the simulation n ticks and return the tick reached. Works in
+ * chunks so that a large n can be cancelled between chunks and readers see
+ * progress. The worker does not queue behind a backend that is stepping
+ * (say, a long sim_tick(n)): when sim_lock is busy it skips this tick and
+ * returns 0, so it stays responsive to signals.
  */
-void
+uint64
 smx_engine_tick(int64 n, bool from_worker)
 {
+	uint64		tick = 0;
+
 	smx_require_loaded();
 	smx_priv_alloc();
 
@@ -144,12 +166,14 @@ smx_engine_tick(int64 n, bool from_worker)
 		int64		chunk;
 		smx_config	cfg;
 		smx_tick_ctx ctx;
-		uint64		tick;
 		instr_time	start,
 					elapsed;
 		int			nservers;
 
-		LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+		if (!from_worker)
+			LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+		else if (!LWLockConditionalAcquire(smx_shared->sim_lock, LW_EXCLUSIVE))
+			return 0;
 		smx_priv_sync();
 		nservers = smx_shared->nservers;
 		chunk = Min(n, Max(1, SMX_WORK_PER_CHUNK / Max(nservers, 1)));
@@ -166,13 +190,13 @@ smx_engine_tick(int64 n, bool from_worker)
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 
-		smx_publish(&cfg, tick, INSTR_TIME_GET_MILLISEC(elapsed) / chunk, true,
-					NULL, 0);
+		smx_publish(&cfg, tick, INSTR_TIME_GET_MILLISEC(elapsed) / chunk, true, NULL);
 		LWLockRelease(smx_shared->sim_lock);
 
 		n -= chunk;
 		CHECK_FOR_INTERRUPTS();
 	}
+	return tick;
 }
 
 /*
@@ -215,13 +239,29 @@ smx_extension_schema(Oid *ext)
 	return nsp;
 }
 
+/*
+ * Copy a NUL-terminated string into a fixed slot of len bytes, cut on a
+ * character boundary (the table's CHECKs keep values within their slot;
+ * this keeps the output valid text whatever happens).
+ */
+void
+smx_copy_clipped(char *dst, const char *src, size_t len)
+{
+	int			n = strlen(src);
+
+	if (n >= (int) len)
+		n = pg_mbcliplen(src, n, len - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 /* A copy of a text column, or "" when NULL. */
 static void
 smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len)
 {
 	char	   *v = SPI_getvalue(tup, desc, col);
 
-	strlcpy(dst, v ? v : "", len);
+	smx_copy_clipped(dst, v ? v : "", len);
 }
 
 static double
@@ -244,6 +284,7 @@ smx_engine_reload(bool from_worker)
 {
 	Oid			ext;
 	Oid			nsp;
+	char	   *nspname;
 	uint32		version;
 	StringInfoData sql;
 	int			ret;
@@ -252,8 +293,9 @@ smx_engine_reload(bool from_worker)
 	int			cap;
 	SmxServerDesc *desc;
 	smx_params *params;
+	smx_state  *state;
 	int			n = 0;
-	int			skipped;
+	SmxFleetUpdate fleet;
 
 	smx_require_loaded();
 	smx_priv_alloc();
@@ -261,7 +303,8 @@ smx_engine_reload(bool from_worker)
 
 	version = pg_atomic_read_u32(&smx_shared->templates_version);
 	nsp = smx_extension_schema(&ext);
-	if (!OidIsValid(ext))
+	nspname = OidIsValid(ext) ? get_namespace_name(nsp) : NULL;
+	if (nspname == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"%s\" is not installed in this database",
@@ -276,18 +319,26 @@ smx_engine_reload(bool from_worker)
 					 " pg_catalog.count(*) OVER ()"
 					 " FROM %s.server_templates WHERE enabled"
 					 " ORDER BY id COLLATE \"C\" LIMIT %d",
-					 quote_identifier(get_namespace_name(nsp)), cap);
-
-	desc = palloc0(sizeof(SmxServerDesc) * cap);
-	params = palloc0(sizeof(smx_params) * cap);
+					 quote_identifier(nspname), cap);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* not read-only: take a snapshot newer than the version read above */
+
+	/*
+	 * Not read-only, so that in READ COMMITTED the query takes a snapshot
+	 * newer than the version read above. A transaction snapshot (REPEATABLE
+	 * READ and up) may predate it: then the list is marked as read at an
+	 * older version, so the worker reads it again with a fresh snapshot.
+	 */
 	ret = SPI_execute(sql.data, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading server_templates failed: %s", SPI_result_code_string(ret));
+	if (IsolationUsesXactSnapshot())
+		version--;
 	nrows = (int) SPI_processed;
+	desc = SPI_palloc(sizeof(SmxServerDesc) * Max(nrows, 1));
+	params = SPI_palloc(sizeof(smx_params) * Max(nrows, 1));
+	state = SPI_palloc(sizeof(smx_state) * Max(nrows, 1));
 	for (int i = 0; i < nrows; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -321,14 +372,18 @@ smx_engine_reload(bool from_worker)
 	}
 	SPI_finish();
 
-	skipped = total > cap ? (int) (total - cap) : 0;
-	if (skipped > 0)
+	fleet.desc = desc;
+	fleet.n = n;
+	fleet.skipped = total > cap ? (int) (total - cap) : 0;
+	fleet.version = version;
+	fleet.extension = ext;
+	if (fleet.skipped > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("sim_metrics: %lld enabled templates exceed sim_metrics.max_servers = %d",
 						(long long) total, cap),
 				 errdetail("Only the first %d servers by id are simulated, \"%s\" through \"%s\"; %d are left out.",
-						   n, n > 0 ? desc[0].id : "", n > 0 ? desc[n - 1].id : "", skipped),
+						   n, n > 0 ? desc[0].id : "", n > 0 ? desc[n - 1].id : "", fleet.skipped),
 				 errhint("Raise sim_metrics.max_servers and restart the server, or disable templates with enabled = false.")));
 
 	/* merge with the current fleet and publish */
@@ -336,7 +391,6 @@ smx_engine_reload(bool from_worker)
 	{
 		SmxServerDesc *old_desc = smx_shared_desc();
 		int			old_n = smx_shared->nservers;
-		smx_state  *state = palloc(sizeof(smx_state) * Max(n, 1));
 		smx_config	cfg;
 		smx_tick_ctx ctx;
 		int			j = 0;
@@ -347,8 +401,9 @@ smx_engine_reload(bool from_worker)
 			smx_shared->loaded_extension == ext &&
 			(int32) (version - smx_shared->loaded_templates_version) < 0)
 		{
+			n = smx_shared->nservers;
 			LWLockRelease(smx_shared->sim_lock);
-			return smx_shared->nservers;
+			return n;
 		}
 		smx_current_config(&cfg, true);
 		smx_prepare_tick(&ctx, &cfg, smx_shared->tick);
@@ -368,15 +423,8 @@ smx_engine_reload(bool from_worker)
 
 		memcpy(smx_priv_params, params, n * sizeof(smx_params));
 		memcpy(smx_priv_state, state, n * sizeof(smx_state));
-
-		smx_publish(&cfg, smx_shared->tick, 0, false, desc, n);
+		smx_publish(&cfg, smx_shared->tick, 0, false, &fleet);
 		smx_priv_valid = true;
-
-		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-		smx_shared->skipped_servers = skipped;
-		smx_shared->loaded_templates_version = version;
-		smx_shared->loaded_extension = ext;
-		LWLockRelease(smx_shared->lock);
 	}
 	LWLockRelease(smx_shared->sim_lock);
 
@@ -414,8 +462,11 @@ smx_engine_clear(void)
 void
 smx_record_error(const char *msg)
 {
+	char		clipped[SMX_ERROR_LEN];
+
+	smx_copy_clipped(clipped, msg ? msg : "unknown error", SMX_ERROR_LEN);
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	strlcpy(smx_shared->last_error, msg, SMX_ERROR_LEN);
+	memcpy(smx_shared->last_error, clipped, SMX_ERROR_LEN);
 	smx_shared->last_error_at = GetCurrentTimestamp();
 	smx_shared->errors++;
 	LWLockRelease(smx_shared->lock);

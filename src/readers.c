@@ -33,11 +33,20 @@ PG_FUNCTION_INFO_V1(sim_templates_changed);
 #define SMX_CURRENT_COLS	17
 #define SMX_STATUS_COLS		16
 
-static TimestampTz
-smx_epoch_to_timestamptz(double epoch)
+/*
+ * Unix seconds to timestamptz; false when out of range (an extreme
+ * time_scale x tick can leave the timestamptz range).
+ */
+static bool
+smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
 {
-	return (TimestampTz) ((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-						  USECS_PER_SEC);
+	double		usecs = (epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+		USECS_PER_SEC;
+
+	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
+		return false;
+	*ts = (TimestampTz) usecs;
+	return true;
 }
 
 /* Round to two decimals, as dashboards show percentages. */
@@ -143,11 +152,12 @@ sim_current_metrics(PG_FUNCTION_ARGS)
 	bool		fleet_changed;
 	uint64		tick;
 	TimestampTz updated_at;
-	TimestampTz sim_time;
+	TimestampTz sim_time = 0;
+	bool		sim_time_valid;
 	Datum		values[SMX_CURRENT_COLS];
 	bool		nulls[SMX_CURRENT_COLS];
 
-	smx_require_loaded();
+	smx_require_fleet_database();
 	InitMaterializedSRF(fcinfo, 0);
 
 	/*
@@ -177,8 +187,9 @@ sim_current_metrics(PG_FUNCTION_ARGS)
 	memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
 	tick = smx_shared->tick;
 	updated_at = smx_shared->last_tick_at;
-	sim_time = smx_epoch_to_timestamptz(smx_shared->start_epoch +
-										(double) tick * smx_shared->step_seconds);
+	sim_time_valid = smx_epoch_to_timestamptz(smx_shared->start_epoch +
+											  (double) tick * smx_shared->step_seconds,
+											  &sim_time);
 	LWLockRelease(smx_shared->lock);
 
 	if (fleet_changed)
@@ -194,6 +205,7 @@ sim_current_metrics(PG_FUNCTION_ARGS)
 	values[13] = (Datum) 0;
 	values[14] = Int64GetDatum((int64) tick);
 	values[15] = TimestampTzGetDatum(sim_time);
+	nulls[15] = !sim_time_valid;
 	values[16] = TimestampTzGetDatum(updated_at);
 	nulls[16] = updated_at == 0;
 	for (int i = 0; i < n; i++)
@@ -225,7 +237,7 @@ sim_status(PG_FUNCTION_ARGS)
 	SmxShared	snap;
 	int			pid;
 
-	smx_require_loaded();
+	smx_require_fleet_database();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
@@ -252,9 +264,14 @@ sim_status(PG_FUNCTION_ARGS)
 	values[9] = TimestampTzGetDatum(snap.last_error_at);
 	nulls[9] = snap.last_error_at == 0;
 	values[10] = CStringGetTextDatum(pid != 0 ? snap.worker_state : "not running");
-	values[11] = TimestampTzGetDatum(smx_epoch_to_timestamptz(snap.start_epoch +
-															  (double) snap.tick * snap.step_seconds));
-	nulls[11] = !snap.clock_set;
+	{
+		TimestampTz sim_time = 0;
+
+		nulls[11] = !snap.clock_set ||
+			!smx_epoch_to_timestamptz(snap.start_epoch + (double) snap.tick * snap.step_seconds,
+									  &sim_time);
+		values[11] = TimestampTzGetDatum(sim_time);
+	}
 	/* the interval the worker applies; this session's setting when none runs */
 	values[12] = Int32GetDatum(pid != 0 ? snap.worker_tick_interval_ms : smx_tick_interval_ms);
 	values[13] = Int32GetDatum(snap.capacity);
@@ -267,7 +284,7 @@ sim_status(PG_FUNCTION_ARGS)
 Datum
 sim_start(PG_FUNCTION_ARGS)
 {
-	smx_require_loaded();
+	smx_require_fleet_database();
 	pg_atomic_write_u32(&smx_shared->paused, 0);
 	smx_wake_worker();
 	PG_RETURN_BOOL(pg_atomic_read_u32(&smx_shared->worker_pid) != 0);
@@ -276,7 +293,7 @@ sim_start(PG_FUNCTION_ARGS)
 Datum
 sim_stop(PG_FUNCTION_ARGS)
 {
-	smx_require_loaded();
+	smx_require_fleet_database();
 	pg_atomic_write_u32(&smx_shared->paused, 1);
 	smx_wake_worker();
 	PG_RETURN_VOID();
@@ -298,21 +315,20 @@ sim_tick(PG_FUNCTION_ARGS)
 {
 	int32		n = PG_GETARG_INT32(0);
 
-	smx_require_loaded();
+	smx_require_fleet_database();
 	if (n < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("number of ticks must be at least 1, not %d", n),
 				 errhint("Call sim_tick() or sim_tick(n) with a positive n.")));
 	smx_reload_if_stale();
-	smx_engine_tick(n, false);
-	PG_RETURN_INT64((int64) smx_shared->tick);
+	PG_RETURN_INT64((int64) smx_engine_tick(n, false));
 }
 
 Datum
 sim_reload(PG_FUNCTION_ARGS)
 {
-	smx_require_loaded();
+	smx_require_fleet_database();
 	PG_RETURN_INT32(smx_engine_reload(false));
 }
 
@@ -328,17 +344,25 @@ smx_xact_callback(XactEvent event, void *arg)
 {
 	if (!smx_templates_dirty)
 		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	switch (event)
 	{
-		smx_templates_dirty = false;
-		if (smx_shared != NULL)
-		{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+
+			/*
+			 * An abort announces too: a sim_reload() or sim_tick() inside
+			 * the transaction may have published the uncommitted rows.
+			 */
+			smx_templates_dirty = false;
 			pg_atomic_fetch_add_u32(&smx_shared->templates_version, 1);
 			smx_wake_worker();
-		}
+			break;
+		default:
+			break;
 	}
-	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
-		smx_templates_dirty = false;
 }
 
 /*
@@ -352,7 +376,7 @@ sim_templates_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("sim_templates_changed() must be called as a trigger")));
-	if (smx_shared != NULL)
+	if (smx_shared != NULL && smx_in_fleet_database())
 	{
 		if (!smx_xact_callback_registered)
 		{

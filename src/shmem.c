@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
@@ -126,7 +127,7 @@ smx_shmem_install_hooks(void)
 	shmem_startup_hook = smx_shmem_startup;
 }
 
-/* Every SQL entry point calls this first. */
+/* Every entry point calls this first. */
 void
 smx_require_loaded(void)
 {
@@ -135,4 +136,36 @@ smx_require_loaded(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("sim_metrics must be loaded via shared_preload_libraries"),
 				 errhint("Add sim_metrics to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * True when this backend is connected to the database the fleet belongs to
+ * (sim_metrics.database_name). There is one fleet per cluster.
+ */
+bool
+smx_in_fleet_database(void)
+{
+	static int	cached = -1;	/* a backend never changes database */
+
+	if (cached < 0)
+	{
+		if (!OidIsValid(MyDatabaseId))
+			return false;
+		cached = get_database_oid(smx_database_name, true) == MyDatabaseId;
+	}
+	return cached == 1;
+}
+
+/* SQL entry points: preloaded, and called from the fleet's database. */
+void
+smx_require_fleet_database(void)
+{
+	smx_require_loaded();
+	if (!smx_in_fleet_database())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("sim_metrics runs in database \"%s\", not in \"%s\"",
+						smx_database_name, get_database_name(MyDatabaseId)),
+				 errhint("Connect to database \"%s\", or set sim_metrics.database_name and restart the server.",
+						 smx_database_name)));
 }

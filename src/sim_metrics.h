@@ -95,15 +95,18 @@ extern SmxServerDesc *smx_shared_desc(void);
 extern smx_params *smx_shared_params(void);
 extern smx_state *smx_shared_state(void);
 extern void smx_require_loaded(void);
+extern bool smx_in_fleet_database(void);
+extern void smx_require_fleet_database(void);
 
 /* engine.c */
-extern void smx_engine_tick(int64 n, bool from_worker);
+extern uint64 smx_engine_tick(int64 n, bool from_worker);
 extern int	smx_engine_reload(bool from_worker);
 extern void smx_engine_clear(void);
 extern bool smx_engine_needs_reload(Oid ext);
 extern Oid	smx_extension_schema(Oid *ext);
 extern void smx_current_config(smx_config *cfg, bool for_publish);
 extern void smx_record_error(const char *msg);
+extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 
 /* worker.c */
 extern void smx_register_worker(void);

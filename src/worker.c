@@ -32,6 +32,7 @@
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/lsyscache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -73,6 +74,9 @@ smx_wake_worker(void)
 	if (proc != NULL)
 		SetLatch(&proc->procLatch);
 }
+
+/* Reset every iteration; current again after every commit or abort. */
+static MemoryContext smx_loop_cxt = NULL;
 
 static void
 smx_set_worker_state(const char *state)
@@ -134,6 +138,7 @@ smx_worker_prepare(bool paused)
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextSwitchTo(smx_loop_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	pgstat_report_stat(false);
 
@@ -147,9 +152,10 @@ smx_worker_prepare(bool paused)
  * memory put back in the loop context. Returns false when it failed.
  */
 static bool
-smx_worker_guarded(bool (*step) (bool), bool arg, bool *result,
-				   MemoryContext loop_cxt)
+smx_worker_guarded(bool (*step) (bool), bool arg, bool *result)
 {
+	MemoryContext loop_cxt = smx_loop_cxt;
+
 	volatile bool ok = true;
 
 	PG_TRY();
@@ -175,12 +181,14 @@ smx_worker_guarded(bool (*step) (bool), bool arg, bool *result,
 	return ok;
 }
 
-/* One tick of the current fleet (no transaction needed). */
+/*
+ * One tick of the current fleet (no transaction needed). Returns false when
+ * a backend was stepping the simulation and this tick was skipped.
+ */
 static bool
 smx_worker_tick(bool unused)
 {
-	smx_engine_tick(1, true);
-	return true;
+	return smx_engine_tick(1, true) != 0;
 }
 
 /* Retry delay after n failures in a row: interval x 2^(n-1), at most 60 s. */
@@ -198,6 +206,7 @@ sim_metrics_worker_main(Datum main_arg)
 {
 	MemoryContext loop_cxt;
 	TimestampTz next_tick;
+	TimestampTz last_prepare = 0;
 	int			prepare_failures = 0;
 	int			tick_failures = 0;
 	TimestampTz retry_at = 0;
@@ -232,8 +241,13 @@ sim_metrics_worker_main(Datum main_arg)
 					smx_database_name,
 					pg_atomic_read_u32(&smx_shared->paused) ? " (paused)" : "")));
 
+	/* template reads must see the latest commits, whatever the default */
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
+
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics loop",
 									 ALLOCSET_DEFAULT_SIZES);
+	smx_loop_cxt = loop_cxt;
 	next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), smx_tick_interval_ms);
 
 	for (;;)
@@ -269,12 +283,21 @@ sim_metrics_worker_main(Datum main_arg)
 
 		/*
 		 * Check the extension and reload changed templates, also while
-		 * paused. A failure here (say, a broken server_templates) backs off
-		 * but does not stop the fleet already loaded from ticking.
+		 * paused: at once when the templates changed or nothing is loaded,
+		 * otherwise once a second (to notice DROP EXTENSION) rather than
+		 * in a transaction every tick. A failure here (say, a broken
+		 * server_templates) backs off but does not stop the fleet already
+		 * loaded from ticking.
 		 */
-		if (now >= retry_at)
+		ready = OidIsValid(smx_shared->loaded_extension);
+		if (now >= retry_at &&
+			(!ready ||
+			 smx_shared->loaded_templates_version !=
+			 pg_atomic_read_u32(&smx_shared->templates_version) ||
+			 now >= TimestampTzPlusMilliseconds(last_prepare, SMX_IDLE_POLL_MS)))
 		{
-			if (smx_worker_guarded(smx_worker_prepare, paused, &ready, loop_cxt))
+			last_prepare = now;
+			if (smx_worker_guarded(smx_worker_prepare, paused, &ready))
 			{
 				prepare_failures = 0;
 				retry_at = 0;
@@ -287,8 +310,6 @@ sim_metrics_worker_main(Datum main_arg)
 				ready = OidIsValid(smx_shared->loaded_extension);
 			}
 		}
-		else
-			ready = OidIsValid(smx_shared->loaded_extension);
 
 		if (!ready)
 			timeout_ms = SMX_IDLE_POLL_MS;
@@ -296,7 +317,7 @@ sim_metrics_worker_main(Datum main_arg)
 		{
 			bool		unused;
 
-			if (smx_worker_guarded(smx_worker_tick, false, &unused, loop_cxt))
+			if (smx_worker_guarded(smx_worker_tick, false, &unused))
 				tick_failures = 0;
 			else if (++tick_failures >= SMX_MAX_FAILURES)
 			{
@@ -327,6 +348,8 @@ sim_metrics_worker_main(Datum main_arg)
 						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 timeout_ms, SMX_WAIT_EVENT_MAIN);
 		ResetLatch(MyLatch);
+		/* a cancel (pg_cancel_backend) has no query to cancel here */
+		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 	}
 }

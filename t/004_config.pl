@@ -59,6 +59,34 @@ use SimMetricsTest;
 		DELETE FROM server_templates WHERE id = 'np-1';});
 	is($ret, 0, 'template edits work without preloading') or diag $err;
 
+	# -----------------------------------------------------------------------
+	# The extension also created (without preloading, so unguarded) in a
+	# second database: once preloaded, only sim_metrics.database_name owns
+	# the one fleet; calls from the other database are refused, and its
+	# edits do not disturb the fleet.
+	# -----------------------------------------------------------------------
+	$node->safe_psql('postgres', 'CREATE DATABASE elsewhere');
+	$node->safe_psql('elsewhere', 'CREATE EXTENSION sim_metrics');
+	$node->append_conf('postgresql.conf', <<'EOC');
+shared_preload_libraries = 'sim_metrics'
+sim_metrics.database_name = 'postgres'
+sim_metrics.tick_interval = '200ms'
+EOC
+	$node->restart;
+	ok(wait_until($node, 'SELECT servers FROM sim_status()', '15', 30),
+		'preloaded: the fleet of database postgres is loaded');
+	for my $call ('SELECT * FROM sim_current_metrics()', 'SELECT * FROM sim_status()',
+		'SELECT sim_tick()', 'SELECT sim_reload()')
+	{
+		($ret, $out, $err) =
+		  $node->psql('elsewhere', "\\set VERBOSITY verbose\n$call");
+		like($err, qr/ERROR:  55000: sim_metrics runs in database "postgres", not in "elsewhere"/,
+			"$call from another database is refused");
+	}
+	$node->safe_psql('elsewhere', 'DELETE FROM server_templates');
+	my @seen = quiet_window($node, 'SELECT servers FROM sim_status()', 2);
+	is("@seen", '15', "the other database's edits leave the fleet alone");
+
 	$node->stop;
 }
 

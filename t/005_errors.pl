@@ -82,5 +82,40 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM sim_current_metrics()'),
 $locker->query_safe('ROLLBACK;');
 $locker->quit;
 
+# ---------------------------------------------------------------------------
+# pg_cancel_backend(worker) has nothing to cancel: the worker stays
+# ---------------------------------------------------------------------------
+
+$offset = log_offset($node);
+$pid = worker_pid($node);
+$node->safe_psql('postgres', "SELECT pg_cancel_backend($pid)") for 1 .. 3;
+my $t1 = sim_tick_now($node);
+ok(defined wait_value($node, 'SELECT tick FROM sim_status()',
+		sub { $_[0] >= $t1 + 10 }, 20),
+	'ticks continue after pg_cancel_backend(worker)');
+is(worker_pid($node), $pid, 'same worker pid after cancel');
+unlike(log_since($node, $offset), qr/exited with exit code/, 'the worker did not exit');
+
+# ---------------------------------------------------------------------------
+# A REPEATABLE READ sim_reload() with an old snapshot does not bring back an
+# old fleet for good
+# ---------------------------------------------------------------------------
+
+my $rr = $node->background_psql('postgres');
+$rr->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ;');
+$rr->query_safe('SELECT count(*) FROM server_templates;');    # snapshot taken
+$node->safe_psql('postgres', q{
+	INSERT INTO server_templates (id, name, hostname, role, location)
+	VALUES ('web-rr-01', 'RR', 'web-rr-01.example', 'web', 'Lab-1');});
+ok(wait_until($node, 'SELECT servers FROM sim_status()', '17', 20),
+	'the worker loads the new template');
+$rr->query_safe('SELECT sim_reload();');
+$rr->query_safe('COMMIT;');
+$rr->quit;
+ok(wait_until($node, 'SELECT servers FROM sim_status()', '17', 20),
+	'after a REPEATABLE READ reload the fleet is the committed one again');
+my @still = quiet_window($node, 'SELECT servers FROM sim_status()', 2);
+is("@still", '17', 'and stays so');
+
 $node->stop;
 done_testing();
