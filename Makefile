@@ -14,7 +14,7 @@ PG_CONFIG ?= pg_config
 # on every machine and in the unit tests
 PG_CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -ffp-contract=off
 
-REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api
+REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
 TAP_TESTS = 1
 EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg

@@ -109,14 +109,40 @@ CREATE FUNCTION sim_status(
     OUT tick_ms double precision, OUT pid integer, OUT last_error text,
     OUT last_error_at timestamptz, OUT worker_state text,
     OUT sim_time timestamptz, OUT tick_interval_ms integer,
-    OUT max_servers integer, OUT skipped_servers integer, OUT errors bigint)
+    OUT max_servers integer, OUT skipped_servers integer, OUT errors bigint,
+    OUT pending_samples bigint, OUT last_flush_at timestamptz,
+    OUT flushed_samples bigint, OUT dropped_samples bigint,
+    OUT flush_errors bigint, OUT buffer_capacity bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'sim_status'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION sim_status() IS
-  'State of the simulator and its worker: tick, cost of the last tick (tick_ms), pid, last error.';
+  'State of the simulator and its worker: tick, cost of the last tick (tick_ms), pid, last error, buffered and flushed history samples.';
+
+CREATE FUNCTION sim_flush() RETURNS bigint
+AS 'MODULE_PATHNAME', 'sim_flush'
+LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION sim_flush() IS
+  'Write buffered samples to server_metrics_history now; returns rows written. Inside a transaction block they leave the buffer when it commits.';
+
+CREATE FUNCTION sim_history(
+    server_id text, since timestamptz, until timestamptz DEFAULT now(),
+    OUT server_id text, OUT "timestamp" timestamptz,
+    OUT cpu_usage double precision, OUT memory_usage double precision,
+    OUT disk_usage double precision, OUT network_io bigint, OUT status text,
+    OUT session_id text, OUT tick bigint, OUT scenario_run_id bigint,
+    OUT source text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sim_history'
+LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION sim_history(text, timestamptz, timestamptz) IS
+  'A server''s samples between since and until (simulated time), in order: buffered ones (source memory) merged with the table (source table), no gaps, no duplicates.';
 
 CREATE FUNCTION sim_start() RETURNS boolean
 AS 'MODULE_PATHNAME', 'sim_start'
@@ -247,5 +273,6 @@ REVOKE ALL ON server_templates, server_metrics_history, scenario_execution_log F
 GRANT SELECT ON server_templates, server_metrics_history, scenario_execution_log TO PUBLIC;
 
 REVOKE ALL ON FUNCTION sim_start(), sim_stop(), sim_tick(integer), sim_reload(),
-    sim_templates_changed() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION sim_current_metrics(), sim_status() TO PUBLIC;
+    sim_flush(), sim_templates_changed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION sim_current_metrics(), sim_status(),
+    sim_history(text, timestamptz, timestamptz) TO PUBLIC;

@@ -100,7 +100,9 @@ smx_current_config(smx_config *cfg, bool for_publish)
 typedef struct SmxFleetUpdate
 {
 	const SmxServerDesc *desc;
+	const int32 *id_ref;		/* id pool entry of each server */
 	int			n;
+	bool		restored;		/* history was consulted for this list */
 	int			skipped;		/* enabled templates beyond capacity */
 	uint32		version;		/* templates_version the list was read at */
 	Oid			extension;
@@ -113,16 +115,21 @@ typedef struct SmxFleetUpdate
  */
 static void
 smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
-			const SmxFleetUpdate *fleet)
+			const SmxFleetUpdate *fleet, uint64 ring_head, int64 dropped)
 {
 	int			n;
 
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->ring_head = ring_head;
+	smx_shared->dropped_total += dropped;
 	if (fleet != NULL)
 	{
 		n = fleet->n;
 		memcpy(smx_shared_desc(), fleet->desc, n * sizeof(SmxServerDesc));
 		memcpy(smx_shared_params(), smx_priv_params, n * sizeof(smx_params));
+		memcpy(smx_shared_id_ref(), fleet->id_ref, n * sizeof(int32));
+		if (fleet->restored)
+			smx_shared->history_restored = true;
 		smx_shared->nservers = n;
 		smx_shared->fleet_version++;
 		smx_shared->skipped_servers = fleet->skipped;
@@ -144,6 +151,34 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 	smx_shared->state_version++;
 	smx_priv_version = smx_shared->state_version;
 	LWLockRelease(smx_shared->lock);
+}
+
+/*
+ * Samples were dropped because the ring was full: say so at most once a
+ * minute (they are all counted in sim_status().dropped_samples).
+ */
+static void
+smx_report_dropped(int64 dropped, bool from_worker)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		report = false;
+	int64		total;
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (now >= TimestampTzPlusMilliseconds(smx_shared->last_drop_log_at, 60000))
+	{
+		smx_shared->last_drop_log_at = now;
+		report = true;
+	}
+	total = smx_shared->dropped_total;
+	LWLockRelease(smx_shared->lock);
+	if (report)
+		ereport(from_worker ? LOG : WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("sim_metrics: history ring full, dropped the newest %lld samples (%lld since start)",
+						(long long) dropped, (long long) total),
+				 errdetail("Samples waiting for a flush to server_metrics_history are kept; new ones are dropped until a flush makes room."),
+				 errhint("Check sim_status().last_error for why flushes fail, or raise sim_metrics.history_buffer.")));
 }
 
 /*
@@ -169,6 +204,17 @@ smx_engine_tick(int64 n, bool from_worker)
 		instr_time	start,
 					elapsed;
 		int			nservers;
+		uint64		head;
+		uint64		tail;
+		uint64		room;
+		int64		dropped = 0;
+		int32	   *id_ref = smx_shared_id_ref();
+
+		/* a backend stepping many ticks waits for the worker's flushes */
+		if (!from_worker && smx_shared->nservers > 0 &&
+			smx_ring_free() < (uint64) smx_shared->nservers)
+			smx_wait_ring_room((uint64) smx_shared->nservers *
+							   Min(n, (int64) smx_history_buffer / 2 + 1));
 
 		if (!from_worker)
 			LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
@@ -176,7 +222,15 @@ smx_engine_tick(int64 n, bool from_worker)
 			return 0;
 		smx_priv_sync();
 		nservers = smx_shared->nservers;
+		head = smx_shared->ring_head;	/* only the sim_lock holder writes it */
+		LWLockAcquire(smx_shared->lock, LW_SHARED);
+		tail = smx_shared->ring_tail;
+		LWLockRelease(smx_shared->lock);
+		room = smx_shared->ring_capacity - (head - tail);
+
 		chunk = Min(n, Max(1, SMX_WORK_PER_CHUNK / Max(nservers, 1)));
+		if (nservers > 0)
+			chunk = Min(chunk, Max(1, (int64) (room / nservers)));
 		smx_current_config(&cfg, true);
 		tick = smx_shared->tick;
 
@@ -186,13 +240,18 @@ smx_engine_tick(int64 n, bool from_worker)
 			tick++;
 			smx_prepare_tick(&ctx, &cfg, tick);
 			smx_step(&ctx, smx_priv_params, smx_priv_state, nservers);
+			smx_history_append(smx_priv_state, id_ref, nservers, tick,
+							   ctx.sim_epoch, &head, tail, &dropped);
 		}
 		INSTR_TIME_SET_CURRENT(elapsed);
 		INSTR_TIME_SUBTRACT(elapsed, start);
 
-		smx_publish(&cfg, tick, INSTR_TIME_GET_MILLISEC(elapsed) / chunk, true, NULL);
+		smx_publish(&cfg, tick, INSTR_TIME_GET_MILLISEC(elapsed) / chunk, true, NULL,
+					head, dropped);
 		LWLockRelease(smx_shared->sim_lock);
 
+		if (dropped > 0)
+			smx_report_dropped(dropped, from_worker);
 		n -= chunk;
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -294,6 +353,14 @@ smx_engine_reload(bool from_worker)
 	SmxServerDesc *desc;
 	smx_params *params;
 	smx_state  *state;
+	int32	   *id_ref;
+	smx_state  *restored;
+	bool	   *found;
+	bool		do_restore;
+	int			nrestored = 0;
+	uint64		max_tick = 0;
+	double		max_tick_epoch = 0;
+	uint64		new_tick;
 	int			n = 0;
 	SmxFleetUpdate fleet;
 
@@ -339,6 +406,9 @@ smx_engine_reload(bool from_worker)
 	desc = SPI_palloc(sizeof(SmxServerDesc) * Max(nrows, 1));
 	params = SPI_palloc(sizeof(smx_params) * Max(nrows, 1));
 	state = SPI_palloc(sizeof(smx_state) * Max(nrows, 1));
+	id_ref = SPI_palloc(sizeof(int32) * Max(nrows, 1));
+	restored = SPI_palloc(sizeof(smx_state) * Max(nrows, 1));
+	found = SPI_palloc(sizeof(bool) * Max(nrows, 1));
 	for (int i = 0; i < nrows; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -372,7 +442,19 @@ smx_engine_reload(bool from_worker)
 	}
 	SPI_finish();
 
+	/*
+	 * First load since shared memory was set up (server start or crash
+	 * restart): continue every server from its latest history row, and the
+	 * tick numbering from the newest tick stored.
+	 */
+	do_restore = !smx_shared->history_restored;
+	if (do_restore)
+		nrestored = smx_restore_from_history(nsp, desc, params, n, restored, found,
+											 &max_tick, &max_tick_epoch);
+
 	fleet.desc = desc;
+	fleet.id_ref = id_ref;
+	fleet.restored = do_restore;
 	fleet.n = n;
 	fleet.skipped = total > cap ? (int) (total - cap) : 0;
 	fleet.version = version;
@@ -405,8 +487,26 @@ smx_engine_reload(bool from_worker)
 			LWLockRelease(smx_shared->sim_lock);
 			return n;
 		}
+		if (!smx_id_pool_assign(desc, n, old_desc, old_n, id_ref))
+		{
+			LWLockRelease(smx_shared->sim_lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+					 errmsg("sim_metrics: cannot load the new servers until buffered history of removed servers is flushed"),
+					 errdetail("The id pool holds %d names, and samples of removed servers still wait in the ring.",
+							   smx_shared->id_pool_size),
+					 errhint("Call sim_flush(), or wait for the worker's next flush; the reload is retried.")));
+		}
 		smx_current_config(&cfg, true);
-		smx_prepare_tick(&ctx, &cfg, smx_shared->tick);
+		new_tick = smx_shared->tick;
+		if (do_restore && nrestored > 0 && max_tick > new_tick)
+		{
+			new_tick = max_tick;
+			/* without a fixed start_time, keep the restored clock */
+			if (smx_start_time == NULL || smx_start_time[0] == '\0')
+				cfg.start_epoch = max_tick_epoch - (double) max_tick * cfg.step_seconds;
+		}
+		smx_prepare_tick(&ctx, &cfg, new_tick);
 
 		/* both lists are sorted by id in byte order: merge-join them */
 		for (int i = 0; i < n; i++)
@@ -417,17 +517,23 @@ smx_engine_reload(bool from_worker)
 				j++;
 			if (j < old_n && c == 0)
 				state[i] = smx_priv_state[j];
+			else if (do_restore && found[i])
+				state[i] = restored[i];
 			else
 				smx_state_init(&ctx, &params[i], &state[i]);
 		}
 
 		memcpy(smx_priv_params, params, n * sizeof(smx_params));
 		memcpy(smx_priv_state, state, n * sizeof(smx_state));
-		smx_publish(&cfg, smx_shared->tick, 0, false, &fleet);
+		smx_publish(&cfg, new_tick, 0, false, &fleet, smx_shared->ring_head, 0);
 		smx_priv_valid = true;
 	}
 	LWLockRelease(smx_shared->sim_lock);
 
+	if (do_restore && nrestored > 0)
+		ereport(LOG,
+				(errmsg("sim_metrics: continued %d of %d servers from server_metrics_history at tick " UINT64_FORMAT,
+						nrestored, n, max_tick)));
 	return n;
 }
 
@@ -440,12 +546,18 @@ smx_engine_needs_reload(Oid ext)
 		pg_atomic_read_u32(&smx_shared->templates_version);
 }
 
-/* Forget the fleet: the extension was dropped. */
+/*
+ * Forget the fleet: the extension was dropped, and with it the history
+ * table the buffered samples were meant for.
+ */
 void
 smx_engine_clear(void)
 {
 	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->ring_tail = smx_shared->ring_head;
+	smx_shared->history_restored = false;
+	memset(smx_shared_id_pool(), 0, smx_shared->id_pool_size * sizeof(SmxIdEntry));
 	smx_shared->nservers = 0;
 	smx_shared->skipped_servers = 0;
 	smx_shared->tick = 0;

@@ -344,6 +344,18 @@ smx_state_init(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s)
 }
 
 void
+smx_state_restore(const smx_params *p, smx_state *s, float cpu, float memory,
+				  float disk, double network_io)
+{
+	memset(s, 0, sizeof(*s));
+	s->cpu = cpu;
+	s->memory = memory;
+	s->disk = disk;
+	s->network = (float) (network_io / p->net_capacity * 100.0);
+	smx_finish(p, s, 0.0f);
+}
+
+void
 smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 {
 	uint64_t	tick_key = smx_mix64(ctx->seed ^ (ctx->tick * UINT64_C(0x9e3779b97f4a7c15)));

@@ -154,6 +154,13 @@ extern void smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg,
 extern void smx_state_init(const smx_tick_ctx *ctx, const smx_params *p,
 						   smx_state *s);
 
+/*
+ * State of a server continued from stored values (after a restart):
+ * network_io in bytes/s; response time and status levels are derived.
+ */
+extern void smx_state_restore(const smx_params *p, smx_state *s, float cpu,
+							  float memory, float disk, double network_io);
+
 /* Advance n servers by one tick (ctx prepared for the new tick). */
 extern void smx_step(const smx_tick_ctx *ctx, const smx_params *p,
 					 smx_state *s, int n);

@@ -29,6 +29,9 @@ int			smx_seed = 1;
 char	   *smx_start_time = NULL;
 double		smx_time_scale = 1.0;
 int			smx_utc_offset_min = 0;
+int			smx_history_buffer = 64;
+int			smx_flush_interval_ms = 300000;
+int			smx_history_retention_s = 0;
 
 void		_PG_init(void);
 
@@ -72,6 +75,12 @@ smx_define_postmaster_gucs(void)
 							&smx_max_servers, 1000, 1, 1000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
+	DefineCustomIntVariable("sim_metrics.history_buffer",
+							"Ticks of samples the shared-memory history ring holds per server.",
+							"The ring holds max_servers x history_buffer samples of 48 bytes.",
+							&smx_history_buffer, 64, 4, 100000,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+
 	DefineCustomBoolVariable("sim_metrics.enabled",
 							 "Whether the worker's automatic loop starts running.",
 							 "Off starts the worker paused; sim_start() resumes it.",
@@ -106,6 +115,18 @@ smx_define_reload_gucs(void)
 							 "Each tick advances the simulated clock by tick_interval x time_scale.",
 							 &smx_time_scale, 1.0, 0.001, 1000000.0,
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sim_metrics.flush_interval",
+							"Time between flushes of buffered samples to server_metrics_history.",
+							"The worker also flushes when the ring is three quarters full, on sim_flush() and before it exits.",
+							&smx_flush_interval_ms, 300000, 100, 86400000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+
+	DefineCustomIntVariable("sim_metrics.history_retention",
+							"Age (in simulated time) after which history rows are deleted; 0 keeps them forever.",
+							"Deleted by the worker in batches of 10000 rows; a partitioned history table is left to its partition manager.",
+							&smx_history_retention_s, 0, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
 
 	DefineCustomIntVariable("sim_metrics.utc_offset",
 							"Offset from UTC of the simulated local time used by the daily and weekly profiles.",

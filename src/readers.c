@@ -31,7 +31,7 @@ PG_FUNCTION_INFO_V1(sim_reload);
 PG_FUNCTION_INFO_V1(sim_templates_changed);
 
 #define SMX_CURRENT_COLS	17
-#define SMX_STATUS_COLS		16
+#define SMX_STATUS_COLS		22
 
 /*
  * Unix seconds to timestamptz; false when out of range (an extreme
@@ -277,6 +277,13 @@ sim_status(PG_FUNCTION_ARGS)
 	values[13] = Int32GetDatum(snap.capacity);
 	values[14] = Int32GetDatum(snap.skipped_servers);
 	values[15] = Int64GetDatum(snap.errors);
+	values[16] = Int64GetDatum((int64) (snap.ring_head - snap.ring_tail));
+	values[17] = TimestampTzGetDatum(snap.last_flush_at);
+	nulls[17] = snap.last_flush_at == 0;
+	values[18] = Int64GetDatum(snap.flushed_total);
+	values[19] = Int64GetDatum(snap.dropped_total);
+	values[20] = Int64GetDatum(snap.flush_errors);
+	values[21] = Int64GetDatum((int64) snap.ring_capacity);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -15,8 +15,15 @@
  *    state (the worker's loop, sim_tick(), sim_reload()). Its holder is the
  *    only writer, so it may read the arrays without `lock`; it takes `lock`
  *    exclusive to publish. Order: sim_lock, then lock; never the reverse.
- *  - paused, templates_version and worker_pid are atomics, read and written
- *    without any lock.
+ *  - paused, templates_version, worker_pid and flush_requested are atomics,
+ *    read and written without any lock.
+ *  - The history ring: the sim_lock holder writes samples past ring_head
+ *    (no lock: nobody reads there) and publishes the new head under `lock`.
+ *    A flusher (one at a time: a transaction-level advisory lock) reads
+ *    [ring_tail, ring_head) without `lock` (nobody writes there) and moves
+ *    ring_tail under `lock` once its insert committed. The id pool is
+ *    written only by the sim_lock holder, and only in entries no pending
+ *    sample refers to.
  *  - No ereport() while holding `lock`: the critical section is a copy.
  */
 #include "postgres.h"
@@ -25,6 +32,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 #include "sim_metrics.h"
@@ -55,6 +63,10 @@ smx_shmem_size(void)
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(SmxServerDesc))));
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_params))));
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_state))));
+	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(int32))));
+	size = add_size(size, MAXALIGN(mul_size(mul_size(smx_max_servers, 2), sizeof(SmxIdEntry))));
+	size = add_size(size, mul_size(mul_size(smx_max_servers, smx_history_buffer),
+								   sizeof(SmxSample)));
 	return size;
 }
 
@@ -76,6 +88,28 @@ smx_shared_state(void)
 {
 	return (smx_state *) ((char *) smx_shared_params() +
 						  MAXALIGN(smx_shared->capacity * sizeof(smx_params)));
+}
+
+/* Id pool index of each fleet server (parallel to desc/params/state). */
+int32 *
+smx_shared_id_ref(void)
+{
+	return (int32 *) ((char *) smx_shared_state() +
+					  MAXALIGN(smx_shared->capacity * sizeof(smx_state)));
+}
+
+SmxIdEntry *
+smx_shared_id_pool(void)
+{
+	return (SmxIdEntry *) ((char *) smx_shared_id_ref() +
+						   MAXALIGN(smx_shared->capacity * sizeof(int32)));
+}
+
+SmxSample *
+smx_shared_ring(void)
+{
+	return (SmxSample *) ((char *) smx_shared_id_pool() +
+						  MAXALIGN(smx_shared->id_pool_size * sizeof(SmxIdEntry)));
 }
 
 static void
@@ -112,6 +146,13 @@ smx_shmem_startup(void)
 		pg_atomic_init_u32(&smx_shared->templates_version, 1);
 		pg_atomic_init_u32(&smx_shared->worker_pid, 0);
 		smx_shared->capacity = smx_max_servers;
+		smx_shared->id_pool_size = smx_max_servers * 2;
+		smx_shared->ring_capacity = (uint64) smx_max_servers * smx_history_buffer;
+		ConditionVariableInit(&smx_shared->ring_cv);
+		/* the first flush is due one flush_interval after start */
+		smx_shared->flush_clock = GetCurrentTimestamp();
+		pg_atomic_init_u32(&smx_shared->flush_requested, 0);
+		memset(smx_shared_id_pool(), 0, smx_shared->id_pool_size * sizeof(SmxIdEntry));
 		smx_shared->loaded_extension = InvalidOid;
 		strlcpy(smx_shared->worker_state, "not started", sizeof(smx_shared->worker_state));
 	}

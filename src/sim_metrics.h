@@ -11,6 +11,7 @@
 
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
+#include "storage/condition_variable.h"
 #include "storage/lwlock.h"
 
 #include "model.h"
@@ -37,6 +38,9 @@ extern int	smx_seed;
 extern char *smx_start_time;
 extern double smx_time_scale;
 extern int	smx_utc_offset_min;
+extern int	smx_history_buffer;
+extern int	smx_flush_interval_ms;
+extern int	smx_history_retention_s;
 
 /* Descriptive fields of a server: change only on a template reload. */
 typedef struct SmxServerDesc
@@ -47,6 +51,37 @@ typedef struct SmxServerDesc
 	char		location[SMX_LOCATION_LEN];
 	char		environment[SMX_ENV_LEN];
 } SmxServerDesc;
+
+/*
+ * One sample in the history ring: a server's values at one tick. The server
+ * is named through the id pool (SmxIdEntry), so a sample stays resolvable
+ * after a reload retired the server.
+ */
+typedef struct SmxSample
+{
+	int64		tick;
+	TimestampTz sim_time;		/* the "timestamp" column: simulated time */
+	int64		network_io;
+	int64		scenario_run;	/* 0 = none (later: the scenario run id) */
+	int32		id_ref;			/* index into the id pool */
+	int16		cpu;			/* hundredths of a percent */
+	int16		memory;
+	int16		disk;
+	uint8		status;
+	uint8		pad;
+} SmxSample;
+
+/*
+ * Id pool entry. retired_tick is -1 while the server is in the fleet, else
+ * the last tick it had a sample; the entry is reusable once no pending
+ * sample is that old.
+ */
+typedef struct SmxIdEntry
+{
+	char		id[SMX_ID_LEN];
+	int64		retired_tick;
+	bool		used;
+} SmxIdEntry;
 
 /* The one shared-memory struct; see shmem.c for the locking rules. */
 typedef struct SmxShared
@@ -82,7 +117,32 @@ typedef struct SmxShared
 	int			skipped_servers;	/* enabled templates beyond capacity */
 
 	/*
-	 * Arrays of capacity entries follow the struct; use the accessors below.
+	 * History ring (samples [ring_tail, ring_head), positions count up
+	 * forever, index = position % ring_capacity). The sim_lock holder
+	 * writes past ring_head and publishes the new head under `lock`;
+	 * flushers read [tail, head) and advance ring_tail under `lock` after
+	 * their insert committed. Nobody overwrites [tail, head).
+	 */
+	uint64		ring_capacity;
+	uint64		ring_head;
+	uint64		ring_tail;
+	uint64		session_start_pos;	/* first sample of session_id */
+	char		prev_session_id[SMX_SESSION_LEN];	/* samples before it */
+	int			id_pool_size;	/* 2 x capacity */
+	bool		history_restored;	/* fleet state restored from history */
+	int64		flushed_total;	/* samples written to the table */
+	int64		dropped_total;	/* samples dropped: ring full */
+	TimestampTz last_flush_at;	/* 0 until the first flush */
+	TimestampTz flush_clock;	/* the flush interval counts from here */
+	int64		last_flush_rows;
+	int64		flush_errors;
+	TimestampTz last_drop_log_at;
+	pg_atomic_uint32 flush_requested;	/* a backend waits for ring room */
+	ConditionVariable ring_cv;	/* broadcast when ring_tail advances */
+
+	/*
+	 * Arrays follow the struct: desc, params, state and id_ref (capacity
+	 * entries each), the id pool, the ring. Use the accessors below.
 	 */
 } SmxShared;
 
@@ -94,6 +154,9 @@ extern Size smx_shmem_size(void);
 extern SmxServerDesc *smx_shared_desc(void);
 extern smx_params *smx_shared_params(void);
 extern smx_state *smx_shared_state(void);
+extern int32 *smx_shared_id_ref(void);
+extern SmxIdEntry *smx_shared_id_pool(void);
+extern SmxSample *smx_shared_ring(void);
 extern void smx_require_loaded(void);
 extern bool smx_in_fleet_database(void);
 extern void smx_require_fleet_database(void);
@@ -107,6 +170,23 @@ extern Oid	smx_extension_schema(Oid *ext);
 extern void smx_current_config(smx_config *cfg, bool for_publish);
 extern void smx_record_error(const char *msg);
 extern void smx_copy_clipped(char *dst, const char *src, size_t len);
+
+/* history.c */
+extern void smx_history_append(const smx_state *state, const int32 *id_ref,
+							   int n, uint64 tick, double sim_epoch,
+							   uint64 *head, uint64 tail, int64 *dropped);
+extern int64 smx_history_flush(bool from_worker, bool final);
+extern bool smx_history_flush_due(TimestampTz now);
+extern void smx_history_retention(void);
+extern int	smx_id_pool_assign(const SmxServerDesc *desc, int n,
+							   const SmxServerDesc *old_desc, int old_n,
+							   int32 *id_ref_out);
+extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
+									 const smx_params *params, int n,
+									 smx_state *restored, bool *found,
+									 uint64 *max_tick, double *max_tick_epoch);
+extern void smx_wait_ring_room(uint64 need);
+extern uint64 smx_ring_free(void);
 
 /* worker.c */
 extern void smx_register_worker(void);

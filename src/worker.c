@@ -191,6 +191,47 @@ smx_worker_tick(bool unused)
 	return smx_engine_tick(1, true) != 0;
 }
 
+/* Flush buffered samples to the history table (own transaction). */
+static bool
+smx_worker_flush(bool final)
+{
+	smx_history_flush(true, final);
+	return true;
+}
+
+/* Delete expired history rows (own transaction). */
+static bool
+smx_worker_retention(bool unused)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "sim_metrics: history retention");
+	smx_history_retention();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(smx_loop_cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return true;
+}
+
+/*
+ * Leave after a last flush (SIGTERM: server shutdown or
+ * pg_terminate_backend). Exit code 1, so that after pg_terminate_backend
+ * the postmaster starts a new worker.
+ */
+static void
+smx_worker_shutdown(void)
+{
+	bool		unused;
+
+	if (OidIsValid(smx_shared->loaded_extension) &&
+		smx_worker_guarded(smx_worker_flush, true, &unused))
+		ereport(LOG,
+				(errmsg("sim_metrics worker flushed its buffered samples and is exiting")));
+	proc_exit(1);
+}
+
 /* Retry delay after n failures in a row: interval x 2^(n-1), at most 60 s. */
 static long
 smx_backoff_ms(int failures)
@@ -210,9 +251,18 @@ sim_metrics_worker_main(Datum main_arg)
 	int			prepare_failures = 0;
 	int			tick_failures = 0;
 	TimestampTz retry_at = 0;
+	TimestampTz flush_retry_at = 0;
+	int			flush_failures = 0;
+	TimestampTz next_retention = 0;
 
+	/*
+	 * SIGTERM only asks to stop (the core handler sets ShutdownRequestPending
+	 * and our latch), so the loop can flush buffered samples first. Every
+	 * wait in the flush is bounded (lock_timeout, synchronous_commit =
+	 * local), so shutdown is never held up.
+	 */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
 	BackgroundWorkerUnblockSignals();
 
 	if (smx_shared == NULL)
@@ -227,6 +277,9 @@ sim_metrics_worker_main(Datum main_arg)
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	smx_shared->worker_started_at = GetCurrentTimestamp();
 	smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
+	/* samples already in the ring keep the session that produced them */
+	memcpy(smx_shared->prev_session_id, smx_shared->session_id, SMX_SESSION_LEN);
+	smx_shared->session_start_pos = smx_shared->ring_head;
 	snprintf(smx_shared->session_id, SMX_SESSION_LEN, "%llx-%d",
 			 (unsigned long long) smx_shared->worker_started_at, MyProcPid);
 	strlcpy(smx_shared->worker_state, "starting", sizeof(smx_shared->worker_state));
@@ -332,6 +385,42 @@ sim_metrics_worker_main(Datum main_arg)
 				next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
 		}
 
+		/*
+		 * Flush buffered samples: every flush_interval, when the ring is
+		 * three quarters full, or when a backend waits for room. Also while
+		 * paused (sim_tick() fills the ring too). A failing flush backs off;
+		 * the samples stay in the ring.
+		 */
+		if (ready && now >= flush_retry_at && smx_history_flush_due(now))
+		{
+			bool		unused;
+
+			if (smx_worker_guarded(smx_worker_flush, false, &unused))
+			{
+				flush_failures = 0;
+				flush_retry_at = 0;
+			}
+			else
+			{
+				flush_failures++;
+				flush_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+															 Min(smx_backoff_ms(flush_failures),
+																 (long) smx_flush_interval_ms));
+				LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+				smx_shared->flush_errors++;
+				LWLockRelease(smx_shared->lock);
+			}
+		}
+
+		/* retention: once a minute, in bounded batches */
+		if (ready && smx_history_retention_s > 0 && now >= next_retention)
+		{
+			bool		unused;
+
+			next_retention = TimestampTzPlusMilliseconds(now, 60000);
+			(void) smx_worker_guarded(smx_worker_retention, false, &unused);
+		}
+
 		/* sleep until the next tick, retry or poll, whichever comes first */
 		now = GetCurrentTimestamp();
 		{
@@ -340,6 +429,8 @@ sim_metrics_worker_main(Datum main_arg)
 
 			if (retry_at > now && retry_at < wake)
 				wake = retry_at;
+			if (ready && flush_retry_at > now && flush_retry_at < wake)
+				wake = flush_retry_at;
 			until = (long) ((wake - now) / 1000);
 			timeout_ms = Min(timeout_ms, Max(until, 0));
 		}
@@ -351,5 +442,7 @@ sim_metrics_worker_main(Datum main_arg)
 		/* a cancel (pg_cancel_backend) has no query to cancel here */
 		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			smx_worker_shutdown();
 	}
 }
