@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PKGS=(build-essential postgresql-15 postgresql-server-dev-15
-      libipc-run-perl valgrind libhiredis-dev redis-server)
+      libipc-run-perl valgrind libhiredis-dev redis-server postgresql-15-partman)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -39,7 +39,9 @@
 
 #define SMX_TRANCHE	"sim_metrics"
 
-/* The README and the max_servers description promise 408 bytes a server. */
+/* The README and the settings' descriptions promise these sizes. */
+StaticAssertDecl(sizeof(SmxSample) == 48, "history sample size changed: update README");
+StaticAssertDecl(sizeof(SmxIdEntry) == 80, "id pool entry size changed: update README");
 StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) == 408,
 				 "per-server shared memory changed: update README and max_servers help");
 
