@@ -222,10 +222,7 @@ smx_engine_tick(int64 n, bool from_worker)
 			return 0;
 		smx_priv_sync();
 		nservers = smx_shared->nservers;
-		head = smx_shared->ring_head;	/* only the sim_lock holder writes it */
-		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		tail = smx_shared->ring_tail;
-		LWLockRelease(smx_shared->lock);
+		smx_ring_bounds(&tail, &head);	/* head: only we write it */
 		room = smx_shared->ring_capacity - (head - tail);
 
 		chunk = Min(n, Max(1, SMX_WORK_PER_CHUNK / Max(nservers, 1)));
@@ -354,6 +351,7 @@ smx_engine_reload(bool from_worker)
 	smx_params *params;
 	smx_state  *state;
 	int32	   *id_ref;
+	int		   *old_index;
 	smx_state  *restored;
 	bool	   *found;
 	bool		do_restore;
@@ -407,6 +405,7 @@ smx_engine_reload(bool from_worker)
 	params = SPI_palloc(sizeof(smx_params) * Max(nrows, 1));
 	state = SPI_palloc(sizeof(smx_state) * Max(nrows, 1));
 	id_ref = SPI_palloc(sizeof(int32) * Max(nrows, 1));
+	old_index = SPI_palloc(sizeof(int) * Max(nrows, 1));
 	restored = SPI_palloc(sizeof(smx_state) * Max(nrows, 1));
 	found = SPI_palloc(sizeof(bool) * Max(nrows, 1));
 	for (int i = 0; i < nrows; i++)
@@ -487,7 +486,17 @@ smx_engine_reload(bool from_worker)
 			LWLockRelease(smx_shared->sim_lock);
 			return n;
 		}
-		if (!smx_id_pool_assign(desc, n, old_desc, old_n, id_ref))
+		/* both lists are sorted by id in byte order: merge-join them */
+		for (int i = 0; i < n; i++)
+		{
+			int			c = 1;
+
+			while (j < old_n && (c = strcmp(old_desc[j].id, desc[i].id)) < 0)
+				j++;
+			old_index[i] = (j < old_n && c == 0) ? j : -1;
+		}
+
+		if (!smx_id_pool_assign(desc, old_index, n, old_n, id_ref))
 		{
 			LWLockRelease(smx_shared->sim_lock);
 			ereport(ERROR,
@@ -508,15 +517,10 @@ smx_engine_reload(bool from_worker)
 		}
 		smx_prepare_tick(&ctx, &cfg, new_tick);
 
-		/* both lists are sorted by id in byte order: merge-join them */
 		for (int i = 0; i < n; i++)
 		{
-			int			c = 1;
-
-			while (j < old_n && (c = strcmp(old_desc[j].id, desc[i].id)) < 0)
-				j++;
-			if (j < old_n && c == 0)
-				state[i] = smx_priv_state[j];
+			if (old_index[i] >= 0)
+				state[i] = smx_priv_state[old_index[i]];
 			else if (do_restore && found[i])
 				state[i] = restored[i];
 			else

@@ -53,16 +53,25 @@ PG_FUNCTION_INFO_V1(sim_history);
  * Ring
  * ------------------------------------------------------------------------ */
 
+/* The ring's pending range [*tail, *head), read under the shared lock. */
+void
+smx_ring_bounds(uint64 *tail, uint64 *head)
+{
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	*tail = smx_shared->ring_tail;
+	*head = smx_shared->ring_head;
+	LWLockRelease(smx_shared->lock);
+}
+
 /* Free slots in the ring (never more than the truth: tail only grows). */
 uint64
 smx_ring_free(void)
 {
-	uint64		tail;
+	uint64		tail,
+				head;
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	tail = smx_shared->ring_tail;
-	LWLockRelease(smx_shared->lock);
-	return smx_shared->ring_capacity - (smx_shared->ring_head - tail);
+	smx_ring_bounds(&tail, &head);
+	return smx_shared->ring_capacity - (head - tail);
 }
 
 static inline int16
@@ -158,21 +167,20 @@ smx_ring_advance(uint64 upto, int64 rows)
 
 /*
  * Give every server of the new list an id pool entry: servers that stay
- * keep theirs, new ones take a free entry, removed ones are retired at the
- * current tick. Both lists are sorted by id. Caller must hold sim_lock.
- * Returns false (nothing changed) when the pool has no free entry: it is
- * then full of retired servers whose samples still wait for a flush.
+ * (old_index[i] >= 0: their index in the current fleet) keep theirs, new
+ * ones take a free entry, removed ones are retired at the current tick.
+ * Caller must hold sim_lock. Returns false (nothing changed) when the pool
+ * has no free entry: it is then full of retired servers whose samples
+ * still wait for a flush.
  */
-int
-smx_id_pool_assign(const SmxServerDesc *desc, int n,
-				   const SmxServerDesc *old_desc, int old_n, int32 *id_ref_out)
+bool
+smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index, int n,
+				   int old_n, int32 *id_ref_out)
 {
 	SmxIdEntry *pool = smx_shared_id_pool();
 	int32	   *old_ref = smx_shared_id_ref();
 	int			pool_size = smx_shared->id_pool_size;
 	int64		oldest_pending;
-	int64		tick = (int64) smx_shared->tick;
-	int			j = 0;
 	int			next_free = 0;
 	bool	   *kept = palloc0(sizeof(bool) * Max(old_n, 1));
 
@@ -181,35 +189,20 @@ smx_id_pool_assign(const SmxServerDesc *desc, int n,
 		uint64		tail,
 					head;
 
-		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		tail = smx_shared->ring_tail;
-		head = smx_shared->ring_head;
-		LWLockRelease(smx_shared->lock);
+		smx_ring_bounds(&tail, &head);
 		oldest_pending = tail < head ?
 			smx_shared_ring()[tail % smx_shared->ring_capacity].tick : PG_INT64_MAX;
 	}
 
-	/* first pass: match, and count what new entries are needed */
+	/* allocate; an entry is free if unused or retired before oldest_pending */
 	for (int i = 0; i < n; i++)
 	{
-		int			c = 1;
-
-		while (j < old_n && (c = strcmp(old_desc[j].id, desc[i].id)) < 0)
-			j++;
-		if (j < old_n && c == 0)
+		if (old_index[i] >= 0 && old_ref[old_index[i]] >= 0)
 		{
-			id_ref_out[i] = old_ref[j];
-			kept[j] = true;
-		}
-		else
-			id_ref_out[i] = -1;
-	}
-
-	/* second pass: allocate; an entry is free if unused or long retired */
-	for (int i = 0; i < n; i++)
-	{
-		if (id_ref_out[i] >= 0)
+			id_ref_out[i] = old_ref[old_index[i]];
+			kept[old_index[i]] = true;
 			continue;
+		}
 		while (next_free < pool_size &&
 			   pool[next_free].used &&
 			   !(pool[next_free].retired_tick >= 0 &&
@@ -223,12 +216,12 @@ smx_id_pool_assign(const SmxServerDesc *desc, int n,
 	/* commit: retire removed servers, fill new entries */
 	for (int k = 0; k < old_n; k++)
 		if (!kept[k] && old_ref[k] >= 0)
-			pool[old_ref[k]].retired_tick = tick;
+			pool[old_ref[k]].retired_tick = (int64) smx_shared->tick;
 	for (int i = 0; i < n; i++)
 	{
 		SmxIdEntry *e = &pool[id_ref_out[i]];
 
-		if (e->used && e->retired_tick < 0 && strcmp(e->id, desc[i].id) == 0)
+		if (old_index[i] >= 0)
 			continue;			/* kept */
 		memcpy(e->id, desc[i].id, SMX_ID_LEN);
 		e->retired_tick = -1;
@@ -754,10 +747,7 @@ sim_history(PG_FUNCTION_ARGS)
 		uint64		tail0,
 					head0;
 
-		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		tail0 = smx_shared->ring_tail;
-		head0 = smx_shared->ring_head;
-		LWLockRelease(smx_shared->lock);
+		smx_ring_bounds(&tail0, &head0);
 		mem_rows = palloc(sizeof(SmxHistRow) * Max(head0 - tail0, 1));
 
 		LWLockAcquire(smx_shared->lock, LW_SHARED);

@@ -178,15 +178,15 @@ extern void smx_history_append(const smx_state *state, const int32 *id_ref,
 extern int64 smx_history_flush(bool from_worker, bool final);
 extern bool smx_history_flush_due(TimestampTz now);
 extern void smx_history_retention(void);
-extern int	smx_id_pool_assign(const SmxServerDesc *desc, int n,
-							   const SmxServerDesc *old_desc, int old_n,
-							   int32 *id_ref_out);
+extern bool smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index,
+							   int n, int old_n, int32 *id_ref_out);
 extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 const smx_params *params, int n,
 									 smx_state *restored, bool *found,
 									 uint64 *max_tick, double *max_tick_epoch);
 extern void smx_wait_ring_room(uint64 need);
 extern uint64 smx_ring_free(void);
+extern void smx_ring_bounds(uint64 *tail, uint64 *head);
 
 /* worker.c */
 extern void smx_register_worker(void);
