@@ -107,6 +107,9 @@ smx_worker_prepare(bool paused)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	/* a locked history table (restore) must not stall the worker or its exit */
+	(void) set_config_option("lock_timeout", "1s", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "sim_metrics: checking templates");
 
