@@ -31,13 +31,14 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
 #include "sim_metrics.h"
 
-#define SMX_FLUSH_BATCH			50000	/* rows per INSERT statement */
+#define SMX_FLUSH_BATCH			10000	/* rows per INSERT statement */
 #define SMX_FLUSH_LOCK_TIMEOUT	"1s"
 #define SMX_RETENTION_BATCH		10000
 #define SMX_DROP_LOG_INTERVAL_MS 60000
@@ -241,8 +242,8 @@ static Oid	smx_insert_plan_nsp = InvalidOid;
 static SPIPlanPtr
 smx_get_insert_plan(Oid nsp)
 {
-	Oid			argtypes[10] = {TEXTARRAYOID, FLOAT8ARRAYOID, FLOAT8ARRAYOID,
-		FLOAT8ARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+	Oid			argtypes[10] = {TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
+		NUMERICARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
 	TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
 	StringInfoData sql;
 	SPIPlanPtr	plan;
@@ -259,13 +260,10 @@ smx_get_insert_plan(Oid nsp)
 					 "INSERT INTO %s.server_metrics_history"
 					 " (server_id, cpu_usage, memory_usage, disk_usage, network_io,"
 					 "  status, \"timestamp\", session_id, tick, scenario_run_id)"
-					 " SELECT s, c::numeric(5,2), m::numeric(5,2), d::numeric(5,2), n,"
-					 "  st, ts, se, tk, NULLIF(r, 0)"
-					 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 " SELECT pg_catalog.unnest($1), pg_catalog.unnest($2),"
 					 "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
 					 "  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-					 "  pg_catalog.unnest($9), pg_catalog.unnest($10))"
-					 "  AS u(s, c, m, d, n, st, ts, se, tk, r)",
+					 "  pg_catalog.unnest($9), pg_catalog.unnest($10)",
 					 quote_identifier(get_namespace_name(nsp)));
 	plan = SPI_prepare(sql.data, 10, argtypes);
 	if (plan == NULL)
@@ -362,6 +360,7 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 		Datum	   *sess = palloc(sizeof(Datum) * batch);
 		Datum	   *tick = palloc(sizeof(Datum) * batch);
 		Datum	   *run = palloc(sizeof(Datum) * batch);
+		bool	   *run_null = palloc(sizeof(bool) * batch);
 		Datum		sess_cur = CStringGetTextDatum(session);
 		Datum		sess_prev = CStringGetTextDatum(prev_session);
 		uint64		pos = tail;
@@ -377,26 +376,33 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 				SmxSample  *s = &ring[(pos + i) % cap];
 
 				ids[i] = CStringGetTextDatum(pool[s->id_ref].id);
-				cpu[i] = Float8GetDatum(s->cpu / 100.0);
-				mem[i] = Float8GetDatum(s->memory / 100.0);
-				disk[i] = Float8GetDatum(s->disk / 100.0);
+				cpu[i] = NumericGetDatum(int64_div_fast_to_numeric(s->cpu, 2));
+				mem[i] = NumericGetDatum(int64_div_fast_to_numeric(s->memory, 2));
+				disk[i] = NumericGetDatum(int64_div_fast_to_numeric(s->disk, 2));
 				net[i] = Int64GetDatum(s->network_io);
 				status[i] = status_text[s->status & 3];
 				ts[i] = TimestampTzGetDatum(s->sim_time);
 				sess[i] = pos + i < session_start ? sess_prev : sess_cur;
 				tick[i] = Int64GetDatum(s->tick);
 				run[i] = Int64GetDatum(s->scenario_run);
+				run_null[i] = s->scenario_run == 0;
 			}
 			args[0] = smx_array(ids, k, TEXTOID);
-			args[1] = smx_array(cpu, k, FLOAT8OID);
-			args[2] = smx_array(mem, k, FLOAT8OID);
-			args[3] = smx_array(disk, k, FLOAT8OID);
+			args[1] = smx_array(cpu, k, NUMERICOID);
+			args[2] = smx_array(mem, k, NUMERICOID);
+			args[3] = smx_array(disk, k, NUMERICOID);
 			args[4] = smx_array(net, k, INT8OID);
 			args[5] = smx_array(status, k, TEXTOID);
 			args[6] = smx_array(ts, k, TIMESTAMPTZOID);
 			args[7] = smx_array(sess, k, TEXTOID);
 			args[8] = smx_array(tick, k, INT8OID);
-			args[9] = smx_array(run, k, INT8OID);
+			{
+				int			dims[1] = {k};
+				int			lbs[1] = {1};
+
+				args[9] = PointerGetDatum(construct_md_array(run, run_null, 1, dims, lbs,
+															 INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+			}
 
 			ret = SPI_execute_plan(plan, args, NULL, false, 0);
 			if (ret != SPI_OK_INSERT)
@@ -406,7 +412,12 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 			for (int i = 0; i < 10; i++)
 				pfree(DatumGetPointer(args[i]));
 			for (int i = 0; i < k; i++)
+			{
 				pfree(DatumGetPointer(ids[i]));
+				pfree(DatumGetPointer(cpu[i]));
+				pfree(DatumGetPointer(mem[i]));
+				pfree(DatumGetPointer(disk[i]));
+			}
 			pos += k;
 		}
 	}
