@@ -39,7 +39,7 @@
 #include "sim_metrics.h"
 
 #define SMX_FLUSH_BATCH			10000	/* rows per INSERT statement */
-#define SMX_FLUSH_LOCK_TIMEOUT	"1s"
+#define SMX_FLUSH_LOCK_TIMEOUT	"200ms"
 #define SMX_RETENTION_BATCH		10000
 #define SMX_DROP_LOG_INTERVAL_MS 60000
 
@@ -333,7 +333,20 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 
 	if (from_worker)
 	{
-		/* a locked table must not stall the worker, nor a standby its exit */
+		Oid			relid = get_relname_relid("server_metrics_history", nsp);
+
+		/*
+		 * A locked table must not stall the worker's ticks: try the lock
+		 * without waiting and retry later. lock_timeout is the backstop for
+		 * locks met further on (partitions, indexes); synchronous_commit =
+		 * local keeps a missing standby from holding up the exit.
+		 */
+		if (OidIsValid(relid) && !ConditionalLockRelationOid(relid, RowExclusiveLock))
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("server_metrics_history is locked by another session; flush postponed"),
+					 errdetail("%llu samples stay buffered until a flush succeeds.",
+							   (unsigned long long) (head - tail))));
 		(void) set_config_option("lock_timeout", SMX_FLUSH_LOCK_TIMEOUT,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 								 true, 0, false);
@@ -628,6 +641,9 @@ smx_history_retention(void)
 		return;
 	relid = get_relname_relid("server_metrics_history", nsp);
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
+		return;
+	/* locked by someone else: try again next time, never wait */
+	if (!ConditionalLockRelationOid(relid, RowExclusiveLock))
 		return;
 
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
