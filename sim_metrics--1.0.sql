@@ -60,6 +60,9 @@ CREATE TABLE server_metrics_history (
 );
 CREATE INDEX server_metrics_history_server_time
     ON server_metrics_history (server_id, "timestamp" DESC);
+-- small and cheap to maintain: lets retention find old rows without a full scan
+CREATE INDEX server_metrics_history_time_brin
+    ON server_metrics_history USING brin ("timestamp");
 
 COMMENT ON TABLE server_metrics_history IS
   'Every sample of every server (cold layer). No foreign key to server_templates on purpose: retired servers keep their history.';

@@ -36,6 +36,22 @@ ROLLBACK;
 SELECT pending_samples FROM sim_status();
 SELECT count(*) AS rows_after_rollback FROM server_metrics_history WHERE tick > :flushed_upto;
 
+-- a flush in a subtransaction that rolls back keeps the samples too
+BEGIN;
+SAVEPOINT s;
+SELECT sim_flush();
+ROLLBACK TO s;
+COMMIT;
+SELECT pending_samples FROM sim_status();
+DO $$ BEGIN PERFORM sim_flush(); RAISE EXCEPTION 'undo'; EXCEPTION WHEN raise_exception THEN NULL; END $$;
+SELECT pending_samples FROM sim_status();
+
+-- a flush cannot be prepared for two-phase commit
+BEGIN;
+SELECT sim_flush();
+PREPARE TRANSACTION 'sim_flush_2pc';
+SELECT pending_samples FROM sim_status();
+
 -- sim_history merges the buffered samples with the table: no gap, no duplicate
 SELECT source, count(*), min(tick), max(tick)
 FROM sim_history('api-was-icn-01', '-infinity', 'infinity')

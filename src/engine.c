@@ -192,6 +192,8 @@ uint64
 smx_engine_tick(int64 n, bool from_worker)
 {
 	uint64		tick = 0;
+	/* one deadline for the whole call: waiting for room is bounded */
+	TimestampTz wait_deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30000);
 
 	smx_require_loaded();
 	smx_priv_alloc();
@@ -214,7 +216,8 @@ smx_engine_tick(int64 n, bool from_worker)
 		if (!from_worker && smx_shared->nservers > 0 &&
 			smx_ring_free() < (uint64) smx_shared->nservers)
 			smx_wait_ring_room((uint64) smx_shared->nservers *
-							   Min(n, (int64) smx_history_buffer / 2 + 1));
+							   Min(n, (int64) smx_history_buffer / 2 + 1),
+							   wait_deadline);
 
 		if (!from_worker)
 			LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
@@ -446,7 +449,7 @@ smx_engine_reload(bool from_worker)
 	 * restart): continue every server from its latest history row, and the
 	 * tick numbering from the newest tick stored.
 	 */
-	do_restore = !smx_shared->history_restored;
+	do_restore = !smx_shared->history_restored && n > 0;
 	if (do_restore)
 		nrestored = smx_restore_from_history(nsp, desc, params, n, restored, found,
 											 &max_tick, &max_tick_epoch);

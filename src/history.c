@@ -40,6 +40,8 @@
 
 #define SMX_FLUSH_BATCH			10000	/* rows per INSERT statement */
 #define SMX_FLUSH_LOCK_TIMEOUT	"200ms"
+#define SMX_FINAL_LOCK_TIMEOUT	"2s"	/* the exit flush waits a little */
+#define SMX_WORKER_FLUSH_ROWS	100000	/* samples per worker flush transaction */
 #define SMX_RETENTION_BATCH		10000
 #define SMX_DROP_LOG_INTERVAL_MS 60000
 
@@ -93,6 +95,7 @@ smx_history_append(const smx_state *state, const int32 *id_ref, int n,
 {
 	SmxSample  *ring = smx_shared_ring();
 	uint64		cap = smx_shared->ring_capacity;
+	uint8		session = smx_shared->session_slot;
 	TimestampTz ts;
 
 	if (n == 0)
@@ -117,22 +120,20 @@ smx_history_append(const smx_state *state, const int32 *id_ref, int n,
 		s->memory = smx_hundredths(state[i].memory);
 		s->disk = smx_hundredths(state[i].disk);
 		s->status = state[i].status;
-		s->pad = 0;
+		s->session = session;
 	}
 	*head += n;
 }
 
 /*
- * Wait (bounded) until the ring has room for `need` samples, asking the
- * worker to flush. Used by backends stepping many ticks; the caller must
- * not hold sim_lock. Returns without room after 30 s: the samples that do
- * not fit are then dropped and counted.
+ * Wait until the ring has room for `need` samples or the deadline passes,
+ * asking the worker to flush. Used by backends stepping many ticks; the
+ * caller must not hold sim_lock. Without room by the deadline the samples
+ * that do not fit are dropped and counted.
  */
 void
-smx_wait_ring_room(uint64 need)
+smx_wait_ring_room(uint64 need, TimestampTz deadline)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 30000);
-
 	need = Min(need, smx_shared->ring_capacity);
 	ConditionVariablePrepareToSleep(&smx_shared->ring_cv);
 	while (smx_ring_free() < need && GetCurrentTimestamp() < deadline &&
@@ -276,78 +277,131 @@ smx_get_insert_plan(Oid nsp)
 	return plan;
 }
 
+/* A one-dimensional array of n elements (nulls may be NULL: none). */
 static Datum
-smx_array(Datum *elems, int n, Oid type)
+smx_array(Datum *elems, bool *nulls, int n, Oid type)
 {
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
 
 	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_array(elems, n, type, typlen, typbyval, typalign));
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
 }
 
 /*
- * Insert the pending samples [ring_tail, ring_head) into the history table,
- * in the current transaction. Sets *upto to the ring position flushed up
- * to; the caller moves ring_tail there once the transaction committed.
- * The worker does not wait for another flusher (returns 0); a backend does.
- * Must be called inside a transaction, not connected to SPI.
+ * A flush moves ring_tail when its transaction commits, from the commit
+ * callback: that runs before the transaction's locks (the flusher's
+ * advisory lock among them) are released, so the next flusher always sees
+ * the new tail. A rolled-back transaction or subtransaction leaves the
+ * samples in the ring; PREPARE TRANSACTION is refused.
+ */
+static uint64 smx_xact_flush_upto = 0;
+static int64 smx_xact_flush_rows = 0;
+static SubTransactionId smx_xact_flush_subxid = InvalidSubTransactionId;
+static bool smx_flush_callbacks_registered = false;
+
+static void
+smx_flush_forget(void)
+{
+	smx_xact_flush_upto = 0;
+	smx_xact_flush_rows = 0;
+	smx_xact_flush_subxid = InvalidSubTransactionId;
+}
+
+static void
+smx_flush_xact_callback(XactEvent event, void *arg)
+{
+	if (smx_xact_flush_upto == 0)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that has called sim_flush()")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			smx_ring_advance(smx_xact_flush_upto, smx_xact_flush_rows);
+			smx_flush_forget();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			smx_flush_forget();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+smx_flush_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	if (smx_xact_flush_upto == 0 || smx_xact_flush_subxid != mySubid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		smx_flush_forget();
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		smx_xact_flush_subxid = parentSubid;
+}
+
+/* Remember that this (sub)transaction flushed the ring up to upto. */
+static void
+smx_flush_remember(uint64 upto, int64 rows)
+{
+	if (!smx_flush_callbacks_registered)
+	{
+		RegisterXactCallback(smx_flush_xact_callback, NULL);
+		RegisterSubXactCallback(smx_flush_subxact_callback, NULL);
+		smx_flush_callbacks_registered = true;
+	}
+	smx_xact_flush_upto = upto;
+	smx_xact_flush_rows = rows;
+	smx_xact_flush_subxid = GetCurrentSubTransactionId();
+}
+
+/*
+ * Insert up to max_rows pending samples, from ring_tail on, into the
+ * history table, in the current transaction, in statements of
+ * SMX_FLUSH_BATCH rows. ring_tail moves when the transaction commits.
+ * One flusher at a time (a transaction-level advisory lock): the worker
+ * does not wait for another flusher, nor for a locked table, unless
+ * `final` (its exit flush, which waits a little); a backend waits.
+ * Must be called inside a transaction, not connected to SPI. Returns the
+ * rows written.
  */
 static int64
-smx_flush_pending(bool from_worker, uint64 *upto)
+smx_flush_pending(bool from_worker, bool final, uint64 max_rows)
 {
 	LOCKTAG		tag;
 	Oid			ext;
 	Oid			nsp;
 	uint64		tail,
-				head,
-				session_start;
-	char		session[SMX_SESSION_LEN];
-	char		prev_session[SMX_SESSION_LEN];
+				head;
 	SmxSample  *ring = smx_shared_ring();
 	SmxIdEntry *pool = smx_shared_id_pool();
 	uint64		cap = smx_shared->ring_capacity;
 	int64		rows = 0;
 	Datum		status_text[4];
+	Datum		session_text[SMX_SESSIONS];
 
-	*upto = 0;
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SMX_FLUSH_LOCK_KEY1, SMX_FLUSH_LOCK_KEY2, 2);
-	if (LockAcquire(&tag, ExclusiveLock, false, from_worker) == LOCKACQUIRE_NOT_AVAIL)
-		return 0;
-
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	tail = smx_shared->ring_tail;
-	head = smx_shared->ring_head;
-	session_start = smx_shared->session_start_pos;
-	memcpy(session, smx_shared->session_id, SMX_SESSION_LEN);
-	memcpy(prev_session, smx_shared->prev_session_id, SMX_SESSION_LEN);
-	LWLockRelease(smx_shared->lock);
-	*upto = tail;
-	if (head == tail)
-		return 0;
-
-	nsp = smx_extension_schema(&ext);
-	if (!OidIsValid(ext))
-		return 0;
+	if (smx_xact_flush_upto != 0)
+		return 0;				/* already flushed in this transaction */
 
 	if (from_worker)
 	{
-		Oid			relid = get_relname_relid("server_metrics_history", nsp);
-
 		/*
-		 * A locked table must not stall the worker's ticks: try the lock
-		 * without waiting and retry later. lock_timeout is the backstop for
-		 * locks met further on (partitions, indexes); synchronous_commit =
-		 * local keeps a missing standby from holding up the exit.
+		 * Bounded waits only: lock_timeout covers the advisory lock, the
+		 * catalog and the table (partitions, indexes) met on the way;
+		 * synchronous_commit = local keeps a missing standby from holding up
+		 * the exit.
 		 */
-		if (OidIsValid(relid) && !ConditionalLockRelationOid(relid, RowExclusiveLock))
-			ereport(ERROR,
-					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
-					 errmsg("server_metrics_history is locked by another session; flush postponed"),
-					 errdetail("%llu samples stay buffered until a flush succeeds.",
-							   (unsigned long long) (head - tail))));
-		(void) set_config_option("lock_timeout", SMX_FLUSH_LOCK_TIMEOUT,
+		(void) set_config_option("lock_timeout", final ? SMX_FINAL_LOCK_TIMEOUT : SMX_FLUSH_LOCK_TIMEOUT,
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 								 true, 0, false);
 		(void) set_config_option("synchronous_commit", "local",
@@ -355,8 +409,42 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 								 true, 0, false);
 	}
 
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, SMX_FLUSH_LOCK_KEY1, SMX_FLUSH_LOCK_KEY2, 2);
+	if (LockAcquire(&tag, ExclusiveLock, false, from_worker && !final) == LOCKACQUIRE_NOT_AVAIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("another session is flushing history; flush postponed"),
+				 errhint("A transaction that called sim_flush() holds the flush until it ends.")));
+
+	smx_ring_bounds(&tail, &head);
+	if (head - tail > max_rows)
+		head = tail + max_rows;
+	if (head == tail)
+		return 0;
+
+	nsp = smx_extension_schema(&ext);
+	if (!OidIsValid(ext))
+		return 0;
+
+	if (from_worker && !final)
+	{
+		Oid			relid = get_relname_relid("server_metrics_history", nsp);
+
+		/* a locked table must not stall the worker's ticks: retry later */
+		if (OidIsValid(relid) && !ConditionalLockRelationOid(relid, RowExclusiveLock))
+			ereport(ERROR,
+					(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+					 errmsg("server_metrics_history is locked by another session; flush postponed"),
+					 errdetail("%llu samples stay buffered until a flush succeeds.",
+							   (unsigned long long) (head - tail))));
+	}
+
 	for (int i = 0; i < 4; i++)
 		status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	for (int i = 0; i < SMX_SESSIONS; i++)
+		session_text[i] = CStringGetTextDatum(smx_shared->sessions[i]);
+	LWLockRelease(smx_shared->lock);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -371,11 +459,10 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 		Datum	   *status = palloc(sizeof(Datum) * batch);
 		Datum	   *ts = palloc(sizeof(Datum) * batch);
 		Datum	   *sess = palloc(sizeof(Datum) * batch);
+		bool	   *sess_null = palloc(sizeof(bool) * batch);
 		Datum	   *tick = palloc(sizeof(Datum) * batch);
 		Datum	   *run = palloc(sizeof(Datum) * batch);
 		bool	   *run_null = palloc(sizeof(bool) * batch);
-		Datum		sess_cur = CStringGetTextDatum(session);
-		Datum		sess_prev = CStringGetTextDatum(prev_session);
 		uint64		pos = tail;
 
 		while (pos < head)
@@ -395,27 +482,22 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 				net[i] = Int64GetDatum(s->network_io);
 				status[i] = status_text[s->status & 3];
 				ts[i] = TimestampTzGetDatum(s->sim_time);
-				sess[i] = pos + i < session_start ? sess_prev : sess_cur;
+				sess_null[i] = s->session >= SMX_SESSIONS;
+				sess[i] = sess_null[i] ? (Datum) 0 : session_text[s->session];
 				tick[i] = Int64GetDatum(s->tick);
 				run[i] = Int64GetDatum(s->scenario_run);
 				run_null[i] = s->scenario_run == 0;
 			}
-			args[0] = smx_array(ids, k, TEXTOID);
-			args[1] = smx_array(cpu, k, NUMERICOID);
-			args[2] = smx_array(mem, k, NUMERICOID);
-			args[3] = smx_array(disk, k, NUMERICOID);
-			args[4] = smx_array(net, k, INT8OID);
-			args[5] = smx_array(status, k, TEXTOID);
-			args[6] = smx_array(ts, k, TIMESTAMPTZOID);
-			args[7] = smx_array(sess, k, TEXTOID);
-			args[8] = smx_array(tick, k, INT8OID);
-			{
-				int			dims[1] = {k};
-				int			lbs[1] = {1};
-
-				args[9] = PointerGetDatum(construct_md_array(run, run_null, 1, dims, lbs,
-															 INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-			}
+			args[0] = smx_array(ids, NULL, k, TEXTOID);
+			args[1] = smx_array(cpu, NULL, k, NUMERICOID);
+			args[2] = smx_array(mem, NULL, k, NUMERICOID);
+			args[3] = smx_array(disk, NULL, k, NUMERICOID);
+			args[4] = smx_array(net, NULL, k, INT8OID);
+			args[5] = smx_array(status, NULL, k, TEXTOID);
+			args[6] = smx_array(ts, NULL, k, TIMESTAMPTZOID);
+			args[7] = smx_array(sess, sess_null, k, TEXTOID);
+			args[8] = smx_array(tick, NULL, k, INT8OID);
+			args[9] = smx_array(run, run_null, k, INT8OID);
 
 			ret = SPI_execute_plan(plan, args, NULL, false, 0);
 			if (ret != SPI_OK_INSERT)
@@ -435,35 +517,50 @@ smx_flush_pending(bool from_worker, uint64 *upto)
 		}
 	}
 	SPI_finish();
-	*upto = head;
+	smx_flush_remember(head, rows);
 	return rows;
 }
 
 /*
- * The worker's flush: its own transaction; moves ring_tail after commit.
- * With final (shutting down) it runs even if the interval is not up.
- * Returns rows written. Errors propagate to the caller's guard.
+ * The worker's flush: transactions of SMX_WORKER_FLUSH_ROWS samples each,
+ * so a large backlog is written (and leaves the ring) piece by piece and
+ * the worker gets back to its ticks after budget_ms. Returns rows written.
+ * Errors propagate to the caller's guard.
  */
 int64
-smx_history_flush(bool from_worker, bool final)
+smx_history_flush(bool final, int budget_ms)
 {
-	uint64		upto;
-	int64		rows;
+	TimestampTz stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), budget_ms);
+	MemoryContext cxt = CurrentMemoryContext;
+	int64		total = 0;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "sim_metrics: flushing history");
-	rows = smx_flush_pending(from_worker, &upto);
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-	if (upto > 0)
-		smx_ring_advance(upto, rows);
-	return rows;
+	for (;;)
+	{
+		int64		rows;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "sim_metrics: flushing history");
+		rows = smx_flush_pending(true, final, SMX_WORKER_FLUSH_ROWS);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		total += rows;
+		if (rows < SMX_WORKER_FLUSH_ROWS)
+			break;
+		if (GetCurrentTimestamp() >= stop)
+		{
+			/* out of time: the rest goes at the next iteration */
+			pg_atomic_write_u32(&smx_shared->flush_requested, 1);
+			break;
+		}
+	}
+	return total;
 }
 
-/* Pending samples, and whether the worker should flush now. */
+/* Whether the worker should flush now. */
 bool
 smx_history_flush_due(TimestampTz now)
 {
@@ -482,56 +579,20 @@ smx_history_flush_due(TimestampTz now)
 		now >= TimestampTzPlusMilliseconds(last, smx_flush_interval_ms);
 }
 
-/* A flush done by sim_flush() moves ring_tail only if its transaction commits. */
-static uint64 smx_xact_flush_upto = 0;
-static int64 smx_xact_flush_rows = 0;
-static bool smx_flush_callback_registered = false;
-
-static void
-smx_flush_xact_callback(XactEvent event, void *arg)
-{
-	if (smx_xact_flush_upto == 0)
-		return;
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
-		smx_ring_advance(smx_xact_flush_upto, smx_xact_flush_rows);
-	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
-		event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
-		event == XACT_EVENT_PREPARE)
-	{
-		smx_xact_flush_upto = 0;
-		smx_xact_flush_rows = 0;
-	}
-}
-
 /*
- * sim_flush(): write pending samples now; returns rows written. In a
- * transaction block the samples leave the ring only when it commits.
+ * sim_flush(): write the buffered samples now, from this backend; returns
+ * rows written. In a transaction block they leave the buffer only when it
+ * commits; a second call in the same transaction writes nothing.
  */
 Datum
 sim_flush(PG_FUNCTION_ARGS)
 {
-	uint64		upto;
-	int64		rows;
-
 	smx_require_fleet_database();
 	if (IsInParallelMode())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("sim_flush() cannot run in a parallel worker")));
-	if (smx_xact_flush_upto != 0)
-		PG_RETURN_INT64(0);		/* already flushed in this transaction */
-	rows = smx_flush_pending(false, &upto);
-	if (upto > 0 && rows > 0)
-	{
-		if (!smx_flush_callback_registered)
-		{
-			RegisterXactCallback(smx_flush_xact_callback, NULL);
-			smx_flush_callback_registered = true;
-		}
-		smx_xact_flush_upto = upto;
-		smx_xact_flush_rows = rows;
-	}
-	PG_RETURN_INT64(rows);
+	PG_RETURN_INT64(smx_flush_pending(false, false, PG_UINT64_MAX));
 }
 
 /* ------------------------------------------------------------------------
@@ -567,7 +628,7 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 	ids = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		ids[i] = CStringGetTextDatum(desc[i].id);
-	arg = smx_array(ids, n, TEXTOID);
+	arg = smx_array(ids, NULL, n, TEXTOID);
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
@@ -620,12 +681,14 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
  * ------------------------------------------------------------------------ */
 
 /*
- * Delete rows older than history_retention (in simulated time) in batches
- * of SMX_RETENTION_BATCH, at most ten batches a call, never one huge
- * DELETE. A partitioned history table is left to its partition manager.
- * The worker calls this in its own transaction, not connected to SPI.
+ * Delete one batch (SMX_RETENTION_BATCH rows) of rows older than
+ * history_retention, in simulated time; the worker calls this in a
+ * transaction of its own per batch, for a bounded time, so there is never
+ * one huge DELETE. A BRIN index on "timestamp" finds the old rows. A
+ * partitioned history table is left to its partition manager, and a
+ * locked one to the next run. Returns the rows deleted.
  */
-void
+int64
 smx_history_retention(void)
 {
 	Oid			ext;
@@ -636,15 +699,17 @@ smx_history_retention(void)
 	StringInfoData sql;
 	Oid			argtype = TIMESTAMPTZOID;
 	Datum		arg;
+	int			ret;
+	int64		deleted;
 
 	if (smx_history_retention_s <= 0 || !OidIsValid(ext))
-		return;
+		return 0;
 	relid = get_relname_relid("server_metrics_history", nsp);
 	if (!OidIsValid(relid) || get_rel_relkind(relid) != RELKIND_RELATION)
-		return;
+		return 0;
 	/* locked by someone else: try again next time, never wait */
 	if (!ConditionalLockRelationOid(relid, RowExclusiveLock))
-		return;
+		return 0;
 
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	now_epoch = smx_shared->start_epoch + (double) smx_shared->tick * smx_shared->step_seconds;
@@ -666,17 +731,12 @@ smx_history_retention(void)
 							 true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	for (int b = 0; b < 10; b++)
-	{
-		int			ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, false, 0);
-
-		if (ret != SPI_OK_DELETE)
-			elog(ERROR, "history retention failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed < SMX_RETENTION_BATCH)
-			break;
-		CommandCounterIncrement();
-	}
+	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, false, 0);
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "history retention failed: %s", SPI_result_code_string(ret));
+	deleted = (int64) SPI_processed;
 	SPI_finish();
+	return deleted;
 }
 
 /* ------------------------------------------------------------------------
@@ -684,6 +744,7 @@ smx_history_retention(void)
  * ------------------------------------------------------------------------ */
 
 #define SMX_HISTORY_COLS 11
+#define SMX_MAX_REFS	16		/* id pool entries one server id may have */
 
 typedef struct SmxHistRow
 {
@@ -750,8 +811,7 @@ sim_history(PG_FUNCTION_ARGS)
 	Datum		args[3];
 	int			ret;
 	bool		known;
-	char		session[SMX_SESSION_LEN];
-	char		prev_session[SMX_SESSION_LEN];
+	char		sessions[SMX_SESSIONS][SMX_SESSION_LEN];
 
 	smx_require_fleet_database();
 	if (until < since)
@@ -763,8 +823,10 @@ sim_history(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	/*
-	 * 1. Unflushed samples of this server, from the ring. Room for all
-	 * pending samples is allocated first, outside the lock; positions a
+	 * 1. Unflushed samples of this server, from the ring. First the id pool
+	 * entries naming it (under sim_lock, which the pool's only writer
+	 * holds), so the ring scan compares integers; then room for at most one
+	 * sample an entry a pending tick, allocated outside `lock`; positions a
 	 * flush freed in between are skipped (the table has them).
 	 */
 	{
@@ -773,20 +835,36 @@ sim_history(PG_FUNCTION_ARGS)
 		uint64		cap = smx_shared->ring_capacity;
 		uint64		tail0,
 					head0;
+		int32		refs[SMX_MAX_REFS];
+		int			nrefs = 0;
+		uint64		bound = 0;
+
+		LWLockAcquire(smx_shared->sim_lock, LW_SHARED);
+		for (int e = 0; e < smx_shared->id_pool_size && nrefs < SMX_MAX_REFS; e++)
+			if (pool[e].used && strcmp(pool[e].id, server_id) == 0)
+				refs[nrefs++] = e;
+		LWLockRelease(smx_shared->sim_lock);
 
 		smx_ring_bounds(&tail0, &head0);
-		mem_rows = palloc(sizeof(SmxHistRow) * Max(head0 - tail0, 1));
+		if (nrefs > 0 && head0 > tail0)
+		{
+			int64		span = ring[(head0 - 1) % cap].tick - ring[tail0 % cap].tick + 1;
+
+			bound = Min(head0 - tail0, (uint64) Max(span, 1) * nrefs);
+		}
+		mem_rows = palloc(sizeof(SmxHistRow) * Max(bound, 1));
 
 		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		memcpy(session, smx_shared->session_id, SMX_SESSION_LEN);
-		memcpy(prev_session, smx_shared->prev_session_id, SMX_SESSION_LEN);
-		for (uint64 pos = Max(tail0, smx_shared->ring_tail); pos < head0; pos++)
+		memcpy(sessions, smx_shared->sessions, sizeof(sessions));
+		for (uint64 pos = Max(tail0, smx_shared->ring_tail); pos < head0 && (uint64) nmem < bound; pos++)
 		{
 			SmxSample  *s = &ring[pos % cap];
 			SmxHistRow *r;
+			bool		match = false;
 
-			if (s->sim_time < since || s->sim_time > until ||
-				strcmp(pool[s->id_ref].id, server_id) != 0)
+			for (int k = 0; k < nrefs; k++)
+				match |= s->id_ref == refs[k];
+			if (!match || s->sim_time < since || s->sim_time > until)
 				continue;
 			r = &mem_rows[nmem++];
 			r->tick = s->tick;
@@ -797,7 +875,7 @@ sim_history(PG_FUNCTION_ARGS)
 			r->net = s->network_io;
 			r->status = s->status & 3;
 			r->status_text = NULL;
-			r->session = pos < smx_shared->session_start_pos ? prev_session : session;
+			r->session = s->session < SMX_SESSIONS ? sessions[s->session] : NULL;
 			r->run = s->scenario_run;
 			r->from_memory = true;
 		}
@@ -844,7 +922,18 @@ sim_history(PG_FUNCTION_ARGS)
 					 " WHERE server_id = $1 AND \"timestamp\" BETWEEN $2 AND $3"
 					 " ORDER BY \"timestamp\", tick",
 					 quote_identifier(get_namespace_name(nsp)));
-	ret = SPI_execute_with_args(sql.data, 3, argtypes, args, NULL, false, 0);
+	{
+		/*
+		 * A snapshot newer than the ring read, whatever the isolation
+		 * level: a sample flushed in between must be visible here.
+		 */
+		SPIPlanPtr	plan = SPI_prepare(sql.data, 3, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		ret = SPI_execute_snapshot(plan, args, NULL, GetLatestSnapshot(),
+								   InvalidSnapshot, true, false, 0);
+	}
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
 

@@ -153,6 +153,7 @@ smx_shmem_startup(void)
 		ConditionVariableInit(&smx_shared->ring_cv);
 		/* the first flush is due one flush_interval after start */
 		smx_shared->flush_clock = GetCurrentTimestamp();
+		smx_shared->session_slot = SMX_NO_SESSION;
 		pg_atomic_init_u32(&smx_shared->flush_requested, 0);
 		memset(smx_shared_id_pool(), 0, smx_shared->id_pool_size * sizeof(SmxIdEntry));
 		smx_shared->loaded_extension = InvalidOid;

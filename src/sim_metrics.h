@@ -27,6 +27,8 @@
 #define SMX_ENV_LEN			16
 #define SMX_SESSION_LEN		40
 #define SMX_ERROR_LEN		256
+#define SMX_SESSIONS		16
+#define SMX_NO_SESSION		255
 
 /* GUCs (module.c) */
 extern char *smx_database_name;
@@ -68,7 +70,7 @@ typedef struct SmxSample
 	int16		memory;
 	int16		disk;
 	uint8		status;
-	uint8		pad;
+	uint8		session;		/* slot in SmxShared.sessions[] */
 } SmxSample;
 
 /*
@@ -126,8 +128,13 @@ typedef struct SmxShared
 	uint64		ring_capacity;
 	uint64		ring_head;
 	uint64		ring_tail;
-	uint64		session_start_pos;	/* first sample of session_id */
-	char		prev_session_id[SMX_SESSION_LEN];	/* samples before it */
+	/*
+	 * Recent worker sessions; a sample carries the slot of the session that
+	 * produced it (SmxSample.session), so buffered samples keep their
+	 * session across up to SMX_SESSIONS - 1 worker restarts.
+	 */
+	char		sessions[SMX_SESSIONS][SMX_SESSION_LEN];
+	uint8		session_slot;	/* SMX_NO_SESSION before the first worker */
 	int			id_pool_size;	/* 2 x capacity */
 	bool		history_restored;	/* fleet state restored from history */
 	int64		flushed_total;	/* samples written to the table */
@@ -175,16 +182,16 @@ extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 extern void smx_history_append(const smx_state *state, const int32 *id_ref,
 							   int n, uint64 tick, double sim_epoch,
 							   uint64 *head, uint64 tail, int64 *dropped);
-extern int64 smx_history_flush(bool from_worker, bool final);
+extern int64 smx_history_flush(bool final, int budget_ms);
 extern bool smx_history_flush_due(TimestampTz now);
-extern void smx_history_retention(void);
+extern int64 smx_history_retention(void);
 extern bool smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index,
 							   int n, int old_n, int32 *id_ref_out);
 extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 const smx_params *params, int n,
 									 smx_state *restored, bool *found,
 									 uint64 *max_tick, double *max_tick_epoch);
-extern void smx_wait_ring_room(uint64 need);
+extern void smx_wait_ring_room(uint64 need, TimestampTz deadline);
 extern uint64 smx_ring_free(void);
 extern void smx_ring_bounds(uint64 *tail, uint64 *head);
 

@@ -194,11 +194,18 @@ smx_worker_tick(bool unused)
 	return smx_engine_tick(1, true) != 0;
 }
 
-/* Flush buffered samples to the history table (own transaction). */
+/*
+ * Flush buffered samples to the history table (own transactions). A
+ * regular flush gets back to ticking after half a tick interval (at least
+ * 100 ms) and continues at the next iteration; the exit flush has 10 s.
+ */
+static int64 smx_worker_flushed;
+
 static bool
 smx_worker_flush(bool final)
 {
-	smx_history_flush(true, final);
+	smx_worker_flushed = smx_history_flush(final, final ? 10000 :
+										   Max(smx_tick_interval_ms / 2, 100));
 	return true;
 }
 
@@ -206,15 +213,22 @@ smx_worker_flush(bool final)
 static bool
 smx_worker_retention(bool unused)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "sim_metrics: history retention");
-	smx_history_retention();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(smx_loop_cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	TimestampTz stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 2000);
+	int64		deleted;
+
+	/* one transaction a batch, for at most about two seconds */
+	do
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "sim_metrics: history retention");
+		deleted = smx_history_retention();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(smx_loop_cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	} while (deleted > 0 && GetCurrentTimestamp() < stop);
 	return true;
 }
 
@@ -228,10 +242,22 @@ smx_worker_shutdown(void)
 {
 	bool		unused;
 
-	if (OidIsValid(smx_shared->loaded_extension) &&
-		smx_worker_guarded(smx_worker_flush, true, &unused))
+	uint64		tail,
+				head;
+
+	smx_worker_flushed = 0;
+	if (OidIsValid(smx_shared->loaded_extension))
+		(void) smx_worker_guarded(smx_worker_flush, true, &unused);
+	smx_ring_bounds(&tail, &head);
+	if (head == tail)
 		ereport(LOG,
-				(errmsg("sim_metrics worker flushed its buffered samples and is exiting")));
+				(errmsg("sim_metrics worker flushed its buffered samples (%lld rows) and is exiting",
+						(long long) smx_worker_flushed)));
+	else
+		ereport(LOG,
+				(errmsg("sim_metrics worker is exiting with %llu samples not flushed (%lld rows written)",
+						(unsigned long long) (head - tail), (long long) smx_worker_flushed),
+				 errdetail("They stay in shared memory for the next worker, unless the server is shutting down.")));
 	proc_exit(1);
 }
 
@@ -280,11 +306,13 @@ sim_metrics_worker_main(Datum main_arg)
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	smx_shared->worker_started_at = GetCurrentTimestamp();
 	smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
-	/* samples already in the ring keep the session that produced them */
-	memcpy(smx_shared->prev_session_id, smx_shared->session_id, SMX_SESSION_LEN);
-	smx_shared->session_start_pos = smx_shared->ring_head;
+	/* a new session slot: buffered samples keep the session that made them */
 	snprintf(smx_shared->session_id, SMX_SESSION_LEN, "%llx-%d",
 			 (unsigned long long) smx_shared->worker_started_at, MyProcPid);
+	smx_shared->session_slot = smx_shared->session_slot == SMX_NO_SESSION ? 0 :
+		(smx_shared->session_slot + 1) % SMX_SESSIONS;
+	memcpy(smx_shared->sessions[smx_shared->session_slot], smx_shared->session_id,
+		   SMX_SESSION_LEN);
 	strlcpy(smx_shared->worker_state, "starting", sizeof(smx_shared->worker_state));
 	LWLockRelease(smx_shared->lock);
 

@@ -121,7 +121,7 @@ for my $mode ('fast', 'smart')
 	$node->stop($mode);
 	cmp_ok(time - $t0, '<', 30, "$mode stop completes");
 	like(log_since($node, $off),
-		qr/sim_metrics worker flushed its buffered samples and is exiting/,
+		qr/sim_metrics worker flushed its buffered samples \(\d+ rows\) and is exiting/,
 		"$mode: the worker logged its final flush");
 
 	$off = log_offset($node);
@@ -188,7 +188,7 @@ for my $mode ('fast', 'smart')
 		'terminate: pg_terminate_backend(worker)');
 	ok(eval {
 			$node->wait_for_log(
-				qr/sim_metrics worker flushed its buffered samples and is exiting/, $off);
+				qr/sim_metrics worker flushed its buffered samples \(\d+ rows\) and is exiting/, $off);
 			1;
 		},
 		'terminate: the worker logged its final flush');
