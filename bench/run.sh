@@ -444,10 +444,11 @@ if want 4; then
     L0=$SECONDS
     [[ $(q "SELECT servers FROM sim_status()") == "$BENCH_BIG_SERVERS" ]] || grow_fleet "$BENCH_BIG_SERVERS"
 
-    # the table as installed: logged, the one (server_id, "timestamp" DESC) index, no triggers
+    # the table as installed: logged, its two indexes (btree (server_id, "timestamp" DESC)
+    # and brin ("timestamp")), no triggers
     IDX=$(q "SELECT string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes
              WHERE schemaname = 'public' AND tablename = 'server_metrics_history'")
-    [[ $IDX == 'CREATE INDEX server_metrics_history_server_time ON public.server_metrics_history USING btree (server_id, "timestamp" DESC)' ]] \
+    [[ $IDX == 'CREATE INDEX server_metrics_history_server_time ON public.server_metrics_history USING btree (server_id, "timestamp" DESC); CREATE INDEX server_metrics_history_time_brin ON public.server_metrics_history USING brin ("timestamp")' ]] \
         || die "server_metrics_history is not as installed; its indexes: $IDX"
     [[ $(q "SELECT relpersistence FROM pg_class WHERE oid = 'server_metrics_history'::regclass") == p ]] \
         || die "server_metrics_history is not a logged table"

@@ -277,6 +277,29 @@ smx_get_insert_plan(Oid nsp)
 	return plan;
 }
 
+/*
+ * numeric datums of the hundredths 0..10000 (0.00 .. 100.00), built once
+ * per backend: a flush then allocates no numeric per value.
+ */
+static Datum *smx_numeric_cache = NULL;
+
+static Datum
+smx_hundredths_numeric(int16 v)
+{
+	if (v < 0 || v > 10000)
+		return NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+	if (smx_numeric_cache == NULL)
+		smx_numeric_cache = MemoryContextAllocZero(TopMemoryContext, sizeof(Datum) * 10001);
+	if (smx_numeric_cache[v] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		smx_numeric_cache[v] = NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+		MemoryContextSwitchTo(old);
+	}
+	return smx_numeric_cache[v];
+}
+
 /* A one-dimensional array of n elements (nulls may be NULL: none). */
 static Datum
 smx_array(Datum *elems, bool *nulls, int n, Oid type)
@@ -463,6 +486,8 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows)
 		Datum	   *tick = palloc(sizeof(Datum) * batch);
 		Datum	   *run = palloc(sizeof(Datum) * batch);
 		bool	   *run_null = palloc(sizeof(bool) * batch);
+		/* server_id text datums, built once per id pool entry and flush */
+		Datum	   *id_text = palloc0(sizeof(Datum) * smx_shared->id_pool_size);
 		uint64		pos = tail;
 
 		while (pos < head)
@@ -475,10 +500,12 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows)
 			{
 				SmxSample  *s = &ring[(pos + i) % cap];
 
-				ids[i] = CStringGetTextDatum(pool[s->id_ref].id);
-				cpu[i] = NumericGetDatum(int64_div_fast_to_numeric(s->cpu, 2));
-				mem[i] = NumericGetDatum(int64_div_fast_to_numeric(s->memory, 2));
-				disk[i] = NumericGetDatum(int64_div_fast_to_numeric(s->disk, 2));
+				if (id_text[s->id_ref] == (Datum) 0)
+					id_text[s->id_ref] = CStringGetTextDatum(pool[s->id_ref].id);
+				ids[i] = id_text[s->id_ref];
+				cpu[i] = smx_hundredths_numeric(s->cpu);
+				mem[i] = smx_hundredths_numeric(s->memory);
+				disk[i] = smx_hundredths_numeric(s->disk);
 				net[i] = Int64GetDatum(s->network_io);
 				status[i] = status_text[s->status & 3];
 				ts[i] = TimestampTzGetDatum(s->sim_time);
@@ -506,13 +533,6 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows)
 			rows += (int64) SPI_processed;
 			for (int i = 0; i < 10; i++)
 				pfree(DatumGetPointer(args[i]));
-			for (int i = 0; i < k; i++)
-			{
-				pfree(DatumGetPointer(ids[i]));
-				pfree(DatumGetPointer(cpu[i]));
-				pfree(DatumGetPointer(mem[i]));
-				pfree(DatumGetPointer(disk[i]));
-			}
 			pos += k;
 		}
 	}
