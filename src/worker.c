@@ -261,6 +261,35 @@ smx_worker_shutdown(void)
 	proc_exit(1);
 }
 
+/* A step retried with backoff after failures (reload, flush). */
+typedef struct SmxRetry
+{
+	int			failures;		/* in a row */
+	TimestampTz retry_at;		/* not before; 0 = now */
+} SmxRetry;
+
+static long smx_backoff_ms(int failures);
+
+/*
+ * Run a guarded step; on failure count it and schedule the retry after the
+ * backoff (at most cap_ms). Returns whether the step succeeded.
+ */
+static bool
+smx_run_with_backoff(bool (*step) (bool), bool arg, bool *result, SmxRetry *retry,
+					 long cap_ms)
+{
+	if (smx_worker_guarded(step, arg, result))
+	{
+		retry->failures = 0;
+		retry->retry_at = 0;
+		return true;
+	}
+	retry->failures++;
+	retry->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												  Min(smx_backoff_ms(retry->failures), cap_ms));
+	return false;
+}
+
 /* Retry delay after n failures in a row: interval x 2^(n-1), at most 60 s. */
 static long
 smx_backoff_ms(int failures)
@@ -277,11 +306,9 @@ sim_metrics_worker_main(Datum main_arg)
 	MemoryContext loop_cxt;
 	TimestampTz next_tick;
 	TimestampTz last_prepare = 0;
-	int			prepare_failures = 0;
+	SmxRetry	prepare_retry = {0, 0};
+	SmxRetry	flush_retry = {0, 0};
 	int			tick_failures = 0;
-	TimestampTz retry_at = 0;
-	TimestampTz flush_retry_at = 0;
-	int			flush_failures = 0;
 	TimestampTz next_retention = 0;
 
 	/*
@@ -374,25 +401,16 @@ sim_metrics_worker_main(Datum main_arg)
 		 * loaded from ticking.
 		 */
 		ready = OidIsValid(smx_shared->loaded_extension);
-		if (now >= retry_at &&
+		if (now >= prepare_retry.retry_at &&
 			(!ready ||
 			 smx_shared->loaded_templates_version !=
 			 pg_atomic_read_u32(&smx_shared->templates_version) ||
 			 now >= TimestampTzPlusMilliseconds(last_prepare, SMX_IDLE_POLL_MS)))
 		{
 			last_prepare = now;
-			if (smx_worker_guarded(smx_worker_prepare, paused, &ready))
-			{
-				prepare_failures = 0;
-				retry_at = 0;
-			}
-			else
-			{
-				prepare_failures++;
-				retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-													   smx_backoff_ms(prepare_failures));
+			if (!smx_run_with_backoff(smx_worker_prepare, paused, &ready,
+									  &prepare_retry, SMX_MAX_BACKOFF_MS))
 				ready = OidIsValid(smx_shared->loaded_extension);
-			}
 		}
 
 		if (!ready)
@@ -422,21 +440,13 @@ sim_metrics_worker_main(Datum main_arg)
 		 * paused (sim_tick() fills the ring too). A failing flush backs off;
 		 * the samples stay in the ring.
 		 */
-		if (ready && now >= flush_retry_at && smx_history_flush_due(now))
+		if (ready && now >= flush_retry.retry_at && smx_history_flush_due(now))
 		{
 			bool		unused;
 
-			if (smx_worker_guarded(smx_worker_flush, false, &unused))
+			if (!smx_run_with_backoff(smx_worker_flush, false, &unused, &flush_retry,
+									  (long) smx_flush_interval_ms))
 			{
-				flush_failures = 0;
-				flush_retry_at = 0;
-			}
-			else
-			{
-				flush_failures++;
-				flush_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-															 Min(smx_backoff_ms(flush_failures),
-																 (long) smx_flush_interval_ms));
 				LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 				smx_shared->flush_errors++;
 				LWLockRelease(smx_shared->lock);
@@ -458,10 +468,10 @@ sim_metrics_worker_main(Datum main_arg)
 			TimestampTz wake = next_tick;
 			long		until;
 
-			if (retry_at > now && retry_at < wake)
-				wake = retry_at;
-			if (ready && flush_retry_at > now && flush_retry_at < wake)
-				wake = flush_retry_at;
+			if (prepare_retry.retry_at > now && prepare_retry.retry_at < wake)
+				wake = prepare_retry.retry_at;
+			if (ready && flush_retry.retry_at > now && flush_retry.retry_at < wake)
+				wake = flush_retry.retry_at;
 			until = (long) ((wake - now) / 1000);
 			timeout_ms = Min(timeout_ms, Max(until, 0));
 		}
