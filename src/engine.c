@@ -79,7 +79,7 @@ smx_priv_sync(void)
  * Caller must hold sim_lock.
  */
 void
-smx_current_config(smx_config *cfg, bool for_publish)
+smx_current_config(smx_config *cfg)
 {
 	double		epoch;
 
@@ -231,7 +231,7 @@ smx_engine_tick(int64 n, bool from_worker)
 		chunk = Min(n, Max(1, SMX_WORK_PER_CHUNK / Max(nservers, 1)));
 		if (nservers > 0)
 			chunk = Min(chunk, Max(1, (int64) (room / nservers)));
-		smx_current_config(&cfg, true);
+		smx_current_config(&cfg);
 		tick = smx_shared->tick;
 
 		INSTR_TIME_SET_CURRENT(start);
@@ -259,19 +259,20 @@ smx_engine_tick(int64 n, bool from_worker)
 }
 
 /*
- * Find our extension and its schema by a catalog scan (pg_extension has no
- * syscache on PostgreSQL 15). Returns InvalidOid when absent.
+ * Find our extension (*ext) and return its schema, by a catalog scan
+ * (pg_extension has no syscache on PostgreSQL 15). Both are InvalidOid when
+ * the extension is absent.
  */
-static Oid
-smx_find_extension(Oid *nsp)
+Oid
+smx_extension_schema(Oid *ext)
 {
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData key;
 	HeapTuple	tup;
-	Oid			ext = InvalidOid;
+	Oid			nsp = InvalidOid;
 
-	*nsp = InvalidOid;
+	*ext = InvalidOid;
 	rel = table_open(ExtensionRelationId, AccessShareLock);
 	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
 				F_NAMEEQ, CStringGetDatum(SMX_EXTENSION_NAME));
@@ -281,21 +282,28 @@ smx_find_extension(Oid *nsp)
 	{
 		Form_pg_extension form = (Form_pg_extension) GETSTRUCT(tup);
 
-		ext = form->oid;
-		*nsp = form->extnamespace;
+		*ext = form->oid;
+		nsp = form->extnamespace;
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	return ext;
+	return nsp;
 }
 
-Oid
-smx_extension_schema(Oid *ext)
+/*
+ * Unix seconds to timestamptz; false when out of range (an extreme
+ * time_scale x tick can leave the timestamptz range).
+ */
+bool
+smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
 {
-	Oid			nsp;
+	double		usecs = (epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+		USECS_PER_SEC;
 
-	*ext = smx_find_extension(&nsp);
-	return nsp;
+	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
+		return false;
+	*ts = (TimestampTz) usecs;
+	return true;
 }
 
 /*
@@ -509,7 +517,7 @@ smx_engine_reload(bool from_worker)
 							   smx_shared->id_pool_size),
 					 errhint("Call sim_flush(), or wait for the worker's next flush; the reload is retried.")));
 		}
-		smx_current_config(&cfg, true);
+		smx_current_config(&cfg);
 		new_tick = smx_shared->tick;
 		if (do_restore && nrestored > 0 && max_tick > new_tick)
 		{

@@ -105,8 +105,8 @@ smx_history_append(const smx_state *state, const int32 *id_ref, int n,
 		*dropped += n;
 		return;
 	}
-	ts = (TimestampTz) ((sim_epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-						USECS_PER_SEC);
+	if (!smx_epoch_to_timestamptz(sim_epoch, &ts))
+		ts = DT_NOEND;			/* beyond the timestamptz range */
 	for (int i = 0; i < n; i++)
 	{
 		SmxSample  *s = &ring[(*head + i) % cap];
@@ -734,9 +734,8 @@ smx_history_retention(void)
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	now_epoch = smx_shared->start_epoch + (double) smx_shared->tick * smx_shared->step_seconds;
 	LWLockRelease(smx_shared->lock);
-	cutoff = (TimestampTz) ((now_epoch - smx_history_retention_s -
-							 (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-							USECS_PER_SEC);
+	if (!smx_epoch_to_timestamptz(now_epoch - smx_history_retention_s, &cutoff))
+		return 0;
 	arg = TimestampTzGetDatum(cutoff);
 
 	initStringInfo(&sql);

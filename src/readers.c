@@ -33,22 +33,6 @@ PG_FUNCTION_INFO_V1(sim_templates_changed);
 #define SMX_CURRENT_COLS	17
 #define SMX_STATUS_COLS		22
 
-/*
- * Unix seconds to timestamptz; false when out of range (an extreme
- * time_scale x tick can leave the timestamptz range).
- */
-static bool
-smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
-{
-	double		usecs = (epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-		USECS_PER_SEC;
-
-	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
-		return false;
-	*ts = (TimestampTz) usecs;
-	return true;
-}
-
 /* Round to two decimals, as dashboards show percentages. */
 static inline Datum
 smx_pct_datum(float v)
@@ -76,28 +60,21 @@ static uint8 *smx_reader_role = NULL;
 static Datum *smx_reader_text = NULL;	/* SMX_TEXT_COLS per server */
 static Datum smx_status_text[4];
 
-static Datum
-smx_text_in(MemoryContext cxt, const char *s)
-{
-	size_t		len = strlen(s);
-	text	   *t = MemoryContextAlloc(cxt, VARHDRSZ + len);
-
-	SET_VARSIZE(t, VARHDRSZ + len);
-	memcpy(VARDATA(t), s, len);
-	return PointerGetDatum(t);
-}
-
 /* Make the buffers hold at least n servers; contents are not kept. */
 static void
 smx_reader_reserve(int n)
 {
 	if (smx_reader_cxt == NULL)
 	{
+		MemoryContext old;
+
 		smx_reader_cxt = AllocSetContextCreate(TopMemoryContext,
 											   "sim_metrics reader",
 											   ALLOCSET_DEFAULT_SIZES);
+		old = MemoryContextSwitchTo(smx_reader_cxt);
 		for (int i = 0; i < 4; i++)
-			smx_status_text[i] = smx_text_in(smx_reader_cxt, smx_status_names[i]);
+			smx_status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+		MemoryContextSwitchTo(old);
 	}
 	if (n <= smx_reader_cap)
 		return;
@@ -119,6 +96,8 @@ smx_reader_reserve(int n)
 static void
 smx_reader_build_text(int n)
 {
+	MemoryContext old;
+
 	if (smx_reader_text_cxt == NULL)
 		smx_reader_text_cxt = AllocSetContextCreate(smx_reader_cxt,
 													"sim_metrics reader text",
@@ -127,18 +106,20 @@ smx_reader_build_text(int n)
 		MemoryContextReset(smx_reader_text_cxt);
 	smx_reader_text = MemoryContextAllocHuge(smx_reader_text_cxt,
 											 sizeof(Datum) * SMX_TEXT_COLS * Max(n, 1));
+	old = MemoryContextSwitchTo(smx_reader_text_cxt);
 	for (int i = 0; i < n; i++)
 	{
 		Datum	   *t = &smx_reader_text[i * SMX_TEXT_COLS];
 		SmxServerDesc *d = &smx_reader_desc[i];
 
-		t[0] = smx_text_in(smx_reader_text_cxt, d->id);
-		t[1] = smx_text_in(smx_reader_text_cxt, d->name);
-		t[2] = smx_text_in(smx_reader_text_cxt, d->hostname);
-		t[3] = smx_text_in(smx_reader_text_cxt, smx_role_names[smx_reader_role[i]]);
-		t[4] = smx_text_in(smx_reader_text_cxt, d->location);
-		t[5] = smx_text_in(smx_reader_text_cxt, d->environment);
+		t[0] = CStringGetTextDatum(d->id);
+		t[1] = CStringGetTextDatum(d->name);
+		t[2] = CStringGetTextDatum(d->hostname);
+		t[3] = CStringGetTextDatum(smx_role_names[smx_reader_role[i]]);
+		t[4] = CStringGetTextDatum(d->location);
+		t[5] = CStringGetTextDatum(d->environment);
 	}
+	MemoryContextSwitchTo(old);
 }
 
 /*

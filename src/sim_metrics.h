@@ -174,7 +174,8 @@ extern int	smx_engine_reload(bool from_worker);
 extern void smx_engine_clear(void);
 extern bool smx_engine_needs_reload(Oid ext);
 extern Oid	smx_extension_schema(Oid *ext);
-extern void smx_current_config(smx_config *cfg, bool for_publish);
+extern void smx_current_config(smx_config *cfg);
+extern bool smx_epoch_to_timestamptz(double epoch, TimestampTz *ts);
 extern void smx_record_error(const char *msg);
 extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 
