@@ -5,7 +5,7 @@
 #   make model-valgrind           the same under valgrind
 EXTENSION = sim_metrics
 MODULE_big = sim_metrics
-DATA = sim_metrics--1.0.sql
+DATA = sim_metrics--1.0.sql sim_metrics--1.1.sql sim_metrics--1.0--1.1.sql
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
 

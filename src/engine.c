@@ -45,15 +45,31 @@ static bool smx_priv_valid = false;
 static void
 smx_priv_alloc(void)
 {
+	MemoryContext cxt;
+	smx_params *params;
+	smx_state  *state;
+
 	if (smx_engine_cxt != NULL)
 		return;
-	smx_engine_cxt = AllocSetContextCreate(TopMemoryContext,
-										   "sim_metrics engine",
-										   ALLOCSET_DEFAULT_SIZES);
-	smx_priv_params = MemoryContextAllocHuge(smx_engine_cxt,
-											 (Size) smx_shared->capacity * sizeof(smx_params));
-	smx_priv_state = MemoryContextAllocHuge(smx_engine_cxt,
-											(Size) smx_shared->capacity * sizeof(smx_state));
+	/* allocate everything first; publish the pointers only when all worked */
+	cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics engine",
+								ALLOCSET_DEFAULT_SIZES);
+	params = MemoryContextAllocExtended(cxt, (Size) smx_shared->capacity * sizeof(smx_params),
+										MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	state = MemoryContextAllocExtended(cxt, (Size) smx_shared->capacity * sizeof(smx_state),
+									   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+	if (params == NULL || state == NULL)
+	{
+		MemoryContextDelete(cxt);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory for the sim_metrics engine's copy of %d servers",
+						smx_shared->capacity),
+				 errhint("Lower sim_metrics.max_servers, or free memory.")));
+	}
+	smx_priv_params = params;
+	smx_priv_state = state;
+	smx_engine_cxt = cxt;
 }
 
 /*
@@ -182,11 +198,43 @@ smx_report_dropped(int64 dropped, bool from_worker)
 }
 
 /*
+ * Refuse ticks whose simulated time leaves the timestamptz range: a
+ * backend gets an ERROR; the ticker pauses the simulation and records why
+ * (sim_status().last_error), since retrying would fail the same way.
+ * Caller must hold sim_lock; it is released before raising.
+ */
+static bool
+smx_check_time_range(const smx_config *cfg, uint64 last_tick, bool from_worker)
+{
+	TimestampTz ts;
+	char		msg[SMX_ERROR_LEN];
+
+	if (smx_epoch_to_timestamptz(smx_sim_epoch(cfg, last_tick), &ts))
+		return true;
+	LWLockRelease(smx_shared->sim_lock);
+	snprintf(msg, sizeof(msg),
+			 "simulated time of tick " UINT64_FORMAT " is past the end of the timestamp range",
+			 last_tick);
+	if (!from_worker)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s", msg),
+				 errhint("Lower sim_metrics.time_scale or tick_interval, or set an earlier sim_metrics.start_time.")));
+	pg_atomic_write_u32(&smx_shared->paused, 1);
+	smx_record_error(msg);
+	ereport(LOG,
+			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+			 errmsg("sim_metrics: %s; the simulation is paused", msg),
+			 errhint("Lower sim_metrics.time_scale or tick_interval, or set an earlier sim_metrics.start_time, then call sim_start().")));
+	return false;
+}
+
+/*
  * Advance the simulation n ticks and return the tick reached. Works in
  * chunks so that a large n can be cancelled between chunks and readers see
- * progress. The worker does not queue behind a backend that is stepping
- * (say, a long sim_tick(n)): when sim_lock is busy it skips this tick and
- * returns 0, so it stays responsive to signals.
+ * progress. The ticker waits for sim_lock like everyone else: its holders
+ * keep it for one bounded chunk (SMX_WORK_PER_CHUNK server-ticks) or a
+ * reload's merge, and a tick that waited is caught up, never skipped.
  */
 uint64
 smx_engine_tick(int64 n, bool from_worker)
@@ -219,10 +267,7 @@ smx_engine_tick(int64 n, bool from_worker)
 							   Min(n, (int64) smx_history_buffer / 2 + 1),
 							   wait_deadline);
 
-		if (!from_worker)
-			LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
-		else if (!LWLockConditionalAcquire(smx_shared->sim_lock, LW_EXCLUSIVE))
-			return 0;
+		LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
 		smx_priv_sync();
 		nservers = smx_shared->nservers;
 		smx_ring_bounds(&tail, &head);	/* head: only we write it */
@@ -233,6 +278,8 @@ smx_engine_tick(int64 n, bool from_worker)
 			chunk = Min(chunk, Max(1, (int64) (room / nservers)));
 		smx_current_config(&cfg);
 		tick = smx_shared->tick;
+		if (!smx_check_time_range(&cfg, tick + chunk, from_worker))
+			return tick;
 
 		INSTR_TIME_SET_CURRENT(start);
 		for (int64 k = 0; k < chunk; k++)
@@ -252,74 +299,13 @@ smx_engine_tick(int64 n, bool from_worker)
 
 		if (dropped > 0)
 			smx_report_dropped(dropped, from_worker);
+		/* three quarters full: the writer flushes early */
+		if ((head - tail) * 4 >= smx_shared->ring_capacity * 3)
+			smx_wake_writer();
 		n -= chunk;
 		CHECK_FOR_INTERRUPTS();
 	}
 	return tick;
-}
-
-/*
- * Find our extension (*ext) and return its schema, by a catalog scan
- * (pg_extension has no syscache on PostgreSQL 15). Both are InvalidOid when
- * the extension is absent.
- */
-Oid
-smx_extension_schema(Oid *ext)
-{
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	Oid			nsp = InvalidOid;
-
-	*ext = InvalidOid;
-	rel = table_open(ExtensionRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
-				F_NAMEEQ, CStringGetDatum(SMX_EXTENSION_NAME));
-	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		Form_pg_extension form = (Form_pg_extension) GETSTRUCT(tup);
-
-		*ext = form->oid;
-		nsp = form->extnamespace;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return nsp;
-}
-
-/*
- * Unix seconds to timestamptz; false when out of range (an extreme
- * time_scale x tick can leave the timestamptz range).
- */
-bool
-smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
-{
-	double		usecs = (epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-		USECS_PER_SEC;
-
-	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
-		return false;
-	*ts = (TimestampTz) usecs;
-	return true;
-}
-
-/*
- * Copy a NUL-terminated string into a fixed slot of len bytes, cut on a
- * character boundary (the table's CHECKs keep values within their slot;
- * this keeps the output valid text whatever happens).
- */
-void
-smx_copy_clipped(char *dst, const char *src, size_t len)
-{
-	int			n = strlen(src);
-
-	if (n >= (int) len)
-		n = pg_mbcliplen(src, n, len - 1);
-	memcpy(dst, src, n);
-	dst[n] = '\0';
 }
 
 /* A copy of a text column, or "" when NULL. */
@@ -340,52 +326,29 @@ smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt)
 	return isnull ? dflt : DatumGetFloat8(d);
 }
 
-/*
- * Re-read server_templates (enabled rows, by id) and make them the fleet.
- * Servers that stay keep their state; new ones start at their target.
- * Must run inside a transaction with a snapshot; connects to SPI itself.
- * Returns the number of servers loaded.
- */
-int
-smx_engine_reload(bool from_worker)
+/* The enabled templates, read and checked, ready to become the fleet. */
+typedef struct SmxTemplates
 {
-	Oid			ext;
-	Oid			nsp;
-	char	   *nspname;
-	uint32		version;
+	SmxServerDesc *desc;
+	smx_params *params;
+	int			n;
+	int64		total;			/* enabled templates, also beyond capacity */
+	uint32		version;		/* templates_version they were read at */
+} SmxTemplates;
+
+/*
+ * Read the enabled rows of server_templates (by id, at most capacity) into
+ * *t. Must run inside a transaction with a snapshot.
+ */
+static void
+smx_read_templates(const char *nspname, SmxTemplates *t)
+{
+	int			cap = smx_shared->capacity;
 	StringInfoData sql;
 	int			ret;
 	int			nrows;
-	int64		total = 0;
-	int			cap;
-	SmxServerDesc *desc;
-	smx_params *params;
-	smx_state  *state;
-	int32	   *id_ref;
-	int		   *old_index;
-	smx_state  *restored;
-	bool	   *found;
-	bool		do_restore;
-	int			nrestored = 0;
-	uint64		max_tick = 0;
-	double		max_tick_epoch = 0;
-	uint64		new_tick;
-	int			n = 0;
-	SmxFleetUpdate fleet;
 
-	smx_require_loaded();
-	smx_priv_alloc();
-	cap = smx_shared->capacity;
-
-	version = pg_atomic_read_u32(&smx_shared->templates_version);
-	nsp = smx_extension_schema(&ext);
-	nspname = OidIsValid(ext) ? get_namespace_name(nsp) : NULL;
-	if (nspname == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("extension \"%s\" is not installed in this database",
-						SMX_EXTENSION_NAME)));
-
+	t->version = pg_atomic_read_u32(&smx_shared->templates_version);
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT id, name, hostname, role, location, environment,"
@@ -395,7 +358,7 @@ smx_engine_reload(bool from_worker)
 					 " pg_catalog.count(*) OVER ()"
 					 " FROM %s.server_templates WHERE enabled"
 					 " ORDER BY id COLLATE \"C\" LIMIT %d",
-					 quote_identifier(nspname), cap);
+					 nspname, cap);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -404,30 +367,28 @@ smx_engine_reload(bool from_worker)
 	 * Not read-only, so that in READ COMMITTED the query takes a snapshot
 	 * newer than the version read above. A transaction snapshot (REPEATABLE
 	 * READ and up) may predate it: then the list is marked as read at an
-	 * older version, so the worker reads it again with a fresh snapshot.
+	 * older version, so the writer reads it again with a fresh snapshot.
 	 */
 	ret = SPI_execute(sql.data, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading server_templates failed: %s", SPI_result_code_string(ret));
 	if (IsolationUsesXactSnapshot())
-		version--;
+		t->version--;
 	nrows = (int) SPI_processed;
-	desc = SPI_palloc(sizeof(SmxServerDesc) * Max(nrows, 1));
-	params = SPI_palloc(sizeof(smx_params) * Max(nrows, 1));
-	state = SPI_palloc(sizeof(smx_state) * Max(nrows, 1));
-	id_ref = SPI_palloc(sizeof(int32) * Max(nrows, 1));
-	old_index = SPI_palloc(sizeof(int) * Max(nrows, 1));
-	restored = SPI_palloc(sizeof(smx_state) * Max(nrows, 1));
-	found = SPI_palloc(sizeof(bool) * Max(nrows, 1));
+	t->desc = SPI_palloc(sizeof(SmxServerDesc) * Max(nrows, 1));
+	t->params = SPI_palloc(sizeof(smx_params) * Max(nrows, 1));
+	t->n = 0;
+	t->total = 0;
 	for (int i = 0; i < nrows; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	td = SPI_tuptable->tupdesc;
 		char	   *role = SPI_getvalue(tup, td, 4);
 		int			r = role ? smx_role_from_name(role) : -1;
+		SmxServerDesc *d = &t->desc[t->n];
 		bool		isnull;
 
-		total = DatumGetInt64(SPI_getbinval(tup, td, 12, &isnull));
+		t->total = DatumGetInt64(SPI_getbinval(tup, td, 12, &isnull));
 		if (r < 0)
 		{
 			/* the CHECK constraint prevents this; never let it stop the loop */
@@ -437,118 +398,167 @@ smx_engine_reload(bool from_worker)
 							SPI_getvalue(tup, td, 1), role ? role : "")));
 			continue;
 		}
-		smx_copy_text(tup, td, 1, desc[n].id, SMX_ID_LEN);
-		smx_copy_text(tup, td, 2, desc[n].name, SMX_NAME_LEN);
-		smx_copy_text(tup, td, 3, desc[n].hostname, SMX_HOSTNAME_LEN);
-		smx_copy_text(tup, td, 5, desc[n].location, SMX_LOCATION_LEN);
-		smx_copy_text(tup, td, 6, desc[n].environment, SMX_ENV_LEN);
-		smx_params_init(&params[n], desc[n].id, desc[n].location, (smx_role) r,
+		smx_copy_text(tup, td, 1, d->id, SMX_ID_LEN);
+		smx_copy_text(tup, td, 2, d->name, SMX_NAME_LEN);
+		smx_copy_text(tup, td, 3, d->hostname, SMX_HOSTNAME_LEN);
+		smx_copy_text(tup, td, 5, d->location, SMX_LOCATION_LEN);
+		smx_copy_text(tup, td, 6, d->environment, SMX_ENV_LEN);
+		smx_params_init(&t->params[t->n], d->id, d->location, (smx_role) r,
 						smx_get_double(tup, td, 7, -1),
 						smx_get_double(tup, td, 8, -1),
 						smx_get_double(tup, td, 9, -1),
 						smx_get_double(tup, td, 10, -1),
 						smx_get_double(tup, td, 11, 0));
-		n++;
+		t->n++;
 	}
 	SPI_finish();
+}
 
-	/*
-	 * First load since shared memory was set up (server start or crash
-	 * restart): continue every server from its latest history row, and the
-	 * tick numbering from the newest tick stored.
-	 */
-	do_restore = !smx_shared->history_restored && n > 0;
-	if (do_restore)
-		nrestored = smx_restore_from_history(nsp, desc, params, n, restored, found,
-											 &max_tick, &max_tick_epoch);
+/* What history said about the fleet at its first load (restore.c). */
+typedef struct SmxRestored
+{
+	bool		done;			/* history was consulted */
+	int			nfound;
+	smx_state  *state;
+	bool	   *found;
+	uint64		max_tick;
+	double		max_tick_epoch;
+} SmxRestored;
 
-	fleet.desc = desc;
+/*
+ * Merge the templates with the current fleet and publish the result:
+ * servers that stay keep their state, restored ones continue from history,
+ * new ones start at their target. Caller must hold sim_lock. Returns false
+ * (nothing published) when another process already published a newer read.
+ */
+static bool
+smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipped)
+{
+	SmxServerDesc *old_desc = smx_shared_desc();
+	int			old_n = smx_shared->nservers;
+	int			n = t->n;
+	int		   *old_index = palloc(sizeof(int) * Max(n, 1));
+	int32	   *id_ref = palloc(sizeof(int32) * Max(n, 1));
+	smx_state  *state = palloc(sizeof(smx_state) * Max(n, 1));
+	smx_config	cfg;
+	smx_tick_ctx ctx;
+	uint64		new_tick;
+	SmxFleetUpdate fleet;
+	int			j = 0;
+
+	smx_priv_sync();
+	if (OidIsValid(smx_shared->loaded_extension) &&
+		smx_shared->loaded_extension == ext &&
+		(int32) (t->version - smx_shared->loaded_templates_version) < 0)
+		return false;
+	/* both lists are sorted by id in byte order: merge-join them */
+	for (int i = 0; i < n; i++)
+	{
+		int			c = 1;
+
+		while (j < old_n && (c = strcmp(old_desc[j].id, t->desc[i].id)) < 0)
+			j++;
+		old_index[i] = (j < old_n && c == 0) ? j : -1;
+	}
+	if (!smx_id_pool_assign(t->desc, old_index, n, old_n, id_ref))
+	{
+		LWLockRelease(smx_shared->sim_lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("sim_metrics: cannot load the new servers until buffered history of removed servers is flushed"),
+				 errdetail("The id pool holds %d names, and samples of removed servers still wait in the ring.",
+						   smx_shared->id_pool_size),
+				 errhint("Call sim_flush(), or wait for the writer's next flush; the reload is retried.")));
+	}
+	smx_current_config(&cfg);
+	new_tick = smx_shared->tick;
+	if (rs->done && rs->nfound > 0 && rs->max_tick > new_tick)
+	{
+		new_tick = rs->max_tick;
+		/* without a fixed start_time, keep the restored clock */
+		if (smx_start_time == NULL || smx_start_time[0] == '\0')
+			cfg.start_epoch = rs->max_tick_epoch - (double) rs->max_tick * cfg.step_seconds;
+	}
+	smx_prepare_tick(&ctx, &cfg, new_tick);
+	for (int i = 0; i < n; i++)
+	{
+		if (old_index[i] >= 0)
+			state[i] = smx_priv_state[old_index[i]];
+		else if (rs->done && rs->found[i])
+			state[i] = rs->state[i];
+		else
+			smx_state_init(&ctx, &t->params[i], &state[i]);
+	}
+
+	fleet.desc = t->desc;
 	fleet.id_ref = id_ref;
-	fleet.restored = do_restore;
+	fleet.restored = rs->done;
 	fleet.n = n;
-	fleet.skipped = total > cap ? (int) (total - cap) : 0;
-	fleet.version = version;
+	fleet.skipped = skipped;
+	fleet.version = t->version;
 	fleet.extension = ext;
-	if (fleet.skipped > 0)
+	memcpy(smx_priv_params, t->params, n * sizeof(smx_params));
+	memcpy(smx_priv_state, state, n * sizeof(smx_state));
+	smx_publish(&cfg, new_tick, 0, false, &fleet, smx_shared->ring_head, 0);
+	smx_priv_valid = true;
+	return true;
+}
+
+/*
+ * Re-read server_templates (enabled rows, by id) and make them the fleet.
+ * The first load since shared memory was set up (server start or crash
+ * restart) continues every server from its latest history row, and the
+ * tick numbering after the newest tick stored. Must run inside a
+ * transaction with a snapshot; connects to SPI itself. Returns the number
+ * of servers loaded.
+ */
+int
+smx_engine_reload(bool from_worker)
+{
+	Oid			ext;
+	Oid			nsp;
+	char	   *nspname;
+	SmxTemplates t;
+	SmxRestored rs;
+	int			skipped;
+	int			n;
+
+	smx_require_loaded();
+	smx_priv_alloc();
+	nspname = smx_extension_schema_name();
+	nsp = smx_extension_schema(&ext);
+	smx_read_templates(nspname, &t);
+	n = t.n;
+
+	memset(&rs, 0, sizeof(rs));
+	rs.done = !smx_shared->history_restored && n > 0;
+	if (rs.done)
+	{
+		rs.state = palloc(sizeof(smx_state) * n);
+		rs.found = palloc(sizeof(bool) * n);
+		rs.nfound = smx_restore_from_history(nsp, t.desc, t.params, n, rs.state, rs.found,
+											 &rs.max_tick, &rs.max_tick_epoch);
+	}
+
+	skipped = t.total > smx_shared->capacity ? (int) (t.total - smx_shared->capacity) : 0;
+	if (skipped > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("sim_metrics: %lld enabled templates exceed sim_metrics.max_servers = %d",
-						(long long) total, cap),
+						(long long) t.total, smx_shared->capacity),
 				 errdetail("Only the first %d servers by id are simulated, \"%s\" through \"%s\"; %d are left out.",
-						   n, n > 0 ? desc[0].id : "", n > 0 ? desc[n - 1].id : "", fleet.skipped),
+						   n, n > 0 ? t.desc[0].id : "", n > 0 ? t.desc[n - 1].id : "", skipped),
 				 errhint("Raise sim_metrics.max_servers and restart the server, or disable templates with enabled = false.")));
 
-	/* merge with the current fleet and publish */
 	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
-	{
-		SmxServerDesc *old_desc = smx_shared_desc();
-		int			old_n = smx_shared->nservers;
-		smx_config	cfg;
-		smx_tick_ctx ctx;
-		int			j = 0;
-
-		smx_priv_sync();
-		/* another process already published a newer read: keep it */
-		if (OidIsValid(smx_shared->loaded_extension) &&
-			smx_shared->loaded_extension == ext &&
-			(int32) (version - smx_shared->loaded_templates_version) < 0)
-		{
-			n = smx_shared->nservers;
-			LWLockRelease(smx_shared->sim_lock);
-			return n;
-		}
-		/* both lists are sorted by id in byte order: merge-join them */
-		for (int i = 0; i < n; i++)
-		{
-			int			c = 1;
-
-			while (j < old_n && (c = strcmp(old_desc[j].id, desc[i].id)) < 0)
-				j++;
-			old_index[i] = (j < old_n && c == 0) ? j : -1;
-		}
-
-		if (!smx_id_pool_assign(desc, old_index, n, old_n, id_ref))
-		{
-			LWLockRelease(smx_shared->sim_lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-					 errmsg("sim_metrics: cannot load the new servers until buffered history of removed servers is flushed"),
-					 errdetail("The id pool holds %d names, and samples of removed servers still wait in the ring.",
-							   smx_shared->id_pool_size),
-					 errhint("Call sim_flush(), or wait for the worker's next flush; the reload is retried.")));
-		}
-		smx_current_config(&cfg);
-		new_tick = smx_shared->tick;
-		if (do_restore && nrestored > 0 && max_tick > new_tick)
-		{
-			new_tick = max_tick;
-			/* without a fixed start_time, keep the restored clock */
-			if (smx_start_time == NULL || smx_start_time[0] == '\0')
-				cfg.start_epoch = max_tick_epoch - (double) max_tick * cfg.step_seconds;
-		}
-		smx_prepare_tick(&ctx, &cfg, new_tick);
-
-		for (int i = 0; i < n; i++)
-		{
-			if (old_index[i] >= 0)
-				state[i] = smx_priv_state[old_index[i]];
-			else if (do_restore && found[i])
-				state[i] = restored[i];
-			else
-				smx_state_init(&ctx, &params[i], &state[i]);
-		}
-
-		memcpy(smx_priv_params, params, n * sizeof(smx_params));
-		memcpy(smx_priv_state, state, n * sizeof(smx_state));
-		smx_publish(&cfg, new_tick, 0, false, &fleet, smx_shared->ring_head, 0);
-		smx_priv_valid = true;
-	}
+	if (!smx_merge_and_publish(&t, &rs, ext, skipped))
+		n = smx_shared->nservers;	/* a newer read is already published */
 	LWLockRelease(smx_shared->sim_lock);
 
-	if (do_restore && nrestored > 0)
+	if (rs.done && rs.nfound > 0)
 		ereport(LOG,
 				(errmsg("sim_metrics: continued %d of %d servers from server_metrics_history at tick " UINT64_FORMAT,
-						nrestored, n, max_tick)));
+						rs.nfound, n, rs.max_tick)));
 	return n;
 }
 
@@ -583,18 +593,4 @@ smx_engine_clear(void)
 	LWLockRelease(smx_shared->lock);
 	LWLockRelease(smx_shared->sim_lock);
 	smx_priv_valid = false;
-}
-
-/* Remember a tick error for sim_status(). */
-void
-smx_record_error(const char *msg)
-{
-	char		clipped[SMX_ERROR_LEN];
-
-	smx_copy_clipped(clipped, msg ? msg : "unknown error", SMX_ERROR_LEN);
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	memcpy(smx_shared->last_error, clipped, SMX_ERROR_LEN);
-	smx_shared->last_error_at = GetCurrentTimestamp();
-	smx_shared->errors++;
-	LWLockRelease(smx_shared->lock);
 }

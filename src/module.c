@@ -150,5 +150,5 @@ _PG_init(void)
 		return;
 
 	smx_shmem_install_hooks();
-	smx_register_worker();
+	smx_register_workers();
 }

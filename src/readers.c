@@ -31,7 +31,7 @@ PG_FUNCTION_INFO_V1(sim_reload);
 PG_FUNCTION_INFO_V1(sim_templates_changed);
 
 #define SMX_CURRENT_COLS	17
-#define SMX_STATUS_COLS		22
+#define SMX_STATUS_COLS		27
 
 /* Round to two decimals, as dashboards show percentages. */
 static inline Datum
@@ -79,17 +79,37 @@ smx_reader_reserve(int n)
 	if (n <= smx_reader_cap)
 		return;
 	n = Max(n, 64);
-	if (smx_reader_state)
+	/* allocate all first: an OOM leaves the old buffers in place */
 	{
-		pfree(smx_reader_state);
-		pfree(smx_reader_desc);
-		pfree(smx_reader_role);
+		int			flags = MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM;
+		smx_state  *state = MemoryContextAllocExtended(smx_reader_cxt, sizeof(smx_state) * n, flags);
+		SmxServerDesc *desc = MemoryContextAllocExtended(smx_reader_cxt, sizeof(SmxServerDesc) * n, flags);
+		uint8	   *role = MemoryContextAllocExtended(smx_reader_cxt, n, flags);
+
+		if (state == NULL || desc == NULL || role == NULL)
+		{
+			if (state)
+				pfree(state);
+			if (desc)
+				pfree(desc);
+			if (role)
+				pfree(role);
+			ereport(ERROR,
+					(errcode(ERRCODE_OUT_OF_MEMORY),
+					 errmsg("out of memory for a copy of %d servers", n)));
+		}
+		if (smx_reader_state)
+		{
+			pfree(smx_reader_state);
+			pfree(smx_reader_desc);
+			pfree(smx_reader_role);
+		}
+		smx_reader_state = state;
+		smx_reader_desc = desc;
+		smx_reader_role = role;
+		smx_reader_cap = n;
+		smx_reader_valid = false;
 	}
-	smx_reader_state = MemoryContextAllocHuge(smx_reader_cxt, sizeof(smx_state) * n);
-	smx_reader_desc = MemoryContextAllocHuge(smx_reader_cxt, sizeof(SmxServerDesc) * n);
-	smx_reader_role = MemoryContextAlloc(smx_reader_cxt, n);
-	smx_reader_cap = n;
-	smx_reader_valid = false;
 }
 
 /* Rebuild the text datums from smx_reader_desc / smx_reader_role. */
@@ -217,6 +237,7 @@ sim_status(PG_FUNCTION_ARGS)
 	bool		nulls[SMX_STATUS_COLS];
 	SmxShared	snap;
 	int			pid;
+	int			writer_pid;
 
 	smx_require_fleet_database();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -225,7 +246,7 @@ sim_status(PG_FUNCTION_ARGS)
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	memcpy(&snap, smx_shared, sizeof(SmxShared));
 	LWLockRelease(smx_shared->lock);
-	pid = (int) pg_atomic_read_u32(&smx_shared->worker_pid);
+	pid = (int) pg_atomic_read_u32(&smx_shared->ticker_pid);
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = BoolGetDatum(pid != 0);
@@ -265,6 +286,15 @@ sim_status(PG_FUNCTION_ARGS)
 	values[19] = Int64GetDatum(snap.dropped_total);
 	values[20] = Int64GetDatum(snap.flush_errors);
 	values[21] = Int64GetDatum((int64) snap.ring_capacity);
+	/* 1.1: the ticker's schedule, dead letters, the writer */
+	values[22] = Int64GetDatum(snap.late_ticks);
+	values[23] = Float8GetDatum(snap.tick_lag_ms);
+	nulls[23] = snap.last_tick_at == 0;
+	values[24] = Int64GetDatum(snap.rejected_total);
+	writer_pid = (int) pg_atomic_read_u32(&smx_shared->writer_pid);
+	values[25] = Int32GetDatum(writer_pid);
+	nulls[25] = writer_pid == 0;
+	values[26] = CStringGetTextDatum(writer_pid != 0 ? snap.writer_state : "not running");
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -274,8 +304,9 @@ sim_start(PG_FUNCTION_ARGS)
 {
 	smx_require_fleet_database();
 	pg_atomic_write_u32(&smx_shared->paused, 0);
-	smx_wake_worker();
-	PG_RETURN_BOOL(pg_atomic_read_u32(&smx_shared->worker_pid) != 0);
+	smx_wake_ticker();
+	smx_wake_writer();			/* it shows the state word */
+	PG_RETURN_BOOL(pg_atomic_read_u32(&smx_shared->ticker_pid) != 0);
 }
 
 Datum
@@ -283,7 +314,8 @@ sim_stop(PG_FUNCTION_ARGS)
 {
 	smx_require_fleet_database();
 	pg_atomic_write_u32(&smx_shared->paused, 1);
-	smx_wake_worker();
+	smx_wake_ticker();
+	smx_wake_writer();
 	PG_RETURN_VOID();
 }
 
@@ -346,7 +378,7 @@ smx_xact_callback(XactEvent event, void *arg)
 			 */
 			smx_templates_dirty = false;
 			pg_atomic_fetch_add_u32(&smx_shared->templates_version, 1);
-			smx_wake_worker();
+			smx_wake_writer();
 			break;
 		default:
 			break;

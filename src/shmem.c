@@ -1,29 +1,51 @@
 /*
  * shmem.c — the hot layer: one shared-memory struct holding the live fleet.
  *
- * Layout: SmxShared, then three arrays of `capacity` entries each —
- * SmxServerDesc (text fields), smx_params (model inputs) and smx_state
- * (the values readers see). Only plain values live here: no pointer to
- * process-local memory, so a restarted worker can use what it finds.
+ * Layout: SmxShared, then the arrays of `capacity` entries — SmxServerDesc
+ * (text fields), smx_params (model inputs), smx_state (the values readers
+ * see), the id_ref of each server — then the id pool (2 x capacity) and the
+ * history ring. Only plain values live here: no pointer to process-local
+ * memory, so a restarted worker can use what it finds.
+ *
+ * Processes and who owns what:
+ *  - the ticker (ticker.c) steps the fleet every tick_interval: model step,
+ *    publish, ring append. It has no database and does no I/O.
+ *  - the writer (writer.c) does every database write and read: template
+ *    reloads (it publishes new fleets), flushes of the ring into the history
+ *    table (it moves ring_tail), retention.
+ *  - backends: readers copy out; sim_tick() / sim_reload() step or reload
+ *    like the ticker / writer do, under the same locks; sim_flush() flushes
+ *    like the writer.
+ *
+ * Stages of one tick (smx_engine_tick): take sim_lock; model step on the
+ * process-local copy; append one sample a server past ring_head; publish
+ * state + ring_head under `lock`; release sim_lock.
  *
  * Locking rules:
  *  - smx_shared->lock (LWLock) protects every published field and the three
  *    arrays. Writers hold it exclusive only to memcpy a finished tick or
  *    fleet in; readers hold it shared only to copy what they need out, and
  *    build tuples after releasing it. No reader can see a half-written tick.
+ *    No reader holds it for more than a bounded copy (sim_current_metrics
+ *    copies 40 bytes a server; sim_history scans the ring without it).
  *  - smx_shared->sim_lock (LWLock) serialises whoever computes the next
- *    state (the worker's loop, sim_tick(), sim_reload()). Its holder is the
- *    only writer, so it may read the arrays without `lock`; it takes `lock`
- *    exclusive to publish. Order: sim_lock, then lock; never the reverse.
- *  - paused, templates_version, worker_pid and flush_requested are atomics,
- *    read and written without any lock.
+ *    state (ticker, sim_tick(), reloads). Its holder is the only writer, so
+ *    it may read the arrays without `lock`; it takes `lock` exclusive to
+ *    publish. Order: sim_lock, then lock; never the reverse. Only
+ *    privileged code paths take it: no reader does.
+ *  - paused, templates_version, ticker_pid, writer_pid, flush_requested and
+ *    pool_changes are atomics, read and written without any lock.
  *  - The history ring: the sim_lock holder writes samples past ring_head
  *    (no lock: nobody reads there) and publishes the new head under `lock`.
- *    A flusher (one at a time: a transaction-level advisory lock) reads
- *    [ring_tail, ring_head) without `lock` (nobody writes there) and moves
- *    ring_tail under `lock` once its insert committed. The id pool is
- *    written only by the sim_lock holder, and only in entries no pending
- *    sample refers to.
+ *    A flusher (one at a time: a transaction lock whose tag SQL cannot
+ *    build, see flush.c) reads [ring_tail, ring_head) without `lock`
+ *    (nobody writes there) and moves ring_tail under `lock` once its insert
+ *    committed. A slot is rewritten only after ring_tail passed it, so a
+ *    lock-free reader that finds ring_tail still at or below the position
+ *    after copying it has read a whole sample (ring.c).
+ *  - The id pool is written only by the sim_lock holder, only in entries no
+ *    pending sample refers to, with pool_changes odd meanwhile (a seqlock):
+ *    readers scan it without a lock and retry when the count moved.
  *  - No ereport() while holding `lock`: the critical section is a copy.
  */
 #include "postgres.h"
@@ -31,6 +53,8 @@
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "utils/timestamp.h"
 
@@ -146,7 +170,9 @@ smx_shmem_startup(void)
 		smx_shared->sim_lock = &locks[1].lock;
 		pg_atomic_init_u32(&smx_shared->paused, smx_enabled ? 0 : 1);
 		pg_atomic_init_u32(&smx_shared->templates_version, 1);
-		pg_atomic_init_u32(&smx_shared->worker_pid, 0);
+		pg_atomic_init_u32(&smx_shared->ticker_pid, 0);
+		pg_atomic_init_u32(&smx_shared->writer_pid, 0);
+		pg_atomic_init_u64(&smx_shared->pool_changes, 0);
 		smx_shared->capacity = smx_max_servers;
 		smx_shared->id_pool_size = smx_max_servers * 2;
 		smx_shared->ring_capacity = (uint64) smx_max_servers * smx_history_buffer;
@@ -158,6 +184,7 @@ smx_shmem_startup(void)
 		memset(smx_shared_id_pool(), 0, smx_shared->id_pool_size * sizeof(SmxIdEntry));
 		smx_shared->loaded_extension = InvalidOid;
 		strlcpy(smx_shared->worker_state, "not started", sizeof(smx_shared->worker_state));
+		strlcpy(smx_shared->writer_state, "not started", sizeof(smx_shared->writer_state));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -169,6 +196,34 @@ smx_shmem_install_hooks(void)
 	shmem_request_hook = smx_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = smx_shmem_startup;
+}
+
+/* Set the latch of the process whose pid is in *pid; no-op when none runs. */
+static void
+smx_wake_pid(pg_atomic_uint32 *pidp)
+{
+	int			pid = (int) pg_atomic_read_u32(pidp);
+	PGPROC	   *proc;
+
+	if (pid == 0)
+		return;
+	proc = BackendPidGetProc(pid);
+	if (proc != NULL)
+		SetLatch(&proc->procLatch);
+}
+
+/* Wake the ticker (sim_start, a new interval). */
+void
+smx_wake_ticker(void)
+{
+	smx_wake_pid(&smx_shared->ticker_pid);
+}
+
+/* Wake the writer (a template edit, a backend waiting for ring room). */
+void
+smx_wake_writer(void)
+{
+	smx_wake_pid(&smx_shared->writer_pid);
 }
 
 /* Every entry point calls this first. */

@@ -17,7 +17,8 @@
 #include "model.h"
 
 #define SMX_EXTENSION_NAME	"sim_metrics"
-#define SMX_WORKER_TYPE		"sim_metrics worker"
+#define SMX_TICKER_TYPE		"sim_metrics ticker"
+#define SMX_WRITER_TYPE		"sim_metrics writer"
 
 /* Fixed text sizes in shared memory; the table's CHECKs keep values within. */
 #define SMX_ID_LEN			64
@@ -94,7 +95,9 @@ typedef struct SmxShared
 	/* control, written without the LWLock */
 	pg_atomic_uint32 paused;	/* 1 = automatic loop paused */
 	pg_atomic_uint32 templates_version; /* bumped when templates change */
-	pg_atomic_uint32 worker_pid;		/* 0 when no worker runs */
+	pg_atomic_uint32 ticker_pid;	/* 0 when no ticker runs */
+	pg_atomic_uint32 writer_pid;	/* 0 when no writer runs */
+	pg_atomic_uint64 pool_changes;	/* odd while the id pool is written */
 
 	/* published state: written under lock exclusive, read under shared */
 	bool		clock_set;		/* start_epoch fixed */
@@ -105,10 +108,13 @@ typedef struct SmxShared
 	uint64		fleet_version;	/* bumped when the server list changes */
 	TimestampTz last_tick_at;	/* wall clock of the last tick */
 	double		tick_ms;		/* model cost of the last tick, ms */
-	TimestampTz worker_started_at;
-	int			worker_tick_interval_ms;	/* as the worker last read it */
+	int64		late_ticks;		/* ticker: ticks run > interval/2 after due */
+	double		tick_lag_ms;	/* ticker: how late the last tick ran */
+	TimestampTz worker_started_at;	/* the ticker's start */
+	int			worker_tick_interval_ms;	/* as the ticker last read it */
 	char		session_id[SMX_SESSION_LEN];
-	char		worker_state[32];	/* "starting", "waiting for extension"... */
+	char		worker_state[32];	/* the ticker's: "running", "paused"... */
+	char		writer_state[32];	/* the writer's: "idle", "flushing"... */
 	char		last_error[SMX_ERROR_LEN];
 	TimestampTz last_error_at;
 	int64		errors;			/* tick errors since postmaster start */
@@ -139,6 +145,7 @@ typedef struct SmxShared
 	bool		history_restored;	/* fleet state restored from history */
 	int64		flushed_total;	/* samples written to the table */
 	int64		dropped_total;	/* samples dropped: ring full */
+	int64		rejected_total; /* samples the table refused (dead letters) */
 	TimestampTz last_flush_at;	/* 0 until the first flush */
 	TimestampTz flush_clock;	/* the flush interval counts from here */
 	int64		last_flush_rows;
@@ -157,6 +164,8 @@ extern SmxShared *smx_shared;
 
 /* shmem.c */
 extern void smx_shmem_install_hooks(void);
+extern void smx_wake_ticker(void);
+extern void smx_wake_writer(void);
 extern Size smx_shmem_size(void);
 extern SmxServerDesc *smx_shared_desc(void);
 extern smx_params *smx_shared_params(void);
@@ -168,37 +177,55 @@ extern void smx_require_loaded(void);
 extern bool smx_in_fleet_database(void);
 extern void smx_require_fleet_database(void);
 
+/* common.c: helpers every layer uses; depends on nothing of ours but shmem */
+extern Oid	smx_extension_schema(Oid *ext);
+extern char *smx_extension_schema_name(void);
+extern bool smx_epoch_to_timestamptz(double epoch, TimestampTz *ts);
+extern bool smx_sim_now(double *epoch, TimestampTz *ts);
+extern void smx_record_error(const char *msg);
+extern void smx_copy_clipped(char *dst, const char *src, size_t len);
+extern void smx_set_state(char *slot, const char *state);
+extern void smx_pin_session_settings(void);
+
 /* engine.c */
 extern uint64 smx_engine_tick(int64 n, bool from_worker);
 extern int	smx_engine_reload(bool from_worker);
 extern void smx_engine_clear(void);
 extern bool smx_engine_needs_reload(Oid ext);
-extern Oid	smx_extension_schema(Oid *ext);
 extern void smx_current_config(smx_config *cfg);
-extern bool smx_epoch_to_timestamptz(double epoch, TimestampTz *ts);
-extern void smx_record_error(const char *msg);
-extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 
-/* history.c */
+/* ring.c */
 extern void smx_history_append(const smx_state *state, const int32 *id_ref,
 							   int n, uint64 tick, double sim_epoch,
 							   uint64 *head, uint64 tail, int64 *dropped);
-extern int64 smx_history_flush(bool final, int budget_ms);
-extern bool smx_history_flush_due(TimestampTz now);
-extern int64 smx_history_retention(void);
 extern bool smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index,
 							   int n, int old_n, int32 *id_ref_out);
+extern int	smx_id_pool_find(const char *server_id, int32 *refs, int max_refs);
+extern void smx_wait_ring_room(uint64 need, TimestampTz deadline);
+extern uint64 smx_ring_free(void);
+extern void smx_ring_bounds(uint64 *tail, uint64 *head);
+extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
+
+/* flush.c */
+extern int64 smx_history_flush(bool final, int budget_ms);
+extern bool smx_history_flush_due(TimestampTz now);
+
+/* retention.c */
+extern int64 smx_history_retention(void);
+
+/* restore.c */
 extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 const smx_params *params, int n,
 									 smx_state *restored, bool *found,
 									 uint64 *max_tick, double *max_tick_epoch);
-extern void smx_wait_ring_room(uint64 need, TimestampTz deadline);
-extern uint64 smx_ring_free(void);
-extern void smx_ring_bounds(uint64 *tail, uint64 *head);
 
-/* worker.c */
-extern void smx_register_worker(void);
-PGDLLEXPORT void sim_metrics_worker_main(Datum main_arg);
-extern void smx_wake_worker(void);
+/* worker.c: what both workers share */
+extern void smx_register_workers(void);
+extern bool smx_worker_guarded(bool (*step) (bool), bool arg, bool *result);
+extern MemoryContext smx_loop_cxt;
+
+/* ticker.c, writer.c */
+PGDLLEXPORT void sim_metrics_ticker_main(Datum main_arg);
+PGDLLEXPORT void sim_metrics_writer_main(Datum main_arg);
 
 #endif							/* SIM_METRICS_H */

@@ -1,0 +1,184 @@
+/*
+ * common.c — small helpers every layer uses: the extension lookup, time
+ * conversion, "simulated now", error and state slots in shared memory, the
+ * settings the workers pin. It depends on nothing of ours but the shared
+ * struct, so engine, ring, flush and workers can all call it without
+ * calling each other.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "sim_metrics.h"
+
+/*
+ * Find our extension (*ext) and return its schema, by a catalog scan
+ * (pg_extension has no syscache on PostgreSQL 15). Both are InvalidOid when
+ * the extension is absent. Needs a transaction.
+ */
+Oid
+smx_extension_schema(Oid *ext)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	*ext = InvalidOid;
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum(SMX_EXTENSION_NAME));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_extension form = (Form_pg_extension) GETSTRUCT(tup);
+
+		*ext = form->oid;
+		nsp = form->extnamespace;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
+/*
+ * The extension's schema, quoted for use in SQL text; ERROR when the
+ * extension is not installed in this database.
+ */
+char *
+smx_extension_schema_name(void)
+{
+	Oid			ext;
+	Oid			nsp = smx_extension_schema(&ext);
+	char	   *name = OidIsValid(ext) ? get_namespace_name(nsp) : NULL;
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"%s\" is not installed in this database",
+						SMX_EXTENSION_NAME),
+				 errhint("Run CREATE EXTENSION %s.", SMX_EXTENSION_NAME)));
+	return (char *) quote_identifier(name);
+}
+
+/*
+ * Unix seconds to timestamptz; false when out of range or not finite (an
+ * extreme time_scale x tick can leave the timestamptz range).
+ */
+bool
+smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
+{
+	double		usecs = (epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+		USECS_PER_SEC;
+
+	if (!isfinite(usecs) || !(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
+		return false;
+	*ts = (TimestampTz) usecs;
+	return true;
+}
+
+/*
+ * Simulated time of the last tick, as unix seconds and timestamptz; false
+ * when the clock is not set yet or out of range. Takes `lock` shared.
+ */
+bool
+smx_sim_now(double *epoch, TimestampTz *ts)
+{
+	bool		set;
+	double		e;
+	TimestampTz t = 0;
+
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	set = smx_shared->clock_set;
+	e = smx_shared->start_epoch + (double) smx_shared->tick * smx_shared->step_seconds;
+	LWLockRelease(smx_shared->lock);
+	if (epoch)
+		*epoch = e;
+	if (!set || !smx_epoch_to_timestamptz(e, &t))
+		return false;
+	if (ts)
+		*ts = t;
+	return true;
+}
+
+/*
+ * Copy a NUL-terminated string into a fixed slot of len bytes, cut on a
+ * character boundary (the table's CHECKs keep values within their slot;
+ * this keeps the output valid text whatever happens).
+ */
+void
+smx_copy_clipped(char *dst, const char *src, size_t len)
+{
+	int			n = strlen(src);
+
+	if (n >= (int) len)
+		n = pg_mbcliplen(src, n, len - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+/* Remember a worker error for sim_status(). */
+void
+smx_record_error(const char *msg)
+{
+	char		clipped[SMX_ERROR_LEN];
+
+	smx_copy_clipped(clipped, msg ? msg : "unknown error", SMX_ERROR_LEN);
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	memcpy(smx_shared->last_error, clipped, SMX_ERROR_LEN);
+	smx_shared->last_error_at = GetCurrentTimestamp();
+	smx_shared->errors++;
+	LWLockRelease(smx_shared->lock);
+}
+
+/* Write a worker's state word (a 32-byte slot of SmxShared). */
+void
+smx_set_state(char *slot, const char *state)
+{
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	strlcpy(slot, state, 32);
+	LWLockRelease(smx_shared->lock);
+}
+
+/*
+ * The workers run privileged SQL: nothing a database or role setting says
+ * may change what it means. search_path and the transaction defaults are
+ * pinned at the highest source, over ALTER DATABASE / ALTER ROLE ... SET;
+ * the timeouts at session level, over those too, so that a step can still
+ * set its own bounded lock_timeout for one transaction.
+ */
+void
+smx_pin_session_settings(void)
+{
+	static const char *const pinned[][2] = {
+		{"search_path", "pg_catalog, pg_temp"},
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_read_only", "off"},
+		{"session_replication_role", "origin"},
+	};
+	static const char *const session[][2] = {
+		{"statement_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"synchronous_commit", "local"},
+	};
+
+	for (int i = 0; i < (int) lengthof(pinned); i++)
+		SetConfigOption(pinned[i][0], pinned[i][1], PGC_SUSET, PGC_S_OVERRIDE);
+	for (int i = 0; i < (int) lengthof(session); i++)
+		SetConfigOption(session[i][0], session[i][1], PGC_SUSET, PGC_S_SESSION);
+}

@@ -1,0 +1,672 @@
+/*
+ * flush.c — moving the history ring into server_metrics_history.
+ *
+ * A flush inserts [ring_tail, ring_head) in batches: one INSERT ... SELECT
+ * unnest(arrays) a batch through a kept SPI plan, each batch in a
+ * subtransaction. A batch the table refuses for a reason that belongs to
+ * its rows (a CHECK, a trigger's RAISE, no partition for the time) is split
+ * in halves until the refused rows are alone; those go to the dead-letter
+ * table server_metrics_rejected with their SQLSTATE and message, and the
+ * rest flows on. Errors that are not about rows (a lock timeout, a missing
+ * table, no privilege) end the flush; the samples stay for the next try.
+ *
+ * ring_tail moves only when the flushing transaction commits, so a failed
+ * or rolled-back flush leaves the samples in the ring. One flusher at a
+ * time: a transaction lock with a tag of type "userlock", which no SQL
+ * function can build (advisory locks use another type), so no session can
+ * take it to stall flushing; it goes away by itself with its transaction.
+ * The inserts run as the history table's owner in a security-restricted
+ * operation, so EXECUTE on sim_flush() is all a caller needs.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/interrupt.h"
+#include "storage/lmgr.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+#define SMX_FLUSH_BATCH			10000	/* rows per INSERT statement */
+#define SMX_FLUSH_LOCK_TIMEOUT	"200ms"
+#define SMX_FINAL_LOCK_TIMEOUT	"2s"	/* the exit flush waits a little */
+#define SMX_WORKER_FLUSH_ROWS	100000	/* samples per worker flush transaction */
+
+/* The flusher lock: ('S','M','X', 1) in a userlock tag. */
+#define SMX_FLUSH_LOCK_KEY1		0x534d58
+#define SMX_FLUSH_LOCK_KEY2		1
+
+PG_FUNCTION_INFO_V1(sim_flush);
+
+static SPIPlanPtr smx_insert_plan = NULL;
+static Oid	smx_insert_plan_nsp = InvalidOid;
+
+/* The kept INSERT plan for the history table of schema nsp. */
+static SPIPlanPtr
+smx_get_insert_plan(Oid nsp)
+{
+	Oid			argtypes[10] = {TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
+		NUMERICARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	if (smx_insert_plan != NULL && smx_insert_plan_nsp == nsp)
+		return smx_insert_plan;
+	if (smx_insert_plan != NULL)
+	{
+		SPI_freeplan(smx_insert_plan);
+		smx_insert_plan = NULL;
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO %s.server_metrics_history"
+					 " (server_id, cpu_usage, memory_usage, disk_usage, network_io,"
+					 "  status, \"timestamp\", session_id, tick, scenario_run_id)"
+					 " SELECT pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+					 "  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
+					 "  pg_catalog.unnest($9), pg_catalog.unnest($10)",
+					 quote_identifier(get_namespace_name(nsp)));
+	plan = SPI_prepare(sql.data, 10, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for the history insert: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	smx_insert_plan = plan;
+	smx_insert_plan_nsp = nsp;
+	return plan;
+}
+
+/*
+ * numeric datums of the hundredths 0..10000 (0.00 .. 100.00), built once
+ * per backend: a flush then allocates no numeric per value.
+ */
+static Datum *smx_numeric_cache = NULL;
+
+static Datum
+smx_hundredths_numeric(int16 v)
+{
+	if (v < 0 || v > 10000)
+		return NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+	if (smx_numeric_cache == NULL)
+		smx_numeric_cache = MemoryContextAllocZero(TopMemoryContext, sizeof(Datum) * 10001);
+	if (smx_numeric_cache[v] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		smx_numeric_cache[v] = NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+		MemoryContextSwitchTo(old);
+	}
+	return smx_numeric_cache[v];
+}
+
+/* A one-dimensional array of n elements (nulls may be NULL: none). */
+static Datum
+smx_array(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * A flush moves ring_tail when its transaction commits, from the commit
+ * callback: that runs before the transaction's locks (the flusher's
+ * lock among them) are released, so the next flusher always sees
+ * the new tail. A rolled-back transaction or subtransaction leaves the
+ * samples in the ring; PREPARE TRANSACTION is refused.
+ */
+static uint64 smx_xact_flush_upto = 0;
+static int64 smx_xact_flush_rows = 0;
+static int64 smx_xact_flush_rejected = 0;
+static SubTransactionId smx_xact_flush_subxid = InvalidSubTransactionId;
+static bool smx_flush_callbacks_registered = false;
+
+static void
+smx_flush_forget(void)
+{
+	smx_xact_flush_upto = 0;
+	smx_xact_flush_rows = 0;
+	smx_xact_flush_rejected = 0;
+	smx_xact_flush_subxid = InvalidSubTransactionId;
+}
+
+static void
+smx_flush_xact_callback(XactEvent event, void *arg)
+{
+	if (smx_xact_flush_upto == 0)
+		return;
+	switch (event)
+	{
+		case XACT_EVENT_PRE_PREPARE:
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot PREPARE a transaction that has called sim_flush()")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			smx_ring_advance(smx_xact_flush_upto, smx_xact_flush_rows, smx_xact_flush_rejected);
+			smx_flush_forget();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			smx_flush_forget();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+smx_flush_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						   SubTransactionId parentSubid, void *arg)
+{
+	if (smx_xact_flush_upto == 0 || smx_xact_flush_subxid != mySubid)
+		return;
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		smx_flush_forget();
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		smx_xact_flush_subxid = parentSubid;
+}
+
+/* Remember that this (sub)transaction flushed the ring up to upto. */
+static void
+smx_flush_remember(uint64 upto, int64 rows, int64 rejected)
+{
+	if (!smx_flush_callbacks_registered)
+	{
+		RegisterXactCallback(smx_flush_xact_callback, NULL);
+		RegisterSubXactCallback(smx_flush_subxact_callback, NULL);
+		smx_flush_callbacks_registered = true;
+	}
+	smx_xact_flush_upto = upto;
+	smx_xact_flush_rows = rows;
+	smx_xact_flush_rejected = rejected;
+	smx_xact_flush_subxid = GetCurrentSubTransactionId();
+}
+
+
+/* Take the flusher lock (transaction scope); false when busy and !wait. */
+static bool
+smx_flush_lock(bool wait)
+{
+	LOCKTAG		tag;
+
+	memset(&tag, 0, sizeof(tag));
+	tag.locktag_field1 = MyDatabaseId;
+	tag.locktag_field2 = SMX_FLUSH_LOCK_KEY1;
+	tag.locktag_field3 = SMX_FLUSH_LOCK_KEY2;
+	tag.locktag_field4 = 0;
+	tag.locktag_type = LOCKTAG_USERLOCK;
+	tag.locktag_lockmethodid = DEFAULT_LOCKMETHOD;
+	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* What one flush needs for building batches; lives in the SPI context. */
+typedef struct SmxFlushCtx
+{
+	SPIPlanPtr	plan;
+	SPIPlanPtr	dead_plan;		/* NULL: no dead-letter table (version 1.0) */
+	Datum		status_text[4];
+	Datum		session_text[SMX_SESSIONS];
+	Datum	   *id_text;		/* server_id datum per id pool entry, lazily */
+	Datum	   *col[10];		/* column values of one batch */
+	bool	   *sess_null;
+	bool	   *run_null;
+	int64		rows;			/* inserted into the history table */
+	int64		rejected;		/* sent to the dead-letter table */
+} SmxFlushCtx;
+
+/* Whether an error is about the rows (split the batch) or not (give up). */
+static bool
+smx_error_is_per_row(int sqlerrcode)
+{
+	int			cat = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return cat == ERRCODE_DATA_EXCEPTION ||
+		cat == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
+		cat == ERRCODE_RAISE_EXCEPTION ||
+		cat == ERRCODE_SQL_ROUTINE_EXCEPTION ||
+		cat == ERRCODE_EXTERNAL_ROUTINE_EXCEPTION ||
+		cat == ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION ||
+		cat == ERRCODE_WITH_CHECK_OPTION_VIOLATION;
+}
+
+/* Insert the k samples at ring positions [from, from + k). */
+static int64
+smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
+{
+	SmxSample  *ring = smx_shared_ring();
+	SmxIdEntry *pool = smx_shared_id_pool();
+	uint64		cap = smx_shared->ring_capacity;
+	static const Oid types[10] = {TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID,
+	INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID};
+	Datum		args[10];
+	int			ret;
+
+	for (int i = 0; i < k; i++)
+	{
+		SmxSample  *s = &ring[(from + i) % cap];
+
+		if (fc->id_text[s->id_ref] == (Datum) 0)
+			fc->id_text[s->id_ref] = CStringGetTextDatum(pool[s->id_ref].id);
+		fc->col[0][i] = fc->id_text[s->id_ref];
+		fc->col[1][i] = smx_hundredths_numeric(s->cpu);
+		fc->col[2][i] = smx_hundredths_numeric(s->memory);
+		fc->col[3][i] = smx_hundredths_numeric(s->disk);
+		fc->col[4][i] = Int64GetDatum(s->network_io);
+		fc->col[5][i] = fc->status_text[s->status & 3];
+		fc->col[6][i] = TimestampTzGetDatum(s->sim_time);
+		fc->sess_null[i] = s->session >= SMX_SESSIONS;
+		fc->col[7][i] = fc->sess_null[i] ? (Datum) 0 : fc->session_text[s->session];
+		fc->col[8][i] = Int64GetDatum(s->tick);
+		fc->col[9][i] = Int64GetDatum(s->scenario_run);
+		fc->run_null[i] = s->scenario_run == 0;
+	}
+	for (int c = 0; c < 10; c++)
+		args[c] = smx_array(fc->col[c], c == 7 ? fc->sess_null : c == 9 ? fc->run_null : NULL,
+							k, types[c]);
+	ret = SPI_execute_plan(fc->plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into server_metrics_history failed: %s",
+			 SPI_result_code_string(ret));
+	for (int c = 0; c < 10; c++)
+		pfree(DatumGetPointer(args[c]));
+	return (int64) SPI_processed;
+}
+
+/*
+ * Run fn(fc, from, k) in a subtransaction. Returns NULL when it succeeded,
+ * else the error (the subtransaction rolled back).
+ */
+static ErrorData *
+smx_in_subxact(int64 (*fn) (SmxFlushCtx *, uint64, int, ErrorData *),
+			   SmxFlushCtx *fc, uint64 from, int k, ErrorData *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		(void) fn(fc, from, k, arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+static int64
+smx_insert_step(SmxFlushCtx *fc, uint64 from, int k, ErrorData *unused)
+{
+	int64		rows = smx_insert_samples(fc, from, k);
+
+	fc->rows += rows;
+	return rows;
+}
+
+/* Insert one refused sample, with its error, into server_metrics_rejected. */
+static int64
+smx_dead_letter_step(SmxFlushCtx *fc, uint64 pos, int unused, ErrorData *edata)
+{
+	SmxSample  *s = &smx_shared_ring()[pos % smx_shared->ring_capacity];
+	StringInfoData js;
+	Datum		args[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
+	int			ret;
+
+	initStringInfo(&js);
+	appendStringInfo(&js,
+					 "{\"cpu_usage\": %.2f, \"memory_usage\": %.2f, \"disk_usage\": %.2f,"
+					 " \"network_io\": " INT64_FORMAT ", \"status\": \"%s\"",
+					 s->cpu / 100.0, s->memory / 100.0, s->disk / 100.0,
+					 s->network_io, smx_status_names[s->status & 3]);
+	if (s->session < SMX_SESSIONS)
+		appendStringInfo(&js, ", \"session_id\": \"%s\"",
+						 TextDatumGetCString(fc->session_text[s->session]));
+	if (s->scenario_run != 0)
+		appendStringInfo(&js, ", \"scenario_run_id\": " INT64_FORMAT, s->scenario_run);
+	appendStringInfoChar(&js, '}');
+
+	args[0] = CStringGetTextDatum(smx_shared_id_pool()[s->id_ref].id);
+	args[1] = TimestampTzGetDatum(s->sim_time);
+	args[2] = Int64GetDatum(s->tick);
+	args[3] = CStringGetTextDatum(js.data);
+	args[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	args[5] = CStringGetTextDatum(edata->message ? edata->message : "");
+	ret = SPI_execute_plan(fc->dead_plan, args, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into server_metrics_rejected failed: %s",
+			 SPI_result_code_string(ret));
+	return 1;
+}
+
+/*
+ * A sample the history table refused: into the dead-letter table. If that
+ * is missing (extension not updated) or refuses the row too, the sample is
+ * logged with both errors; it is counted as rejected either way. Any other
+ * error of the dead-letter insert ends the flush (retried later).
+ */
+static void
+smx_reject_sample(SmxFlushCtx *fc, uint64 pos, ErrorData *edata)
+{
+	SmxSample  *s = &smx_shared_ring()[pos % smx_shared->ring_capacity];
+	ErrorData  *dead_err = NULL;
+
+	if (fc->dead_plan != NULL)
+		dead_err = smx_in_subxact(smx_dead_letter_step, fc, pos, 1, edata);
+	/* the dead-letter table locked or gone meanwhile: retry the flush later */
+	if (dead_err != NULL && !smx_error_is_per_row(dead_err->sqlerrcode))
+		ReThrowError(dead_err);
+	fc->rejected++;
+	if (fc->dead_plan == NULL || dead_err != NULL)
+		ereport(WARNING,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("sim_metrics: lost a sample of \"%s\" at tick " INT64_FORMAT " that server_metrics_history refused",
+						smx_shared_id_pool()[s->id_ref].id, s->tick),
+				 errdetail("The table said: %s (SQLSTATE %s). %s",
+						   edata->message, unpack_sql_state(edata->sqlerrcode),
+						   dead_err ? dead_err->message :
+						   "There is no server_metrics_rejected table: run ALTER EXTENSION sim_metrics UPDATE.")));
+}
+
+/*
+ * Insert [from, from + k); when the table refuses the batch for a reason
+ * about its rows, split it until the refused rows are alone and reject
+ * those. Any other error is raised: the whole flush is retried later.
+ */
+static void
+smx_insert_isolating(SmxFlushCtx *fc, uint64 from, int k)
+{
+	ErrorData  *edata = smx_in_subxact(smx_insert_step, fc, from, k, NULL);
+
+	if (edata == NULL)
+		return;
+	if (!smx_error_is_per_row(edata->sqlerrcode))
+		ReThrowError(edata);
+	CHECK_FOR_INTERRUPTS();
+	if (k == 1)
+		smx_reject_sample(fc, from, edata);
+	else
+	{
+		smx_insert_isolating(fc, from, k / 2);
+		smx_insert_isolating(fc, from + k / 2, k - k / 2);
+	}
+	FreeErrorData(edata);
+}
+
+static SPIPlanPtr smx_dead_plan = NULL;
+static Oid	smx_dead_plan_rel = InvalidOid;
+
+/* The kept dead-letter INSERT plan, or NULL when the table is missing. */
+static SPIPlanPtr
+smx_get_dead_plan(Oid nsp)
+{
+	Oid			relid = get_relname_relid("server_metrics_rejected", nsp);
+	Oid			argtypes[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	if (smx_dead_plan != NULL && smx_dead_plan_rel == relid)
+		return smx_dead_plan;
+	if (smx_dead_plan != NULL)
+		SPI_freeplan(smx_dead_plan);
+	smx_dead_plan = NULL;
+	smx_dead_plan_rel = InvalidOid;
+	if (!OidIsValid(relid))
+		return NULL;
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO %s.server_metrics_rejected"
+					 " (server_id, \"timestamp\", tick, sample, sqlstate, message)"
+					 " VALUES ($1, $2, $3, CAST($4 AS pg_catalog.jsonb), $5, $6)",
+					 quote_identifier(get_namespace_name(nsp)));
+	plan = SPI_prepare(sql.data, 6, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for the dead-letter insert: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	smx_dead_plan = plan;
+	smx_dead_plan_rel = relid;
+	return plan;
+}
+
+/* Owner of a relation. */
+static Oid
+smx_rel_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* Fill fc for a flush into schema nsp; must be connected to SPI. */
+static void
+smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
+{
+	memset(fc, 0, sizeof(*fc));
+	fc->plan = smx_get_insert_plan(nsp);
+	fc->dead_plan = smx_get_dead_plan(nsp);
+	for (int i = 0; i < 4; i++)
+		fc->status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	for (int i = 0; i < SMX_SESSIONS; i++)
+		fc->session_text[i] = CStringGetTextDatum(smx_shared->sessions[i]);
+	LWLockRelease(smx_shared->lock);
+	fc->id_text = palloc0(sizeof(Datum) * smx_shared->id_pool_size);
+	for (int c = 0; c < 10; c++)
+		fc->col[c] = palloc(sizeof(Datum) * batch);
+	fc->sess_null = palloc(sizeof(bool) * batch);
+	fc->run_null = palloc(sizeof(bool) * batch);
+}
+
+/*
+ * Insert up to max_rows pending samples, from ring_tail on, in the current
+ * transaction, in batches of SMX_FLUSH_BATCH rows, stopping between batches
+ * at `deadline` (and, for the writer's regular flush, on a shutdown
+ * request). ring_tail moves when the transaction commits. One flusher at a
+ * time: the writer does not wait for another flusher, nor for a locked
+ * table, unless `final` (its exit flush, which waits a little); a backend
+ * waits. Must be called inside a transaction, not connected to SPI.
+ * Returns the rows written to the history table.
+ */
+static int64
+smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz deadline)
+{
+	Oid			ext;
+	Oid			nsp;
+	Oid			relid;
+	uint64		tail,
+				head,
+				pos;
+	Oid			save_user;
+	int			save_sec;
+	SmxFlushCtx fc;
+
+	if (smx_xact_flush_upto != 0)
+		return 0;				/* already flushed in this transaction */
+
+	if (from_worker)
+		/* bounded waits: the flusher lock, the catalog, the table */
+		(void) set_config_option("lock_timeout", final ? SMX_FINAL_LOCK_TIMEOUT : SMX_FLUSH_LOCK_TIMEOUT,
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+								 true, 0, false);
+
+	if (!smx_flush_lock(!from_worker || final))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("another session is flushing history; flush postponed"),
+				 errhint("A transaction that called sim_flush() holds the flush until it ends.")));
+
+	smx_ring_bounds(&tail, &head);
+	if (head - tail > max_rows)
+		head = tail + max_rows;
+	if (head == tail)
+		return 0;
+
+	nsp = smx_extension_schema(&ext);
+	if (!OidIsValid(ext))
+		return 0;
+	relid = get_relname_relid("server_metrics_history", nsp);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("table %s.server_metrics_history does not exist; flush postponed",
+						get_namespace_name(nsp)),
+				 errhint("Recreate the table, or DROP and CREATE EXTENSION %s.", SMX_EXTENSION_NAME)));
+	/* a locked table must not hold up the writer: retry later */
+	if (from_worker && !final && !ConditionalLockRelationOid(relid, RowExclusiveLock))
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("server_metrics_history is locked by another session; flush postponed"),
+				 errdetail("%llu samples stay buffered until a flush succeeds.",
+						   (unsigned long long) (head - tail))));
+
+	/* insert as the table's owner, whoever was granted sim_flush() */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(smx_rel_owner(relid),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	smx_flush_ctx_init(&fc, nsp, (int) Min((uint64) SMX_FLUSH_BATCH, head - tail));
+	pos = tail;
+	while (pos < head)
+	{
+		int			k = (int) Min((uint64) SMX_FLUSH_BATCH, head - pos);
+
+		smx_insert_isolating(&fc, pos, k);
+		pos += k;
+		if (GetCurrentTimestamp() >= deadline ||
+			(from_worker && !final && ShutdownRequestPending))
+			break;
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+	smx_flush_remember(pos, fc.rows, fc.rejected);
+	return fc.rows;
+}
+
+/*
+ * The writer's flush: transactions of SMX_WORKER_FLUSH_ROWS samples each,
+ * so a large backlog is written (and leaves the ring) piece by piece, for
+ * at most budget_ms; a regular flush also stops on a shutdown request (the
+ * exit flush follows). Returns rows written. Errors propagate to the
+ * caller's guard.
+ */
+int64
+smx_history_flush(bool final, int budget_ms)
+{
+	TimestampTz stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), budget_ms);
+	MemoryContext cxt = CurrentMemoryContext;
+	int64		total = 0;
+
+	for (;;)
+	{
+		int64		rows;
+		uint64		tail0,
+					tail1,
+					head;
+
+		smx_ring_bounds(&tail0, &head);
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "sim_metrics: flushing history");
+		rows = smx_flush_pending(true, final, SMX_WORKER_FLUSH_ROWS, stop);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		total += rows;
+		smx_ring_bounds(&tail1, &head);
+		if (tail1 - tail0 < SMX_WORKER_FLUSH_ROWS || tail1 == head)
+			break;
+		if (GetCurrentTimestamp() >= stop || (!final && ShutdownRequestPending))
+		{
+			/* out of time: the rest goes at the next iteration */
+			pg_atomic_write_u32(&smx_shared->flush_requested, 1);
+			break;
+		}
+	}
+	return total;
+}
+
+/* Whether the writer should flush now. */
+bool
+smx_history_flush_due(TimestampTz now)
+{
+	uint64		pending;
+	TimestampTz last;
+
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	pending = smx_shared->ring_head - smx_shared->ring_tail;
+	last = smx_shared->flush_clock;
+	LWLockRelease(smx_shared->lock);
+
+	if (pending == 0)
+		return false;
+	return pending * 4 >= smx_shared->ring_capacity * 3 ||
+		pg_atomic_read_u32(&smx_shared->flush_requested) != 0 ||
+		now >= TimestampTzPlusMilliseconds(last, smx_flush_interval_ms);
+}
+
+/*
+ * sim_flush(): write the buffered samples now, from this backend; returns
+ * rows written. In a transaction block they leave the buffer only when it
+ * commits; a second call in the same transaction writes nothing.
+ */
+Datum
+sim_flush(PG_FUNCTION_ARGS)
+{
+	smx_require_fleet_database();
+	if (IsInParallelMode())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+				 errmsg("sim_flush() cannot run in a parallel worker")));
+	PG_RETURN_INT64(smx_flush_pending(false, false, PG_UINT64_MAX, DT_NOEND));
+}

@@ -1,0 +1,155 @@
+/*
+ * restore.c — continuing the fleet from server_metrics_history after a
+ * server start or crash-restart wiped shared memory: each server from its
+ * latest row, the tick numbering after the newest tick stored. Only finite
+ * times and values reach the model.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "sim_metrics.h"
+
+/* A one-dimensional text array of the fleet's ids. */
+static Datum
+smx_id_array(const SmxServerDesc *desc, int n)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+		ids[i] = CStringGetTextDatum(desc[i].id);
+	return PointerGetDatum(construct_md_array(ids, NULL, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Raise *max_tick to the newest tick in the whole table, of any server,
+ * with its time: rows of retired servers or a restored dump may run
+ * further than the current fleet's latest rows. Starts from the fleet's
+ * newest tick, so the BRIN index on tick reads only the last block ranges.
+ * Must be connected to SPI.
+ */
+static void
+smx_restore_newest_tick(Oid nsp, uint64 *max_tick, double *max_tick_epoch)
+{
+	StringInfoData sql;
+	Oid			argtype = INT8OID;
+	Datum		arg = Int64GetDatum((int64) *max_tick);
+	int			ret;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT x.tick, pg_catalog.date_part('epoch', x.\"timestamp\")"
+					 " FROM %s.server_metrics_history x"
+					 " WHERE x.tick OPERATOR(pg_catalog.>) $1"
+					 "   AND pg_catalog.isfinite(x.\"timestamp\")"
+					 " ORDER BY x.tick DESC LIMIT 1",
+					 quote_identifier(get_namespace_name(nsp)));
+	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		bool		n1,
+					n2;
+		Datum		t = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
+		Datum		e = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
+
+		if (!n1 && !n2 && isfinite(DatumGetFloat8(e)))
+		{
+			*max_tick = (uint64) DatumGetInt64(t);
+			*max_tick_epoch = DatumGetFloat8(e);
+		}
+	}
+}
+
+/*
+ * Read the latest history row of each of the n servers (an index probe per
+ * server), so a restarted cluster continues each server from where its
+ * chart stopped instead of jumping back to the baseline. Fills restored[i]
+ * and found[i]; *max_tick and *max_tick_epoch get the newest tick stored
+ * (of any server, current or retired) and its simulated time.
+ * Must run inside a transaction, not connected to SPI. Returns the number
+ * of servers found.
+ */
+int
+smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
+						 const smx_params *params, int n, smx_state *restored,
+						 bool *found, uint64 *max_tick, double *max_tick_epoch)
+{
+	StringInfoData sql;
+	Datum		arg;
+	Oid			argtype = TEXTARRAYOID;
+	int			ret;
+	int			nfound = 0;
+
+	*max_tick = 0;
+	*max_tick_epoch = 0;
+	memset(found, 0, sizeof(bool) * n);
+	if (n == 0)
+		return 0;
+
+	arg = smx_id_array(desc, n);
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT u.ord::int4, h.cpu_usage::float8, h.memory_usage::float8,"
+					 " h.disk_usage::float8, h.network_io::float8, h.tick,"
+					 " pg_catalog.date_part('epoch', h.\"timestamp\")"
+					 " FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(id, ord)"
+					 " CROSS JOIN LATERAL (SELECT x.cpu_usage, x.memory_usage, x.disk_usage,"
+					 "   x.network_io, x.tick, x.\"timestamp\""
+					 "   FROM %s.server_metrics_history x"
+					 "   WHERE x.server_id OPERATOR(pg_catalog.=) u.id"
+					 "     AND pg_catalog.isfinite(x.\"timestamp\")"
+					 "   ORDER BY x.\"timestamp\" DESC LIMIT 1) h",
+					 quote_identifier(get_namespace_name(nsp)));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull[7];
+		Datum		v[7];
+		int			i;
+
+		for (int c = 0; c < 7; c++)
+			v[c] = SPI_getbinval(tup, td, c + 1, &isnull[c]);
+		i = DatumGetInt32(v[0]) - 1;
+		if (i < 0 || i >= n || isnull[1] || isnull[2] || isnull[3] || isnull[4])
+			continue;
+		/* the model takes only finite input */
+		if (!isfinite(DatumGetFloat8(v[1])) || !isfinite(DatumGetFloat8(v[2])) ||
+			!isfinite(DatumGetFloat8(v[3])) || !isfinite(DatumGetFloat8(v[4])))
+			continue;
+		smx_state_restore(&params[i], &restored[i],
+						  (float) DatumGetFloat8(v[1]), (float) DatumGetFloat8(v[2]),
+						  (float) DatumGetFloat8(v[3]), DatumGetFloat8(v[4]));
+		found[i] = true;
+		nfound++;
+		if (!isnull[5] && !isnull[6] && DatumGetInt64(v[5]) > 0 &&
+			(uint64) DatumGetInt64(v[5]) > *max_tick && isfinite(DatumGetFloat8(v[6])))
+		{
+			*max_tick = (uint64) DatumGetInt64(v[5]);
+			*max_tick_epoch = DatumGetFloat8(v[6]);
+		}
+	}
+	if (nfound > 0)
+		smx_restore_newest_tick(nsp, max_tick, max_tick_epoch);
+	SPI_finish();
+	return nfound;
+}
+

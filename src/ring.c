@@ -1,0 +1,256 @@
+/*
+ * ring.c — the history ring and the id pool in shared memory.
+ *
+ * Each tick appends one sample per server past ring_head; the writer (or a
+ * sim_flush()) moves [ring_tail, ring_head) to the table and advances
+ * ring_tail when that commits. When the ring is full the newest samples
+ * are dropped (the pending ones are never overwritten), counted in
+ * sim_status().dropped_samples and logged at most once a minute.
+ *
+ * A sample names its server through the id pool (SmxIdEntry), so it stays
+ * resolvable after a reload retired the server. See shmem.c for the
+ * locking rules of both.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "miscadmin.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+/* The ring's pending range [*tail, *head), read under the shared lock. */
+void
+smx_ring_bounds(uint64 *tail, uint64 *head)
+{
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	*tail = smx_shared->ring_tail;
+	*head = smx_shared->ring_head;
+	LWLockRelease(smx_shared->lock);
+}
+
+/* Free slots in the ring (never more than the truth: tail only grows). */
+uint64
+smx_ring_free(void)
+{
+	uint64		tail,
+				head;
+
+	smx_ring_bounds(&tail, &head);
+	return smx_shared->ring_capacity - (head - tail);
+}
+
+static inline int16
+smx_hundredths(float v)
+{
+	return (int16) lrintf(v * 100.0f);
+}
+
+/*
+ * Append one tick's samples at *head (a private copy of ring_head that the
+ * caller publishes). Caller must hold sim_lock. When the ring has no room
+ * for the whole tick, the tick's samples are dropped and counted.
+ */
+void
+smx_history_append(const smx_state *state, const int32 *id_ref, int n,
+				   uint64 tick, double sim_epoch, uint64 *head, uint64 tail,
+				   int64 *dropped)
+{
+	SmxSample  *ring = smx_shared_ring();
+	uint64		cap = smx_shared->ring_capacity;
+	uint8		session = smx_shared->session_slot;
+	TimestampTz ts;
+
+	if (n == 0)
+		return;
+	if (*head - tail + n > cap)
+	{
+		*dropped += n;
+		return;
+	}
+	if (!smx_epoch_to_timestamptz(sim_epoch, &ts))
+		ts = DT_NOEND;			/* beyond the timestamptz range */
+	for (int i = 0; i < n; i++)
+	{
+		SmxSample  *s = &ring[(*head + i) % cap];
+
+		s->tick = (int64) tick;
+		s->sim_time = ts;
+		s->network_io = state[i].network_io;
+		s->scenario_run = 0;
+		s->id_ref = id_ref[i];
+		s->cpu = smx_hundredths(state[i].cpu);
+		s->memory = smx_hundredths(state[i].memory);
+		s->disk = smx_hundredths(state[i].disk);
+		s->status = state[i].status;
+		s->session = session;
+	}
+	*head += n;
+}
+
+/*
+ * Wait until the ring has room for `need` samples or the deadline passes,
+ * asking the worker to flush. Used by backends stepping many ticks; the
+ * caller must not hold sim_lock. Without room by the deadline the samples
+ * that do not fit are dropped and counted.
+ */
+void
+smx_wait_ring_room(uint64 need, TimestampTz deadline)
+{
+	need = Min(need, smx_shared->ring_capacity);
+	ConditionVariablePrepareToSleep(&smx_shared->ring_cv);
+	while (smx_ring_free() < need && GetCurrentTimestamp() < deadline &&
+		   pg_atomic_read_u32(&smx_shared->writer_pid) != 0)
+	{
+		pg_atomic_write_u32(&smx_shared->flush_requested, 1);
+		smx_wake_writer();
+		(void) ConditionVariableTimedSleep(&smx_shared->ring_cv, 1000,
+										   SMX_WAIT_EVENT_MAIN);
+	}
+	ConditionVariableCancelSleep();
+}
+
+/*
+ * Move ring_tail to upto after a committed flush of rows samples, of which
+ * `rejected` went to the dead-letter table instead.
+ */
+void
+smx_ring_advance(uint64 upto, int64 rows, int64 rejected)
+{
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (upto > smx_shared->ring_tail)
+		smx_shared->ring_tail = upto;
+	smx_shared->flushed_total += rows;
+	smx_shared->rejected_total += rejected;
+	smx_shared->last_flush_rows = rows;
+	smx_shared->last_flush_at = GetCurrentTimestamp();
+	smx_shared->flush_clock = smx_shared->last_flush_at;
+	LWLockRelease(smx_shared->lock);
+	pg_atomic_write_u32(&smx_shared->flush_requested, 0);
+	ConditionVariableBroadcast(&smx_shared->ring_cv);
+}
+
+/*
+ * Give every server of the new list an id pool entry: servers that stay
+ * (old_index[i] >= 0: their index in the current fleet) keep theirs, new
+ * ones take a free entry, removed ones are retired at the current tick.
+ * Caller must hold sim_lock. Returns false (nothing changed) when the pool
+ * has no free entry: it is then full of retired servers whose samples
+ * still wait for a flush.
+ */
+bool
+smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index, int n,
+				   int old_n, int32 *id_ref_out)
+{
+	SmxIdEntry *pool = smx_shared_id_pool();
+	int32	   *old_ref = smx_shared_id_ref();
+	int			pool_size = smx_shared->id_pool_size;
+	int64		oldest_pending;
+	int			next_free = 0;
+	bool	   *kept = palloc0(sizeof(bool) * Max(old_n, 1));
+	uint64		changes;
+
+	/* tick of the oldest sample still in the ring (no lock: see shmem.c) */
+	{
+		uint64		tail,
+					head;
+
+		smx_ring_bounds(&tail, &head);
+		oldest_pending = tail < head ?
+			smx_shared_ring()[tail % smx_shared->ring_capacity].tick : PG_INT64_MAX;
+	}
+
+	/* allocate; an entry is free if unused or retired before oldest_pending */
+	for (int i = 0; i < n; i++)
+	{
+		if (old_index[i] >= 0 && old_ref[old_index[i]] >= 0)
+		{
+			id_ref_out[i] = old_ref[old_index[i]];
+			kept[old_index[i]] = true;
+			continue;
+		}
+		while (next_free < pool_size &&
+			   pool[next_free].used &&
+			   !(pool[next_free].retired_tick >= 0 &&
+				 pool[next_free].retired_tick < oldest_pending))
+			next_free++;
+		if (next_free >= pool_size)
+			return false;
+		id_ref_out[i] = next_free++;
+	}
+
+	/* commit: retire removed servers, fill new entries (seqlock odd) */
+	changes = pg_atomic_fetch_add_u64(&smx_shared->pool_changes, 1);
+	Assert(changes % 2 == 0);
+	pg_write_barrier();
+	for (int k = 0; k < old_n; k++)
+		if (!kept[k] && old_ref[k] >= 0)
+			pool[old_ref[k]].retired_tick = (int64) smx_shared->tick;
+	for (int i = 0; i < n; i++)
+	{
+		SmxIdEntry *e = &pool[id_ref_out[i]];
+
+		if (old_index[i] >= 0)
+			continue;			/* kept */
+		memcpy(e->id, desc[i].id, SMX_ID_LEN);
+		e->retired_tick = -1;
+		e->used = true;
+	}
+	pg_write_barrier();
+	pg_atomic_write_u64(&smx_shared->pool_changes, changes + 2);
+	return true;
+}
+
+/*
+ * The id pool entries naming server_id (a retired and a live entry may
+ * both), at most max_refs; returns how many. Lock-free: the pool is a
+ * seqlock (see shmem.c), so a scan that overlapped a reload is repeated.
+ * After a few tries it takes sim_lock shared, which its writer holds only
+ * for a reload's merge.
+ */
+int
+smx_id_pool_find(const char *server_id, int32 *refs, int max_refs)
+{
+	SmxIdEntry *pool = smx_shared_id_pool();
+	int			size = smx_shared->id_pool_size;
+	size_t		len = strlen(server_id);
+	int			n = 0;
+
+	if (len >= SMX_ID_LEN)
+		return 0;
+	for (int attempt = 0; attempt < 4; attempt++)
+	{
+		uint64		before = pg_atomic_read_u64(&smx_shared->pool_changes);
+		bool		locked = attempt == 3;
+
+		if (locked)
+			LWLockAcquire(smx_shared->sim_lock, LW_SHARED);
+		else if (before % 2 != 0)
+		{
+			pg_usleep(1000);
+			continue;
+		}
+		pg_read_barrier();
+		n = 0;
+		for (int e = 0; e < size && n < max_refs; e++)
+		{
+			/* compare the whole slot with the NUL: a torn copy cannot pass */
+			if (pool[e].used && memcmp(pool[e].id, server_id, len + 1) == 0)
+				refs[n++] = e;
+			if ((e & 0xffff) == 0xffff)
+				CHECK_FOR_INTERRUPTS();
+		}
+		if (locked)
+		{
+			LWLockRelease(smx_shared->sim_lock);
+			break;
+		}
+		pg_read_barrier();
+		if (pg_atomic_read_u64(&smx_shared->pool_changes) == before)
+			break;
+	}
+	return n;
+}
+

@@ -1,0 +1,198 @@
+/*
+ * ticker.c — the ticker: steps the fleet every tick_interval, and nothing
+ * else. It computes, publishes to shared memory and appends to the history
+ * ring; it has no database (so it holds up no DROP DATABASE), runs no SQL
+ * and waits on no I/O. The writer (writer.c) loads the fleet it ticks.
+ *
+ * Schedule: tick k is due at anchor + k x tick_interval. A tick that runs
+ * more than half an interval after it was due counts in late_ticks; ticks
+ * the ticker fell behind on (a busy machine, a long sim_tick(n) holding
+ * sim_lock) are caught up at once, in bounded chunks, never skipped, so
+ * with time_scale = 1 the simulated clock keeps to the wall clock.
+ * Pausing (sim_stop) or having no fleet moves the anchor: no catch-up
+ * after a pause.
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+#define SMX_MAX_FAILURES		10
+#define SMX_IDLE_POLL_MS		1000	/* while there is no fleet */
+#define SMX_CATCHUP_WORK		2000000 /* server-ticks per loop iteration */
+
+static void
+smx_ticker_exit(int code, Datum arg)
+{
+	pg_atomic_write_u32(&smx_shared->ticker_pid, 0);
+}
+
+/* Take a session slot: buffered samples keep the session that made them. */
+static void
+smx_ticker_start_session(void)
+{
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->worker_started_at = GetCurrentTimestamp();
+	smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
+	snprintf(smx_shared->session_id, SMX_SESSION_LEN, "%llx-%d",
+			 (unsigned long long) smx_shared->worker_started_at, MyProcPid);
+	smx_shared->session_slot = smx_shared->session_slot == SMX_NO_SESSION ? 0 :
+		(smx_shared->session_slot + 1) % SMX_SESSIONS;
+	memcpy(smx_shared->sessions[smx_shared->session_slot], smx_shared->session_id,
+		   SMX_SESSION_LEN);
+	LWLockRelease(smx_shared->lock);
+}
+
+/* Ticks to run in one guarded step (set by smx_ticker_catch_up). */
+static int64 smx_ticker_n;
+
+static bool
+smx_ticker_step(bool unused)
+{
+	(void) smx_engine_tick(smx_ticker_n, true);
+	return true;
+}
+
+/*
+ * Run the ticks due at `now` from *next_tick on (at most a bounded chunk;
+ * the loop comes back at once for the rest), count the late ones, move
+ * *next_tick past them. Returns false when the step failed.
+ */
+static bool
+smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now)
+{
+	int64		iv = (int64) smx_tick_interval_ms * 1000;
+	int64		due = 1 + (now - *next_tick) / iv;
+	int64		late = 0;
+	bool		unused;
+	bool		ok;
+
+	smx_ticker_n = Min(due, Max(1, SMX_CATCHUP_WORK / Max(smx_shared->nservers, 1)));
+	for (int64 k = 0; k < smx_ticker_n; k++)
+		if (now - (*next_tick + k * iv) > iv / 2)
+			late++;
+	ok = smx_worker_guarded(smx_ticker_step, false, &unused);
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->late_ticks += late;
+	smx_shared->tick_lag_ms = (double) (now - *next_tick) / 1000.0;
+	LWLockRelease(smx_shared->lock);
+
+	*next_tick += smx_ticker_n * iv;
+	return ok;
+}
+
+/* Milliseconds from now until ts, at least 0, at most cap. */
+static long
+smx_ms_until(TimestampTz ts, TimestampTz now, long cap)
+{
+	return ts <= now ? 0 : (long) Min((int64) cap, (ts - now + 999) / 1000);
+}
+
+void
+sim_metrics_ticker_main(Datum main_arg)
+{
+	TimestampTz next_tick;
+	int			failures = 0;
+	bool		was_running = false;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGINT, SIG_IGN);
+	BackgroundWorkerUnblockSignals();
+
+	if (smx_shared == NULL)
+		ereport(ERROR,
+				(errmsg("sim_metrics ticker started without shared memory")));
+	/* no database: visible in pg_stat_activity, in nobody's way */
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname(SMX_TICKER_TYPE);
+
+	smx_ticker_start_session();
+	/* announce the pid last: sim_status() then sees a complete entry */
+	pg_atomic_write_u32(&smx_shared->ticker_pid, (uint32) MyProcPid);
+	on_shmem_exit(smx_ticker_exit, (Datum) 0);
+	ereport(LOG,
+			(errmsg("sim_metrics ticker started%s",
+					pg_atomic_read_u32(&smx_shared->paused) ? " (paused)" : "")));
+
+	smx_loop_cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics ticker loop",
+										 ALLOCSET_DEFAULT_SIZES);
+	next_tick = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), smx_tick_interval_ms);
+
+	for (;;)
+	{
+		TimestampTz now;
+		bool		ready;
+		long		timeout_ms;
+
+		MemoryContextSwitchTo(smx_loop_cxt);
+		SMX_RESET_CONTEXT(smx_loop_cxt);
+
+		if (ConfigReloadPending)
+		{
+			TimestampTz last = next_tick - (TimestampTz) smx_tick_interval_ms * 1000;
+
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			/* a new interval counts from the last tick */
+			next_tick = TimestampTzPlusMilliseconds(last, smx_tick_interval_ms);
+			LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+			smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
+			LWLockRelease(smx_shared->lock);
+		}
+
+		now = GetCurrentTimestamp();
+		ready = OidIsValid(smx_shared->loaded_extension);
+		if (!ready || pg_atomic_read_u32(&smx_shared->paused) != 0)
+		{
+			was_running = false;
+			timeout_ms = ready ? smx_tick_interval_ms : SMX_IDLE_POLL_MS;
+		}
+		else
+		{
+			/* resuming, or a first fleet, starts a full interval later */
+			if (!was_running)
+				next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
+			was_running = true;
+			if (now >= next_tick)
+			{
+				if (smx_ticker_catch_up(&next_tick, now))
+					failures = 0;
+				else if (++failures >= SMX_MAX_FAILURES)
+				{
+					ereport(LOG,
+							(errmsg("sim_metrics ticker exiting after %d failed ticks in a row",
+									failures)));
+					proc_exit(1);
+				}
+				now = GetCurrentTimestamp();
+			}
+			timeout_ms = smx_ms_until(next_tick, now, smx_tick_interval_ms);
+		}
+
+		(void) WaitLatch(MyLatch,
+						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms, SMX_WAIT_EVENT_MAIN);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+		{
+			ereport(LOG,
+					(errmsg("sim_metrics ticker is exiting at tick " UINT64_FORMAT,
+							smx_shared->tick)));
+			/* code 1: after pg_terminate_backend a new ticker starts */
+			proc_exit(1);
+		}
+	}
+}
