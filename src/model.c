@@ -129,6 +129,9 @@ smx_clampf(float v, float lo, float hi)
 	return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/* |simulated time| is kept below this (about 317,000 years) */
+#define SMX_EPOCH_LIMIT 1e13
+
 double
 smx_sim_epoch(const smx_config *cfg, uint64_t tick)
 {
@@ -144,6 +147,23 @@ smx_role_from_name(const char *name)
 	return -1;
 }
 
+static float
+smx_baseline(double v, float dflt)
+{
+	if (!isfinite(v) || v < 0)
+		return dflt;
+	return v > 100 ? 100.0f : (float) v;
+}
+
+/* A finite value in [lo, hi]; NaN gives dflt. */
+static float
+smx_finite_clamp(double v, float lo, float hi, float dflt)
+{
+	if (isnan(v))
+		return dflt;
+	return v < lo ? lo : (v > hi ? hi : (float) v);
+}
+
 void
 smx_params_init(smx_params *p, const char *server_id, const char *location,
 				smx_role role, double cpu, double memory, double disk,
@@ -155,11 +175,14 @@ smx_params_init(smx_params *p, const char *server_id, const char *location,
 	p->key = smx_hash_str(server_id);
 	p->location_key = smx_hash_str(location);
 	p->role = (uint8_t) role;
-	p->base_cpu = cpu < 0 ? d->cpu : (float) cpu;
-	p->base_memory = memory < 0 ? d->memory : (float) memory;
-	p->base_disk = disk < 0 ? d->disk : (float) disk;
-	p->base_network = network < 0 ? d->network : (float) network;
-	p->net_capacity = net_capacity > 0 ? net_capacity : 1.25e9;
+	/* negative, NaN or infinite: the role default; above 100: 100 */
+	p->base_cpu = smx_baseline(cpu, d->cpu);
+	p->base_memory = smx_baseline(memory, d->memory);
+	p->base_disk = smx_baseline(disk, d->disk);
+	p->base_network = smx_baseline(network, d->network);
+	/* network_io = % x capacity must fit an int64: the table's CHECK bound */
+	p->net_capacity = isfinite(net_capacity) && net_capacity > 0 ?
+		(net_capacity > 1e15 ? 1e15 : net_capacity) : 1.25e9;
 }
 
 static float
@@ -176,14 +199,28 @@ void
 smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 {
 	double		t = smx_sim_epoch(cfg, tick);
-	double		local = t + cfg->utc_offset;
-	double		days = floor(local / 86400.0);
-	double		hour = (local - days * 86400.0) / 3600.0;
-	int			dow = (int) ((((int64_t) days % 7) + 7 + 4) % 7);	/* 0 = Sunday */
-	bool		weekend = (dow == 0 || dow == 6);
-	double		knot = floor(t / SMX_LOAD_KNOT_SECONDS);
-	double		frac = t / SMX_LOAD_KNOT_SECONDS - knot;
-	double		dt = cfg->step_seconds > 0 ? cfg->step_seconds : 0.0;
+	double		local;
+	double		days;
+	double		hour;
+	int			dow;
+	bool		weekend;
+	double		knot;
+	double		frac;
+	double		dt = isfinite(cfg->step_seconds) && cfg->step_seconds > 0 ? cfg->step_seconds : 0.0;
+
+	/* the tables are indexed by hour and day: finite, bounded input only */
+	if (!isfinite(t))
+		t = 0;
+	t = t < -SMX_EPOCH_LIMIT ? -SMX_EPOCH_LIMIT : (t > SMX_EPOCH_LIMIT ? SMX_EPOCH_LIMIT : t);
+	local = t + (isfinite(cfg->utc_offset) ? cfg->utc_offset : 0.0);
+	days = floor(local / 86400.0);
+	hour = (local - days * 86400.0) / 3600.0;
+	if (!(hour >= 0 && hour < 24))
+		hour = 0;
+	dow = (int) ((((int64_t) days % 7) + 7 + 4) % 7);	/* 0 = Sunday */
+	weekend = (dow == 0 || dow == 6);
+	knot = floor(t / SMX_LOAD_KNOT_SECONDS);
+	frac = t / SMX_LOAD_KNOT_SECONDS - knot;
 
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->seed = smx_mix64(cfg->seed ^ UINT64_C(0x5157a1e5eed00001));
@@ -348,10 +385,11 @@ smx_state_restore(const smx_params *p, smx_state *s, float cpu, float memory,
 				  float disk, double network_io)
 {
 	memset(s, 0, sizeof(*s));
-	s->cpu = cpu;
-	s->memory = memory;
-	s->disk = disk;
-	s->network = (float) (network_io / p->net_capacity * 100.0);
+	/* a restored value that is not a number takes the baseline */
+	s->cpu = smx_finite_clamp(cpu, 0, 100, p->base_cpu);
+	s->memory = smx_finite_clamp(memory, 0, 100, p->base_memory);
+	s->disk = smx_finite_clamp(disk, 0, 100, p->base_disk);
+	s->network = smx_finite_clamp(network_io / p->net_capacity * 100.0, 0, 100, p->base_network);
 	smx_finish(p, s, 0.0f);
 }
 

@@ -149,8 +149,10 @@ smx_writer_retention(bool unused)
 
 /*
  * Leave after a last flush (SIGTERM: server shutdown or
- * pg_terminate_backend). Exit code 1, so that after pg_terminate_backend
- * the postmaster starts a new writer.
+ * pg_terminate_backend). At a server shutdown the ticker is told to stop
+ * at the same moment: give it a moment to leave, so its last tick is in
+ * the flush. Exit code 1, so that after pg_terminate_backend the
+ * postmaster starts a new writer.
  */
 static void
 smx_writer_shutdown(void)
@@ -158,16 +160,24 @@ smx_writer_shutdown(void)
 	bool		unused;
 	uint64		tail0,
 				tail,
-				head;
+				head,
+				head0;
+	uint64		tick0;
 
-	smx_ring_bounds(&tail0, &head);
+	for (int i = 0; i < 50 && pg_atomic_read_u32(&smx_shared->ticker_pid) != 0; i++)
+		pg_usleep(10000L);
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	tail0 = smx_shared->ring_tail;
+	head0 = smx_shared->ring_head;
+	tick0 = smx_shared->tick;
+	LWLockRelease(smx_shared->lock);
 	if (OidIsValid(smx_shared->loaded_extension))
 		(void) smx_worker_guarded(smx_writer_flush, true, &unused);
 	smx_ring_bounds(&tail, &head);
-	if (head == tail)
+	if (tail >= head0)
 		ereport(LOG,
-				(errmsg("sim_metrics writer flushed its buffered samples (%llu rows) and is exiting",
-						(unsigned long long) (tail - tail0))));
+				(errmsg("sim_metrics writer flushed its buffered samples (%llu rows, up to tick " UINT64_FORMAT ") and is exiting",
+						(unsigned long long) (tail - tail0), tick0)));
 	else
 		ereport(LOG,
 				(errmsg("sim_metrics writer is exiting with %llu samples not flushed (%llu written)",

@@ -23,9 +23,10 @@ EOC
 # ---------------------------------------------------------------------------
 
 ok(wait_until($node,
-		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics worker'",
-		'1', 30),
-	'one sim_metrics worker runs before CREATE EXTENSION');
+		"SELECT string_agg(backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity
+		  WHERE backend_type LIKE 'sim_metrics %'",
+		'sim_metrics ticker,sim_metrics writer', 30),
+	'one ticker and one writer run before CREATE EXTENSION');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics');
 

@@ -31,7 +31,7 @@ use SimMetricsTest;
 	unlike($err, qr/FATAL/, 'no FATAL while loading the library');
 	is($q->("SELECT count(*) FROM server_templates WHERE is_default"),
 		'15', 'default templates installed');
-	is($q->("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics worker'"),
+	is($q->("SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'sim_metrics %'"),
 		'0', 'no worker runs');
 
 	for my $call ('SELECT * FROM sim_current_metrics()',

@@ -149,18 +149,18 @@ sub tick_pace
 	ok(defined wait_value($node, 'SELECT flush_errors FROM sim_status()',
 			sub { $_[0] > $fe }, 15),
 		'terminate while locked: flushes fail');
-	my $pid = worker_pid($node);
+	my $pid = worker_pid($node, 'writer');
 	my $off = log_offset($node);
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-	my $gap = wait_until($node, 'SELECT running, pending_samples, tick FROM sim_status()',
-		qr/^f\|\d+\|\d+$/, 10);
-	ok(defined $gap, 'terminate while locked: the worker exits (not held up by the lock)');
+	my $gap = wait_until($node, 'SELECT writer_pid IS NULL, pending_samples, tick FROM sim_status()',
+		qr/^t\|\d+\|\d+$/, 10);
+	ok(defined $gap, 'terminate while locked: the writer exits (not held up by the lock)');
 	my (undef, $pending, $tick) = split /\|/, $gap // 'f|0|0';
 	cmp_ok($pending, '>', 0, "terminate while locked: $pending samples left in the ring");
 	unlike(log_since($node, $off), qr/flushed its buffered samples/,
 		'terminate while locked: no final flush claimed');
-	my $pid2 = wait_new_worker($node, $pid, 'worker after terminate');
-	ok(defined $pid2, 'terminate while locked: a new worker starts');
+	my $pid2 = wait_new_worker($node, $pid, 'writer after terminate', 30, 'writer');
+	ok(defined $pid2, 'terminate while locked: a new writer starts');
 	my $p2 = status($node)->{pending};
 	cmp_ok($p2, '>=', $pending, "terminate while locked: the new worker has them ($p2 pending)");
 	$locker->query_safe('COMMIT;');

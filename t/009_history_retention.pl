@@ -67,9 +67,9 @@ cmp_ok($kept0, '>=', 15 * 99, "rows within the retention: $kept0");
 sub retention_run
 {
 	my ($before, $what) = @_;
-	my $pid = worker_pid($node);
+	my $pid = worker_pid($node, 'writer');
 	$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-	ok(defined wait_new_worker($node, $pid, "worker for $what"), "$what: a new worker");
+	ok(defined wait_new_worker($node, $pid, "writer for $what", 30, 'writer'), "$what: a new writer");
 	my $v = wait_value($node,
 		qq{SELECT count(*) FROM server_metrics_history WHERE "timestamp" < '$cutoff'},
 		sub { $_[0] < $before }, 30, "$what: old rows deleted");
@@ -105,7 +105,7 @@ is( $node->safe_psql('postgres', q{
 	'15|t', 'the 15 servers: one row per tick from the first kept one, no gap, no duplicate');
 is($node->safe_psql('postgres', 'SELECT flush_errors, errors FROM sim_status()'),
 	'0|0', 'no flush or worker errors');
-my @bad = grep { !/background worker "sim_metrics worker" \(PID \d+\) exited with exit code 1/ }
+my @bad = grep { !/background worker "sim_metrics (?:ticker|writer)" \(PID \d+\) exited with exit code 1/ }
   split /\n/, crash_lines(log_since($node, $off0));
 is(join("\n", @bad), '', 'no errors in the log (besides the terminated workers)');
 

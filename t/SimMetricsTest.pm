@@ -91,25 +91,28 @@ sub wait_value
 	return undef;
 }
 
-# Pids of the sim_metrics workers in pg_stat_activity, comma separated.
+# Pids of the sim_metrics workers of one kind ('ticker', the default, or
+# 'writer') in pg_stat_activity, comma separated.
 sub worker_pids_sql
 {
+	my ($type) = @_;
+	$type //= 'ticker';
 	return "SELECT coalesce(string_agg(pid::text, ',' ORDER BY pid), '')
-	          FROM pg_stat_activity WHERE backend_type = 'sim_metrics worker'";
+	          FROM pg_stat_activity WHERE backend_type = 'sim_metrics $type'";
 }
 
 sub worker_pid
 {
-	my ($node) = @_;
-	return $node->safe_psql('postgres', worker_pids_sql());
+	my ($node, $type) = @_;
+	return $node->safe_psql('postgres', worker_pids_sql($type));
 }
 
-# Wait (bounded) for exactly one worker whose pid differs from $old_pid;
-# returns its pid, or undef on timeout.
+# Wait (bounded) for exactly one worker of the kind whose pid differs from
+# $old_pid; returns its pid, or undef on timeout.
 sub wait_new_worker
 {
-	my ($node, $old_pid, $what, $secs) = @_;
-	return wait_value($node, worker_pids_sql(),
+	my ($node, $old_pid, $what, $secs, $type) = @_;
+	return wait_value($node, worker_pids_sql($type),
 		sub { $_[0] =~ /^\d+$/ && $_[0] ne $old_pid }, $secs // 30, $what);
 }
 

@@ -1307,6 +1307,69 @@ test_sim_epoch(void)
 	}
 }
 
+/* ----------------------------------------------------------------------
+ * Non-finite input: the model never sees NaN or Inf, whatever it is given
+ * ---------------------------------------------------------------------- */
+
+static bool
+state_sane(const smx_state *s)
+{
+	return isfinite(s->cpu) && isfinite(s->memory) && isfinite(s->disk) &&
+		isfinite(s->network) && isfinite(s->response_ms) &&
+		s->cpu >= 0 && s->cpu <= 100 && s->memory >= 0 && s->memory <= 100 &&
+		s->disk >= 0 && s->disk <= 100 && s->network >= 0 && s->network <= 100 &&
+		s->network_io >= 0 && s->status <= SMX_STATUS_OFFLINE;
+}
+
+static void
+test_non_finite(void)
+{
+	const double bad[] = {NAN, INFINITY, -INFINITY, -1.0, 1e300};
+	const char *names[] = {"NaN", "+Inf", "-Inf", "-1", "1e300"};
+
+	for (int b = 0; b < 5; b++)
+	{
+		smx_params	p;
+		smx_config	cfg;
+		smx_tick_ctx ctx;
+		smx_state	s;
+		bool		ok = true;
+
+		smx_params_init(&p, "web-nan", "Nowhere", SMX_ROLE_WEB,
+						bad[b], bad[b], bad[b], bad[b], bad[b]);
+		CHECK(isfinite(p.base_cpu) && p.base_cpu >= 0 && p.base_cpu <= 100 &&
+			  isfinite(p.base_memory) && isfinite(p.base_disk) &&
+			  isfinite(p.base_network) && isfinite(p.net_capacity) && p.net_capacity > 0,
+			  "%s baselines and capacity become finite defaults (cpu %.1f, capacity %.3g)",
+			  names[b], p.base_cpu, p.net_capacity);
+
+		default_config(&cfg);
+		cfg.start_epoch = bad[b];
+		cfg.step_seconds = bad[b];
+		cfg.utc_offset = bad[b];
+		smx_prepare_tick(&ctx, &cfg, 7);
+		CHECK(isfinite(ctx.sim_epoch) && isfinite(ctx.load_frac) &&
+			  isfinite(ctx.cpu_profile[SMX_ROLE_WEB]) && isfinite(ctx.decay[SMX_M_CPU]) &&
+			  isfinite(ctx.innov[SMX_M_CPU]),
+			  "%s start, step and offset give a finite tick context", names[b]);
+
+		smx_state_init(&ctx, &p, &s);
+		ok &= state_sane(&s);
+		for (uint64_t t = 8; t < 200; t++)
+		{
+			smx_prepare_tick(&ctx, &cfg, t);
+			smx_step(&ctx, &p, &s, 1);
+			ok &= state_sane(&s);
+		}
+		CHECK(ok, "%s everywhere: 200 ticks of bounded, finite values", names[b]);
+
+		smx_params_init(&p, "web-nan", "Nowhere", SMX_ROLE_WEB, -1, -1, -1, -1, 0);
+		smx_state_restore(&p, &s, (float) bad[b], (float) bad[b], (float) bad[b], bad[b]);
+		CHECK(state_sane(&s), "%s restored from history: finite, bounded (cpu %.2f)",
+			  names[b], s.cpu);
+	}
+}
+
 int
 main(void)
 {
@@ -1324,6 +1387,7 @@ main(void)
 	test_roles_params();
 	test_reproducibility();
 	test_status();
+	test_non_finite();
 
 	st = malloc(sizeof(long_stats));
 	if (st == NULL)
