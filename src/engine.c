@@ -554,6 +554,8 @@ smx_engine_reload(bool from_worker)
 	if (!smx_merge_and_publish(&t, &rs, ext, skipped))
 		n = smx_shared->nservers;	/* a newer read is already published */
 	LWLockRelease(smx_shared->sim_lock);
+	/* a first fleet starts the ticker's schedule now, not at its next poll */
+	smx_wake_ticker();
 
 	if (rs.done && rs.nfound > 0)
 		ereport(LOG,

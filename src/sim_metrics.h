@@ -222,6 +222,7 @@ extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 /* worker.c: what both workers share */
 extern void smx_register_workers(void);
 extern bool smx_worker_guarded(bool (*step) (bool), bool arg, bool *result);
+extern void smx_timeout_cancel_handler(SIGNAL_ARGS);
 extern MemoryContext smx_loop_cxt;
 
 /* ticker.c, writer.c */

@@ -7,8 +7,9 @@
  * restarted 5 s after an exit with code 1. Rules both keep:
  *  - core signal handlers (SignalHandlerForShutdownRequest,
  *    SignalHandlerForConfigReload) installed before signals are unblocked;
- *    SIGINT ignored, so pg_cancel_backend() cancels nothing of theirs (the
- *    writer's lock_timeout still works: it does not go through SIGINT);
+ *    pg_cancel_backend() cancels nothing of theirs: the ticker ignores
+ *    SIGINT, the writer passes it on only when its own lock_timeout or
+ *    statement_timeout fired (they cancel through a SIGINT to self);
  *  - they wait only on MyLatch with WL_EXIT_ON_PM_DEATH and call
  *    CHECK_FOR_INTERRUPTS() after each wait;
  *  - a loop memory context reset every iteration and switched back to
@@ -23,7 +24,9 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/lwlock.h"
+#include "tcop/tcopprot.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 
 #include "compat.h"
 #include "sim_metrics.h"
@@ -54,6 +57,18 @@ smx_register_workers(void)
 {
 	smx_register_one(SMX_TICKER_TYPE, "sim_metrics_ticker_main", false);
 	smx_register_one(SMX_WRITER_TYPE, "sim_metrics_writer_main", true);
+}
+
+/*
+ * The writer's SIGINT handler: a timeout of its own cancels the statement
+ * as usual; a SIGINT from anyone else (pg_cancel_backend) is ignored.
+ */
+void
+smx_timeout_cancel_handler(SIGNAL_ARGS)
+{
+	if (get_timeout_indicator(LOCK_TIMEOUT, false) ||
+		get_timeout_indicator(STATEMENT_TIMEOUT, false))
+		StatementCancelHandler(postgres_signal_arg);
 }
 
 /*

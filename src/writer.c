@@ -293,7 +293,7 @@ sim_metrics_writer_main(Datum main_arg)
 	 */
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	pqsignal(SIGINT, SIG_IGN);
+	pqsignal(SIGINT, smx_timeout_cancel_handler);
 	BackgroundWorkerUnblockSignals();
 
 	if (smx_shared == NULL)

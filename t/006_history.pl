@@ -121,8 +121,8 @@ for my $mode ('fast', 'smart')
 	$node->stop($mode);
 	cmp_ok(time - $t0, '<', 30, "$mode stop completes");
 	like(log_since($node, $off),
-		qr/sim_metrics writer flushed its buffered samples \(\d+ rows\) and is exiting/,
-		"$mode: the worker logged its final flush");
+		qr/sim_metrics writer flushed its buffered samples \(\d+ rows, up to tick \d+\) and is exiting/,
+		"$mode: the writer logged its final flush");
 
 	$off = log_offset($node);
 	$node->start;
