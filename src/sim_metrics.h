@@ -223,6 +223,7 @@ extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 extern void smx_register_workers(void);
 extern bool smx_worker_guarded(bool (*step) (bool), bool arg, bool *result);
 extern void smx_timeout_cancel_handler(SIGNAL_ARGS);
+extern void smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database);
 extern MemoryContext smx_loop_cxt;
 
 /* ticker.c, writer.c */

@@ -106,17 +106,8 @@ sim_metrics_ticker_main(Datum main_arg)
 	int			failures = 0;
 	bool		was_running = false;
 
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	pqsignal(SIGINT, SIG_IGN);
-	BackgroundWorkerUnblockSignals();
-
-	if (smx_shared == NULL)
-		ereport(ERROR,
-				(errmsg("sim_metrics ticker started without shared memory")));
 	/* no database: visible in pg_stat_activity, in nobody's way */
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname(SMX_TICKER_TYPE);
+	smx_worker_begin(SMX_TICKER_TYPE, SIG_IGN, NULL);
 
 	smx_ticker_start_session();
 	/* announce the pid last: sim_status() then sees a complete entry */

@@ -23,6 +23,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "storage/lwlock.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
@@ -57,6 +58,28 @@ smx_register_workers(void)
 {
 	smx_register_one(SMX_TICKER_TYPE, "sim_metrics_ticker_main", false);
 	smx_register_one(SMX_WRITER_TYPE, "sim_metrics_writer_main", true);
+}
+
+/*
+ * Start a worker: core handlers for SIGHUP and SIGTERM (the latter only
+ * sets ShutdownRequestPending and the latch), `on_sigint` for SIGINT, then
+ * a connection to `database` (NULL: none, shared catalogs only).
+ */
+void
+smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGINT, on_sigint);
+	BackgroundWorkerUnblockSignals();
+
+	if (smx_shared == NULL)
+		ereport(ERROR,
+				(errmsg("%s started without shared memory", type)));
+	BackgroundWorkerInitializeConnection(database,
+										 database && smx_worker_role[0] ? smx_worker_role : NULL,
+										 0);
+	pgstat_report_appname(type);
 }
 
 /*

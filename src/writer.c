@@ -287,23 +287,8 @@ sim_metrics_writer_main(Datum main_arg)
 {
 	SmxWriterLoop w;
 
-	/*
-	 * SIGTERM only asks to stop (the core handler sets ShutdownRequestPending
-	 * and our latch), so the loop can flush buffered samples first.
-	 */
-	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
-	pqsignal(SIGINT, smx_timeout_cancel_handler);
-	BackgroundWorkerUnblockSignals();
-
-	if (smx_shared == NULL)
-		ereport(ERROR,
-				(errmsg("sim_metrics writer started without shared memory")));
-
-	BackgroundWorkerInitializeConnection(smx_database_name,
-										 smx_worker_role[0] ? smx_worker_role : NULL,
-										 0);
-	pgstat_report_appname(SMX_WRITER_TYPE);
+	/* SIGTERM only asks to stop, so the loop can flush buffered samples first */
+	smx_worker_begin(SMX_WRITER_TYPE, smx_timeout_cancel_handler, smx_database_name);
 	smx_pin_session_settings();
 
 	pg_atomic_write_u32(&smx_shared->writer_pid, (uint32) MyProcPid);
