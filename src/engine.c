@@ -584,7 +584,12 @@ smx_engine_clear(void)
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	smx_shared->ring_tail = smx_shared->ring_head;
 	smx_shared->history_restored = false;
+	/* the id pool is a seqlock for lock-free readers (ring.c) */
+	pg_atomic_fetch_add_u64(&smx_shared->pool_changes, 1);
+	pg_write_barrier();
 	memset(smx_shared_id_pool(), 0, smx_shared->id_pool_size * sizeof(SmxIdEntry));
+	pg_write_barrier();
+	pg_atomic_fetch_add_u64(&smx_shared->pool_changes, 1);
 	smx_shared->nservers = 0;
 	smx_shared->skipped_servers = 0;
 	smx_shared->tick = 0;

@@ -627,11 +627,17 @@ smx_history_flush(bool final, int budget_ms)
 		if (tail1 - tail0 < SMX_WORKER_FLUSH_ROWS || tail1 == head)
 			break;
 		if (GetCurrentTimestamp() >= stop || (!final && ShutdownRequestPending))
-		{
-			/* out of time: the rest goes at the next iteration */
-			pg_atomic_write_u32(&smx_shared->flush_requested, 1);
 			break;
-		}
+	}
+	/* out of time with samples left: the rest goes at the next iteration */
+	if (!final && GetCurrentTimestamp() >= stop)
+	{
+		uint64		tail,
+					head;
+
+		smx_ring_bounds(&tail, &head);
+		if (head != tail)
+			pg_atomic_write_u32(&smx_shared->flush_requested, 1);
 	}
 	return total;
 }

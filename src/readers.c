@@ -17,6 +17,8 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "executor/tuptable.h"
+#include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
 #include "compat.h"
@@ -143,29 +145,58 @@ smx_reader_build_text(int n)
 }
 
 /*
- * sim_current_metrics(): one row per live server, from shared memory.
+ * Formed rows of the last state read (SMX_ROW_CACHE_MAX servers at most):
+ * the state changes once a tick, dashboards read far more often, so a read
+ * of an unchanged state copies finished tuples instead of forming them.
  */
-Datum
-sim_current_metrics(PG_FUNCTION_ARGS)
+#define SMX_ROW_CACHE_MAX	10000
+
+static MemoryContext smx_rows_cxt = NULL;
+static MinimalTuple *smx_rows = NULL;
+static int	smx_rows_n = 0;
+static int	smx_rows_natts = 0;
+static uint64 smx_rows_version = 0;	/* state_version the rows show */
+static bool smx_rows_valid = false;
+
+/* The values of one row of sim_current_metrics() into values/nulls. */
+static void
+smx_current_row(int i, Datum *values, bool *nulls, uint64 tick, TimestampTz sim_time,
+				bool sim_time_valid, TimestampTz updated_at)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	smx_state  *s = &smx_reader_state[i];
+
+	memset(nulls, 0, sizeof(bool) * SMX_CURRENT_COLS);
+	memcpy(values, &smx_reader_text[i * SMX_TEXT_COLS], SMX_TEXT_COLS * sizeof(Datum));
+	values[6] = smx_pct_datum(s->cpu);
+	values[7] = smx_pct_datum(s->memory);
+	values[8] = smx_pct_datum(s->disk);
+	values[9] = Int64GetDatum(s->network_io);
+	values[10] = smx_pct_datum(s->network);
+	values[11] = smx_pct_datum(s->response_ms);
+	values[12] = smx_status_text[s->status];
+	nulls[13] = true;			/* scenario: none acting yet */
+	values[13] = (Datum) 0;
+	values[14] = Int64GetDatum((int64) tick);
+	values[15] = TimestampTzGetDatum(sim_time);
+	nulls[15] = !sim_time_valid;
+	values[16] = TimestampTzGetDatum(updated_at);
+	nulls[16] = updated_at == 0;
+}
+
+/*
+ * Copy what a read needs under the shared lock: the states (unless the
+ * formed rows are current), and the descriptions when the fleet changed.
+ * Buffers are sized beforehand from an unlocked read of nservers; if a
+ * reload grew the fleet in between we release and try again. No
+ * allocation happens under the lock. Returns the number of servers;
+ * *version gets the state_version read.
+ */
+static int
+smx_current_copy(uint64 *version, bool *fleet_changed, uint64 *tick,
+				 TimestampTz *updated_at, TimestampTz *sim_time, bool *sim_time_valid)
+{
 	int			n;
-	bool		fleet_changed;
-	uint64		tick;
-	TimestampTz updated_at;
-	TimestampTz sim_time = 0;
-	bool		sim_time_valid;
-	Datum		values[SMX_CURRENT_COLS];
-	bool		nulls[SMX_CURRENT_COLS];
 
-	smx_require_fleet_database();
-	InitMaterializedSRF(fcinfo, 0);
-
-	/*
-	 * Copy under the shared lock; buffers are sized beforehand from an
-	 * unlocked read of nservers, and if a reload grew the fleet in between
-	 * we release and try again. No allocation happens under the lock.
-	 */
 	for (;;)
 	{
 		smx_reader_reserve(smx_shared->nservers);
@@ -175,8 +206,9 @@ sim_current_metrics(PG_FUNCTION_ARGS)
 		LWLockRelease(smx_shared->lock);
 	}
 	n = smx_shared->nservers;
-	fleet_changed = !smx_reader_valid || smx_reader_fleet != smx_shared->fleet_version;
-	if (fleet_changed)
+	*version = smx_shared->state_version;
+	*fleet_changed = !smx_reader_valid || smx_reader_fleet != smx_shared->fleet_version;
+	if (*fleet_changed)
 	{
 		smx_params *params = smx_shared_params();
 
@@ -185,42 +217,100 @@ sim_current_metrics(PG_FUNCTION_ARGS)
 			smx_reader_role[i] = params[i].role;
 		smx_reader_fleet = smx_shared->fleet_version;
 	}
-	memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
-	tick = smx_shared->tick;
-	updated_at = smx_shared->last_tick_at;
-	sim_time_valid = smx_epoch_to_timestamptz(smx_shared->start_epoch +
-											  (double) tick * smx_shared->step_seconds,
-											  &sim_time);
+	if (!smx_rows_valid || smx_rows_version != *version || *fleet_changed)
+		memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
+	*tick = smx_shared->tick;
+	*updated_at = smx_shared->last_tick_at;
+	*sim_time_valid = smx_epoch_to_timestamptz(smx_shared->start_epoch +
+											   (double) *tick * smx_shared->step_seconds,
+											   sim_time);
 	LWLockRelease(smx_shared->lock);
+	return n;
+}
 
+/* Form the n rows into the row cache (n <= SMX_ROW_CACHE_MAX). */
+static void
+smx_rows_build(TupleDesc desc, int n, uint64 tick, TimestampTz sim_time,
+			   bool sim_time_valid, TimestampTz updated_at)
+{
+	Datum		values[SMX_CURRENT_COLS];
+	bool		nulls[SMX_CURRENT_COLS];
+	MemoryContext old;
+
+	smx_rows_valid = false;
+	if (smx_rows_cxt == NULL)
+		smx_rows_cxt = AllocSetContextCreate(smx_reader_cxt, "sim_metrics reader rows",
+											 ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(smx_rows_cxt);
+	old = MemoryContextSwitchTo(smx_rows_cxt);
+	smx_rows = palloc(sizeof(MinimalTuple) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		smx_current_row(i, values, nulls, tick, sim_time, sim_time_valid, updated_at);
+		smx_rows[i] = heap_form_minimal_tuple(desc, values, nulls);
+	}
+	MemoryContextSwitchTo(old);
+	smx_rows_n = n;
+	smx_rows_natts = desc->natts;
+}
+
+/*
+ * sim_current_metrics(): one row per live server, from shared memory.
+ */
+Datum
+sim_current_metrics(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			n;
+	bool		fleet_changed;
+	uint64		version;
+	uint64		tick;
+	TimestampTz updated_at;
+	TimestampTz sim_time = 0;
+	bool		sim_time_valid;
+
+	smx_require_fleet_database();
+	InitMaterializedSRF(fcinfo, 0);
+
+	n = smx_current_copy(&version, &fleet_changed, &tick, &updated_at, &sim_time,
+						 &sim_time_valid);
 	if (fleet_changed)
 	{
 		/* invalid until rebuilt, in case building fails half way */
 		smx_reader_valid = false;
+		smx_rows_valid = false;
 		smx_reader_build_text(n);
 		smx_reader_valid = true;
 	}
 
-	memset(nulls, 0, sizeof(nulls));
-	nulls[13] = true;			/* scenario: none acting yet */
-	values[13] = (Datum) 0;
-	values[14] = Int64GetDatum((int64) tick);
-	values[15] = TimestampTzGetDatum(sim_time);
-	nulls[15] = !sim_time_valid;
-	values[16] = TimestampTzGetDatum(updated_at);
-	nulls[16] = updated_at == 0;
+	if (n <= SMX_ROW_CACHE_MAX)
+	{
+		TupleTableSlot *slot;
+
+		if (!smx_rows_valid || smx_rows_version != version ||
+			smx_rows_natts != rsinfo->setDesc->natts)
+		{
+			smx_rows_build(rsinfo->setDesc, n, tick, sim_time, sim_time_valid, updated_at);
+			smx_rows_version = version;
+			smx_rows_valid = true;
+		}
+		slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
+		for (int i = 0; i < smx_rows_n; i++)
+		{
+			ExecStoreMinimalTuple(smx_rows[i], slot, false);
+			tuplestore_puttupleslot(rsinfo->setResult, slot);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		return (Datum) 0;
+	}
+
 	for (int i = 0; i < n; i++)
 	{
-		smx_state  *s = &smx_reader_state[i];
+		Datum		values[SMX_CURRENT_COLS];
+		bool		nulls[SMX_CURRENT_COLS];
 
-		memcpy(values, &smx_reader_text[i * SMX_TEXT_COLS], SMX_TEXT_COLS * sizeof(Datum));
-		values[6] = smx_pct_datum(s->cpu);
-		values[7] = smx_pct_datum(s->memory);
-		values[8] = smx_pct_datum(s->disk);
-		values[9] = Int64GetDatum(s->network_io);
-		values[10] = smx_pct_datum(s->network);
-		values[11] = smx_pct_datum(s->response_ms);
-		values[12] = smx_status_text[s->status];
+		smx_current_row(i, values, nulls, tick, sim_time, sim_time_valid, updated_at);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

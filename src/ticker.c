@@ -69,7 +69,7 @@ smx_ticker_step(bool unused)
  * *next_tick past them. Returns false when the step failed.
  */
 static bool
-smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now)
+smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_late_before)
 {
 	int64		iv = (int64) smx_tick_interval_ms * 1000;
 	int64		due = 1 + (now - *next_tick) / iv;
@@ -79,8 +79,12 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now)
 
 	smx_ticker_n = Min(due, Max(1, SMX_CATCHUP_WORK / Max(smx_shared->nservers, 1)));
 	for (int64 k = 0; k < smx_ticker_n; k++)
-		if (now - (*next_tick + k * iv) > iv / 2)
+	{
+		TimestampTz due_k = *next_tick + k * iv;
+
+		if (due_k >= not_late_before && now - due_k > iv / 2)
 			late++;
+	}
 	ok = smx_worker_guarded(smx_ticker_step, false, &unused);
 
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
@@ -90,6 +94,32 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now)
 
 	*next_tick += smx_ticker_n * iv;
 	return ok;
+}
+
+/*
+ * Where a new schedule starts. When the simulated clock runs at wall speed
+ * (time_scale = 1) and is within a tick of the wall clock, the next tick
+ * is due when the wall clock reads its simulated time, so sim_time keeps to
+ * the wall clock; otherwise (a paused or restored clock runs behind) one
+ * interval from now.
+ */
+static TimestampTz
+smx_ticker_anchor(TimestampTz now)
+{
+	int64		iv = (int64) smx_tick_interval_ms * 1000;
+	TimestampTz due;
+	bool		set;
+	double		epoch;
+
+	if (smx_time_scale != 1.0)
+		return now + iv;
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	set = smx_shared->clock_set;
+	epoch = smx_shared->start_epoch + (double) (smx_shared->tick + 1) * smx_shared->step_seconds;
+	LWLockRelease(smx_shared->lock);
+	if (set && smx_epoch_to_timestamptz(epoch, &due) && due > now - iv && due <= now + iv)
+		return due;
+	return now + iv;
 }
 
 /* Milliseconds from now until ts, at least 0, at most cap. */
@@ -105,6 +135,7 @@ sim_metrics_ticker_main(Datum main_arg)
 	TimestampTz next_tick;
 	int			failures = 0;
 	bool		was_running = false;
+	TimestampTz anchored_at = 0;	/* ticks due before this are not late */
 
 	/* no database: visible in pg_stat_activity, in nobody's way */
 	smx_worker_begin(SMX_TICKER_TYPE, SIG_IGN, NULL);
@@ -152,13 +183,21 @@ sim_metrics_ticker_main(Datum main_arg)
 		}
 		else
 		{
-			/* resuming, or a first fleet, starts a full interval later */
-			if (!was_running)
-				next_tick = TimestampTzPlusMilliseconds(now, smx_tick_interval_ms);
+			/*
+			 * Resuming, or a first fleet, starts a full interval later; so
+			 * does a wall clock set back (else ticks would stop until it
+			 * caught up again).
+			 */
+			if (!was_running ||
+				next_tick > TimestampTzPlusMilliseconds(now, 2 * smx_tick_interval_ms))
+			{
+				next_tick = smx_ticker_anchor(now);
+				anchored_at = now;
+			}
 			was_running = true;
 			if (now >= next_tick)
 			{
-				if (smx_ticker_catch_up(&next_tick, now))
+				if (smx_ticker_catch_up(&next_tick, now, anchored_at))
 					failures = 0;
 				else if (++failures >= SMX_MAX_FAILURES)
 				{

@@ -180,6 +180,39 @@ sub rejected_by
 	is("$servers|$s1|$s2", '3|P0001|P0001', "trigger: $n dead letters of the 3 databases, P0001");
 	q1('DROP TRIGGER refuse_db ON server_metrics_history');
 
+	# a partitioned history table with no partition yet for the simulated future
+	# (one transaction: no flush sees the table without its first partition)
+	my $cut = q1(q{SELECT sim_time + interval '2 s' FROM sim_status()});
+	q1(qq{ALTER TABLE server_metrics_history RENAME TO server_metrics_history_plain;
+	      CREATE TABLE server_metrics_history
+	        (LIKE server_metrics_history_plain INCLUDING DEFAULTS INCLUDING CONSTRAINTS)
+	        PARTITION BY RANGE ("timestamp");
+	      ALTER TABLE server_metrics_history ALTER COLUMN id DROP NOT NULL;
+	      CREATE TABLE smh_past PARTITION OF server_metrics_history
+	        FOR VALUES FROM (MINVALUE) TO ('$cut')});
+	$r0 = status_of('rejected_samples');
+	ok(defined wait_value($node, 'SELECT rejected_samples FROM sim_status()',
+			sub { $_[0] >= $r0 + 15 * 10 }, 30),
+		'partition: samples past the last partition are rejected');
+	like(q1(qq{SELECT min(sqlstate) || ' ' || min(message) FROM server_metrics_rejected
+	            WHERE "timestamp" >= '$cut'}),
+		qr/^23514 no partition of relation "server_metrics_history" found for row/,
+		'partition: 23514, no partition found');
+	is(q1(qq{SELECT count(*) FROM server_metrics_rejected WHERE "timestamp" < '$cut'
+	          AND message LIKE 'no partition%'}), '0', 'partition: rows with a partition were written');
+	q1(qq{CREATE TABLE smh_future PARTITION OF server_metrics_history
+	        FOR VALUES FROM ('$cut') TO (MAXVALUE)});
+	ok(flushes_go_on(15 * 10), 'partition: once the partition exists, rows flow');
+	my $r1 = status_of('rejected_samples');
+	ok(flushes_go_on(15 * 10), 'partition: and keep flowing');
+	is(status_of('rejected_samples'), $r1, 'partition: nothing more is rejected');
+	q1(q{SELECT sim_stop()});
+	q1(q{SELECT sim_flush()});
+	q1(q{DROP TABLE server_metrics_history;
+	     ALTER TABLE server_metrics_history_plain RENAME TO server_metrics_history});
+	q1(q{SELECT sim_start()});
+	ok(flushes_go_on(15 * 10), 'back to the plain table: rows flow');
+
 	is(status_of('rejected_samples'), q1('SELECT count(*) FROM server_metrics_rejected'),
 		'rejected_samples counts the dead letters');
 	is(status_of('dropped_samples'), '0', 'nothing dropped');
