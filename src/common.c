@@ -157,9 +157,10 @@ smx_set_state(char *slot, const char *state)
 /*
  * The workers run privileged SQL: nothing a database or role setting says
  * may change what it means. search_path and the transaction defaults are
- * pinned at the highest source, over ALTER DATABASE / ALTER ROLE ... SET;
- * the timeouts at session level, over those too, so that a step can still
- * set its own bounded lock_timeout for one transaction.
+ * pinned as overrides, above ALTER DATABASE / ALTER ROLE ... SET (only our
+ * own code sets anything in the writer's session after this); the
+ * timeouts at session level, above those too, so that a step can still set
+ * its own bounded lock_timeout for one transaction.
  */
 void
 smx_pin_session_settings(void)

@@ -229,11 +229,23 @@ smx_flush_lock(bool wait)
 	return LockAcquire(&tag, ExclusiveLock, false, !wait) != LOCKACQUIRE_NOT_AVAIL;
 }
 
+/* A sample the history table refused, and why. */
+typedef struct SmxDeadLetter
+{
+	uint64		pos;			/* ring position */
+	int			sqlerrcode;
+	char	   *message;
+} SmxDeadLetter;
+
 /* What one flush needs for building batches; lives in the SPI context. */
 typedef struct SmxFlushCtx
 {
 	SPIPlanPtr	plan;
-	SPIPlanPtr	dead_plan;		/* NULL: no dead-letter table (version 1.0) */
+	Oid			nsp;			/* the extension's schema */
+	SPIPlanPtr	dead_plan;		/* prepared at the first refused row */
+	Oid			dead_owner;		/* its owner: dead letters are inserted as it */
+	SmxDeadLetter *dead;		/* refused rows of the current batch */
+	int			ndead;
 	Datum		status_text[4];
 	Datum		session_text[SMX_SESSIONS];
 	Datum	   *id_text;		/* server_id datum per id pool entry, lazily */
@@ -254,8 +266,6 @@ smx_error_is_per_row(int sqlerrcode)
 		cat == ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION ||
 		cat == ERRCODE_TO_CATEGORY(ERRCODE_RAISE_EXCEPTION) ||	/* P0: PL/pgSQL */
 		cat == ERRCODE_SQL_ROUTINE_EXCEPTION ||
-		cat == ERRCODE_EXTERNAL_ROUTINE_EXCEPTION ||
-		cat == ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION ||
 		cat == ERRCODE_WITH_CHECK_OPTION_VIOLATION;
 }
 
@@ -343,15 +353,11 @@ smx_insert_step(SmxFlushCtx *fc, uint64 from, int k, ErrorData *unused)
 	return rows;
 }
 
-/* Insert one refused sample, with its error, into server_metrics_rejected. */
-static int64
-smx_dead_letter_step(SmxFlushCtx *fc, uint64 pos, int unused, ErrorData *edata)
+/* A refused sample as the dead-letter "sample" json. */
+static char *
+smx_sample_json(SmxFlushCtx *fc, const SmxSample *s)
 {
-	SmxSample  *s = &smx_shared_ring()[pos % smx_shared->ring_capacity];
 	StringInfoData js;
-	Datum		args[6];
-	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
-	int			ret;
 
 	initStringInfo(&js);
 	appendStringInfo(&js,
@@ -365,53 +371,129 @@ smx_dead_letter_step(SmxFlushCtx *fc, uint64 pos, int unused, ErrorData *edata)
 	if (s->scenario_run != 0)
 		appendStringInfo(&js, ", \"scenario_run_id\": " INT64_FORMAT, s->scenario_run);
 	appendStringInfoChar(&js, '}');
-
-	args[0] = CStringGetTextDatum(smx_shared_id_pool()[s->id_ref].id);
-	args[1] = TimestampTzGetDatum(s->sim_time);
-	args[2] = Int64GetDatum(s->tick);
-	args[3] = CStringGetTextDatum(js.data);
-	args[4] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	args[5] = CStringGetTextDatum(edata->message ? edata->message : "");
-	ret = SPI_execute_plan(fc->dead_plan, args, nulls, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into server_metrics_rejected failed: %s",
-			 SPI_result_code_string(ret));
-	return 1;
+	return js.data;
 }
 
 /*
- * A sample the history table refused: into the dead-letter table. If that
- * is missing (extension not updated) or refuses the row too, the sample is
- * logged with both errors; it is counted as rejected either way. Any other
- * error of the dead-letter insert ends the flush (retried later).
+ * Insert dead letters [first, first + k) of fc->dead into
+ * server_metrics_rejected in one statement, as that table's owner.
+ */
+static int64
+smx_dead_letter_step(SmxFlushCtx *fc, uint64 first, int k, ErrorData *unused)
+{
+	static const Oid types[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum	   *col[6];
+	Datum		args[6];
+	Oid			save_user;
+	int			save_sec;
+	int			ret;
+
+	for (int c = 0; c < 6; c++)
+		col[c] = palloc(sizeof(Datum) * k);
+	for (int i = 0; i < k; i++)
+	{
+		SmxDeadLetter *d = &fc->dead[first + i];
+		SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring_capacity];
+
+		col[0][i] = CStringGetTextDatum(smx_shared_id_pool()[s->id_ref].id);
+		col[1][i] = TimestampTzGetDatum(s->sim_time);
+		col[2][i] = Int64GetDatum(s->tick);
+		col[3][i] = CStringGetTextDatum(smx_sample_json(fc, s));
+		col[4][i] = CStringGetTextDatum(unpack_sql_state(d->sqlerrcode));
+		col[5][i] = CStringGetTextDatum(d->message);
+	}
+	for (int c = 0; c < 6; c++)
+		args[c] = smx_array(col[c], NULL, k, types[c]);
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(fc->dead_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	ret = SPI_execute_plan(fc->dead_plan, args, NULL, false, 0);
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into server_metrics_rejected failed: %s",
+			 SPI_result_code_string(ret));
+	return (int64) SPI_processed;
+}
+
+/* A refused sample that could not be kept: say so in the log. */
+static void
+smx_log_lost_sample(const SmxDeadLetter *d, const char *why)
+{
+	SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring_capacity];
+
+	ereport(WARNING,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("sim_metrics: lost a sample of \"%s\" at tick " INT64_FORMAT " that server_metrics_history refused",
+					smx_shared_id_pool()[s->id_ref].id, s->tick),
+			 errdetail("The table said: %s (SQLSTATE %s). %s",
+					   d->message, unpack_sql_state(d->sqlerrcode), why)));
+}
+
+static SPIPlanPtr smx_get_dead_plan(Oid nsp);
+static Oid	smx_rel_owner(Oid relid);
+static Oid	smx_dead_plan_rel;
+
+/* Prepare the dead-letter insert (NULL when there is no such table). */
+static int64
+smx_prepare_dead_step(SmxFlushCtx *fc, uint64 unused1, int unused2, ErrorData *unused3)
+{
+	fc->dead_plan = smx_get_dead_plan(fc->nsp);
+	if (fc->dead_plan != NULL)
+		fc->dead_owner = smx_rel_owner(smx_dead_plan_rel);
+	return 0;
+}
+
+/*
+ * Keep the refused samples of one batch (fc->dead) in server_metrics_rejected:
+ * all in one statement (one subtransaction, whatever their number), or,
+ * when the dead-letter table refuses that too, one by one. A sample no
+ * table takes, or with no dead-letter table (extension not updated), is
+ * logged. All are counted as rejected. An error of the dead-letter insert
+ * that is not about its rows ends the flush (retried later).
  */
 static void
-smx_reject_sample(SmxFlushCtx *fc, uint64 pos, ErrorData *edata)
+smx_keep_dead_letters(SmxFlushCtx *fc)
 {
-	SmxSample  *s = &smx_shared_ring()[pos % smx_shared->ring_capacity];
-	ErrorData  *dead_err = NULL;
+	ErrorData  *err;
 
-	if (fc->dead_plan != NULL)
-		dead_err = smx_in_subxact(smx_dead_letter_step, fc, pos, 1, edata);
-	/* the dead-letter table locked or gone meanwhile: retry the flush later */
-	if (dead_err != NULL && !smx_error_is_per_row(dead_err->sqlerrcode))
-		ReThrowError(dead_err);
-	fc->rejected++;
-	if (fc->dead_plan == NULL || dead_err != NULL)
-		ereport(WARNING,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("sim_metrics: lost a sample of \"%s\" at tick " INT64_FORMAT " that server_metrics_history refused",
-						smx_shared_id_pool()[s->id_ref].id, s->tick),
-				 errdetail("The table said: %s (SQLSTATE %s). %s",
-						   edata->message, unpack_sql_state(edata->sqlerrcode),
-						   dead_err ? dead_err->message :
-						   "There is no server_metrics_rejected table: run ALTER EXTENSION sim_metrics UPDATE.")));
+	if (fc->ndead == 0)
+		return;
+	fc->rejected += fc->ndead;
+	/* prepared only now: a broken dead-letter table must not stop flushes */
+	if (fc->dead_plan == NULL)
+		err = smx_in_subxact(smx_prepare_dead_step, fc, 0, 0, NULL);
+	else
+		err = NULL;
+	if (fc->dead_plan == NULL)
+	{
+		for (int i = 0; i < fc->ndead; i++)
+			smx_log_lost_sample(&fc->dead[i], err ? err->message :
+								"There is no server_metrics_rejected table: run ALTER EXTENSION sim_metrics UPDATE.");
+		fc->ndead = 0;
+		return;
+	}
+	err = smx_in_subxact(smx_dead_letter_step, fc, 0, fc->ndead, NULL);
+	if (err != NULL && !smx_error_is_per_row(err->sqlerrcode))
+		ReThrowError(err);
+	for (int i = 0; err != NULL && i < fc->ndead; i++)
+	{
+		ErrorData  *one = smx_in_subxact(smx_dead_letter_step, fc, i, 1, NULL);
+
+		if (one != NULL && !smx_error_is_per_row(one->sqlerrcode))
+			ReThrowError(one);
+		if (one != NULL)
+			smx_log_lost_sample(&fc->dead[i], one->message);
+	}
+	fc->ndead = 0;
 }
 
 /*
  * Insert [from, from + k); when the table refuses the batch for a reason
- * about its rows, split it until the refused rows are alone and reject
- * those. Any other error is raised: the whole flush is retried later.
+ * about its rows, split it until the refused rows are alone and note those
+ * in fc->dead (kept by smx_keep_dead_letters). Any other error is raised:
+ * the whole flush is retried later. The refused rows' own attempts fail
+ * before any tuple is written, so they take no transaction id.
  */
 static void
 smx_insert_isolating(SmxFlushCtx *fc, uint64 from, int k)
@@ -424,7 +506,13 @@ smx_insert_isolating(SmxFlushCtx *fc, uint64 from, int k)
 		ReThrowError(edata);
 	CHECK_FOR_INTERRUPTS();
 	if (k == 1)
-		smx_reject_sample(fc, from, edata);
+	{
+		SmxDeadLetter *d = &fc->dead[fc->ndead++];
+
+		d->pos = from;
+		d->sqlerrcode = edata->sqlerrcode;
+		d->message = pstrdup(edata->message ? edata->message : "");
+	}
 	else
 	{
 		smx_insert_isolating(fc, from, k / 2);
@@ -441,7 +529,8 @@ static SPIPlanPtr
 smx_get_dead_plan(Oid nsp)
 {
 	Oid			relid = get_relname_relid("server_metrics_rejected", nsp);
-	Oid			argtypes[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	Oid			argtypes[6] = {TEXTARRAYOID, TIMESTAMPTZARRAYOID, INT8ARRAYOID,
+	TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
 	StringInfoData sql;
 	SPIPlanPtr	plan;
 
@@ -457,7 +546,10 @@ smx_get_dead_plan(Oid nsp)
 	appendStringInfo(&sql,
 					 "INSERT INTO %s.server_metrics_rejected"
 					 " (server_id, \"timestamp\", tick, sample, sqlstate, message)"
-					 " VALUES ($1, $2, $3, CAST($4 AS pg_catalog.jsonb), $5, $6)",
+					 " SELECT u.a, u.b, u.c, CAST(u.d AS pg_catalog.jsonb), u.e, u.f"
+					 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+					 "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
+					 "  pg_catalog.unnest($6)) AS u(a, b, c, d, e, f)",
 					 quote_identifier(get_namespace_name(nsp)));
 	plan = SPI_prepare(sql.data, 6, argtypes);
 	if (plan == NULL)
@@ -490,7 +582,8 @@ smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
 {
 	memset(fc, 0, sizeof(*fc));
 	fc->plan = smx_get_insert_plan(nsp);
-	fc->dead_plan = smx_get_dead_plan(nsp);
+	fc->nsp = nsp;
+	fc->dead = palloc(sizeof(SmxDeadLetter) * batch);
 	for (int i = 0; i < 4; i++)
 		fc->status_text[i] = CStringGetTextDatum(smx_status_names[i]);
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
@@ -580,6 +673,7 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 		int			k = (int) Min((uint64) SMX_FLUSH_BATCH, head - pos);
 
 		smx_insert_isolating(&fc, pos, k);
+		smx_keep_dead_letters(&fc);
 		pos += k;
 		if (GetCurrentTimestamp() >= deadline ||
 			(from_worker && !final && ShutdownRequestPending))

@@ -99,15 +99,18 @@ smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz unti
 				size = 0;
 
 	*nmem = 0;
-	nrefs = smx_id_pool_find(server_id, refs, SMX_MAX_REFS);
-	if (nrefs == 0)
-		return NULL;
-
+	/*
+	 * The bounds first, then the names: an entry reassigned to another
+	 * server after this point has samples only at or past head0.
+	 */
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	memcpy(sessions, smx_shared->sessions, sizeof(sessions));
 	tail0 = smx_shared->ring_tail;
 	head0 = smx_shared->ring_head;
 	LWLockRelease(smx_shared->lock);
+	nrefs = smx_id_pool_find(server_id, refs, SMX_MAX_REFS);
+	if (nrefs == 0)
+		return NULL;
 
 	chunk = palloc(sizeof(SmxSample) * Min((uint64) SMX_RING_CHUNK, Max(head0 - tail0, 1)));
 	for (uint64 from = tail0; from < head0;)

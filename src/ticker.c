@@ -78,6 +78,13 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 	bool		ok;
 
 	smx_ticker_n = Min(due, Max(1, SMX_CATCHUP_WORK / Max(smx_shared->nservers, 1)));
+	ok = smx_worker_guarded(smx_ticker_step, false, &unused);
+	if (!ok)
+	{
+		/* nothing was stepped: try again one interval from now */
+		*next_tick = now + iv;
+		return false;
+	}
 	for (int64 k = 0; k < smx_ticker_n; k++)
 	{
 		TimestampTz due_k = *next_tick + k * iv;
@@ -85,7 +92,6 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 		if (due_k >= not_late_before && now - due_k > iv / 2)
 			late++;
 	}
-	ok = smx_worker_guarded(smx_ticker_step, false, &unused);
 
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	smx_shared->late_ticks += late;
@@ -93,7 +99,7 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 	LWLockRelease(smx_shared->lock);
 
 	*next_tick += smx_ticker_n * iv;
-	return ok;
+	return true;
 }
 
 /*

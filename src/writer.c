@@ -272,9 +272,15 @@ smx_writer_iteration(SmxWriterLoop *w)
 	{
 		TimestampTz flush_at;
 
-		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		flush_at = TimestampTzPlusMilliseconds(smx_shared->flush_clock, smx_flush_interval_ms);
-		LWLockRelease(smx_shared->lock);
+		/* behind (flush requested, ring 3/4 full): again at once */
+		if (smx_history_flush_due(now))
+			flush_at = now;
+		else
+		{
+			LWLockAcquire(smx_shared->lock, LW_SHARED);
+			flush_at = TimestampTzPlusMilliseconds(smx_shared->flush_clock, smx_flush_interval_ms);
+			LWLockRelease(smx_shared->lock);
+		}
 		flush_at = Max(flush_at, w->flush_retry.retry_at);
 		if (flush_at < wake)
 			wake = flush_at;
