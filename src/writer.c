@@ -89,6 +89,10 @@ smx_writer_prepare(bool paused)
 	{
 		Oid			relid = get_relname_relid("server_templates", nsp);
 
+		/* a new extension (dropped and created again): its buffered samples
+		 * belonged to the old one's table */
+		if (OidIsValid(smx_shared->loaded_extension) && smx_shared->loaded_extension != ext)
+			smx_engine_clear();
 		if (!OidIsValid(relid))
 			state = "waiting for CREATE EXTENSION";
 		else if (!smx_engine_needs_reload(ext))
