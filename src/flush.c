@@ -2,8 +2,8 @@
  * flush.c — moving the history ring into server_metrics_history.
  *
  * A flush inserts [ring_tail, ring_head) in batches: one INSERT ... SELECT
- * unnest(arrays) a batch through a kept SPI plan, each batch in a
- * subtransaction. A batch the table refuses for a reason that belongs to
+ * unnest(arrays) per SMX_FLUSH_BATCH rows through a kept SPI plan, each
+ * SMX_SUBXACT_ROWS in a subtransaction. A batch the table refuses for a reason that belongs to
  * its rows (a CHECK, a trigger's RAISE, no partition for the time) is split
  * in halves until the refused rows are alone; those go to the dead-letter
  * table server_metrics_rejected with their SQLSTATE and message, and the
@@ -47,6 +47,7 @@
 #include "sim_metrics.h"
 
 #define SMX_FLUSH_BATCH			10000	/* rows per INSERT statement */
+#define SMX_SUBXACT_ROWS		50000	/* rows per subtransaction */
 #define SMX_FLUSH_LOCK_TIMEOUT	"200ms"
 #define SMX_FINAL_LOCK_TIMEOUT	"2s"	/* the exit flush waits a little */
 #define SMX_WORKER_FLUSH_ROWS	100000	/* samples per worker flush transaction */
@@ -344,11 +345,14 @@ smx_in_subxact(int64 (*fn) (SmxFlushCtx *, uint64, int, ErrorData *),
 	return edata;
 }
 
+/* Insert [from, from + k) in statements of SMX_FLUSH_BATCH rows. */
 static int64
 smx_insert_step(SmxFlushCtx *fc, uint64 from, int k, ErrorData *unused)
 {
-	int64		rows = smx_insert_samples(fc, from, k);
+	int64		rows = 0;
 
+	for (int done = 0; done < k; done += SMX_FLUSH_BATCH)
+		rows += smx_insert_samples(fc, from + done, Min(SMX_FLUSH_BATCH, k - done));
 	fc->rows += rows;
 	return rows;
 }
@@ -592,9 +596,9 @@ smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
 	LWLockRelease(smx_shared->lock);
 	fc->id_text = palloc0(sizeof(Datum) * smx_shared->id_pool_size);
 	for (int c = 0; c < 10; c++)
-		fc->col[c] = palloc(sizeof(Datum) * batch);
-	fc->sess_null = palloc(sizeof(bool) * batch);
-	fc->run_null = palloc(sizeof(bool) * batch);
+		fc->col[c] = palloc(sizeof(Datum) * Min(batch, SMX_FLUSH_BATCH));
+	fc->sess_null = palloc(sizeof(bool) * Min(batch, SMX_FLUSH_BATCH));
+	fc->run_null = palloc(sizeof(bool) * Min(batch, SMX_FLUSH_BATCH));
 }
 
 /*
@@ -666,11 +670,11 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	smx_flush_ctx_init(&fc, nsp, (int) Min((uint64) SMX_FLUSH_BATCH, head - tail));
+	smx_flush_ctx_init(&fc, nsp, (int) Min((uint64) SMX_SUBXACT_ROWS, head - tail));
 	pos = tail;
 	while (pos < head)
 	{
-		int			k = (int) Min((uint64) SMX_FLUSH_BATCH, head - pos);
+		int			k = (int) Min((uint64) SMX_SUBXACT_ROWS, head - pos);
 
 		smx_insert_isolating(&fc, pos, k);
 		smx_keep_dead_letters(&fc);
