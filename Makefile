@@ -5,7 +5,7 @@
 #   make model-valgrind           the same under valgrind
 EXTENSION = sim_metrics
 MODULE_big = sim_metrics
-DATA = sim_metrics--1.0.sql sim_metrics--1.1.sql sim_metrics--1.0--1.1.sql
+DATA = sim_metrics--1.0.sql sim_metrics--1.2.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
 
@@ -13,6 +13,7 @@ PG_CONFIG ?= pg_config
 # -ffp-contract=off: no fused multiply-add, so the model gives the same bits
 # on every machine and in the unit tests
 PG_CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -ffp-contract=off
+SHLIB_LINK += -lhiredis
 
 REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression

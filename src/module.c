@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include <float.h>
+#include <stdlib.h>
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -32,6 +33,18 @@ int			smx_utc_offset_min = 0;
 int			smx_history_buffer = 64;
 int			smx_flush_interval_ms = 300000;
 int			smx_history_retention_s = 0;
+char	   *smx_redis_host = NULL;
+int			smx_redis_port = 6379;
+int			smx_redis_db = 0;
+int			smx_redis_timeout_ms = 200;
+char	   *smx_redis_user = NULL;
+char	   *smx_redis_password = NULL;	/* always "": see the check hook */
+const char *smx_redis_password_value = NULL;
+char	   *smx_redis_password_file = NULL;
+char	   *smx_redis_key_prefix = NULL;
+int			smx_redis_ttl_s = 300;
+int			smx_redis_min_interval_ms = 5000;
+double		smx_change_threshold = 2.0;
 
 void		_PG_init(void);
 
@@ -135,6 +148,87 @@ smx_define_reload_gucs(void)
 							PGC_SIGHUP, GUC_UNIT_MIN, NULL, NULL, NULL);
 }
 
+/*
+ * sim_metrics.redis_password: the value is kept aside (extra) and the
+ * setting itself always reads as empty, so neither SHOW nor the
+ * postmaster's "parameter ... changed to" line on a reload ever shows it.
+ */
+static bool
+smx_check_redis_password(char **newval, void **extra, GucSource source)
+{
+	char	   *secret = malloc(strlen(*newval ? *newval : "") + 1);
+	char	   *empty = strdup("");
+
+	if (secret == NULL || empty == NULL)
+	{
+		free(secret);
+		free(empty);
+		GUC_check_errdetail("out of memory");
+		return false;
+	}
+	strcpy(secret, *newval ? *newval : "");
+	if (*newval)
+	{
+		memset(*newval, 0, strlen(*newval));
+		free(*newval);
+	}
+	*newval = empty;
+	*extra = secret;
+	return true;
+}
+
+static void
+smx_assign_redis_password(const char *newval, void *extra)
+{
+	smx_redis_password_value = (const char *) extra;
+}
+
+/* The Redis mirror's settings (redis.c); the writer applies them on SIGHUP. */
+static void
+smx_define_redis_gucs(void)
+{
+	DefineCustomStringVariable("sim_metrics.redis_host",
+							   "Redis the writer mirrors the fleet to; empty: no Redis.",
+							   "A value starting with / is a unix socket.",
+							   &smx_redis_host, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sim_metrics.redis_port", "Redis TCP port.", NULL,
+							&smx_redis_port, 6379, 1, 65535, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sim_metrics.redis_db", "Redis database number (SELECT).", NULL,
+							&smx_redis_db, 0, 0, 1000000, PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sim_metrics.redis_timeout",
+							"Connect and command timeout of every Redis call.", NULL,
+							&smx_redis_timeout_ms, 200, 1, 60000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomStringVariable("sim_metrics.redis_user",
+							   "Redis 6 ACL user name for AUTH; empty: AUTH with the password alone.",
+							   NULL, &smx_redis_user, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("sim_metrics.redis_password",
+							   "Redis password; prefer redis_password_file.",
+							   "Members of pg_read_all_settings can read this setting.",
+							   &smx_redis_password, "", PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   smx_check_redis_password, smx_assign_redis_password, NULL);
+	DefineCustomStringVariable("sim_metrics.redis_password_file",
+							   "File whose first line is the Redis password, read at each connect.",
+							   NULL, &smx_redis_password_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("sim_metrics.redis_key_prefix", "Prefix of every Redis key.", NULL,
+							   &smx_redis_key_prefix, "sim:", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("sim_metrics.redis_ttl",
+							"Lifetime of a server's Redis keys; refreshed at half of it.", NULL,
+							&smx_redis_ttl_s, 300, 2, 86400 * 30, PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("sim_metrics.redis_min_interval",
+							"A server is written to Redis at most this often (0: every tick).", NULL,
+							&smx_redis_min_interval_ms, 5000, 0, 86400000, PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+	DefineCustomRealVariable("sim_metrics.change_threshold",
+							 "Points a metric must move (or a status change) for a server to be written to Redis.",
+							 NULL, &smx_change_threshold, 2.0, 0.0, 100.0, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+}
+
 void
 _PG_init(void)
 {
@@ -142,6 +236,7 @@ _PG_init(void)
 		return;
 
 	smx_define_reload_gucs();
+	smx_define_redis_gucs();
 	if (process_shared_preload_libraries_in_progress)
 		smx_define_postmaster_gucs();
 	MarkGUCPrefixReserved("sim_metrics");

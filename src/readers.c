@@ -33,7 +33,7 @@ PG_FUNCTION_INFO_V1(sim_reload);
 PG_FUNCTION_INFO_V1(sim_templates_changed);
 
 #define SMX_CURRENT_COLS	17
-#define SMX_STATUS_COLS		27
+#define SMX_STATUS_COLS		32
 
 /* Round to two decimals, as dashboards show percentages. */
 static inline Datum
@@ -385,6 +385,13 @@ sim_status(PG_FUNCTION_ARGS)
 	values[25] = Int32GetDatum(writer_pid);
 	nulls[25] = writer_pid == 0;
 	values[26] = CStringGetTextDatum(writer_pid != 0 ? snap.writer_state : "not running");
+	/* 1.2: the Redis mirror */
+	values[27] = CStringGetTextDatum(snap.redis_state);
+	values[28] = CStringGetTextDatum(snap.redis_last_error);
+	nulls[28] = snap.redis_last_error[0] == '\0';
+	values[29] = Int64GetDatum(snap.redis_errors);
+	values[30] = Int64GetDatum(snap.redis_writes);
+	values[31] = Int64GetDatum(snap.redis_skipped);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

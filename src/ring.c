@@ -206,9 +206,8 @@ smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index, int n,
 /*
  * The id pool entries naming server_id (a retired and a live entry may
  * both), at most max_refs; returns how many. Lock-free: the pool is a
- * seqlock (see shmem.c), so a scan that overlapped a reload is repeated.
- * After a few tries it takes sim_lock shared, which its writer holds only
- * for a reload's merge.
+ * seqlock (see shmem.c), so a scan that overlapped a reload is repeated;
+ * reloads are rare and short, and the wait between tries is interruptible.
  */
 int
 smx_id_pool_find(const char *server_id, int32 *refs, int max_refs)
@@ -220,37 +219,26 @@ smx_id_pool_find(const char *server_id, int32 *refs, int max_refs)
 
 	if (len >= SMX_ID_LEN)
 		return 0;
-	for (int attempt = 0; attempt < 4; attempt++)
+	for (;;)
 	{
 		uint64		before = pg_atomic_read_u64(&smx_shared->pool_changes);
-		bool		locked = attempt == 3;
 
-		if (locked)
-			LWLockAcquire(smx_shared->sim_lock, LW_SHARED);
-		else if (before % 2 != 0)
+		if (before % 2 == 0)
 		{
-			pg_usleep(1000);
-			continue;
+			pg_read_barrier();
+			n = 0;
+			for (int e = 0; e < size && n < max_refs; e++)
+			{
+				/* compare the whole slot with the NUL: a torn copy cannot pass */
+				if (pool[e].used && memcmp(pool[e].id, server_id, len + 1) == 0)
+					refs[n++] = e;
+			}
+			pg_read_barrier();
+			if (pg_atomic_read_u64(&smx_shared->pool_changes) == before)
+				return n;
 		}
-		pg_read_barrier();
-		n = 0;
-		for (int e = 0; e < size && n < max_refs; e++)
-		{
-			/* compare the whole slot with the NUL: a torn copy cannot pass */
-			if (pool[e].used && memcmp(pool[e].id, server_id, len + 1) == 0)
-				refs[n++] = e;
-			if ((e & 0xffff) == 0xffff)
-				CHECK_FOR_INTERRUPTS();
-		}
-		if (locked)
-		{
-			LWLockRelease(smx_shared->sim_lock);
-			break;
-		}
-		pg_read_barrier();
-		if (pg_atomic_read_u64(&smx_shared->pool_changes) == before)
-			break;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(1000L);
 	}
-	return n;
 }
 

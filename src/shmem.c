@@ -185,6 +185,7 @@ smx_shmem_startup(void)
 		smx_shared->loaded_extension = InvalidOid;
 		strlcpy(smx_shared->worker_state, "not started", sizeof(smx_shared->worker_state));
 		strlcpy(smx_shared->writer_state, "not started", sizeof(smx_shared->writer_state));
+		strlcpy(smx_shared->redis_state, "off", sizeof(smx_shared->redis_state));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

@@ -44,6 +44,18 @@ extern int	smx_utc_offset_min;
 extern int	smx_history_buffer;
 extern int	smx_flush_interval_ms;
 extern int	smx_history_retention_s;
+extern char *smx_redis_host;
+extern int	smx_redis_port;
+extern int	smx_redis_db;
+extern int	smx_redis_timeout_ms;
+extern char *smx_redis_user;
+extern char *smx_redis_password;
+extern const char *smx_redis_password_value;
+extern char *smx_redis_password_file;
+extern char *smx_redis_key_prefix;
+extern int	smx_redis_ttl_s;
+extern int	smx_redis_min_interval_ms;
+extern double smx_change_threshold;
 
 /* Descriptive fields of a server: change only on a template reload. */
 typedef struct SmxServerDesc
@@ -146,6 +158,12 @@ typedef struct SmxShared
 	int64		flushed_total;	/* samples written to the table */
 	int64		dropped_total;	/* samples dropped: ring full */
 	int64		rejected_total; /* samples the table refused (dead letters) */
+	/* the writer's Redis mirror (redis.c) */
+	char		redis_state[32];	/* "off", "connected", ... */
+	char		redis_last_error[SMX_ERROR_LEN];
+	int64		redis_errors;
+	int64		redis_writes;	/* servers written */
+	int64		redis_skipped;	/* servers not due in a round */
 	TimestampTz last_flush_at;	/* 0 until the first flush */
 	TimestampTz flush_clock;	/* the flush interval counts from here */
 	int64		last_flush_rows;
@@ -218,6 +236,11 @@ extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 const smx_params *params, int n,
 									 smx_state *restored, bool *found,
 									 uint64 *max_tick, double *max_tick_epoch);
+
+/* redis.c */
+extern void smx_redis_round(void);
+extern void smx_redis_shutdown(void);
+extern void smx_redis_reconfigure(void);
 
 /* worker.c: what both workers share */
 extern void smx_register_workers(void);

@@ -1,4 +1,4 @@
-/* sim_metrics--1.1.sql */
+/* sim_metrics--1.2.sql */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION sim_metrics" to load this file. \quit
@@ -137,14 +137,16 @@ CREATE FUNCTION sim_status(
     OUT flushed_samples bigint, OUT dropped_samples bigint,
     OUT flush_errors bigint, OUT buffer_capacity bigint,
     OUT late_ticks bigint, OUT tick_lag_ms double precision,
-    OUT rejected_samples bigint, OUT writer_pid integer, OUT writer_state text)
+    OUT rejected_samples bigint, OUT writer_pid integer, OUT writer_state text,
+    OUT redis_state text, OUT redis_last_error text, OUT redis_errors bigint,
+    OUT redis_writes bigint, OUT redis_skipped bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'sim_status'
 LANGUAGE C STRICT VOLATILE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp;
 
 COMMENT ON FUNCTION sim_status() IS
-  'State of the simulator: the ticker (pid, tick, tick_ms, late_ticks, tick_lag_ms), the writer (writer_pid, writer_state), buffered, flushed, dropped and rejected history samples, the last error.';
+  'State of the simulator: the ticker (pid, tick, tick_ms, late_ticks, tick_lag_ms), the writer (writer_pid, writer_state), buffered, flushed, dropped and rejected history samples, the Redis mirror (redis_state, redis_last_error, redis_errors, redis_writes, redis_skipped), the last error.';
 
 CREATE FUNCTION sim_flush() RETURNS bigint
 AS 'MODULE_PATHNAME', 'sim_flush'
