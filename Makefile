@@ -3,6 +3,7 @@
 #   make installcheck             pg_regress (temp instance, worker paused) + TAP
 #   make model-check              the pure-C model's unit tests under ASan/UBSan
 #   make model-valgrind           the same under valgrind
+#   make HIREDIS_STATIC=1         hiredis linked in statically, symbols hidden
 EXTENSION = sim_metrics
 MODULE_big = sim_metrics
 DATA = sim_metrics--1.0.sql sim_metrics--1.2.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql
@@ -13,7 +14,14 @@ PG_CONFIG ?= pg_config
 # -ffp-contract=off: no fused multiply-add, so the model gives the same bits
 # on every machine and in the unit tests
 PG_CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -ffp-contract=off
+# hiredis: shared by default; HIREDIS_STATIC=1 links Debian's libhiredis.a
+# into the module with its symbols hidden, so the module needs only libc
+# (what images that accept only self-contained libraries want)
+ifdef HIREDIS_STATIC
+SHLIB_LINK += $(shell $(CC) -print-file-name=libhiredis.a) -Wl,--exclude-libs,ALL
+else
 SHLIB_LINK += -lhiredis
+endif
 
 REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression

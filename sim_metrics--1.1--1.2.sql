@@ -1,4 +1,5 @@
-/* sim_metrics--1.1--1.2.sql: sim_status() with the Redis mirror's state. */
+/* sim_metrics--1.1--1.2.sql: sim_status() with the Redis mirror's state,
+ * sim_server_metrics(), the tiered point read. */
 
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION sim_metrics UPDATE TO '1.2'" to load this file. \quit
@@ -26,4 +27,22 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION sim_status() IS
   'State of the simulator: the ticker (pid, tick, tick_ms, late_ticks, tick_lag_ms), the writer (writer_pid, writer_state), buffered, flushed, dropped and rejected history samples, the Redis mirror (redis_state, redis_last_error, redis_errors, redis_writes, redis_skipped), the last error.';
 
-GRANT EXECUTE ON FUNCTION sim_status() TO PUBLIC;
+
+CREATE FUNCTION sim_server_metrics(
+    server_id text,
+    OUT server_id text, OUT name text, OUT hostname text, OUT role text,
+    OUT location text, OUT environment text,
+    OUT cpu_usage double precision, OUT memory_usage double precision,
+    OUT disk_usage double precision, OUT network_io bigint,
+    OUT network_usage double precision, OUT response_time_ms double precision,
+    OUT status text, OUT scenario text, OUT tick bigint,
+    OUT sim_time timestamptz, OUT updated_at timestamptz, OUT source text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'sim_server_metrics'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION sim_server_metrics(text) IS
+  'One server''s latest row from the nearest layer: shared memory, else Redis (at most redis_timeout), else its latest history row; source says which.';
+
+GRANT EXECUTE ON FUNCTION sim_status(), sim_server_metrics(text) TO PUBLIC;

@@ -148,6 +148,23 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION sim_status() IS
   'State of the simulator: the ticker (pid, tick, tick_ms, late_ticks, tick_lag_ms), the writer (writer_pid, writer_state), buffered, flushed, dropped and rejected history samples, the Redis mirror (redis_state, redis_last_error, redis_errors, redis_writes, redis_skipped), the last error.';
 
+CREATE FUNCTION sim_server_metrics(
+    server_id text,
+    OUT server_id text, OUT name text, OUT hostname text, OUT role text,
+    OUT location text, OUT environment text,
+    OUT cpu_usage double precision, OUT memory_usage double precision,
+    OUT disk_usage double precision, OUT network_io bigint,
+    OUT network_usage double precision, OUT response_time_ms double precision,
+    OUT status text, OUT scenario text, OUT tick bigint,
+    OUT sim_time timestamptz, OUT updated_at timestamptz, OUT source text)
+RETURNS record
+AS 'MODULE_PATHNAME', 'sim_server_metrics'
+LANGUAGE C STRICT STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+
+COMMENT ON FUNCTION sim_server_metrics(text) IS
+  'One server''s latest row from the nearest layer: shared memory, else Redis (at most redis_timeout), else its latest history row; source says which.';
+
 CREATE FUNCTION sim_flush() RETURNS bigint
 AS 'MODULE_PATHNAME', 'sim_flush'
 LANGUAGE C STRICT VOLATILE PARALLEL UNSAFE
@@ -305,4 +322,4 @@ REVOKE ALL ON server_metrics_rejected FROM PUBLIC;
 REVOKE ALL ON FUNCTION sim_start(), sim_stop(), sim_tick(integer), sim_reload(),
     sim_flush(), sim_templates_changed() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sim_current_metrics(), sim_status(),
-    sim_history(text, timestamptz, timestamptz) TO PUBLIC;
+    sim_history(text, timestamptz, timestamptz), sim_server_metrics(text) TO PUBLIC;

@@ -43,6 +43,23 @@ else
     failed=$((failed + 1)); tail -n 30 "$LOGDIR/model_vg.log"
 fi
 
+echo "== static hiredis build (make HIREDIS_STATIC=1) =="
+SDIR="$LOGDIR/static"
+mkdir -p "$SDIR"
+tar -C "$ROOT" --exclude=.git --exclude=tmp_check --exclude=tmp_check_regress -cf - . | tar -C "$SDIR" -xf -
+if make -C "$SDIR" -s PG_CONFIG=$PG_CONFIG clean >/dev/null && \
+   make -C "$SDIR" -s PG_CONFIG=$PG_CONFIG HIREDIS_STATIC=1 > "$LOGDIR/static.log" 2>&1; then
+    needed=$(readelf -d "$SDIR/sim_metrics.so" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+    exported=$(nm -D --defined-only "$SDIR/sim_metrics.so" | grep -c ' redis' || true)
+    if [ "$needed" = "libc.so.6 " ] && [ "$exported" -eq 0 ]; then
+        echo "ok - static: needs only libc, exports no hiredis symbol"; passed=$((passed + 1))
+    else
+        echo "not ok - static: needs '$needed', exports $exported redis symbols"; failed=$((failed + 1))
+    fi
+else
+    tail -n 20 "$LOGDIR/static.log"; echo "not ok - static build failed"; failed=$((failed + 1))
+fi
+
 # a copy of the tree the unprivileged user can write to
 WORK="$LOGDIR/tree"
 mkdir -p "$WORK"

@@ -81,3 +81,11 @@ SET sim_metrics.max_servers = 5;
 SET sim_metrics.bogus = 1;
 SHOW sim_metrics.tick_interval;
 SHOW sim_metrics.enabled;
+
+-- the tiered point read: a live server from memory (Redis is off here),
+-- the same values as sim_current_metrics(); an unknown id is an error
+SELECT p.source, p.server_id, p.name, p.role, p.status,
+       p.cpu_usage = c.cpu_usage AND p.tick = c.tick AS same_as_current
+  FROM sim_server_metrics('web-nginx-icn-01') p
+  JOIN sim_current_metrics() c USING (server_id);
+SELECT source FROM sim_server_metrics('no-such-server');

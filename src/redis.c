@@ -544,3 +544,99 @@ smx_redis_reconfigure(void)
 	smx_failures = 0;
 	smx_retry_at = 0;
 }
+
+/*
+ * For a backend's point read (sim_server_metrics): the fields of
+ * {prefix}server:{id}, through a connection of its own that lives for this
+ * call only and waits at most redis_timeout for each step. Returns the
+ * reply (caller frees with smx_redis_point_free) or NULL when Redis is off,
+ * unreachable, or has no such key.
+ */
+void *
+smx_redis_point_fetch(const char *id)
+{
+	struct timeval tv;
+	redisContext *c;
+	redisReply *r = NULL;
+	char		err[SMX_ERROR_LEN] = "";
+	char	   *password;
+	char	   *key;
+
+	if (smx_redis_host == NULL || smx_redis_host[0] == '\0')
+		return NULL;
+	tv.tv_sec = smx_redis_timeout_ms / 1000;
+	tv.tv_usec = (smx_redis_timeout_ms % 1000) * 1000;
+	c = smx_redis_host[0] == '/' ?
+		redisConnectUnixWithTimeout(smx_redis_host, tv) :
+		redisConnectWithTimeout(smx_redis_host, smx_redis_port, tv);
+	if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK)
+		goto done;
+	password = smx_redis_read_password(err, sizeof(err));
+	if (password)
+	{
+		const char *argv[3] = {"AUTH", smx_redis_user, password};
+		bool		with_user = smx_redis_user && smx_redis_user[0];
+
+		if (!with_user)
+			argv[1] = password;
+		r = redisCommandArgv(c, with_user ? 3 : 2, argv, NULL);
+		memset(password, 0, strlen(password));
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			goto done;
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (smx_redis_db != 0)
+	{
+		char		db[16];
+		const char *argv[2] = {"SELECT", db};
+
+		snprintf(db, sizeof(db), "%d", smx_redis_db);
+		r = redisCommandArgv(c, 2, argv, NULL);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			goto done;
+		freeReplyObject(r);
+		r = NULL;
+	}
+	key = smx_fmt("%sserver:%s", smx_redis_key_prefix, id);
+	{
+		const char *argv[2] = {"HGETALL", key};
+
+		r = redisCommandArgv(c, 2, argv, NULL);
+	}
+	if (r != NULL && (r->type != REDIS_REPLY_ARRAY || r->elements == 0))
+	{
+		freeReplyObject(r);
+		r = NULL;
+	}
+done:
+	if (r != NULL && r->type == REDIS_REPLY_ERROR)
+	{
+		freeReplyObject(r);
+		r = NULL;
+	}
+	if (c)
+		redisFree(c);
+	return r;
+}
+
+/* The value of field `name` in a fetched hash, or NULL. */
+const char *
+smx_redis_point_field(void *reply, const char *name)
+{
+	redisReply *r = (redisReply *) reply;
+
+	for (size_t i = 0; i + 1 < r->elements; i += 2)
+		if (r->element[i]->type == REDIS_REPLY_STRING &&
+			strcmp(r->element[i]->str, name) == 0 &&
+			r->element[i + 1]->type == REDIS_REPLY_STRING)
+			return r->element[i + 1]->str;
+	return NULL;
+}
+
+void
+smx_redis_point_free(void *reply)
+{
+	if (reply)
+		freeReplyObject((redisReply *) reply);
+}

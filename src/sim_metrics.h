@@ -241,6 +241,9 @@ extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 extern void smx_redis_round(void);
 extern void smx_redis_shutdown(void);
 extern void smx_redis_reconfigure(void);
+extern void *smx_redis_point_fetch(const char *id);
+extern const char *smx_redis_point_field(void *reply, const char *name);
+extern void smx_redis_point_free(void *reply);
 
 /* worker.c: what both workers share */
 extern void smx_register_workers(void);

@@ -106,6 +106,16 @@ cmp_ok(rcli('ZCARD', 'sim:samples:web-nginx-icn-01'), '>=', 1, 'recent samples i
 like(rcli('ZRANGE', 'sim:samples:web-nginx-icn-01', '-1', '-1'),
 	qr/^\d+\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+$/, 'a sample: tick|sim_time|cpu|memory|disk|network_io|status');
 
+# the tiered point read: memory first
+is(q1(q{SELECT source, server_id, name FROM sim_server_metrics('web-nginx-icn-01')}),
+	'memory|web-nginx-icn-01|Nginx Web ICN-01', 'sim_server_metrics(): a live server from memory');
+q1(q{INSERT INTO server_metrics_history (server_id, cpu_usage, memory_usage, disk_usage, network_io,
+	status, "timestamp", tick) VALUES ('retired-01', 12.5, 40, 50, 1000, 'online', now(), 7)});
+is(q1(q{SELECT source, cpu_usage, status, tick FROM sim_server_metrics('retired-01')}),
+	'table|12.5|online|7', 'sim_server_metrics(): neither in memory nor in Redis: from the table');
+my ($r, $o, $e) = $node->psql('postgres', q{SELECT * FROM sim_server_metrics('no-such-server')});
+like($e, qr/unknown server "no-such-server"/, 'sim_server_metrics(): an unknown server is an error');
+
 # 3. change detection: at most one write a server per redis_min_interval
 {
 	my ($w0, $s0) = split /\|/, q1('SELECT redis_writes, redis_skipped FROM sim_status()');
@@ -122,6 +132,12 @@ q1(q{UPDATE server_templates SET enabled = false WHERE id = 'web-nginx-pus-01'})
 ok(defined rwait(sub { $_[0] eq '0' }, 'removed from the set', 'SISMEMBER', 'sim:servers', 'web-nginx-pus-01'),
 	'a disabled server leaves the live set');
 is(rcli('EXISTS', 'sim:server:web-nginx-pus-01'), '1', 'its hash stays until its TTL');
+is(q1(q{SELECT source, name, status IS NOT NULL, tick > 0 FROM sim_server_metrics('web-nginx-pus-01')}),
+	'redis|Nginx Web PUS-01|t|t', 'sim_server_metrics(): a server out of the fleet answers from Redis');
+rcli('DEL', 'sim:server:web-nginx-pus-01');
+q1('SELECT sim_flush()');
+like(q1(q{SELECT source FROM sim_server_metrics('web-nginx-pus-01')}), qr/^table$/,
+	'its keys gone: from the table');
 q1(q{UPDATE server_templates SET enabled = true WHERE id = 'web-nginx-pus-01'});
 ok(defined rwait(sub { $_[0] eq '15' }, 'back', 'SCARD', 'sim:servers'), 'and comes back');
 
@@ -155,6 +171,12 @@ ok(wait_until($node, q{SELECT redis_state LIKE 'disconnected%' FROM sim_status()
 my $t = q1('SELECT tick FROM sim_status()');
 ok(defined wait_value($node, 'SELECT tick FROM sim_status()', sub { $_[0] >= $t + 20 }, 10),
 	'stopped: ticks go on');
+{
+	my $t0 = time;
+	is(q1(q{SELECT source FROM sim_server_metrics('retired-01')}), 'table',
+		'Redis down: the point read still answers');
+	cmp_ok(time - $t0, '<', 1, 'without delay');
+}
 ok(redis_start(), 'restarted, empty');
 ok(defined rwait(sub { $_[0] eq '15' }, 'resync', 'SCARD', 'sim:servers'), 'restarted empty: the live set is rebuilt');
 is(rcli('EXISTS', 'sim:server:db-mysql-pus-dr'), '1', 'restarted empty: every server written again');

@@ -1,0 +1,296 @@
+/*
+ * point.c — sim_server_metrics(server_id): one server's latest row from the
+ * nearest layer that has it: shared memory (a live server), else Redis (a
+ * server that left the fleet less than redis_ttl ago, or whatever the
+ * writer last mirrored), else its latest history row. Column `source` says
+ * which. Redis is asked through a connection of the call's own, every step
+ * bounded by redis_timeout, so a down or slow Redis costs at most that.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/timestamp.h"
+
+#include "sim_metrics.h"
+
+PG_FUNCTION_INFO_V1(sim_server_metrics);
+
+#define SMX_POINT_COLS	18		/* sim_current_metrics()'s 17 + source */
+
+/* Rounded to two decimals, as sim_current_metrics() shows them. */
+static Datum
+smx_point_pct(double v)
+{
+	return Float8GetDatum(rint(v * 100.0) / 100.0);
+}
+
+/* From shared memory: the live server's row (binary search by id). */
+static bool
+smx_point_memory(const char *id, Datum *values, bool *nulls)
+{
+	SmxServerDesc d;
+	smx_state	s;
+	int			role = 0;
+	bool		found = false;
+	uint64		tick = 0;
+	TimestampTz updated_at = 0;
+	TimestampTz sim_time = 0;
+	bool		sim_time_valid = false;
+
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	{
+		SmxServerDesc *desc = smx_shared_desc();
+		int			lo = 0,
+					hi = smx_shared->nservers - 1;
+
+		while (lo <= hi && !found)
+		{
+			int			mid = lo + (hi - lo) / 2;
+			int			c = strcmp(desc[mid].id, id);
+
+			if (c == 0)
+			{
+				d = desc[mid];
+				s = smx_shared_state()[mid];
+				role = smx_shared_params()[mid].role;
+				found = true;
+			}
+			else if (c < 0)
+				lo = mid + 1;
+			else
+				hi = mid - 1;
+		}
+		tick = smx_shared->tick;
+		updated_at = smx_shared->last_tick_at;
+		sim_time_valid = smx_epoch_to_timestamptz(smx_shared->start_epoch +
+												  (double) tick * smx_shared->step_seconds,
+												  &sim_time);
+	}
+	LWLockRelease(smx_shared->lock);
+	if (!found)
+		return false;
+
+	values[0] = CStringGetTextDatum(d.id);
+	values[1] = CStringGetTextDatum(d.name);
+	values[2] = CStringGetTextDatum(d.hostname);
+	values[3] = CStringGetTextDatum(smx_role_names[role]);
+	values[4] = CStringGetTextDatum(d.location);
+	values[5] = CStringGetTextDatum(d.environment);
+	values[6] = smx_point_pct(s.cpu);
+	values[7] = smx_point_pct(s.memory);
+	values[8] = smx_point_pct(s.disk);
+	values[9] = Int64GetDatum(s.network_io);
+	values[10] = smx_point_pct(s.network);
+	values[11] = smx_point_pct(s.response_ms);
+	values[12] = CStringGetTextDatum(smx_status_names[s.status & 3]);
+	nulls[13] = true;
+	values[14] = Int64GetDatum((int64) tick);
+	values[15] = TimestampTzGetDatum(sim_time);
+	nulls[15] = !sim_time_valid;
+	values[16] = TimestampTzGetDatum(updated_at);
+	nulls[16] = updated_at == 0;
+	return true;
+}
+
+/* A number field of the hash; false when missing or not a number. */
+static bool
+smx_point_number(void *reply, const char *name, double *out)
+{
+	const char *v = smx_redis_point_field(reply, name);
+	char	   *end;
+
+	if (v == NULL || v[0] == '\0')
+		return false;
+	*out = strtod(v, &end);
+	return *end == '\0' && isfinite(*out);
+}
+
+/* A timestamptz field of the hash, or NULL (nulls[col]) when unreadable. */
+static void
+smx_point_time(void *reply, const char *name, Datum *values, bool *nulls, int col)
+{
+	const char *v = smx_redis_point_field(reply, name);
+	TimestampTz ts;
+
+	nulls[col] = true;
+	if (v == NULL || v[0] == '\0')
+		return;
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(v),
+												 ObjectIdGetDatum(InvalidOid),
+												 Int32GetDatum(-1)));
+	values[col] = TimestampTzGetDatum(ts);
+	nulls[col] = false;
+}
+
+/* From Redis: the hash the writer last mirrored. */
+static bool
+smx_point_redis(const char *id, Datum *values, bool *nulls)
+{
+	void	   *r = smx_redis_point_fetch(id);
+	double		cpu,
+				mem,
+				disk,
+				net_io,
+				net,
+				resp,
+				tick;
+	const char *status;
+	bool		ok;
+
+	if (r == NULL)
+		return false;
+	status = smx_redis_point_field(r, "status");
+	ok = smx_point_number(r, "cpu_usage", &cpu) && smx_point_number(r, "memory_usage", &mem) &&
+		smx_point_number(r, "disk_usage", &disk) && smx_point_number(r, "network_io", &net_io) &&
+		smx_point_number(r, "network_usage", &net) &&
+		smx_point_number(r, "response_time_ms", &resp) &&
+		smx_point_number(r, "tick", &tick) && status != NULL;
+	if (ok)
+	{
+		values[0] = CStringGetTextDatum(id);
+		values[6] = smx_point_pct(cpu);
+		values[7] = smx_point_pct(mem);
+		values[8] = smx_point_pct(disk);
+		values[9] = Int64GetDatum((int64) net_io);
+		values[10] = smx_point_pct(net);
+		values[11] = smx_point_pct(resp);
+		values[12] = CStringGetTextDatum(status);
+		nulls[13] = true;
+		values[14] = Int64GetDatum((int64) tick);
+		smx_point_time(r, "sim_time", values, nulls, 15);
+		smx_point_time(r, "updated_at", values, nulls, 16);
+	}
+	smx_redis_point_free(r);
+	return ok;
+}
+
+/* From the table: the latest history row. Must be connected to SPI. */
+static bool
+smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
+{
+	StringInfoData sql;
+	Oid			argtype = TEXTOID;
+	Datum		arg = PointerGetDatum(id_t);
+	bool		n[6];
+	Datum		v[6];
+	int			ret;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT cpu_usage::float8, memory_usage::float8, disk_usage::float8,"
+					 " network_io, status, tick, \"timestamp\""
+					 " FROM %s.server_metrics_history WHERE server_id OPERATOR(pg_catalog.=) $1"
+					 " ORDER BY \"timestamp\" DESC LIMIT 1", nspname);
+	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return false;
+	for (int c = 0; c < 6; c++)
+		v[c] = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c + 1, &n[c]);
+	values[0] = PointerGetDatum(id_t);
+	for (int c = 0; c < 3; c++)
+	{
+		values[6 + c] = n[c] ? (Datum) 0 : Float8GetDatum(DatumGetFloat8(v[c]));
+		nulls[6 + c] = n[c];
+	}
+	values[9] = v[3];
+	nulls[9] = n[3];
+	nulls[10] = nulls[11] = true;	/* not kept in history */
+	values[12] = n[4] ? (Datum) 0 : PointerGetDatum(DatumGetTextPCopy(v[4]));
+	nulls[12] = n[4];
+	nulls[13] = true;
+	values[14] = v[5];
+	nulls[14] = n[5];
+	{
+		bool		tn;
+		Datum		ts = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &tn);
+
+		values[15] = ts;
+		nulls[15] = tn;
+	}
+	nulls[16] = true;			/* the wall clock of the sample is not kept */
+	return true;
+}
+
+/* The descriptive columns from server_templates (NULL when gone). */
+static void
+smx_point_describe(const char *nspname, text *id_t, Datum *values, bool *nulls)
+{
+	StringInfoData sql;
+	Oid			argtype = TEXTOID;
+	Datum		arg = PointerGetDatum(id_t);
+	int			ret;
+
+	for (int c = 1; c <= 5; c++)
+		nulls[c] = true;
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT name, hostname, role, location, environment"
+					 " FROM %s.server_templates WHERE id OPERATOR(pg_catalog.=) $1", nspname);
+	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed == 0)
+		return;
+	for (int c = 1; c <= 5; c++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, c, &isnull);
+
+		values[c] = isnull ? (Datum) 0 : PointerGetDatum(DatumGetTextPCopy(d));
+		nulls[c] = isnull;
+	}
+}
+
+Datum
+sim_server_metrics(PG_FUNCTION_ARGS)
+{
+	text	   *id_t = PG_GETARG_TEXT_PP(0);
+	char	   *id = text_to_cstring(id_t);
+	TupleDesc	tupdesc;
+	Datum		values[SMX_POINT_COLS];
+	bool		nulls[SMX_POINT_COLS];
+	const char *source;
+	char	   *nspname;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	smx_require_fleet_database();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	nspname = smx_extension_schema_name();
+	memset(nulls, 0, sizeof(nulls));
+	memset(values, 0, sizeof(values));
+
+	if (smx_point_memory(id, values, nulls))
+		source = "memory";
+	else
+	{
+		bool		from_redis = smx_point_redis(id, values, nulls);
+
+		source = from_redis ? "redis" : "table";
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (!from_redis && !smx_point_table(nspname, id_t, values, nulls))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("unknown server \"%s\"", id),
+					 errhint("Use an id from server_templates or server_metrics_history.")));
+		smx_point_describe(nspname, id_t, values, nulls);
+		/* copies made in the SPI context must outlive SPI_finish */
+		MemoryContextSwitchTo(cxt);
+		for (int c = 0; c < SMX_POINT_COLS - 1; c++)
+			if (!nulls[c] && !TupleDescAttr(tupdesc, c)->attbyval)
+				values[c] = datumCopy(values[c], false, -1);
+		SPI_finish();
+	}
+	values[SMX_POINT_COLS - 1] = CStringGetTextDatum(source);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
