@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The demo: build and install sim_metrics, start a throwaway cluster with the
-# worker (1 s ticks, one simulated minute per tick), create the extension on
-# its embedded 15-server fleet and show the fleet changing live.
+# workers (1 s ticks, one simulated minute per tick) and, when redis-server
+# is installed, a private Redis on a unix socket for the warm layer; create
+# the extension on its embedded 15-server fleet and show the fleet changing
+# live, and one server in Redis beside sim_server_metrics().
 #
 #   scripts/demo.sh          start (or reuse) the demo cluster and watch it
 #   scripts/demo.sh stop     stop it and remove its directory
@@ -15,8 +17,10 @@ ROUNDS=${SIM_DEMO_ROUNDS:-5}
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 psql_demo() { as_pg psql -X -q -h "$DIR" -p "$PORT" -d postgres "$@"; }
 
+REDIS_SOCK="$DIR/redis.sock"
 if [ "${1:-}" = "stop" ]; then
     as_pg pg_ctl -D "$DIR/data" -m fast stop 2>/dev/null || true
+    [ -S "$REDIS_SOCK" ] && as_pg redis-cli -s "$REDIS_SOCK" shutdown nosave 2>/dev/null || true
     rm -rf "$DIR"
     echo "demo cluster stopped"
     exit 0
@@ -40,6 +44,19 @@ sim_metrics.time_scale = 60        # one simulated minute per tick
 sim_metrics.seed = 42
 CONF
 fi
+# the warm layer: a private redis-server on a unix socket, when installed
+if command -v redis-server >/dev/null 2>&1; then
+    if ! as_pg redis-cli -s "$REDIS_SOCK" ping >/dev/null 2>&1; then
+        as_pg redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 --save '' \
+            --appendonly no --dir "$DIR" --daemonize yes --logfile "$DIR/redis.log" >/dev/null
+    fi
+    REDIS=on
+    grep -q "^sim_metrics.redis_host" "$DIR/data/postgresql.conf" ||
+        echo "sim_metrics.redis_host = '$REDIS_SOCK'" | as_pg tee -a "$DIR/data/postgresql.conf" >/dev/null
+else
+    REDIS=off
+    echo "redis-server is not installed: the warm layer runs in mock mode (sim_metrics.redis_host empty)"
+fi
 # (re)start, so a rebuilt library is the one loaded
 if as_pg pg_ctl -D "$DIR/data" status >/dev/null 2>&1; then
     as_pg pg_ctl -D "$DIR/data" -l "$DIR/server.log" -w -m fast restart >/dev/null
@@ -62,6 +79,17 @@ for i in $(seq 1 "$ROUNDS"); do
                   FROM sim_current_metrics() ORDER BY server_id"
     [ "$i" -lt "$ROUNDS" ] && sleep 2
 done
+
+if [ "$REDIS" = on ]; then
+    for _ in $(seq 1 50); do
+        [ "$(as_pg redis-cli -s "$REDIS_SOCK" exists sim:server:web-nginx-icn-01)" = 1 ] && break
+        sleep 0.2
+    done
+    echo "Redis (warm layer): redis-cli HGETALL sim:server:web-nginx-icn-01"
+    as_pg redis-cli -s "$REDIS_SOCK" hgetall sim:server:web-nginx-icn-01 | paste - -
+    psql_demo -c "SELECT source, server_id, cpu_usage, memory_usage, status, tick FROM sim_server_metrics('web-nginx-icn-01')" \
+              -c "SELECT redis_state, redis_writes, redis_skipped, redis_errors FROM sim_status()"
+fi
 
 cat <<MSG
 The demo cluster keeps running. Try:

@@ -250,6 +250,7 @@ extern void smx_register_workers(void);
 extern bool smx_worker_guarded(bool (*step) (bool), bool arg, bool *result);
 extern void smx_timeout_cancel_handler(SIGNAL_ARGS);
 extern void smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database);
+extern void smx_worker_wait(long timeout_ms);
 extern MemoryContext smx_loop_cxt;
 
 /* ticker.c, writer.c */

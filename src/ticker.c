@@ -217,11 +217,7 @@ sim_metrics_ticker_main(Datum main_arg)
 			timeout_ms = smx_ms_until(next_tick, now, smx_tick_interval_ms);
 		}
 
-		(void) WaitLatch(MyLatch,
-						 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout_ms, SMX_WAIT_EVENT_MAIN);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		smx_worker_wait(timeout_ms);
 		if (ShutdownRequestPending)
 		{
 			ereport(LOG,

@@ -24,6 +24,7 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "tcop/tcopprot.h"
 #include "utils/memutils.h"
@@ -80,6 +81,20 @@ smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database)
 										 database && smx_worker_role[0] ? smx_worker_role : NULL,
 										 0);
 	pgstat_report_appname(type);
+}
+
+/*
+ * Sleep on the latch for at most timeout_ms (0: just look, postmaster
+ * death included), then handle interrupts. The only wait either worker
+ * makes between its steps.
+ */
+void
+smx_worker_wait(long timeout_ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 Max(timeout_ms, 0), SMX_WAIT_EVENT_MAIN);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
 }
 
 /*

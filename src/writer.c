@@ -330,12 +330,7 @@ sim_metrics_writer_main(Datum main_arg)
 
 		timeout_ms = smx_writer_iteration(&w);
 
-		if (!ShutdownRequestPending)
-			(void) WaitLatch(MyLatch,
-							 WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 timeout_ms, SMX_WAIT_EVENT_MAIN);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		smx_worker_wait(ShutdownRequestPending ? 0 : timeout_ms);
 		if (ShutdownRequestPending)
 			smx_writer_shutdown();
 	}

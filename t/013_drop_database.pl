@@ -45,6 +45,7 @@ $node->safe_psql('postgres', 'CREATE DATABASE fleet');
 $node->safe_psql('fleet', 'CREATE EXTENSION sim_metrics');
 ok(wait_until($node, 'SELECT servers, writer_pid IS NOT NULL FROM sim_status()', '15|t', 30, 'fleet'),
 	'a new extension in a new database: the writer connects and loads the fleet');
+ok(wait_until($node, 'SELECT tick >= 3 FROM sim_status()', 't', 30, 'fleet'), 'the new fleet ticks');
 $node->safe_psql('fleet', 'SELECT sim_stop()');
 is($node->safe_psql('fleet', q{SELECT sim_flush() >= 0}), 't', 'flush into the new table');
 is($node->safe_psql('fleet', q{SELECT count(*) > 0, count(*) = count(DISTINCT (server_id, tick))
