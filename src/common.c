@@ -170,6 +170,9 @@ smx_pin_session_settings(void)
 		{"default_transaction_isolation", "read committed"},
 		{"default_transaction_read_only", "off"},
 		{"session_replication_role", "origin"},
+		/* times the writer puts in Redis are read back as ISO, UTC */
+		{"DateStyle", "ISO, YMD"},
+		{"TimeZone", "UTC"},
 	};
 	static const char *const session[][2] = {
 		{"statement_timeout", "0"},

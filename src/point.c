@@ -8,7 +8,9 @@
  */
 #include "postgres.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -101,76 +103,115 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 	return true;
 }
 
-/* A number field of the hash; false when missing or not a number. */
+/* What a Redis hash held, copied out so the reply is freed at once. */
+typedef struct SmxPointHash
+{
+	double		pct[5];			/* cpu, memory, disk, network %, response ms */
+	int64		network_io;
+	int64		tick;
+	int			status;
+	bool		sim_time_valid;
+	TimestampTz sim_time;
+	bool		updated_valid;
+	TimestampTz updated_at;
+} SmxPointHash;
+
 static bool
-smx_point_number(void *reply, const char *name, double *out)
+smx_point_double(void *reply, const char *name, double *out)
 {
 	const char *v = smx_redis_point_field(reply, name);
 	char	   *end;
 
 	if (v == NULL || v[0] == '\0')
 		return false;
+	errno = 0;
 	*out = strtod(v, &end);
-	return *end == '\0' && isfinite(*out);
+	return *end == '\0' && errno == 0 && isfinite(*out);
 }
 
-/* A timestamptz field of the hash, or NULL (nulls[col]) when unreadable. */
-static void
-smx_point_time(void *reply, const char *name, Datum *values, bool *nulls, int col)
+static bool
+smx_point_int64(void *reply, const char *name, int64 *out)
 {
 	const char *v = smx_redis_point_field(reply, name);
-	TimestampTz ts;
+	char	   *end;
 
-	nulls[col] = true;
 	if (v == NULL || v[0] == '\0')
-		return;
-	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(v),
-												 ObjectIdGetDatum(InvalidOid),
-												 Int32GetDatum(-1)));
-	values[col] = TimestampTzGetDatum(ts);
-	nulls[col] = false;
+		return false;
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	return *end == '\0' && errno == 0;
 }
 
-/* From Redis: the hash the writer last mirrored. */
+/* An ISO 8601 time field (the writer writes ISO, UTC); false when unreadable. */
+static bool
+smx_point_time(void *reply, const char *name, TimestampTz *out)
+{
+	const char *v = smx_redis_point_field(reply, name);
+	double		epoch;
+
+	return v != NULL && smx_parse_iso8601(v, &epoch) && smx_epoch_to_timestamptz(epoch, out);
+}
+
+/* Parse the fetched hash; false when a field is missing or malformed. */
+static bool
+smx_point_parse(void *r, SmxPointHash *h)
+{
+	static const char *const pct_names[5] = {"cpu_usage", "memory_usage", "disk_usage",
+	"network_usage", "response_time_ms"};
+	const char *status = smx_redis_point_field(r, "status");
+
+	h->status = -1;
+	for (int i = 0; status && i < 4; i++)
+		if (strcmp(status, smx_status_names[i]) == 0)
+			h->status = i;
+	if (h->status < 0)
+		return false;
+	for (int i = 0; i < 5; i++)
+		if (!smx_point_double(r, pct_names[i], &h->pct[i]))
+			return false;
+	if (!smx_point_int64(r, "network_io", &h->network_io) || !smx_point_int64(r, "tick", &h->tick))
+		return false;
+	h->sim_time_valid = smx_point_time(r, "sim_time", &h->sim_time);
+	h->updated_valid = smx_point_time(r, "updated_at", &h->updated_at);
+	return true;
+}
+
+/*
+ * From Redis: the hash the writer last mirrored. Asked only while the
+ * writer's own connection is up, so a down Redis costs nothing.
+ */
 static bool
 smx_point_redis(const char *id, Datum *values, bool *nulls)
 {
-	void	   *r = smx_redis_point_fetch(id);
-	double		cpu,
-				mem,
-				disk,
-				net_io,
-				net,
-				resp,
-				tick;
-	const char *status;
+	void	   *r;
+	SmxPointHash h;
 	bool		ok;
+	bool		up;
 
-	if (r == NULL)
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	up = strcmp(smx_shared->redis_state, "connected") == 0;
+	LWLockRelease(smx_shared->lock);
+	if (!up || (r = smx_redis_point_fetch(id)) == NULL)
 		return false;
-	status = smx_redis_point_field(r, "status");
-	ok = smx_point_number(r, "cpu_usage", &cpu) && smx_point_number(r, "memory_usage", &mem) &&
-		smx_point_number(r, "disk_usage", &disk) && smx_point_number(r, "network_io", &net_io) &&
-		smx_point_number(r, "network_usage", &net) &&
-		smx_point_number(r, "response_time_ms", &resp) &&
-		smx_point_number(r, "tick", &tick) && status != NULL;
-	if (ok)
-	{
-		values[0] = CStringGetTextDatum(id);
-		values[6] = smx_point_pct(cpu);
-		values[7] = smx_point_pct(mem);
-		values[8] = smx_point_pct(disk);
-		values[9] = Int64GetDatum((int64) net_io);
-		values[10] = smx_point_pct(net);
-		values[11] = smx_point_pct(resp);
-		values[12] = CStringGetTextDatum(status);
-		nulls[13] = true;
-		values[14] = Int64GetDatum((int64) tick);
-		smx_point_time(r, "sim_time", values, nulls, 15);
-		smx_point_time(r, "updated_at", values, nulls, 16);
-	}
+	ok = smx_point_parse(r, &h);
 	smx_redis_point_free(r);
-	return ok;
+	if (!ok)
+		return false;
+	values[0] = CStringGetTextDatum(id);
+	values[6] = smx_point_pct(h.pct[0]);
+	values[7] = smx_point_pct(h.pct[1]);
+	values[8] = smx_point_pct(h.pct[2]);
+	values[9] = Int64GetDatum(h.network_io);
+	values[10] = smx_point_pct(h.pct[3]);
+	values[11] = smx_point_pct(h.pct[4]);
+	values[12] = CStringGetTextDatum(smx_status_names[h.status]);
+	nulls[13] = true;
+	values[14] = Int64GetDatum(h.tick);
+	values[15] = TimestampTzGetDatum(h.sim_time);
+	nulls[15] = !h.sim_time_valid;
+	values[16] = TimestampTzGetDatum(h.updated_at);
+	nulls[16] = !h.updated_valid;
+	return true;
 }
 
 /* From the table: the latest history row. Must be connected to SPI. */
@@ -287,8 +328,12 @@ sim_server_metrics(PG_FUNCTION_ARGS)
 		/* copies made in the SPI context must outlive SPI_finish */
 		MemoryContextSwitchTo(cxt);
 		for (int c = 0; c < SMX_POINT_COLS - 1; c++)
-			if (!nulls[c] && !TupleDescAttr(tupdesc, c)->attbyval)
-				values[c] = datumCopy(values[c], false, -1);
+		{
+			Form_pg_attribute att = TupleDescAttr(tupdesc, c);
+
+			if (!nulls[c] && !att->attbyval)
+				values[c] = datumCopy(values[c], false, att->attlen);
+		}
 		SPI_finish();
 	}
 	values[SMX_POINT_COLS - 1] = CStringGetTextDatum(source);

@@ -229,14 +229,15 @@ smx_redis_reserve(int n)
 	if (smx_redis_cxt == NULL)
 		smx_redis_cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics redis",
 											  ALLOCSET_DEFAULT_SIZES);
-	if (n <= smx_rcap)
+	if (smx_rcap > 0)
 		return;
-	n = Max(n, 64);
+	/* once, for the whole capacity: the fleet never outgrows it */
+	n = Max(smx_shared->capacity, 1);
 	smx_rdesc = MemoryContextAllocHuge(smx_redis_cxt, sizeof(SmxServerDesc) * n);
 	smx_rstate = MemoryContextAllocHuge(smx_redis_cxt, sizeof(smx_state) * n);
 	smx_mirror = MemoryContextAllocHuge(smx_redis_cxt, sizeof(SmxMirror) * n);
 	smx_rcap = n;
-	smx_mirror_fleet = 0;		/* contents gone: start over */
+	smx_mirror_fleet = 0;
 }
 
 /* The published fleet and state, copied under the shared lock. */
@@ -344,8 +345,8 @@ smx_redis_write_server(SmxPipe *p, int i, const SmxRedisSnap *snap)
 		smx_fmt(UINT64_FORMAT "|%s|%.2f|%.2f|%.2f|" INT64_FORMAT "|%s", snap->tick, sim_time,
 				s->cpu, s->memory, s->disk, (int64) s->network_io,
 				smx_status_names[s->status & 3])};
-	double		step = Max(smx_tick_interval_ms / 1000.0 * smx_time_scale, 0.001);
-	int64		window = (int64) (smx_redis_ttl_s / step) + 1;
+	/* the TTL is wall-clock time: so many ticks of tick_interval */
+	int64		window = (int64) (smx_redis_ttl_s * 1000.0 / Max(smx_tick_interval_ms, 1)) + 1;
 	const char *trim[4] = {"ZREMRANGEBYSCORE", skey, "-inf",
 	smx_fmt("(" INT64_FORMAT, (int64) snap->tick - window)};
 	const char *sexpire[3] = {"EXPIRE", skey, ttl};
@@ -362,8 +363,12 @@ static void
 smx_redis_write_live_set(SmxPipe *p, int n)
 {
 	char	   *key = smx_fmt("%sservers", smx_redis_key_prefix);
+	const char *multi[1] = {"MULTI"};
+	const char *exec[1] = {"EXEC"};
 	const char *del[2] = {"DEL", key};
 
+	/* atomic: readers never see the set empty or half built */
+	smx_pipe_add(p, 1, multi);
 	smx_pipe_add(p, 2, del);
 	for (int from = 0; from < n; from += 1000)
 	{
@@ -376,6 +381,7 @@ smx_redis_write_live_set(SmxPipe *p, int n)
 			argv[j + 2] = smx_rdesc[from + j].id;
 		smx_pipe_add(p, k + 2, argv);
 	}
+	smx_pipe_add(p, 1, exec);
 }
 
 /* Append a status-change event of server i. */
@@ -393,24 +399,35 @@ smx_redis_event(SmxPipe *p, int i, uint8 from, const SmxRedisSnap *snap)
 
 /* Whether server i is to be written now; updates nothing. */
 static bool
-smx_redis_due(int i, TimestampTz now, bool full)
+smx_moved(float a, float b, float th)
+{
+	float		d = fabsf(a - b);
+
+	return d > 0 && d >= th;
+}
+
+static bool
+smx_redis_due(int i, TimestampTz now, bool full, bool new_state)
 {
 	SmxMirror  *m = &smx_mirror[i];
 	smx_state  *s = &smx_rstate[i];
 	float		th = (float) smx_change_threshold;
-	bool		changed;
 
-	if (full || m->written_at == 0)
+	/* never written, or the wall clock went back: write */
+	if (full || m->written_at == 0 || now < m->written_at)
 		return true;
 	/* refresh before the TTL runs out, change or not */
 	if (now >= TimestampTzPlusMilliseconds(m->written_at, (int64) smx_redis_ttl_s * 500))
 		return true;
+	if (!new_state)
+		return false;
+	/* a status change is written at once; a move waits for min_interval */
+	if (s->status != m->status)
+		return true;
 	if (now < TimestampTzPlusMilliseconds(m->written_at, smx_redis_min_interval_ms))
 		return false;
-	changed = s->status != m->status ||
-		fabsf(s->cpu - m->cpu) >= th || fabsf(s->memory - m->memory) >= th ||
-		fabsf(s->disk - m->disk) >= th || fabsf(s->network - m->network) >= th;
-	return changed;
+	return smx_moved(s->cpu, m->cpu, th) || smx_moved(s->memory, m->memory, th) ||
+		smx_moved(s->disk, m->disk, th) || smx_moved(s->network, m->network, th);
 }
 
 /* Read the replies of p; false (connection dropped) on an I/O error. */
@@ -453,6 +470,8 @@ smx_redis_round(void)
 	SmxRedisSnap snap;
 	SmxPipe		pipe = {0};
 	bool		full;
+	bool		new_state;
+	uint8	   *seen;
 	int64		writes = 0,
 				skipped = 0,
 				error_replies;
@@ -467,41 +486,41 @@ smx_redis_round(void)
 		smx_redis_status("off", NULL);
 		return;
 	}
-	if (smx_rc == NULL && (now < smx_retry_at || !smx_redis_connect()))
+	if (now < smx_retry_at || (smx_rc == NULL && !smx_redis_connect()))
 		return;
 	if (!OidIsValid(smx_shared->loaded_extension))
 		return;
 
 	smx_redis_snapshot(&snap);
 	full = smx_resync || snap.fleet_version != smx_mirror_fleet;
+	new_state = snap.state_version != smx_mirror_state;
 	old = MemoryContextSwitchTo(smx_loop_cxt);
-	if (full)
+	if (snap.fleet_version != smx_mirror_fleet)
 	{
+		/* another server list: nothing of the old mirror applies */
 		memset(smx_mirror, 0, sizeof(SmxMirror) * snap.n);
 		for (int i = 0; i < snap.n; i++)
 			smx_mirror[i].seen_status = smx_rstate[i].status;
-		smx_redis_write_live_set(&pipe, snap.n);
 	}
+	if (full)
+		smx_redis_write_live_set(&pipe, snap.n);
+	seen = palloc(sizeof(uint8) * Max(snap.n, 1));
 	for (int i = 0; i < snap.n; i++)
 	{
-		if (smx_rstate[i].status != smx_mirror[i].seen_status)
+		seen[i] = smx_mirror[i].seen_status;
+		if (smx_redis_due(i, now, full, new_state))
 		{
-			smx_redis_event(&pipe, i, smx_mirror[i].seen_status, &snap);
-			smx_mirror[i].seen_status = smx_rstate[i].status;
+			smx_redis_write_server(&pipe, i, &snap);
+			writes++;
 		}
-		if (!smx_redis_due(i, now, full))
-		{
+		else
 			skipped++;
-			continue;
+		/* the event after the server's writes: a reader sees the new hash */
+		if (smx_rstate[i].status != seen[i])
+		{
+			smx_redis_event(&pipe, i, seen[i], &snap);
+			seen[i] = smx_rstate[i].status;
 		}
-		smx_redis_write_server(&pipe, i, &snap);
-		smx_mirror[i].cpu = smx_rstate[i].cpu;
-		smx_mirror[i].memory = smx_rstate[i].memory;
-		smx_mirror[i].disk = smx_rstate[i].disk;
-		smx_mirror[i].network = smx_rstate[i].network;
-		smx_mirror[i].status = smx_rstate[i].status;
-		smx_mirror[i].written_at = now;
-		writes++;
 	}
 	/* nothing due: a PING, so a dead or stalled Redis is noticed anyway */
 	if (pipe.commands == 0)
@@ -517,16 +536,41 @@ smx_redis_round(void)
 		return;
 	}
 	MemoryContextSwitchTo(old);
+
+	/* sent: remember what the servers now hold in Redis */
+	for (int i = 0; i < snap.n; i++)
+	{
+		smx_mirror[i].seen_status = seen[i];
+		if (smx_redis_due(i, now, full, new_state))
+		{
+			smx_mirror[i].cpu = smx_rstate[i].cpu;
+			smx_mirror[i].memory = smx_rstate[i].memory;
+			smx_mirror[i].disk = smx_rstate[i].disk;
+			smx_mirror[i].network = smx_rstate[i].network;
+			smx_mirror[i].status = smx_rstate[i].status;
+			smx_mirror[i].written_at = now;
+		}
+	}
 	smx_mirror_fleet = snap.fleet_version;
 	smx_mirror_state = snap.state_version;
-	smx_resync = error_replies > 0;		/* e.g. OOM under maxmemory: all again */
-	smx_failures = 0;
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	smx_shared->redis_writes += writes;
 	smx_shared->redis_skipped += skipped;
 	LWLockRelease(smx_shared->lock);
-	smx_redis_status(error_replies > 0 ? "connected, commands failing" : "connected",
-					 error_replies > 0 ? err : NULL);
+	if (error_replies > 0)
+	{
+		/* refused commands (e.g. OOM under maxmemory): all again, after a pause */
+		smx_resync = true;
+		smx_failures++;
+		smx_retry_at = TimestampTzPlusMilliseconds(now, Min((long) SMX_REDIS_MAX_BACKOFF_MS,
+															500L << Min(smx_failures - 1, 10)));
+		smx_redis_status("connected, commands failing", err);
+		return;
+	}
+	smx_resync = false;
+	smx_failures = 0;
+	smx_retry_at = 0;
+	smx_redis_status("connected", NULL);
 }
 
 /* The writer is leaving: close the connection. */

@@ -132,8 +132,9 @@ q1(q{UPDATE server_templates SET enabled = false WHERE id = 'web-nginx-pus-01'})
 ok(defined rwait(sub { $_[0] eq '0' }, 'removed from the set', 'SISMEMBER', 'sim:servers', 'web-nginx-pus-01'),
 	'a disabled server leaves the live set');
 is(rcli('EXISTS', 'sim:server:web-nginx-pus-01'), '1', 'its hash stays until its TTL');
-is(q1(q{SELECT source, name, status IS NOT NULL, tick > 0 FROM sim_server_metrics('web-nginx-pus-01')}),
-	'redis|Nginx Web PUS-01|t|t', 'sim_server_metrics(): a server out of the fleet answers from Redis');
+is(q1(q{SELECT source, name, status IS NOT NULL, tick > 0, sim_time IS NOT NULL, updated_at IS NOT NULL
+	FROM sim_server_metrics('web-nginx-pus-01')}),
+	'redis|Nginx Web PUS-01|t|t|t|t', 'sim_server_metrics(): a server out of the fleet answers from Redis');
 rcli('DEL', 'sim:server:web-nginx-pus-01');
 q1('SELECT sim_flush()');
 like(q1(q{SELECT source FROM sim_server_metrics('web-nginx-pus-01')}), qr/^table$/,
