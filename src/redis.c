@@ -51,6 +51,7 @@ typedef struct SmxMirror
 	uint8		status;			/* as last written */
 	uint8		seen_status;	/* as last seen (events) */
 	TimestampTz written_at;		/* 0 = never */
+	TimestampTz expires_set_at;	/* last EXPIRE; 0 = never */
 } SmxMirror;
 
 static redisContext *smx_rc = NULL;
@@ -320,42 +321,77 @@ smx_ts_text(TimestampTz ts, bool valid)
 	return valid ? pstrdup(timestamptz_to_str(ts)) : "";
 }
 
-/* Append the commands that write server i. */
+/* The parts of a round's writes that are the same for every server. */
+typedef struct SmxRoundText
+{
+	char		ttl[16];
+	char		tick[24];
+	char		trim[24];		/* "(" lowest tick kept */
+	const char *sim_time;
+	const char *updated_at;
+} SmxRoundText;
+
 static void
-smx_redis_write_server(SmxPipe *p, int i, const SmxRedisSnap *snap)
+smx_round_text(SmxRoundText *rt, const SmxRedisSnap *snap)
+{
+	/* the TTL is wall-clock time: so many ticks of tick_interval */
+	int64		window = (int64) (smx_redis_ttl_s * 1000.0 / Max(smx_tick_interval_ms, 1)) + 1;
+
+	snprintf(rt->ttl, sizeof(rt->ttl), "%d", smx_redis_ttl_s);
+	snprintf(rt->tick, sizeof(rt->tick), UINT64_FORMAT, snap->tick);
+	snprintf(rt->trim, sizeof(rt->trim), "(" INT64_FORMAT, (int64) snap->tick - window);
+	rt->sim_time = smx_ts_text(snap->sim_time, snap->sim_time_valid);
+	rt->updated_at = smx_ts_text(snap->updated_at, snap->updated_at != 0);
+}
+
+/*
+ * Append the commands that write server i: HSET and ZADD, and with
+ * expire_too the EXPIREs and the trim of old samples. hiredis copies the
+ * arguments into its output buffer at once, so they live on the stack.
+ */
+static void
+smx_redis_write_server(SmxPipe *p, int i, const SmxRoundText *rt, bool expire_too)
 {
 	smx_state  *s = &smx_rstate[i];
 	const char *id = smx_rdesc[i].id;
-	char	   *key = smx_fmt("%sserver:%s", smx_redis_key_prefix, id);
-	char	   *skey = smx_fmt("%ssamples:%s", smx_redis_key_prefix, id);
-	char	   *ttl = smx_fmt("%d", smx_redis_ttl_s);
-	char	   *tick = smx_fmt(UINT64_FORMAT, snap->tick);
-	const char *sim_time = smx_ts_text(snap->sim_time, snap->sim_time_valid);
-	const char *hset[24] = {"HSET", key,
-		"cpu_usage", smx_fmt("%.2f", s->cpu), "memory_usage", smx_fmt("%.2f", s->memory),
-		"disk_usage", smx_fmt("%.2f", s->disk),
-		"network_io", smx_fmt(INT64_FORMAT, (int64) s->network_io),
-		"network_usage", smx_fmt("%.2f", s->network),
-		"response_time_ms", smx_fmt("%.2f", s->response_ms),
-		"status", smx_status_names[s->status & 3], "scenario", "",
-		"tick", tick, "sim_time", sim_time,
-		"updated_at", smx_ts_text(snap->updated_at, snap->updated_at != 0)};
-	const char *expire[3] = {"EXPIRE", key, ttl};
-	const char *zadd[4] = {"ZADD", skey, tick,
-		smx_fmt(UINT64_FORMAT "|%s|%.2f|%.2f|%.2f|" INT64_FORMAT "|%s", snap->tick, sim_time,
-				s->cpu, s->memory, s->disk, (int64) s->network_io,
-				smx_status_names[s->status & 3])};
-	/* the TTL is wall-clock time: so many ticks of tick_interval */
-	int64		window = (int64) (smx_redis_ttl_s * 1000.0 / Max(smx_tick_interval_ms, 1)) + 1;
-	const char *trim[4] = {"ZREMRANGEBYSCORE", skey, "-inf",
-	smx_fmt("(" INT64_FORMAT, (int64) snap->tick - window)};
-	const char *sexpire[3] = {"EXPIRE", skey, ttl};
+	const char *status = smx_status_names[s->status & 3];
+	char		key[SMX_ID_LEN + 128],
+				skey[SMX_ID_LEN + 128],
+				cpu[16],
+				mem[16],
+				disk[16],
+				net[16],
+				netio[24],
+				resp[24],
+				member[256];
+	const char *hset[24] = {"HSET", key, "cpu_usage", cpu, "memory_usage", mem,
+		"disk_usage", disk, "network_io", netio, "network_usage", net,
+		"response_time_ms", resp, "status", status, "scenario", "",
+		"tick", rt->tick, "sim_time", rt->sim_time, "updated_at", rt->updated_at};
+	const char *expire[3] = {"EXPIRE", key, rt->ttl};
+	const char *zadd[4] = {"ZADD", skey, rt->tick, member};
+	const char *trim[4] = {"ZREMRANGEBYSCORE", skey, "-inf", rt->trim};
+	const char *sexpire[3] = {"EXPIRE", skey, rt->ttl};
 
+	snprintf(key, sizeof(key), "%sserver:%s", smx_redis_key_prefix, id);
+	snprintf(skey, sizeof(skey), "%ssamples:%s", smx_redis_key_prefix, id);
+	snprintf(cpu, sizeof(cpu), "%.2f", s->cpu);
+	snprintf(mem, sizeof(mem), "%.2f", s->memory);
+	snprintf(disk, sizeof(disk), "%.2f", s->disk);
+	snprintf(net, sizeof(net), "%.2f", s->network);
+	snprintf(netio, sizeof(netio), INT64_FORMAT, (int64) s->network_io);
+	snprintf(resp, sizeof(resp), "%.2f", s->response_ms);
+	snprintf(member, sizeof(member), "%s|%s|%s|%s|%s|%s|%s", rt->tick, rt->sim_time,
+			 cpu, mem, disk, netio, status);
 	smx_pipe_add(p, 24, hset);
-	smx_pipe_add(p, 3, expire);
 	smx_pipe_add(p, 4, zadd);
-	smx_pipe_add(p, 4, trim);
-	smx_pipe_add(p, 3, sexpire);
+	/* HSET and ZADD keep a key's TTL: set it (and trim) only when new or due */
+	if (expire_too)
+	{
+		smx_pipe_add(p, 3, expire);
+		smx_pipe_add(p, 4, trim);
+		smx_pipe_add(p, 3, sexpire);
+	}
 }
 
 /* Append the rebuild of the live set: exactly the current ids. */
@@ -406,6 +442,16 @@ smx_moved(float a, float b, float th)
 	return d > 0 && d >= th;
 }
 
+/* Whether server i's keys need their TTL set again (new, or half gone). */
+static bool
+smx_redis_refresh_due(int i, TimestampTz now, bool full)
+{
+	SmxMirror  *m = &smx_mirror[i];
+
+	return full || m->expires_set_at == 0 || now < m->expires_set_at ||
+		now >= TimestampTzPlusMilliseconds(m->expires_set_at, (int64) smx_redis_ttl_s * 500);
+}
+
 static bool
 smx_redis_due(int i, TimestampTz now, bool full, bool new_state)
 {
@@ -417,7 +463,7 @@ smx_redis_due(int i, TimestampTz now, bool full, bool new_state)
 	if (full || m->written_at == 0 || now < m->written_at)
 		return true;
 	/* refresh before the TTL runs out, change or not */
-	if (now >= TimestampTzPlusMilliseconds(m->written_at, (int64) smx_redis_ttl_s * 500))
+	if (smx_redis_refresh_due(i, now, false))
 		return true;
 	if (!new_state)
 		return false;
@@ -472,6 +518,7 @@ smx_redis_round(void)
 	bool		full;
 	bool		new_state;
 	uint8	   *seen;
+	SmxRoundText rt;
 	int64		writes = 0,
 				skipped = 0,
 				error_replies;
@@ -505,12 +552,13 @@ smx_redis_round(void)
 	if (full)
 		smx_redis_write_live_set(&pipe, snap.n);
 	seen = palloc(sizeof(uint8) * Max(snap.n, 1));
+	smx_round_text(&rt, &snap);
 	for (int i = 0; i < snap.n; i++)
 	{
 		seen[i] = smx_mirror[i].seen_status;
 		if (smx_redis_due(i, now, full, new_state))
 		{
-			smx_redis_write_server(&pipe, i, &snap);
+			smx_redis_write_server(&pipe, i, &rt, smx_redis_refresh_due(i, now, full));
 			writes++;
 		}
 		else
@@ -543,6 +591,8 @@ smx_redis_round(void)
 		smx_mirror[i].seen_status = seen[i];
 		if (smx_redis_due(i, now, full, new_state))
 		{
+			if (smx_redis_refresh_due(i, now, full))
+				smx_mirror[i].expires_set_at = now;
 			smx_mirror[i].cpu = smx_rstate[i].cpu;
 			smx_mirror[i].memory = smx_rstate[i].memory;
 			smx_mirror[i].disk = smx_rstate[i].disk;

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# bench/redis.sh — the warm layer at scale, beside its peers in one run.
+#
+# A throwaway cluster (fsync off) and a private redis-server on a unix
+# socket; 100,000 servers; every server due every round
+# (redis_min_interval 0, change_threshold 0). Measures:
+#   1. servers mirrored per second by the writer (each: HSET of 11 fields,
+#      EXPIRE, ZADD, ZREMRANGEBYSCORE, EXPIRE), beside redis-benchmark
+#      sending the same 11-field HSET over one pipelined connection;
+#   2. the ticker's tick time (sim_status().tick_ms) with Redis on and off.
+#
+#   sudo bench/redis.sh                      (repo root, after make install)
+#
+# Environment overrides (defaults in brackets):
+#   RB_SERVERS [100000]  fleet size
+#   RB_SECONDS [60]      measured time of 1
+#   RB_TICK_MS [500]     sim_metrics.tick_interval during 1
+#   RB_TICKS [20]        ticks timed for 2, each way
+#   PG_CONFIG [pg_config]
+set -euo pipefail
+
+RB_SERVERS=${RB_SERVERS:-100000}
+RB_SECONDS=${RB_SECONDS:-60}
+RB_TICK_MS=${RB_TICK_MS:-500}
+RB_TICKS=${RB_TICKS:-20}
+for v in RB_SERVERS RB_SECONDS RB_TICK_MS RB_TICKS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "redis.sh: $v must be a positive integer" >&2; exit 2; }
+done
+command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
+    { echo "redis.sh: needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2; exit 1; }
+PG_CONFIG=${PG_CONFIG:-pg_config}
+BINDIR=$("$PG_CONFIG" --bindir)
+if (( EUID == 0 )); then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/sim_metrics_redisbench.XXXXXX")
+chmod 700 "$TMP"; (( EUID == 0 )) && chown postgres "$TMP"
+SOCK=$TMP/redis.sock
+STARTED=0
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    (( STARTED )) && as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
+    [[ -S $SOCK ]] && as_pg redis-cli -s "$SOCK" shutdown nosave >/dev/null 2>&1 || true
+    (( rc != 0 )) && [[ -f $TMP/server.log ]] && tail -n 20 "$TMP/server.log" >&2
+    rm -rf "$TMP"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+as_pg redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' --appendonly no \
+    --dir "$TMP" --daemonize yes --logfile "$TMP/redis.log"
+for _ in $(seq 1 50); do as_pg redis-cli -s "$SOCK" ping >/dev/null 2>&1 && break; sleep 0.1; done
+as_pg "$BINDIR/initdb" -D "$TMP/data" -U postgres --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1
+as_pg tee -a "$TMP/data/postgresql.conf" >/dev/null <<EOF
+listen_addresses = ''
+port = 5478
+unix_socket_directories = '$TMP'
+shared_preload_libraries = 'sim_metrics'
+sim_metrics.database_name = 'postgres'
+sim_metrics.max_servers = $RB_SERVERS
+sim_metrics.tick_interval = '${RB_TICK_MS}ms'
+sim_metrics.flush_interval = '5s'
+sim_metrics.redis_host = '$SOCK'
+sim_metrics.redis_min_interval = 0
+sim_metrics.change_threshold = 0
+sim_metrics.redis_timeout = '5s'
+fsync = off
+synchronous_commit = off
+shared_buffers = 512MB
+log_min_messages = warning
+EOF
+as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 start >/dev/null
+STARTED=1
+q() { as_pg "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p 5478 -U postgres -d postgres -c "$1"; }
+q "CREATE EXTENSION sim_metrics"
+q "INSERT INTO server_templates (id, name, hostname, role, location)
+   SELECT 'rb-' || lpad(i::text, 6, '0'), 'RB ' || i, 'rb-' || i || '.bench',
+          (ARRAY['web','app','database','cache','storage','load-balancer'])[1 + i % 6], 'Lab-' || (i % 8)
+     FROM generate_series(1, $RB_SERVERS - 15) i"
+for _ in $(seq 1 120); do
+    [[ $(q "SELECT servers, redis_state FROM sim_status()") == "$RB_SERVERS|connected" ]] && break
+    sleep 0.5
+done
+[[ $(q "SELECT servers FROM sim_status()") == "$RB_SERVERS" ]] || { echo "redis.sh: the fleet did not load" >&2; exit 1; }
+echo "sim_metrics Redis bench: $RB_SERVERS servers, ${RB_TICK_MS} ms ticks, every server due every round"
+
+# 1. the writer's mirror vs redis-benchmark
+sleep 5
+IFS='|' read -r w0 e0 t0 <<<"$(q "SELECT redis_writes, redis_errors, extract(epoch FROM clock_timestamp()) FROM sim_status()")"
+sleep "$RB_SECONDS"
+IFS='|' read -r w1 e1 t1 <<<"$(q "SELECT redis_writes, redis_errors, extract(epoch FROM clock_timestamp()) FROM sim_status()")"
+MIRROR=$(awk -v a="$w0" -v b="$w1" -v s="$t0" -v e="$t1" 'BEGIN { printf "%.0f", (b - a) / (e - s) }')
+FIELDS="cpu_usage 12.34 memory_usage 45.67 disk_usage 25.00 network_io 487989044 network_usage 39.04 response_time_ms 31.17 status online scenario x tick 123456 sim_time 2026-12-02T01:11:40+00 updated_at 2026-12-02T01:11:40.003+00"
+# shellcheck disable=SC2086
+PEER=$(as_pg redis-benchmark -s "$SOCK" -c 1 -P 1000 -n 2000000 -r "$RB_SERVERS" -q \
+       HSET sim:bench:__rand_int__ $FIELDS | tr '\r' '\n' |
+       sed -n 's/.*: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1)
+PEER=${PEER:-0}
+RATIO1=$(awk -v a="$MIRROR" -v b="$PEER" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+
+# 2. tick time with Redis on and off (the ticker never talks to Redis)
+tick_median() {
+    q "SELECT sim_stop()" >/dev/null
+    local v=()
+    for _ in $(seq 1 "$RB_TICKS"); do
+        q "SELECT sim_tick(1)" >/dev/null
+        v+=("$(q "SELECT tick_ms FROM sim_status()")")
+        sleep 0.2   # let the writer mirror the tick, as it does between ticks
+    done
+    printf '%s\n' "${v[@]}" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+ON=$(tick_median)
+as_pg sed -i "s|^sim_metrics.redis_host = .*|sim_metrics.redis_host = ''|" "$TMP/data/postgresql.conf"
+q "SELECT pg_reload_conf()" >/dev/null
+for _ in $(seq 1 50); do [[ $(q "SELECT redis_state FROM sim_status()") == off ]] && break; sleep 0.2; done
+OFF=$(tick_median)
+RATIO2=$(awk -v a="$ON" -v b="$OFF" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+
+echo
+echo "| measured | result | peer, same run | peer | ratio | goal |"
+echo "|---|---:|---|---:|---:|---|"
+echo "| servers mirrored to Redis by the writer ($RB_SERVERS servers, each an 11-field HSET + EXPIRE + ZADD + ZREMRANGEBYSCORE + EXPIRE) | $MIRROR servers/s | \`redis-benchmark\`: the same 11-field HSET, one connection, pipeline 1000 | $PEER HSET/s | $RATIO1 | >= 0.5 |"
+echo "| tick at $RB_SERVERS servers (\`tick_ms\`, median of $RB_TICKS), Redis on | $ON ms | the same, Redis off | $OFF ms | $RATIO2 | ~ 1.0 |"
+echo "| Redis errors during 1 | $((e1 - e0)) | – | – | – | 0 |"
