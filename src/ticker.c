@@ -204,7 +204,12 @@ sim_metrics_ticker_main(Datum main_arg)
 			if (now >= next_tick)
 			{
 				if (smx_ticker_catch_up(&next_tick, now, anchored_at))
+				{
 					failures = 0;
+					/* a new state for the Redis mirror: the writer follows the ticks */
+					if (smx_redis_host && smx_redis_host[0])
+						smx_wake_writer();
+				}
 				else if (++failures >= SMX_MAX_FAILURES)
 				{
 					ereport(LOG,
