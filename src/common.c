@@ -92,6 +92,16 @@ smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
 }
 
 /*
+ * Simulated time of tick `tick` on the published clock, unix seconds.
+ * Caller must hold smx_shared->lock (either mode).
+ */
+double
+smx_sim_epoch_at(uint64 tick)
+{
+	return smx_shared->start_epoch + (double) tick * smx_shared->step_seconds;
+}
+
+/*
  * Simulated time of the last tick, as unix seconds and timestamptz; false
  * when the clock is not set yet or out of range. Takes `lock` shared.
  */
@@ -104,7 +114,7 @@ smx_sim_now(double *epoch, TimestampTz *ts)
 
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	set = smx_shared->clock_set;
-	e = smx_shared->start_epoch + (double) smx_shared->tick * smx_shared->step_seconds;
+	e = smx_sim_epoch_at(smx_shared->tick);
 	LWLockRelease(smx_shared->lock);
 	if (epoch)
 		*epoch = e;

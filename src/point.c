@@ -28,13 +28,6 @@ PG_FUNCTION_INFO_V1(sim_server_metrics);
 
 #define SMX_POINT_COLS	18		/* sim_current_metrics()'s 17 + source */
 
-/* Rounded to two decimals, as sim_current_metrics() shows them. */
-static Datum
-smx_point_pct(double v)
-{
-	return Float8GetDatum(rint(v * 100.0) / 100.0);
-}
-
 /* From shared memory: the live server's row (binary search by id). */
 static bool
 smx_point_memory(const char *id, Datum *values, bool *nulls)
@@ -73,9 +66,7 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 		}
 		tick = smx_shared->tick;
 		updated_at = smx_shared->last_tick_at;
-		sim_time_valid = smx_epoch_to_timestamptz(smx_shared->start_epoch +
-												  (double) tick * smx_shared->step_seconds,
-												  &sim_time);
+		sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(tick), &sim_time);
 	}
 	LWLockRelease(smx_shared->lock);
 	if (!found)
@@ -87,12 +78,12 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 	values[3] = CStringGetTextDatum(smx_role_names[role]);
 	values[4] = CStringGetTextDatum(d.location);
 	values[5] = CStringGetTextDatum(d.environment);
-	values[6] = smx_point_pct(s.cpu);
-	values[7] = smx_point_pct(s.memory);
-	values[8] = smx_point_pct(s.disk);
+	values[6] = smx_pct_datum(s.cpu);
+	values[7] = smx_pct_datum(s.memory);
+	values[8] = smx_pct_datum(s.disk);
 	values[9] = Int64GetDatum(s.network_io);
-	values[10] = smx_point_pct(s.network);
-	values[11] = smx_point_pct(s.response_ms);
+	values[10] = smx_pct_datum(s.network);
+	values[11] = smx_pct_datum(s.response_ms);
 	values[12] = CStringGetTextDatum(smx_status_names[s.status & 3]);
 	nulls[13] = true;
 	values[14] = Int64GetDatum((int64) tick);
@@ -198,12 +189,12 @@ smx_point_redis(const char *id, Datum *values, bool *nulls)
 	if (!ok)
 		return false;
 	values[0] = CStringGetTextDatum(id);
-	values[6] = smx_point_pct(h.pct[0]);
-	values[7] = smx_point_pct(h.pct[1]);
-	values[8] = smx_point_pct(h.pct[2]);
+	values[6] = smx_pct_datum(h.pct[0]);
+	values[7] = smx_pct_datum(h.pct[1]);
+	values[8] = smx_pct_datum(h.pct[2]);
 	values[9] = Int64GetDatum(h.network_io);
-	values[10] = smx_point_pct(h.pct[3]);
-	values[11] = smx_point_pct(h.pct[4]);
+	values[10] = smx_pct_datum(h.pct[3]);
+	values[11] = smx_pct_datum(h.pct[4]);
 	values[12] = CStringGetTextDatum(smx_status_names[h.status]);
 	nulls[13] = true;
 	values[14] = Int64GetDatum(h.tick);

@@ -35,12 +35,6 @@ PG_FUNCTION_INFO_V1(sim_templates_changed);
 #define SMX_CURRENT_COLS	17
 #define SMX_STATUS_COLS		32
 
-/* Round to two decimals, as dashboards show percentages. */
-static inline Datum
-smx_pct_datum(float v)
-{
-	return Float8GetDatum(rint((double) v * 100.0) / 100.0);
-}
 
 /*
  * Per-backend read cache. The descriptive columns change only when the
@@ -221,9 +215,7 @@ smx_current_copy(uint64 *version, bool *fleet_changed, uint64 *tick,
 		memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
 	*tick = smx_shared->tick;
 	*updated_at = smx_shared->last_tick_at;
-	*sim_time_valid = smx_epoch_to_timestamptz(smx_shared->start_epoch +
-											   (double) *tick * smx_shared->step_seconds,
-											   sim_time);
+	*sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(*tick), sim_time);
 	LWLockRelease(smx_shared->lock);
 	return n;
 }

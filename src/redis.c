@@ -99,15 +99,21 @@ smx_redis_disconnect(void)
 	smx_resync = true;
 }
 
+/* Retry after the n-th failure in a row: 0.5 s doubling, at most 30 s. */
+static TimestampTz
+smx_redis_backoff_until(TimestampTz now)
+{
+	return TimestampTzPlusMilliseconds(now, Min((long) SMX_REDIS_MAX_BACKOFF_MS,
+												500L << Min(smx_failures - 1, 10)));
+}
+
 /* A failure: drop the connection, back off. */
 static void
 smx_redis_fail(const char *error)
 {
 	smx_redis_disconnect();
 	smx_failures++;
-	smx_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-											   Min((long) SMX_REDIS_MAX_BACKOFF_MS,
-												   500L << Min(smx_failures - 1, 10)));
+	smx_retry_at = smx_redis_backoff_until(GetCurrentTimestamp());
 	smx_redis_status("disconnected, retrying", error);
 }
 
@@ -142,82 +148,95 @@ smx_redis_read_password(char *err, size_t errlen)
 
 /* Run one command on the fresh connection; false (err set) when it failed. */
 static bool
-smx_redis_setup_command(int argc, const char **argv, const char *what, char *err, size_t errlen)
+smx_redis_setup_command(redisContext *c, int argc, const char **argv, const char *what,
+						char *err, size_t errlen)
 {
-	redisReply *r = redisCommandArgv(smx_rc, argc, argv, NULL);
+	redisReply *r = redisCommandArgv(c, argc, argv, NULL);
 	bool		ok = r != NULL && r->type != REDIS_REPLY_ERROR;
 
 	if (!ok)
 		snprintf(err, errlen, "%s failed: %s", what,
-				 r ? r->str : (smx_rc->errstr[0] ? smx_rc->errstr : "no reply"));
+				 r ? r->str : (c->errstr[0] ? c->errstr : "no reply"));
 	if (r)
 		freeReplyObject(r);
 	return ok;
 }
 
-/* Connect, authenticate, select the database. */
-static bool
-smx_redis_connect(void)
+/*
+ * A connection from the settings: connect, authenticate, select the
+ * database, each step bounded by redis_timeout. NULL (err set) on failure.
+ * The writer's mirror and a backend's point read both open theirs here.
+ */
+static redisContext *
+smx_redis_open(char *err, size_t errlen)
 {
 	struct timeval tv;
-	char		err[SMX_ERROR_LEN] = "";
+	redisContext *c;
 	char	   *password;
-	char		db[16];
+	bool		ok = true;
 
 	tv.tv_sec = smx_redis_timeout_ms / 1000;
 	tv.tv_usec = (smx_redis_timeout_ms % 1000) * 1000;
-	smx_redis_status("connecting", NULL);
-	smx_rc = smx_redis_host[0] == '/' ?
+	c = smx_redis_host[0] == '/' ?
 		redisConnectUnixWithTimeout(smx_redis_host, tv) :
 		redisConnectWithTimeout(smx_redis_host, smx_redis_port, tv);
-	if (smx_rc == NULL || smx_rc->err)
+	if (c == NULL || c->err)
 	{
-		snprintf(err, sizeof(err), "cannot connect to %s:%d: %s", smx_redis_host,
-				 smx_redis_port, smx_rc ? smx_rc->errstr : "out of memory");
-		smx_redis_fail(err);
-		return false;
+		snprintf(err, errlen, "cannot connect to %s:%d: %s", smx_redis_host,
+				 smx_redis_port, c ? c->errstr : "out of memory");
+		if (c)
+			redisFree(c);
+		return NULL;
 	}
-	if (redisSetTimeout(smx_rc, tv) != REDIS_OK)
+	if (redisSetTimeout(c, tv) != REDIS_OK)
 	{
-		smx_redis_fail("cannot set the command timeout");
-		return false;
+		snprintf(err, errlen, "cannot set the command timeout");
+		redisFree(c);
+		return NULL;
 	}
-	password = smx_redis_read_password(err, sizeof(err));
+	err[0] = '\0';
+	password = smx_redis_read_password(err, errlen);
 	if (err[0])
-	{
-		smx_redis_fail(err);
-		return false;
-	}
-	if (password)
+		ok = false;
+	else if (password)
 	{
 		const char *argv[3] = {"AUTH", smx_redis_user, password};
-		bool		ok;
+		bool		with_user = smx_redis_user && smx_redis_user[0];
 
-		if (smx_redis_user && smx_redis_user[0])
-			ok = smx_redis_setup_command(3, argv, "AUTH", err, sizeof(err));
-		else
-		{
+		if (!with_user)
 			argv[1] = password;
-			ok = smx_redis_setup_command(2, argv, "AUTH", err, sizeof(err));
-		}
+		ok = smx_redis_setup_command(c, with_user ? 3 : 2, argv, "AUTH", err, errlen);
 		memset(password, 0, strlen(password));
 		pfree(password);
-		if (!ok)
-		{
-			smx_redis_fail(err);
-			return false;
-		}
 	}
-	if (smx_redis_db != 0)
+	if (ok && smx_redis_db != 0)
 	{
+		char		db[16];
 		const char *argv[2] = {"SELECT", db};
 
 		snprintf(db, sizeof(db), "%d", smx_redis_db);
-		if (!smx_redis_setup_command(2, argv, "SELECT", err, sizeof(err)))
-		{
-			smx_redis_fail(err);
-			return false;
-		}
+		ok = smx_redis_setup_command(c, 2, argv, "SELECT", err, errlen);
+	}
+	if (!ok)
+	{
+		redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* The writer's connection: open it, or record the failure and back off. */
+static bool
+smx_redis_connect(void)
+{
+	char		err[SMX_ERROR_LEN] = "";
+
+	smx_redis_status("connecting", NULL);
+	smx_rc = smx_redis_open(err, sizeof(err));
+	if (smx_rc == NULL)
+	{
+		smx_redis_fail(err);
+		return false;
 	}
 	smx_resync = true;
 	return true;
@@ -269,8 +288,7 @@ smx_redis_snapshot(SmxRedisSnap *snap)
 	snap->state_version = smx_shared->state_version;
 	snap->tick = smx_shared->tick;
 	snap->updated_at = smx_shared->last_tick_at;
-	snap->sim_time_valid = smx_epoch_to_timestamptz(smx_shared->start_epoch +
-													(double) snap->tick * smx_shared->step_seconds,
+	snap->sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(snap->tick),
 													&snap->sim_time);
 	if (snap->fleet_version != smx_mirror_fleet)
 		memcpy(smx_rdesc, smx_shared_desc(), snap->n * sizeof(SmxServerDesc));
@@ -612,8 +630,7 @@ smx_redis_round(void)
 		/* refused commands (e.g. OOM under maxmemory): all again, after a pause */
 		smx_resync = true;
 		smx_failures++;
-		smx_retry_at = TimestampTzPlusMilliseconds(now, Min((long) SMX_REDIS_MAX_BACKOFF_MS,
-															500L << Min(smx_failures - 1, 10)));
+		smx_retry_at = smx_redis_backoff_until(now);
 		smx_redis_status("connected, commands failing", err);
 		return;
 	}
@@ -649,68 +666,26 @@ smx_redis_reconfigure(void)
 void *
 smx_redis_point_fetch(const char *id)
 {
-	struct timeval tv;
 	redisContext *c;
-	redisReply *r = NULL;
-	char		err[SMX_ERROR_LEN] = "";
-	char	   *password;
+	redisReply *r;
+	char		err[SMX_ERROR_LEN];
 	char	   *key;
+	const char *argv[2] = {"HGETALL", NULL};
 
 	if (smx_redis_host == NULL || smx_redis_host[0] == '\0')
 		return NULL;
-	tv.tv_sec = smx_redis_timeout_ms / 1000;
-	tv.tv_usec = (smx_redis_timeout_ms % 1000) * 1000;
-	c = smx_redis_host[0] == '/' ?
-		redisConnectUnixWithTimeout(smx_redis_host, tv) :
-		redisConnectWithTimeout(smx_redis_host, smx_redis_port, tv);
-	if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK)
-		goto done;
-	password = smx_redis_read_password(err, sizeof(err));
-	if (password)
-	{
-		const char *argv[3] = {"AUTH", smx_redis_user, password};
-		bool		with_user = smx_redis_user && smx_redis_user[0];
-
-		if (!with_user)
-			argv[1] = password;
-		r = redisCommandArgv(c, with_user ? 3 : 2, argv, NULL);
-		memset(password, 0, strlen(password));
-		if (r == NULL || r->type == REDIS_REPLY_ERROR)
-			goto done;
-		freeReplyObject(r);
-		r = NULL;
-	}
-	if (smx_redis_db != 0)
-	{
-		char		db[16];
-		const char *argv[2] = {"SELECT", db};
-
-		snprintf(db, sizeof(db), "%d", smx_redis_db);
-		r = redisCommandArgv(c, 2, argv, NULL);
-		if (r == NULL || r->type == REDIS_REPLY_ERROR)
-			goto done;
-		freeReplyObject(r);
-		r = NULL;
-	}
+	c = smx_redis_open(err, sizeof(err));
+	if (c == NULL)
+		return NULL;
 	key = smx_fmt("%sserver:%s", smx_redis_key_prefix, id);
-	{
-		const char *argv[2] = {"HGETALL", key};
-
-		r = redisCommandArgv(c, 2, argv, NULL);
-	}
+	argv[1] = key;
+	r = redisCommandArgv(c, 2, argv, NULL);
+	redisFree(c);
 	if (r != NULL && (r->type != REDIS_REPLY_ARRAY || r->elements == 0))
 	{
 		freeReplyObject(r);
 		r = NULL;
 	}
-done:
-	if (r != NULL && r->type == REDIS_REPLY_ERROR)
-	{
-		freeReplyObject(r);
-		r = NULL;
-	}
-	if (c)
-		redisFree(c);
 	return r;
 }
 

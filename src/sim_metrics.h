@@ -9,6 +9,8 @@
 
 #include "postgres.h"
 
+#include <math.h>
+
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
@@ -195,10 +197,18 @@ extern void smx_require_loaded(void);
 extern bool smx_in_fleet_database(void);
 extern void smx_require_fleet_database(void);
 
+/* A percentage rounded to two decimals, as the readers show it. */
+static inline Datum
+smx_pct_datum(double v)
+{
+	return Float8GetDatum(rint(v * 100.0) / 100.0);
+}
+
 /* common.c: helpers every layer uses; depends on nothing of ours but shmem */
 extern Oid	smx_extension_schema(Oid *ext);
 extern char *smx_extension_schema_name(void);
 extern bool smx_epoch_to_timestamptz(double epoch, TimestampTz *ts);
+extern double smx_sim_epoch_at(uint64 tick);
 extern bool smx_sim_now(double *epoch, TimestampTz *ts);
 extern void smx_record_error(const char *msg);
 extern void smx_copy_clipped(char *dst, const char *src, size_t len);

@@ -121,7 +121,7 @@ smx_ticker_anchor(TimestampTz now)
 		return now + iv;
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	set = smx_shared->clock_set;
-	epoch = smx_shared->start_epoch + (double) (smx_shared->tick + 1) * smx_shared->step_seconds;
+	epoch = smx_sim_epoch_at(smx_shared->tick + 1);
 	LWLockRelease(smx_shared->lock);
 	if (set && smx_epoch_to_timestamptz(epoch, &due) && due > now - iv && due <= now + iv)
 		return due;
