@@ -536,6 +536,8 @@ smx_engine_reload(bool from_worker)
 	{
 		rs.state = palloc(sizeof(smx_state) * n);
 		rs.found = palloc(sizeof(bool) * n);
+		/* what a crash took from the ring first, so the restore sees it */
+		(void) smx_recover_from_redis(nsp, t.desc, n);
 		rs.nfound = smx_restore_from_history(nsp, t.desc, t.params, n, rs.state, rs.found,
 											 &rs.max_tick, &rs.max_tick_epoch);
 	}

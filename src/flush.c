@@ -61,9 +61,9 @@ PG_FUNCTION_INFO_V1(sim_flush);
 static SPIPlanPtr smx_insert_plan = NULL;
 static Oid	smx_insert_plan_nsp = InvalidOid;
 
-/* The kept INSERT plan for the history table of schema nsp. */
-static SPIPlanPtr
-smx_get_insert_plan(Oid nsp)
+/* The kept INSERT plan for the history table of schema nsp (SPI connected). */
+SPIPlanPtr
+smx_history_insert_plan(Oid nsp)
 {
 	Oid			argtypes[10] = {TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
 		NUMERICARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
@@ -105,7 +105,7 @@ smx_get_insert_plan(Oid nsp)
  */
 static Datum *smx_numeric_cache = NULL;
 
-static Datum
+Datum
 smx_hundredths_numeric(int16 v)
 {
 	if (v < 0 || v > 10000)
@@ -123,8 +123,8 @@ smx_hundredths_numeric(int16 v)
 }
 
 /* A one-dimensional array of n elements (nulls may be NULL: none). */
-static Datum
-smx_array(Datum *elems, bool *nulls, int n, Oid type)
+Datum
+smx_history_array(Datum *elems, bool *nulls, int n, Oid type)
 {
 	int16		typlen;
 	bool		typbyval;
@@ -302,7 +302,7 @@ smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
 		fc->run_null[i] = s->scenario_run == 0;
 	}
 	for (int c = 0; c < 10; c++)
-		args[c] = smx_array(fc->col[c], c == 7 ? fc->sess_null : c == 9 ? fc->run_null : NULL,
+		args[c] = smx_history_array(fc->col[c], c == 7 ? fc->sess_null : c == 9 ? fc->run_null : NULL,
 							k, types[c]);
 	ret = SPI_execute_plan(fc->plan, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
@@ -407,7 +407,7 @@ smx_dead_letter_step(SmxFlushCtx *fc, uint64 first, int k, ErrorData *unused)
 		col[5][i] = CStringGetTextDatum(d->message);
 	}
 	for (int c = 0; c < 6; c++)
-		args[c] = smx_array(col[c], NULL, k, types[c]);
+		args[c] = smx_history_array(col[c], NULL, k, types[c]);
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(fc->dead_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -435,7 +435,6 @@ smx_log_lost_sample(const SmxDeadLetter *d, const char *why)
 }
 
 static SPIPlanPtr smx_get_dead_plan(Oid nsp);
-static Oid	smx_rel_owner(Oid relid);
 static Oid	smx_dead_plan_rel;
 
 /* Prepare the dead-letter insert (NULL when there is no such table). */
@@ -567,7 +566,7 @@ smx_get_dead_plan(Oid nsp)
 }
 
 /* Owner of a relation. */
-static Oid
+Oid
 smx_rel_owner(Oid relid)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
@@ -585,7 +584,7 @@ static void
 smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
 {
 	memset(fc, 0, sizeof(*fc));
-	fc->plan = smx_get_insert_plan(nsp);
+	fc->plan = smx_history_insert_plan(nsp);
 	fc->nsp = nsp;
 	fc->dead = palloc(sizeof(SmxDeadLetter) * batch);
 	for (int i = 0; i < 4; i++)

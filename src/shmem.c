@@ -12,7 +12,10 @@
  *    publish, ring append. It has no database and does no I/O.
  *  - the writer (writer.c) does every database write and read: template
  *    reloads (it publishes new fleets), flushes of the ring into the history
- *    table (it moves ring_tail), retention.
+ *    table (it moves ring_tail), retention, and after a restart the
+ *    recovery of unflushed samples from Redis (recover.c).
+ *  - the mirror (mirror.c) has no database: it copies the published state
+ *    and the ring's samples (read like sim_history reads them) to Redis.
  *  - backends: readers copy out; sim_tick() / sim_reload() step or reload
  *    like the ticker / writer do, under the same locks; sim_flush() flushes
  *    like the writer.
@@ -33,7 +36,7 @@
  *    it may read the arrays without `lock`; it takes `lock` exclusive to
  *    publish. Order: sim_lock, then lock; never the reverse. Only
  *    privileged code paths take it: no reader does.
- *  - paused, templates_version, ticker_pid, writer_pid, flush_requested and
+ *  - paused, templates_version, the workers' pids, flush_requested and
  *    pool_changes are atomics, read and written without any lock.
  *  - The history ring: the sim_lock holder writes samples past ring_head
  *    (no lock: nobody reads there) and publishes the new head under `lock`.
@@ -172,6 +175,7 @@ smx_shmem_startup(void)
 		pg_atomic_init_u32(&smx_shared->templates_version, 1);
 		pg_atomic_init_u32(&smx_shared->ticker_pid, 0);
 		pg_atomic_init_u32(&smx_shared->writer_pid, 0);
+		pg_atomic_init_u32(&smx_shared->mirror_pid, 0);
 		pg_atomic_init_u64(&smx_shared->pool_changes, 0);
 		smx_shared->capacity = smx_max_servers;
 		smx_shared->id_pool_size = smx_max_servers * 2;
@@ -225,6 +229,13 @@ void
 smx_wake_writer(void)
 {
 	smx_wake_pid(&smx_shared->writer_pid);
+}
+
+/* Wake the mirror (a new tick to send to Redis). */
+void
+smx_wake_mirror(void)
+{
+	smx_wake_pid(&smx_shared->mirror_pid);
 }
 
 /* Every entry point calls this first. */

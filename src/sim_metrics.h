@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/lwlock.h"
@@ -21,6 +22,7 @@
 #define SMX_EXTENSION_NAME	"sim_metrics"
 #define SMX_TICKER_TYPE		"sim_metrics ticker"
 #define SMX_WRITER_TYPE		"sim_metrics writer"
+#define SMX_MIRROR_TYPE		"sim_metrics mirror"
 
 /* Fixed text sizes in shared memory; the table's CHECKs keep values within. */
 #define SMX_ID_LEN			64
@@ -111,6 +113,7 @@ typedef struct SmxShared
 	pg_atomic_uint32 templates_version; /* bumped when templates change */
 	pg_atomic_uint32 ticker_pid;	/* 0 when no ticker runs */
 	pg_atomic_uint32 writer_pid;	/* 0 when no writer runs */
+	pg_atomic_uint32 mirror_pid;	/* 0 when no mirror runs */
 	pg_atomic_uint64 pool_changes;	/* odd while the id pool is written */
 
 	/* published state: written under lock exclusive, read under shared */
@@ -160,7 +163,7 @@ typedef struct SmxShared
 	int64		flushed_total;	/* samples written to the table */
 	int64		dropped_total;	/* samples dropped: ring full */
 	int64		rejected_total; /* samples the table refused (dead letters) */
-	/* the writer's Redis mirror (redis.c) */
+	/* the mirror's Redis state (mirror.c) */
 	char		redis_state[32];	/* "off", "connected", ... */
 	char		redis_last_error[SMX_ERROR_LEN];
 	int64		redis_errors;
@@ -186,6 +189,7 @@ extern SmxShared *smx_shared;
 extern void smx_shmem_install_hooks(void);
 extern void smx_wake_ticker(void);
 extern void smx_wake_writer(void);
+extern void smx_wake_mirror(void);
 extern Size smx_shmem_size(void);
 extern SmxServerDesc *smx_shared_desc(void);
 extern smx_params *smx_shared_params(void);
@@ -235,6 +239,10 @@ extern void smx_ring_bounds(uint64 *tail, uint64 *head);
 extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
 
 /* flush.c */
+extern struct _SPI_plan *smx_history_insert_plan(Oid nsp);
+extern Datum smx_history_array(Datum *elems, bool *nulls, int n, Oid type);
+extern Datum smx_hundredths_numeric(int16 v);
+extern Oid	smx_rel_owner(Oid relid);
 extern int64 smx_history_flush(bool final, int budget_ms);
 extern bool smx_history_flush_due(TimestampTz now);
 
@@ -247,13 +255,45 @@ extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 smx_state *restored, bool *found,
 									 uint64 *max_tick, double *max_tick_epoch);
 
-/* redis.c */
-extern void smx_redis_round(void);
-extern void smx_redis_shutdown(void);
-extern void smx_redis_reconfigure(void);
+/*
+ * redis.c: connections and pipelines; the only file that sees hiredis.
+ * A pipeline formats commands into buf and sends them as it fills; replies
+ * are read by smx_pipe_finish.
+ */
+typedef struct SmxPipe
+{
+	void	   *conn;			/* the connection (a hiredis context) */
+	StringInfoData buf;			/* commands not yet sent */
+	int64		commands;		/* commands sent or buffered: replies due */
+	int64		error_replies;	/* replies that were errors */
+	bool		broken;			/* the connection failed: drop it */
+	char		err[SMX_ERROR_LEN]; /* the failure, or the first error reply */
+} SmxPipe;
+typedef void (*SmxReplyFn) (void *arg, int64 index, const void *reply);
+
+extern void *smx_redis_open(char *err, size_t errlen);
+extern void smx_redis_close(void *conn);
+extern void smx_pipe_begin(SmxPipe *p, void *conn);
+extern void smx_pipe_command(SmxPipe *p, int argc);
+extern void smx_pipe_arg(SmxPipe *p, const char *s, int len);
+extern void smx_pipe_end(SmxPipe *p);
+extern void smx_pipe_argv(SmxPipe *p, int argc, const char **argv);
+extern bool smx_pipe_finish(SmxPipe *p, SmxReplyFn on_reply, void *arg);
+extern int	smx_reply_elements(const void *reply);
+extern const char *smx_reply_element(const void *reply, int i, int *len);
+extern int	smx_fmt_int64(char *dst, int64 v);
+extern int	smx_fmt_pct(char *dst, double v);
 extern void *smx_redis_point_fetch(const char *id);
 extern const char *smx_redis_point_field(void *reply, const char *name);
 extern void smx_redis_point_free(void *reply);
+
+/* mirror.c: the mirror worker's Redis round */
+extern void smx_mirror_round(bool *more);
+extern void smx_mirror_shutdown(void);
+extern void smx_mirror_reconfigure(void);
+
+/* recover.c: the writer takes unflushed samples back from Redis */
+extern int64 smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n);
 
 /* worker.c: what both workers share */
 extern void smx_register_workers(void);
@@ -263,8 +303,9 @@ extern void smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *
 extern void smx_worker_wait(long timeout_ms);
 extern MemoryContext smx_loop_cxt;
 
-/* ticker.c, writer.c */
+/* ticker.c, writer.c, mirror.c */
 PGDLLEXPORT void sim_metrics_ticker_main(Datum main_arg);
 PGDLLEXPORT void sim_metrics_writer_main(Datum main_arg);
+PGDLLEXPORT void sim_metrics_mirror_main(Datum main_arg);
 
 #endif							/* SIM_METRICS_H */

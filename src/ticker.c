@@ -206,9 +206,9 @@ sim_metrics_ticker_main(Datum main_arg)
 				if (smx_ticker_catch_up(&next_tick, now, anchored_at))
 				{
 					failures = 0;
-					/* a new state for the Redis mirror: the writer follows the ticks */
+					/* new samples and state: the mirror follows the ticks */
 					if (smx_redis_host && smx_redis_host[0])
-						smx_wake_writer();
+						smx_wake_mirror();
 				}
 				else if (++failures >= SMX_MAX_FAILURES)
 				{

@@ -59,6 +59,7 @@ smx_register_workers(void)
 {
 	smx_register_one(SMX_TICKER_TYPE, "sim_metrics_ticker_main", false);
 	smx_register_one(SMX_WRITER_TYPE, "sim_metrics_writer_main", true);
+	smx_register_one(SMX_MIRROR_TYPE, "sim_metrics_mirror_main", false);
 }
 
 /*

@@ -5,13 +5,13 @@
  * Each iteration, in this order:
  *  1. prepare: check the extension, reload server_templates when they
  *     changed (at once on an edit's commit, else once a second); the first
- *     load continues from history (restore.c). A failure backs off while
+ *     load takes unflushed samples back from Redis (recover.c), then
+ *     continues from history (restore.c). A failure backs off while
  *     the loaded fleet keeps ticking.
  *  2. flush the ring into server_metrics_history (flush.c): every
  *     flush_interval, when the ring is three quarters full, or when a
  *     backend waits for room. A failure backs off; samples stay buffered.
- *  3. the Redis mirror (redis.c): changed servers, one pipeline a round.
- *  4. retention (retention.c), once a minute, about two seconds at most.
+ *  3. retention (retention.c), once a minute, about two seconds at most.
  * Every wait inside is bounded (lock_timeout, conditional locks). A
  * shutdown request ends a flush between batches; the exit flush then has
  * SMX_EXIT_FLUSH_MS and logs what it could not write.
@@ -187,7 +187,6 @@ smx_writer_shutdown(void)
 				(errmsg("sim_metrics writer is exiting with %llu samples not flushed (%llu written)",
 						(unsigned long long) (head - tail), (unsigned long long) (tail - tail0)),
 				 errdetail("They stay in shared memory for the next writer, unless the server is shutting down.")));
-	smx_redis_shutdown();
 	proc_exit(1);
 }
 
@@ -262,9 +261,6 @@ smx_writer_iteration(SmxWriterLoop *w)
 		LWLockRelease(smx_shared->lock);
 	}
 
-	/* the Redis mirror: never raises, every wait bounded by redis_timeout */
-	smx_redis_round();
-
 	if (ready && smx_history_retention_s > 0 && now >= w->next_retention)
 	{
 		w->next_retention = TimestampTzPlusMilliseconds(now, SMX_RETENTION_EVERY_MS);
@@ -325,7 +321,6 @@ sim_metrics_writer_main(Datum main_arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
-			smx_redis_reconfigure();
 		}
 
 		timeout_ms = smx_writer_iteration(&w);

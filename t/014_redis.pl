@@ -104,7 +104,8 @@ like($h{status}, qr/^(online|warning|critical|offline)$/, "status: $h{status}");
 cmp_ok(rcli('TTL', 'sim:server:web-nginx-icn-01'), '>', 200, 'the hash expires within redis_ttl (300 s)');
 cmp_ok(rcli('ZCARD', 'sim:samples:web-nginx-icn-01'), '>=', 1, 'recent samples in the sorted set');
 like(rcli('ZRANGE', 'sim:samples:web-nginx-icn-01', '-1', '-1'),
-	qr/^\d+\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+$/, 'a sample: tick|sim_time|cpu|memory|disk|network_io|status');
+	qr/^\d+\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+\|[0-9a-f]+-\d+$/,
+	'a sample: tick|sim_time|cpu|memory|disk|network_io|status|session');
 
 # the tiered point read: memory first
 is(q1(q{SELECT source, server_id, name FROM sim_server_metrics('web-nginx-icn-01')}),

@@ -1,0 +1,751 @@
+/*
+ * mirror.c — the mirror: a background worker with no database that copies
+ * the fleet to Redis (the warm layer). It reads shared memory only (the
+ * published state under the shared lock, the history ring without one)
+ * and waits only on Redis, each wait bounded by redis_timeout, so neither
+ * the ticker nor the writer's flushes ever wait for Redis, nor Redis for
+ * a flush.
+ *
+ * Keys (prefix = sim_metrics.redis_key_prefix, default "sim:"):
+ *  - {prefix}server:{id}   hash with the columns of sim_current_metrics(),
+ *                          EXPIRE redis_ttl
+ *  - {prefix}samples:{id}  sorted set of every sample of the server over
+ *                          the TTL window, score = tick, member =
+ *                          "tick|sim_time|cpu|memory|disk|network_io|status|session".
+ *                          A sorted set rather than a stream: a sample sent
+ *                          again after a reconnect adds no duplicate, and
+ *                          the writer's recovery reads ranges by tick.
+ *  - {prefix}servers       set of the live server ids
+ *  - {prefix}events        channel: a JSON message per status change
+ *  - {prefix}mirror        hash: tick (every sample up to it is in Redis or
+ *                          already in the table), session, system,
+ *                          extension, updated_at; what recovery trusts
+ *
+ * Samples follow the ring from a cursor: every tick of every server, so
+ * that samples a crash takes from the ring can be recovered (recover.c).
+ * The hash follows change detection: a server is written when a metric
+ * moved at least change_threshold points or its status changed since it
+ * was last mirrored, at most once per redis_min_interval, and at least
+ * every redis_ttl / 2 so its keys never expire while it lives. After a
+ * (re)connect every hash is written again, the live set rebuilt and the
+ * unflushed samples sent again. A failure drops the connection and retries
+ * with backoff: at once the first time, then 250 ms doubling to 30 s.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+#define SMX_MIRROR_POLL_MS			1000	/* a round at least this often */
+#define SMX_MIRROR_ROUND_SAMPLES	262144	/* ring samples sent per round */
+#define SMX_MIRROR_CHUNK			16384	/* ring samples copied per step */
+#define SMX_REDIS_MAX_BACKOFF_MS	30000
+#define SMX_REDIS_LOG_EVERY_MS		60000	/* errors logged at most this often */
+#define SMX_KEY_LEN					(SMX_ID_LEN + 160)
+
+/* What the mirror last sent for a server of the mirrored fleet. */
+typedef struct SmxMirror
+{
+	float		cpu,
+				memory,
+				disk,
+				network;
+	uint8		status;			/* as last written */
+	uint8		seen_status;	/* as last seen (events) */
+	TimestampTz written_at;		/* 0 = never */
+	TimestampTz expires_set_at; /* last EXPIRE; 0 = never */
+} SmxMirror;
+
+static void *smx_conn = NULL;
+static bool smx_resync = true;
+static int	smx_failures = 0;
+static TimestampTz smx_retry_at = 0;
+static TimestampTz smx_last_log = 0;
+static uint64 smx_mirror_fleet = 0; /* fleet_version of smx_mirror */
+static uint64 smx_mirror_state = 0; /* state_version last mirrored */
+static uint64 smx_cursor = 0;	/* next ring position to send */
+static MemoryContext smx_mirror_cxt = NULL;
+static SmxMirror *smx_mirror = NULL;
+static SmxServerDesc *smx_rdesc = NULL;
+static smx_state *smx_rstate = NULL;
+static int32 *smx_rref = NULL;	/* id pool entry of each server */
+static int32 *smx_ref_index = NULL; /* server of each id pool entry, or -1 */
+static SmxSample *smx_chunk = NULL;
+static int	smx_rcap = 0;
+static int	smx_mirror_n = 0;	/* servers in smx_mirror / smx_rdesc */
+
+/* Record the state word, and an error (rate-limited in the log). */
+static void
+smx_mirror_status(const char *state, const char *error)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	strlcpy(smx_shared->redis_state, state, sizeof(smx_shared->redis_state));
+	if (error)
+	{
+		smx_copy_clipped(smx_shared->redis_last_error, error, SMX_ERROR_LEN);
+		smx_shared->redis_errors++;
+	}
+	LWLockRelease(smx_shared->lock);
+	if (error && now >= TimestampTzPlusMilliseconds(smx_last_log, SMX_REDIS_LOG_EVERY_MS))
+	{
+		smx_last_log = now;
+		ereport(LOG,
+				(errmsg("sim_metrics: redis: %s", error),
+				 errdetail("Further Redis errors are counted in sim_status().redis_errors and logged at most once a minute.")));
+	}
+}
+
+static void
+smx_mirror_disconnect(void)
+{
+	smx_redis_close(smx_conn);
+	smx_conn = NULL;
+	smx_resync = true;
+}
+
+/* The n-th failure in a row: retry at once, then after 250 ms doubling, at most 30 s. */
+static void
+smx_mirror_backoff(TimestampTz now)
+{
+	smx_failures++;
+	smx_retry_at = smx_failures <= 1 ? now :
+		TimestampTzPlusMilliseconds(now, Min((long) SMX_REDIS_MAX_BACKOFF_MS,
+											 250L << Min(smx_failures - 2, 10)));
+}
+
+/* A failure: drop the connection, back off. */
+static void
+smx_mirror_fail(const char *error)
+{
+	smx_mirror_disconnect();
+	smx_mirror_backoff(GetCurrentTimestamp());
+	smx_mirror_status("disconnected, retrying", error);
+}
+
+static bool
+smx_mirror_connect(void)
+{
+	char		err[SMX_ERROR_LEN] = "";
+
+	smx_mirror_status("connecting", NULL);
+	smx_conn = smx_redis_open(err, sizeof(err));
+	if (smx_conn == NULL)
+	{
+		smx_mirror_fail(err);
+		return false;
+	}
+	smx_resync = true;
+	return true;
+}
+
+/* The mirror's copies, allocated once for the whole capacity. */
+static void
+smx_mirror_reserve(void)
+{
+	int			n = Max(smx_shared->capacity, 1);
+
+	if (smx_rcap > 0)
+		return;
+	smx_mirror_cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics mirror",
+										   ALLOCSET_DEFAULT_SIZES);
+	smx_rdesc = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxServerDesc) * n);
+	smx_rstate = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(smx_state) * n);
+	smx_mirror = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxMirror) * n);
+	smx_rref = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(int32) * n);
+	smx_ref_index = MemoryContextAllocHuge(smx_mirror_cxt,
+										   sizeof(int32) * Max(smx_shared->id_pool_size, 1));
+	smx_chunk = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxSample) * SMX_MIRROR_CHUNK);
+	smx_rcap = n;
+	smx_mirror_fleet = 0;
+}
+
+/* The published fleet, state and ring bounds, copied under the shared lock. */
+typedef struct SmxMirrorSnap
+{
+	int			n;
+	uint64		fleet_version;
+	uint64		state_version;
+	uint64		tick;
+	TimestampTz sim_time;
+	bool		sim_time_valid;
+	TimestampTz updated_at;
+	uint64		ring_tail;
+	uint64		ring_head;
+	Oid			extension;
+	char		sessions[SMX_SESSIONS][SMX_SESSION_LEN];
+	char		session_id[SMX_SESSION_LEN];	/* the ticker's session */
+	SmxServerDesc *new_desc;	/* the server list when it changed, else NULL */
+} SmxMirrorSnap;
+
+static void
+smx_mirror_snapshot(SmxMirrorSnap *snap)
+{
+	smx_mirror_reserve();
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	snap->n = Min(smx_shared->nservers, smx_rcap);
+	snap->fleet_version = smx_shared->fleet_version;
+	snap->state_version = smx_shared->state_version;
+	snap->tick = smx_shared->tick;
+	snap->updated_at = smx_shared->last_tick_at;
+	snap->sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(snap->tick),
+													&snap->sim_time);
+	snap->ring_tail = smx_shared->ring_tail;
+	snap->ring_head = smx_shared->ring_head;
+	snap->extension = smx_shared->loaded_extension;
+	memcpy(snap->sessions, smx_shared->sessions, sizeof(snap->sessions));
+	memcpy(snap->session_id, smx_shared->session_id, SMX_SESSION_LEN);
+	snap->new_desc = NULL;
+	if (snap->fleet_version != smx_mirror_fleet)
+	{
+		snap->new_desc = palloc(Max(snap->n, 1) * sizeof(SmxServerDesc));
+		memcpy(snap->new_desc, smx_shared_desc(), snap->n * sizeof(SmxServerDesc));
+		memcpy(smx_rref, smx_shared_id_ref(), snap->n * sizeof(int32));
+	}
+	memcpy(smx_rstate, smx_shared_state(), snap->n * sizeof(smx_state));
+	LWLockRelease(smx_shared->lock);
+}
+
+/*
+ * A new server list: servers that stay keep what was mirrored of them
+ * (and the status they were last seen with, so no event is lost); new
+ * ones start from nothing. Both lists are sorted by id.
+ */
+static void
+smx_mirror_new_fleet(const SmxMirrorSnap *snap)
+{
+	SmxMirror  *kept = palloc0(sizeof(SmxMirror) * Max(snap->n, 1));
+	int			j = 0;
+
+	for (int i = 0; i < snap->n; i++)
+	{
+		int			c = 1;
+
+		while (j < smx_mirror_n && (c = strcmp(smx_rdesc[j].id, snap->new_desc[i].id)) < 0)
+			j++;
+		if (j < smx_mirror_n && c == 0)
+			kept[i] = smx_mirror[j];
+		else
+			kept[i].seen_status = smx_rstate[i].status;
+	}
+	memcpy(smx_mirror, kept, sizeof(SmxMirror) * snap->n);
+	memcpy(smx_rdesc, snap->new_desc, sizeof(SmxServerDesc) * snap->n);
+	smx_mirror_n = snap->n;
+	for (int r = 0; r < smx_shared->id_pool_size; r++)
+		smx_ref_index[r] = -1;
+	for (int i = 0; i < snap->n; i++)
+		if (smx_rref[i] >= 0 && smx_rref[i] < smx_shared->id_pool_size)
+			smx_ref_index[smx_rref[i]] = i;
+}
+
+static void
+smx_arg_z(SmxPipe *p, const char *s)
+{
+	smx_pipe_arg(p, s, strlen(s));
+}
+
+/* "{prefix}{kind}{id}" into key; returns the length. */
+static int
+smx_key(char *key, const char *kind, const char *id)
+{
+	return snprintf(key, SMX_KEY_LEN, "%s%s%s", smx_redis_key_prefix, kind, id);
+}
+
+static const char *
+smx_ts_text(TimestampTz ts, bool valid)
+{
+	return valid ? pstrdup(timestamptz_to_str(ts)) : "";
+}
+
+/* The parts of a round's writes that are the same for every server. */
+typedef struct SmxRoundText
+{
+	char		ttl[16];
+	char		tick[24];
+	char		trim[24];		/* "(" lowest tick kept */
+	const char *sim_time;
+	const char *updated_at;
+} SmxRoundText;
+
+static void
+smx_round_text(SmxRoundText *rt, const SmxMirrorSnap *snap)
+{
+	/* the TTL is wall-clock time: so many ticks of tick_interval */
+	int64		window = (int64) (smx_redis_ttl_s * 1000.0 / Max(smx_tick_interval_ms, 1)) + 1;
+
+	snprintf(rt->ttl, sizeof(rt->ttl), "%d", smx_redis_ttl_s);
+	snprintf(rt->tick, sizeof(rt->tick), UINT64_FORMAT, snap->tick);
+	snprintf(rt->trim, sizeof(rt->trim), "(" INT64_FORMAT, (int64) snap->tick - window);
+	rt->sim_time = smx_ts_text(snap->sim_time, snap->sim_time_valid);
+	rt->updated_at = smx_ts_text(snap->updated_at, snap->updated_at != 0);
+}
+
+/*
+ * Send the ring's samples from the cursor on (at most
+ * SMX_MIRROR_ROUND_SAMPLES), one ZADD each. The ring is read without a
+ * lock in chunks; a chunk's samples below the tail seen after the copy may
+ * have been overwritten and are left out: the table has them. So are
+ * samples of servers no longer in the fleet. Returns the position reached;
+ * *last_tick gets the tick of the last sample sent (-1: none).
+ */
+static uint64
+smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
+{
+	SmxSample  *ring = smx_shared_ring();
+	uint64		cap = smx_shared->ring_capacity;
+	uint64		end = Min(snap->ring_head, smx_cursor + SMX_MIRROR_ROUND_SAMPLES);
+	int64		text_tick = -1;
+	char		tick[24] = "";
+	char		when[MAXDATELEN + 1] = "";
+
+	*last_tick = -1;
+	for (uint64 from = smx_cursor; from < end;)
+	{
+		int			k = (int) Min((uint64) SMX_MIRROR_CHUNK, end - from);
+		uint64		tail_now,
+					unused;
+		int			first_ok;
+
+		for (int i = 0; i < k; i++)
+			smx_chunk[i] = ring[(from + i) % cap];
+		pg_read_barrier();
+		smx_ring_bounds(&tail_now, &unused);
+		first_ok = tail_now > from ? (int) Min(tail_now - from, (uint64) k) : 0;
+		for (int i = first_ok; i < k; i++)
+		{
+			SmxSample  *s = &smx_chunk[i];
+			int			idx = s->id_ref >= 0 && s->id_ref < smx_shared->id_pool_size ?
+				smx_ref_index[s->id_ref] : -1;
+			char		key[SMX_KEY_LEN];
+			char		member[SMX_KEY_LEN + MAXDATELEN];
+			int			m;
+
+			if (idx < 0)
+				continue;
+			if (s->tick != text_tick)
+			{
+				text_tick = s->tick;
+				smx_fmt_int64(tick, s->tick);
+				strlcpy(when, timestamptz_to_str(s->sim_time), sizeof(when));
+			}
+			m = snprintf(member, sizeof(member), "%s|%s|", tick, when);
+			m += smx_fmt_pct(member + m, s->cpu / 100.0);
+			member[m++] = '|';
+			m += smx_fmt_pct(member + m, s->memory / 100.0);
+			member[m++] = '|';
+			m += smx_fmt_pct(member + m, s->disk / 100.0);
+			member[m++] = '|';
+			m += smx_fmt_int64(member + m, s->network_io);
+			m += snprintf(member + m, sizeof(member) - m, "|%s|%s",
+						  smx_status_names[s->status & 3],
+						  s->session < SMX_SESSIONS ? snap->sessions[s->session] : "");
+			smx_pipe_command(p, 4);
+			smx_pipe_arg(p, "ZADD", 4);
+			smx_pipe_arg(p, key, smx_key(key, "samples:", smx_rdesc[idx].id));
+			smx_arg_z(p, tick);
+			smx_pipe_arg(p, member, m);
+			smx_pipe_end(p);
+			*last_tick = s->tick;
+		}
+		from += k;
+	}
+	return end;
+}
+
+/*
+ * Append the commands that write server i's hash: HSET, and with
+ * expire_too the EXPIREs of both keys and the trim of old samples.
+ */
+static void
+smx_mirror_write_server(SmxPipe *p, int i, const SmxRoundText *rt, bool expire_too)
+{
+	smx_state  *s = &smx_rstate[i];
+	char		key[SMX_KEY_LEN],
+				skey[SMX_KEY_LEN],
+				num[24];
+	int			klen = smx_key(key, "server:", smx_rdesc[i].id);
+	static const char *const pct_fields[4] = {"cpu_usage", "memory_usage", "disk_usage",
+	"network_usage"};
+	float		pct[4] = {s->cpu, s->memory, s->disk, s->network};
+
+	smx_pipe_command(p, 24);
+	smx_pipe_arg(p, "HSET", 4);
+	smx_pipe_arg(p, key, klen);
+	for (int f = 0; f < 4; f++)
+	{
+		smx_arg_z(p, pct_fields[f]);
+		smx_pipe_arg(p, num, smx_fmt_pct(num, pct[f]));
+	}
+	smx_arg_z(p, "network_io");
+	smx_pipe_arg(p, num, smx_fmt_int64(num, (int64) s->network_io));
+	smx_arg_z(p, "response_time_ms");
+	smx_pipe_arg(p, num, smx_fmt_pct(num, s->response_ms));
+	smx_arg_z(p, "status");
+	smx_arg_z(p, smx_status_names[s->status & 3]);
+	smx_arg_z(p, "scenario");
+	smx_pipe_arg(p, "", 0);
+	smx_arg_z(p, "tick");
+	smx_arg_z(p, rt->tick);
+	smx_arg_z(p, "sim_time");
+	smx_arg_z(p, rt->sim_time);
+	smx_arg_z(p, "updated_at");
+	smx_arg_z(p, rt->updated_at);
+	smx_pipe_end(p);
+	/* HSET and ZADD keep a key's TTL: set it (and trim) only when new or due */
+	if (expire_too)
+	{
+		const char *expire[3] = {"EXPIRE", key, rt->ttl};
+		const char *trim[4] = {"ZREMRANGEBYSCORE", skey, "-inf", rt->trim};
+		const char *sexpire[3] = {"EXPIRE", skey, rt->ttl};
+
+		smx_key(skey, "samples:", smx_rdesc[i].id);
+		smx_pipe_argv(p, 3, expire);
+		smx_pipe_argv(p, 4, trim);
+		smx_pipe_argv(p, 3, sexpire);
+	}
+}
+
+/* Append the rebuild of the live set: exactly the current ids, atomically. */
+static void
+smx_mirror_write_live_set(SmxPipe *p, int n)
+{
+	char	   *key = psprintf("%sservers", smx_redis_key_prefix);
+	const char *multi[1] = {"MULTI"};
+	const char *exec[1] = {"EXEC"};
+	const char *del[2] = {"DEL", key};
+
+	/* readers never see the set empty or half built */
+	smx_pipe_argv(p, 1, multi);
+	smx_pipe_argv(p, 2, del);
+	for (int from = 0; from < n; from += 1000)
+	{
+		int			k = Min(1000, n - from);
+
+		smx_pipe_command(p, k + 2);
+		smx_arg_z(p, "SADD");
+		smx_arg_z(p, key);
+		for (int j = 0; j < k; j++)
+			smx_arg_z(p, smx_rdesc[from + j].id);
+		smx_pipe_end(p);
+	}
+	smx_pipe_argv(p, 1, exec);
+}
+
+/* Append a status-change event of server i. */
+static void
+smx_mirror_event(SmxPipe *p, int i, uint8 from, const SmxMirrorSnap *snap,
+				 const SmxRoundText *rt)
+{
+	const char *argv[3] = {"PUBLISH", psprintf("%sevents", smx_redis_key_prefix),
+		psprintf("{\"server_id\": \"%s\", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " UINT64_FORMAT ", \"sim_time\": \"%s\"}",
+				 smx_rdesc[i].id, smx_status_names[from & 3],
+				 smx_status_names[smx_rstate[i].status & 3], snap->tick, rt->sim_time)};
+
+	smx_pipe_argv(p, 3, argv);
+}
+
+static bool
+smx_moved(float a, float b, float th)
+{
+	float		d = fabsf(a - b);
+
+	return d > 0 && d >= th;
+}
+
+/* Whether server i's keys need their TTL set again (new, or half gone). */
+static bool
+smx_refresh_due(int i, TimestampTz now, bool full)
+{
+	SmxMirror  *m = &smx_mirror[i];
+
+	return full || m->expires_set_at == 0 || now < m->expires_set_at ||
+		now >= TimestampTzPlusMilliseconds(m->expires_set_at, (int64) smx_redis_ttl_s * 500);
+}
+
+/* Whether server i's hash is to be written now; updates nothing. */
+static bool
+smx_write_due(int i, TimestampTz now, bool full, bool new_state)
+{
+	SmxMirror  *m = &smx_mirror[i];
+	smx_state  *s = &smx_rstate[i];
+	float		th = (float) smx_change_threshold;
+
+	/* never written, or the wall clock went back: write */
+	if (full || m->written_at == 0 || now < m->written_at)
+		return true;
+	/* refresh before the TTL runs out, change or not */
+	if (smx_refresh_due(i, now, false))
+		return true;
+	if (!new_state)
+		return false;
+	/* a status change is written at once; a move waits for min_interval */
+	if (s->status != m->status)
+		return true;
+	if (now < TimestampTzPlusMilliseconds(m->written_at, smx_redis_min_interval_ms))
+		return false;
+	return smx_moved(s->cpu, m->cpu, th) || smx_moved(s->memory, m->memory, th) ||
+		smx_moved(s->disk, m->disk, th) || smx_moved(s->network, m->network, th);
+}
+
+/*
+ * After a round whose samples went through tick `upto`: record in
+ * {prefix}mirror that every sample up to it is in Redis (or in the table),
+ * for the writer's recovery. A round trip of its own, after the round's
+ * replies came back, so it never claims more than Redis took.
+ */
+static bool
+smx_mirror_mark(int64 upto, const SmxMirrorSnap *snap, const SmxRoundText *rt)
+{
+	SmxPipe		p;
+	char		tick[24],
+				sys[24],
+				ext[16];
+	const char *argv[12] = {"HSET", psprintf("%smirror", smx_redis_key_prefix),
+		"tick", tick, "session", snap->session_id, "system", sys, "extension", ext,
+	"updated_at", rt->updated_at};
+
+	smx_fmt_int64(tick, upto);
+	snprintf(sys, sizeof(sys), UINT64_FORMAT, GetSystemIdentifier());
+	snprintf(ext, sizeof(ext), "%u", snap->extension);
+	smx_pipe_begin(&p, smx_conn);
+	smx_pipe_argv(&p, 12, argv);
+	if (!smx_pipe_finish(&p, NULL, NULL) || p.error_replies > 0)
+	{
+		smx_mirror_fail(p.err);
+		return false;
+	}
+	return true;
+}
+
+/* Write the servers that are due (and events); counts them. */
+static void
+smx_mirror_servers(SmxPipe *p, const SmxMirrorSnap *snap, const SmxRoundText *rt,
+				   TimestampTz now, bool full, uint8 *seen, int64 *writes, int64 *skipped)
+{
+	bool		new_state = snap->state_version != smx_mirror_state;
+
+	for (int i = 0; i < snap->n; i++)
+	{
+		seen[i] = smx_mirror[i].seen_status;
+		if (smx_write_due(i, now, full, new_state))
+		{
+			smx_mirror_write_server(p, i, rt, smx_refresh_due(i, now, full));
+			(*writes)++;
+		}
+		else
+			(*skipped)++;
+		/* the event after the server's writes: a reader sees the new hash */
+		if (smx_rstate[i].status != seen[i])
+		{
+			smx_mirror_event(p, i, seen[i], snap, rt);
+			seen[i] = smx_rstate[i].status;
+		}
+	}
+}
+
+/* The round's writes went through: remember what the servers now hold. */
+static void
+smx_mirror_remember(const SmxMirrorSnap *snap, TimestampTz now, bool full,
+					const uint8 *seen)
+{
+	bool		new_state = snap->state_version != smx_mirror_state;
+
+	for (int i = 0; i < snap->n; i++)
+	{
+		smx_mirror[i].seen_status = seen[i];
+		if (smx_write_due(i, now, full, new_state))
+		{
+			if (smx_refresh_due(i, now, full))
+				smx_mirror[i].expires_set_at = now;
+			smx_mirror[i].cpu = smx_rstate[i].cpu;
+			smx_mirror[i].memory = smx_rstate[i].memory;
+			smx_mirror[i].disk = smx_rstate[i].disk;
+			smx_mirror[i].network = smx_rstate[i].network;
+			smx_mirror[i].status = smx_rstate[i].status;
+			smx_mirror[i].written_at = now;
+		}
+	}
+	smx_mirror_fleet = snap->fleet_version;
+	smx_mirror_state = snap->state_version;
+}
+
+/*
+ * One round: connect when due, then send the new samples and the hashes
+ * that are due in one pipeline. Never raises for a Redis failure: it is
+ * recorded in sim_status() and retried with backoff. *more is set when
+ * samples are left for another round at once.
+ */
+void
+smx_mirror_round(bool *more)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	SmxMirrorSnap snap;
+	SmxPipe		pipe;
+	SmxRoundText rt;
+	bool		full;
+	uint8	   *seen;
+	uint64		reached;
+	int64		last_tick;
+	int64		writes = 0,
+				skipped = 0;
+
+	*more = false;
+	if (smx_redis_host == NULL || smx_redis_host[0] == '\0')
+	{
+		if (smx_conn)
+			smx_mirror_disconnect();
+		smx_failures = 0;
+		smx_mirror_status("off", NULL);
+		return;
+	}
+	if (now < smx_retry_at || (smx_conn == NULL && !smx_mirror_connect()))
+		return;
+	if (!OidIsValid(smx_shared->loaded_extension))
+		return;
+
+	smx_mirror_snapshot(&snap);
+	full = smx_resync || snap.fleet_version != smx_mirror_fleet;
+	if (snap.fleet_version != smx_mirror_fleet)
+		smx_mirror_new_fleet(&snap);
+	/* after a (re)connect, every sample not yet in the table again */
+	if (smx_resync || smx_cursor < snap.ring_tail || smx_cursor > snap.ring_head)
+		smx_cursor = snap.ring_tail;
+
+	smx_pipe_begin(&pipe, smx_conn);
+	if (full)
+		smx_mirror_write_live_set(&pipe, snap.n);
+	smx_round_text(&rt, &snap);
+	reached = smx_mirror_samples(&pipe, &snap, &last_tick);
+	seen = palloc(sizeof(uint8) * Max(snap.n, 1));
+	smx_mirror_servers(&pipe, &snap, &rt, now, full, seen, &writes, &skipped);
+	/* nothing to send: a PING, so a dead or stalled Redis is noticed anyway */
+	if (pipe.commands == 0)
+	{
+		const char *ping[1] = {"PING"};
+
+		smx_pipe_argv(&pipe, 1, ping);
+	}
+	if (!smx_pipe_finish(&pipe, NULL, NULL))
+	{
+		smx_mirror_fail(pipe.err);
+		return;
+	}
+	if (pipe.error_replies > 0)
+	{
+		/* refused commands (e.g. OOM under maxmemory): all again, after a pause */
+		smx_resync = true;
+		smx_mirror_backoff(now);
+		smx_mirror_status("connected, commands failing", pipe.err);
+		return;
+	}
+
+	smx_mirror_remember(&snap, now, full, seen);
+	smx_cursor = reached;
+	/* ticks are appended whole: a round cut short may end inside one */
+	if (last_tick >= 0 &&
+		!smx_mirror_mark(reached == snap.ring_head ? last_tick : last_tick - 1,
+						 &snap, &rt))
+		return;
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->redis_writes += writes;
+	smx_shared->redis_skipped += skipped;
+	LWLockRelease(smx_shared->lock);
+	smx_resync = false;
+	smx_failures = 0;
+	smx_retry_at = 0;
+	smx_mirror_status("connected", NULL);
+	*more = reached < snap.ring_head;
+}
+
+/* The mirror is leaving: close the connection. */
+void
+smx_mirror_shutdown(void)
+{
+	smx_mirror_disconnect();
+}
+
+/* Settings were reloaded: connect again with them, at once. */
+void
+smx_mirror_reconfigure(void)
+{
+	smx_mirror_disconnect();
+	smx_failures = 0;
+	smx_retry_at = 0;
+}
+
+static void
+smx_mirror_exit(int code, Datum arg)
+{
+	pg_atomic_write_u32(&smx_shared->mirror_pid, 0);
+}
+
+static bool smx_mirror_more = false;
+
+static bool
+smx_mirror_step(bool unused)
+{
+	smx_mirror_round(&smx_mirror_more);
+	return true;
+}
+
+void
+sim_metrics_mirror_main(Datum main_arg)
+{
+	/* no database: in nobody's way; pg_cancel_backend() cancels nothing */
+	smx_worker_begin(SMX_MIRROR_TYPE, SIG_IGN, NULL);
+	smx_pin_session_settings();
+	pg_atomic_write_u32(&smx_shared->mirror_pid, (uint32) MyProcPid);
+	on_shmem_exit(smx_mirror_exit, (Datum) 0);
+	ereport(LOG, (errmsg("sim_metrics mirror started")));
+
+	smx_loop_cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics mirror loop",
+										 ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		bool		unused;
+		long		timeout_ms = SMX_MIRROR_POLL_MS;
+		TimestampTz now;
+
+		MemoryContextSwitchTo(smx_loop_cxt);
+		SMX_RESET_CONTEXT(smx_loop_cxt);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			smx_mirror_reconfigure();
+		}
+
+		smx_mirror_more = false;
+		(void) smx_worker_guarded(smx_mirror_step, false, &unused);
+
+		/* the ticker wakes the mirror after each tick; else poll, or retry */
+		now = GetCurrentTimestamp();
+		if (smx_mirror_more)
+			timeout_ms = 0;
+		else if (smx_retry_at != 0)
+			timeout_ms = smx_retry_at <= now ? 0 :
+				Min(timeout_ms, (long) ((smx_retry_at - now + 999) / 1000));
+		smx_worker_wait(timeout_ms);
+		if (ShutdownRequestPending)
+		{
+			smx_mirror_shutdown();
+			ereport(LOG, (errmsg("sim_metrics mirror is exiting")));
+			/* code 1: after pg_terminate_backend a new mirror starts */
+			proc_exit(1);
+		}
+	}
+}

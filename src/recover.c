@@ -1,0 +1,459 @@
+/*
+ * recover.c — after a restart wiped shared memory, the writer takes the
+ * samples that were in the ring but never reached server_metrics_history
+ * back from Redis, before the fleet continues from history (restore.c).
+ *
+ * The mirror (mirror.c) sends every sample to {prefix}samples:{id} and,
+ * after Redis took a round, records in {prefix}mirror the tick up to which
+ * every sample is in Redis or in the table. Recovery trusts that mark only
+ * when it was written by this cluster (system identifier) for this
+ * extension (its OID): a re-created extension or another cluster sharing
+ * the Redis recovers nothing.
+ *
+ * Each server gets back its samples after its newest stored tick, up to
+ * the mark, as long as they follow each other without a gap; the ticks
+ * recovered end at the same tick for every server (the tick numbering then
+ * continues from the newest tick stored), so no server's chart has a hole
+ * and nothing is inserted twice. Every field of a sample is checked before
+ * it reaches the table; the insert runs as the table's owner in a
+ * subtransaction: if it fails, recovery is skipped and logged, the fleet
+ * still starts.
+ */
+#include "postgres.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "sim_metrics.h"
+
+/* One recovered sample, checked. */
+typedef struct SmxRecovered
+{
+	int64		tick;
+	TimestampTz sim_time;
+	int16		pct[3];			/* cpu, memory, disk in hundredths */
+	int64		network_io;
+	uint8		status;
+	char		session[SMX_SESSION_LEN];
+} SmxRecovered;
+
+/* What recovery learns per server. */
+typedef struct SmxRecoverServer
+{
+	int64		stored;			/* newest tick in the table, 0 = none */
+	SmxRecovered *rows;			/* contiguous from stored + 1 */
+	int			nrows;
+	bool		asked;			/* a ZRANGEBYSCORE was sent */
+	bool		any;			/* Redis had samples past stored */
+} SmxRecoverServer;
+
+typedef struct SmxRecoverCtx
+{
+	SmxRecoverServer *srv;
+	int		   *cmd_server;		/* reply index -> server */
+	char		session[SMX_SESSION_LEN];	/* preferred on a duplicate tick */
+	int64		mark;			/* {prefix}mirror tick, -1 = none */
+	bool		mark_ok;
+} SmxRecoverCtx;
+
+/* A percentage with at most two decimals in [0, 100] as hundredths. */
+static bool
+smx_parse_pct(const char *s, int16 *out)
+{
+	char	   *end;
+	double		v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > 100)
+		return false;
+	*out = (int16) rint(v * 100.0);
+	return true;
+}
+
+static bool
+smx_parse_int64(const char *s, int64 *out)
+{
+	char	   *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return *s != '\0' && *end == '\0' && errno == 0;
+}
+
+/* A sample member "tick|sim_time|cpu|memory|disk|network_io|status|session". */
+static bool
+smx_parse_member(const char *member, int len, SmxRecovered *r)
+{
+	char		buf[512];
+	char	   *f[8];
+	int			nf = 0;
+	double		epoch;
+	double		usecs;
+
+	if (len <= 0 || len >= (int) sizeof(buf))
+		return false;
+	memcpy(buf, member, len);
+	buf[len] = '\0';
+	f[nf++] = buf;
+	for (char *c = buf; *c; c++)
+		if (*c == '|')
+		{
+			if (nf == 8)
+				return false;
+			*c = '\0';
+			f[nf++] = c + 1;
+		}
+	if (nf != 8 || !smx_parse_int64(f[0], &r->tick) || r->tick <= 0 ||
+		!smx_parse_pct(f[2], &r->pct[0]) || !smx_parse_pct(f[3], &r->pct[1]) ||
+		!smx_parse_pct(f[4], &r->pct[2]) ||
+		!smx_parse_int64(f[5], &r->network_io) || r->network_io < 0)
+		return false;
+	if (!smx_parse_iso8601(f[1], &epoch))
+		return false;
+	usecs = rint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+				 USECS_PER_SEC);
+	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
+		return false;
+	r->sim_time = (TimestampTz) usecs;
+	r->status = 255;
+	for (int i = 0; i < 4; i++)
+		if (strcmp(f[6], smx_status_names[i]) == 0)
+			r->status = (uint8) i;
+	if (r->status == 255 || strlen(f[7]) >= SMX_SESSION_LEN)
+		return false;
+	for (const char *c = f[7]; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-'))
+			return false;
+	strlcpy(r->session, f[7], SMX_SESSION_LEN);
+	return true;
+}
+
+/* The {prefix}mirror hash: trusted only from this cluster and extension. */
+static void
+smx_recover_mark_reply(void *arg, int64 index, const void *reply)
+{
+	SmxRecoverCtx *ctx = (SmxRecoverCtx *) arg;
+	int			n = smx_reply_elements(reply);
+	Oid			ext;
+	char		sys[24],
+				extt[16];
+	int			matched = 0;
+
+	(void) smx_extension_schema(&ext);
+	snprintf(sys, sizeof(sys), UINT64_FORMAT, GetSystemIdentifier());
+	snprintf(extt, sizeof(extt), "%u", ext);
+	for (int i = 0; i + 1 < n; i += 2)
+	{
+		int			klen,
+					vlen;
+		const char *k = smx_reply_element(reply, i, &klen);
+		const char *v = smx_reply_element(reply, i + 1, &vlen);
+		char		val[64];
+
+		if (k == NULL || v == NULL || vlen >= (int) sizeof(val))
+			continue;
+		memcpy(val, v, vlen);
+		val[vlen] = '\0';
+		if (strcmp(k, "tick") == 0 && smx_parse_int64(val, &ctx->mark))
+			matched++;
+		else if (strcmp(k, "system") == 0 && strcmp(val, sys) == 0)
+			matched++;
+		else if (strcmp(k, "extension") == 0 && strcmp(val, extt) == 0)
+			matched++;
+		else if (strcmp(k, "session") == 0 && vlen < SMX_SESSION_LEN)
+			strlcpy(ctx->session, val, SMX_SESSION_LEN);
+	}
+	ctx->mark_ok = matched == 3 && ctx->mark > 0;
+}
+
+/*
+ * One server's samples past its stored tick, in tick order: keep them
+ * while they follow each other; on a tick seen twice (a session that
+ * simulated it again) the mark's session wins.
+ */
+static void
+smx_recover_samples_reply(void *arg, int64 index, const void *reply)
+{
+	SmxRecoverCtx *ctx = (SmxRecoverCtx *) arg;
+	SmxRecoverServer *s = &ctx->srv[ctx->cmd_server[index]];
+	int			n = smx_reply_elements(reply);
+	bool		broken = false;
+
+	if (n <= 0)
+		return;
+	s->any = true;
+	s->rows = palloc(sizeof(SmxRecovered) * n);
+	for (int i = 0; i < n && !broken; i++)
+	{
+		int			len;
+		const char *m = smx_reply_element(reply, i, &len);
+		SmxRecovered r;
+		int64		want = s->stored + s->nrows + 1;
+
+		if (m == NULL || !smx_parse_member(m, len, &r))
+			broken = true;
+		else if (r.tick == want)
+			s->rows[s->nrows++] = r;
+		else if (s->nrows > 0 && r.tick == want - 1)
+		{
+			if (strcmp(r.session, ctx->session) == 0)
+				s->rows[s->nrows - 1] = r;
+		}
+		else
+			broken = true;
+	}
+}
+
+/* Each server's newest stored tick (of its latest row). Connected to SPI. */
+static void
+smx_recover_stored(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *srv)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * n);
+	Datum		arg;
+	Oid			argtype = TEXTARRAYOID;
+	char	   *sql;
+	int			ret;
+
+	for (int i = 0; i < n; i++)
+		ids[i] = CStringGetTextDatum(desc[i].id);
+	arg = smx_history_array(ids, NULL, n, TEXTOID);
+	sql = psprintf("SELECT u.ord::int4, h.tick"
+				   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(id, ord)"
+				   " CROSS JOIN LATERAL (SELECT x.tick FROM %s.server_metrics_history x"
+				   "   WHERE x.server_id OPERATOR(pg_catalog.=) u.id"
+				   "     AND pg_catalog.isfinite(x.\"timestamp\")"
+				   "   ORDER BY x.\"timestamp\" DESC LIMIT 1) h",
+				   quote_identifier(get_namespace_name(nsp)));
+	ret = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		bool		n1,
+					n2;
+		int			i = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &n1)) - 1;
+		Datum		t = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2, &n2);
+
+		if (!n1 && !n2 && i >= 0 && i < n)
+			srv[i].stored = Max(DatumGetInt64(t), 0);
+	}
+}
+
+/*
+ * Ask Redis: the mark, then each server's samples in (stored, mark]. False
+ * (with err) when Redis could not be asked.
+ */
+static bool
+smx_recover_fetch(const SmxServerDesc *desc, int n, SmxRecoverCtx *ctx, char *err, size_t errlen)
+{
+	void	   *conn = smx_redis_open(err, errlen);
+	SmxPipe		p;
+	char	   *mark_key;
+	bool		ok;
+	int			ncmd = 0;
+
+	if (conn == NULL)
+		return false;
+	mark_key = psprintf("%smirror", smx_redis_key_prefix);
+	smx_pipe_begin(&p, conn);
+	smx_pipe_argv(&p, 2, (const char *[]) {"HGETALL", mark_key});
+	ok = smx_pipe_finish(&p, smx_recover_mark_reply, ctx);
+	if (ok && ctx->mark_ok)
+	{
+		char		upto[24];
+
+		smx_fmt_int64(upto, ctx->mark);
+		smx_pipe_begin(&p, conn);
+		for (int i = 0; i < n; i++)
+		{
+			char		from[24];
+
+			if (ctx->srv[i].stored >= ctx->mark)
+				continue;
+			snprintf(from, sizeof(from), "(" INT64_FORMAT, ctx->srv[i].stored);
+			smx_pipe_argv(&p, 4, (const char *[]) {"ZRANGEBYSCORE",
+						  psprintf("%ssamples:%s", smx_redis_key_prefix, desc[i].id), from, upto});
+			ctx->cmd_server[ncmd++] = i;
+		}
+		ok = smx_pipe_finish(&p, smx_recover_samples_reply, ctx);
+	}
+	if (!ok || p.error_replies > 0)
+		strlcpy(err, p.err, errlen);
+	smx_redis_close(conn);
+	return ok && p.error_replies == 0;
+}
+
+/* Insert rows [0, upto - stored] of every server, as the table's owner. */
+static int64
+smx_recover_insert(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *srv, int64 upto)
+{
+	int64		total = 0,
+				k = 0;
+	Datum	   *col[10];
+	bool	   *sess_null,
+			   *run_null;
+	Datum		args[10];
+	Datum		status_text[4];
+	static const Oid types[10] = {TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID,
+	INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID};
+	int			ret;
+
+	for (int i = 0; i < n; i++)
+		total += Max(0, Min((int64) srv[i].nrows, upto - srv[i].stored));
+	if (total == 0)
+		return 0;
+	for (int c = 0; c < 10; c++)
+		col[c] = palloc(sizeof(Datum) * total);
+	sess_null = palloc(sizeof(bool) * total);
+	run_null = palloc(sizeof(bool) * total);
+	for (int i = 0; i < 4; i++)
+		status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		id = CStringGetTextDatum(desc[i].id);
+
+		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++, k++)
+		{
+			SmxRecovered *r = &srv[i].rows[j];
+
+			col[0][k] = id;
+			for (int c = 0; c < 3; c++)
+				col[1 + c][k] = smx_hundredths_numeric(r->pct[c]);
+			col[4][k] = Int64GetDatum(r->network_io);
+			col[5][k] = status_text[r->status];
+			col[6][k] = TimestampTzGetDatum(r->sim_time);
+			sess_null[k] = r->session[0] == '\0';
+			col[7][k] = sess_null[k] ? (Datum) 0 : CStringGetTextDatum(r->session);
+			col[8][k] = Int64GetDatum(r->tick);
+			col[9][k] = (Datum) 0;
+			run_null[k] = true;
+		}
+	}
+	for (int c = 0; c < 10; c++)
+		args[c] = smx_history_array(col[c], c == 7 ? sess_null : c == 9 ? run_null : NULL,
+									(int) k, types[c]);
+	ret = SPI_execute_plan(smx_history_insert_plan(nsp), args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into server_metrics_history failed: %s",
+			 SPI_result_code_string(ret));
+	return (int64) SPI_processed;
+}
+
+/* The tick every server's recovered samples reach: the least of their ends. */
+static int64
+smx_recover_upto(const SmxRecoverServer *srv, int n, int64 mark, int *nservers)
+{
+	int64		upto = mark;
+
+	*nservers = 0;
+	for (int i = 0; i < n; i++)
+		if (srv[i].any)
+		{
+			upto = Min(upto, srv[i].stored + srv[i].nrows);
+			(*nservers)++;
+		}
+	return upto;
+}
+
+/*
+ * Run the recovery in a subtransaction as the table's owner. Returns the
+ * rows inserted; on an error, logs it and returns 0 (nothing inserted).
+ */
+static int64
+smx_recover_guarded(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverCtx *ctx, int64 *upto,
+					int *nservers)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			relid = get_relname_relid("server_metrics_history", nsp);
+	Oid			save_user;
+	int			save_sec;
+	volatile int64 rows = 0;
+
+	if (!OidIsValid(relid))
+		return 0;
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		char		err[SMX_ERROR_LEN] = "";
+
+		SetUserIdAndSecContext(smx_rel_owner(relid),
+							   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		smx_recover_stored(nsp, desc, n, ctx->srv);
+		if (!smx_recover_fetch(desc, n, ctx, err, sizeof(err)))
+			ereport(LOG,
+					(errmsg("sim_metrics: could not recover unflushed samples from Redis: %s", err)));
+		else if (ctx->mark_ok)
+		{
+			*upto = smx_recover_upto(ctx->srv, n, ctx->mark, nservers);
+			rows = smx_recover_insert(nsp, desc, n, ctx->srv, *upto);
+		}
+		SPI_finish();
+		SetUserIdAndSecContext(save_user, save_sec);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		SetUserIdAndSecContext(save_user, save_sec);
+		ereport(LOG,
+				(errmsg("sim_metrics: recovering unflushed samples from Redis failed: %s",
+						edata->message)));
+		smx_record_error(edata->message);
+		rows = 0;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return rows;
+}
+
+/*
+ * Put the samples a restart took from the ring back into the history
+ * table from Redis. For the first fleet load after shared memory was set
+ * up; must run inside a transaction, not connected to SPI. Returns the
+ * rows inserted.
+ */
+int64
+smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n)
+{
+	SmxRecoverCtx ctx;
+	int64		rows;
+	int64		upto = 0;
+	int			nservers = 0;
+
+	if (n == 0 || smx_redis_host == NULL || smx_redis_host[0] == '\0')
+		return 0;
+	memset(&ctx, 0, sizeof(ctx));
+	ctx.srv = palloc0(sizeof(SmxRecoverServer) * n);
+	ctx.cmd_server = palloc(sizeof(int) * n);
+	ctx.mark = -1;
+	rows = smx_recover_guarded(nsp, desc, n, &ctx, &upto, &nservers);
+	if (rows > 0)
+		ereport(LOG,
+				(errmsg("sim_metrics: recovered %lld unflushed samples of %d servers from Redis, up to tick " INT64_FORMAT,
+						(long long) rows, nservers, upto)));
+	return rows;
+}
