@@ -9,27 +9,32 @@
  * Keys (prefix = sim_metrics.redis_key_prefix, default "sim:"):
  *  - {prefix}server:{id}   hash with the columns of sim_current_metrics(),
  *                          EXPIRE redis_ttl
- *  - {prefix}samples:{id}  sorted set of every sample of the server over
+ *  - {prefix}samples:{id}  sorted set of the server's mirrored samples over
  *                          the TTL window, score = tick, member =
  *                          "tick|sim_time|cpu|memory|disk|network_io|status|session".
  *                          A sorted set rather than a stream: a sample sent
  *                          again after a reconnect adds no duplicate, and
- *                          the writer's recovery reads ranges by tick.
+ *                          ranges are read by tick.
  *  - {prefix}servers       set of the live server ids
  *  - {prefix}events        channel: a JSON message per status change
- *  - {prefix}mirror        hash: tick (every sample up to it is in Redis or
- *                          already in the table), session, system,
- *                          extension, updated_at; what recovery trusts
+ *  - {prefix}journal:{tick} hash, server id -> sample (as above): every
+ *                          sample of the tick until the table has them all,
+ *                          then DEL (EXPIRE redis_ttl in any case)
+ *  - {prefix}mirror        hash: tick (every sample up to it is in the
+ *                          journal or already in the table), session,
+ *                          system, extension, updated_at; what the writer's
+ *                          recovery (recover.c) trusts
  *
- * Samples follow the ring from a cursor: every tick of every server, so
- * that samples a crash takes from the ring can be recovered (recover.c).
- * The hash follows change detection: a server is written when a metric
- * moved at least change_threshold points or its status changed since it
- * was last mirrored, at most once per redis_min_interval, and at least
- * every redis_ttl / 2 so its keys never expire while it lives. After a
- * (re)connect every hash is written again, the live set rebuilt and the
- * unflushed samples sent again. A failure drops the connection and retries
- * with backoff: at once the first time, then 250 ms doubling to 30 s.
+ * The journal follows the ring from a cursor: every tick of every server,
+ * so the samples a crash takes from the ring can be recovered; it holds
+ * only what is not flushed yet, so Redis keeps no second history. The
+ * hash and samples:{id} follow change detection: a server is written when
+ * a metric moved at least change_threshold points or its status changed
+ * since it was last mirrored, at most once per redis_min_interval, and at
+ * least every redis_ttl / 2 so its keys never expire while it lives. After
+ * a (re)connect every hash is written again, the live set rebuilt and the
+ * unflushed samples sent again to the journal. A failure drops the
+ * connection and retries with backoff: at once the first time, then 250 ms doubling to 30 s.
  */
 #include "postgres.h"
 
@@ -55,6 +60,7 @@
 #define SMX_REDIS_MAX_BACKOFF_MS	30000
 #define SMX_REDIS_LOG_EVERY_MS		60000	/* errors logged at most this often */
 #define SMX_KEY_LEN					(SMX_ID_LEN + 160)
+#define SMX_SAMPLE_TEXT				(MAXDATELEN + SMX_SESSION_LEN + 128)
 
 /* What the mirror last sent for a server of the mirrored fleet. */
 typedef struct SmxMirror
@@ -294,12 +300,113 @@ smx_round_text(SmxRoundText *rt, const SmxMirrorSnap *snap)
 	rt->updated_at = smx_ts_text(snap->updated_at, snap->updated_at != 0);
 }
 
+/* Journal ticks written and where their samples end in the ring. */
+typedef struct SmxJournalTick
+{
+	int64		tick;
+	uint64		end;			/* ring position after its last sample sent */
+} SmxJournalTick;
+
+static SmxJournalTick *smx_jticks = NULL;
+static int	smx_njticks = 0;
+static int	smx_jticks_cap = 0;
+
+/* Remember that tick's samples up to ring position end are in the journal. */
+static void
+smx_journal_note(int64 tick, uint64 end)
+{
+	if (smx_njticks > 0 && smx_jticks[smx_njticks - 1].tick == tick)
+	{
+		smx_jticks[smx_njticks - 1].end = Max(smx_jticks[smx_njticks - 1].end, end);
+		return;
+	}
+	if (smx_njticks == smx_jticks_cap)
+	{
+		smx_jticks_cap = Max(64, smx_jticks_cap * 2);
+		smx_jticks = smx_jticks ?
+			repalloc_huge(smx_jticks, sizeof(SmxJournalTick) * smx_jticks_cap) :
+			MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxJournalTick) * smx_jticks_cap);
+	}
+	smx_jticks[smx_njticks].tick = tick;
+	smx_jticks[smx_njticks].end = end;
+	smx_njticks++;
+}
+
+/*
+ * Append a DEL of the journal ticks the table has (their samples are all
+ * below ring_tail). Returns how many; they leave the list once Redis took
+ * the round.
+ */
+static int
+smx_journal_drop_flushed(SmxPipe *p, uint64 ring_tail)
+{
+	int			k = 0;
+
+	while (k < smx_njticks && smx_jticks[k].end <= ring_tail)
+	{
+		char		key[SMX_KEY_LEN];
+		char		tick[24];
+
+		smx_fmt_int64(tick, smx_jticks[k].tick);
+		smx_pipe_command(p, 2);
+		smx_pipe_arg(p, "DEL", 3);
+		smx_pipe_arg(p, key, smx_key(key, "journal:", tick));
+		smx_pipe_end(p);
+		k++;
+	}
+	return k;
+}
+
+static void
+smx_journal_forget(int k)
+{
+	memmove(smx_jticks, smx_jticks + k, sizeof(SmxJournalTick) * (smx_njticks - k));
+	smx_njticks -= k;
+}
+
+/* The journal fields gathered for one HSET of one tick. */
+typedef struct SmxJournalBatch
+{
+	StringInfoData args;		/* id, sample, id, sample... as RESP */
+	int			pairs;
+	int64		tick;
+	char		tick_text[24];
+	bool		expired;		/* EXPIRE sent for this tick this round */
+} SmxJournalBatch;
+
+static void
+smx_journal_emit(SmxPipe *p, SmxJournalBatch *b)
+{
+	char		key[SMX_KEY_LEN];
+	int			klen;
+
+	if (b->pairs == 0)
+		return;
+	klen = smx_key(key, "journal:", b->tick_text);
+	smx_pipe_command(p, 2 + 2 * b->pairs);
+	smx_pipe_arg(p, "HSET", 4);
+	smx_pipe_arg(p, key, klen);
+	smx_pipe_raw(p, b->args.data, b->args.len);
+	smx_pipe_end(p);
+	if (!b->expired)
+	{
+		char		ttl[16];
+
+		snprintf(ttl, sizeof(ttl), "%d", smx_redis_ttl_s);
+		smx_pipe_argv(p, 3, (const char *[]) {"EXPIRE", key, ttl});
+		b->expired = true;
+	}
+	resetStringInfo(&b->args);
+	b->pairs = 0;
+}
+
 /*
  * Send the ring's samples from the cursor on (at most
- * SMX_MIRROR_ROUND_SAMPLES), one ZADD each. The ring is read without a
- * lock in chunks; a chunk's samples below the tail seen after the copy may
- * have been overwritten and are left out: the table has them. So are
- * samples of servers no longer in the fleet. Returns the position reached;
+ * SMX_MIRROR_ROUND_SAMPLES) to the journal: a hash a tick, server id ->
+ * sample, in HSETs of up to 1000 fields. The ring is read without a lock
+ * in chunks; a chunk's samples below the tail seen after the copy may have
+ * been overwritten and are left out: the table has them. So are samples
+ * of servers no longer in the fleet. Returns the position reached;
  * *last_tick gets the tick of the last sample sent (-1: none).
  */
 static uint64
@@ -308,10 +415,12 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 	SmxSample  *ring = smx_shared_ring();
 	uint64		cap = smx_shared->ring_capacity;
 	uint64		end = Min(snap->ring_head, smx_cursor + SMX_MIRROR_ROUND_SAMPLES);
-	int64		text_tick = -1;
-	char		tick[24] = "";
+	SmxJournalBatch b;
 	char		when[MAXDATELEN + 1] = "";
 
+	memset(&b, 0, sizeof(b));
+	initStringInfo(&b.args);
+	b.tick = -1;
 	*last_tick = -1;
 	for (uint64 from = smx_cursor; from < end;)
 	{
@@ -330,39 +439,37 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 			SmxSample  *s = &smx_chunk[i];
 			int			idx = s->id_ref >= 0 && s->id_ref < smx_shared->id_pool_size ?
 				smx_ref_index[s->id_ref] : -1;
-			char		key[SMX_KEY_LEN];
-			char		member[SMX_KEY_LEN + MAXDATELEN];
-			int			m;
+			char		text[SMX_SAMPLE_TEXT];
+			const char *id;
 
 			if (idx < 0)
 				continue;
-			if (s->tick != text_tick)
+			if (s->tick != b.tick || b.pairs == 1000)
 			{
-				text_tick = s->tick;
-				smx_fmt_int64(tick, s->tick);
-				strlcpy(when, timestamptz_to_str(s->sim_time), sizeof(when));
+				smx_journal_emit(p, &b);
+				if (s->tick != b.tick)
+				{
+					b.tick = s->tick;
+					b.expired = false;
+					smx_fmt_int64(b.tick_text, s->tick);
+					strlcpy(when, timestamptz_to_str(s->sim_time), sizeof(when));
+				}
 			}
-			m = snprintf(member, sizeof(member), "%s|%s|", tick, when);
-			m += smx_fmt_pct(member + m, s->cpu / 100.0);
-			member[m++] = '|';
-			m += smx_fmt_pct(member + m, s->memory / 100.0);
-			member[m++] = '|';
-			m += smx_fmt_pct(member + m, s->disk / 100.0);
-			member[m++] = '|';
-			m += smx_fmt_int64(member + m, s->network_io);
-			m += snprintf(member + m, sizeof(member) - m, "|%s|%s",
-						  smx_status_names[s->status & 3],
-						  s->session < SMX_SESSIONS ? snap->sessions[s->session] : "");
-			smx_pipe_command(p, 4);
-			smx_pipe_arg(p, "ZADD", 4);
-			smx_pipe_arg(p, key, smx_key(key, "samples:", smx_rdesc[idx].id));
-			smx_arg_z(p, tick);
-			smx_pipe_arg(p, member, m);
-			smx_pipe_end(p);
+			id = smx_rdesc[idx].id;
+			smx_resp_arg(&b.args, id, strlen(id));
+			smx_resp_arg(&b.args, text,
+						 smx_sample_text(text, sizeof(text), b.tick_text, when,
+										 s->cpu / 100.0, s->memory / 100.0, s->disk / 100.0,
+										 s->network_io, s->status,
+										 s->session < SMX_SESSIONS ? snap->sessions[s->session] : ""));
+			b.pairs++;
 			*last_tick = s->tick;
+			smx_journal_note(s->tick, from + i + 1);
 		}
 		from += k;
 	}
+	smx_journal_emit(p, &b);
+	pfree(b.args.data);
 	return end;
 }
 
@@ -371,7 +478,8 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
  * expire_too the EXPIREs of both keys and the trim of old samples.
  */
 static void
-smx_mirror_write_server(SmxPipe *p, int i, const SmxRoundText *rt, bool expire_too)
+smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
+						const SmxRoundText *rt, bool expire_too)
 {
 	smx_state  *s = &smx_rstate[i];
 	char		key[SMX_KEY_LEN],
@@ -405,6 +513,18 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxRoundText *rt, bool expire_t
 	smx_arg_z(p, "updated_at");
 	smx_arg_z(p, rt->updated_at);
 	smx_pipe_end(p);
+	{
+		char		text[SMX_SAMPLE_TEXT];
+
+		smx_pipe_command(p, 4);
+		smx_pipe_arg(p, "ZADD", 4);
+		smx_pipe_arg(p, skey, smx_key(skey, "samples:", smx_rdesc[i].id));
+		smx_arg_z(p, rt->tick);
+		smx_pipe_arg(p, text, smx_sample_text(text, sizeof(text), rt->tick, rt->sim_time,
+											  s->cpu, s->memory, s->disk, (int64) s->network_io,
+											  s->status, snap->session_id));
+		smx_pipe_end(p);
+	}
 	/* HSET and ZADD keep a key's TTL: set it (and trim) only when new or due */
 	if (expire_too)
 	{
@@ -412,7 +532,6 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxRoundText *rt, bool expire_t
 		const char *trim[4] = {"ZREMRANGEBYSCORE", skey, "-inf", rt->trim};
 		const char *sexpire[3] = {"EXPIRE", skey, rt->ttl};
 
-		smx_key(skey, "samples:", smx_rdesc[i].id);
 		smx_pipe_argv(p, 3, expire);
 		smx_pipe_argv(p, 4, trim);
 		smx_pipe_argv(p, 3, sexpire);
@@ -543,7 +662,7 @@ smx_mirror_servers(SmxPipe *p, const SmxMirrorSnap *snap, const SmxRoundText *rt
 		seen[i] = smx_mirror[i].seen_status;
 		if (smx_write_due(i, now, full, new_state))
 		{
-			smx_mirror_write_server(p, i, rt, smx_refresh_due(i, now, full));
+			smx_mirror_write_server(p, i, snap, rt, smx_refresh_due(i, now, full));
 			(*writes)++;
 		}
 		else
@@ -600,6 +719,7 @@ smx_mirror_round(bool *more)
 	uint8	   *seen;
 	uint64		reached;
 	int64		last_tick;
+	int			dropped;
 	int64		writes = 0,
 				skipped = 0;
 
@@ -629,6 +749,7 @@ smx_mirror_round(bool *more)
 	if (full)
 		smx_mirror_write_live_set(&pipe, snap.n);
 	smx_round_text(&rt, &snap);
+	dropped = smx_journal_drop_flushed(&pipe, snap.ring_tail);
 	reached = smx_mirror_samples(&pipe, &snap, &last_tick);
 	seen = palloc(sizeof(uint8) * Max(snap.n, 1));
 	smx_mirror_servers(&pipe, &snap, &rt, now, full, seen, &writes, &skipped);
@@ -654,6 +775,7 @@ smx_mirror_round(bool *more)
 	}
 
 	smx_mirror_remember(&snap, now, full, seen);
+	smx_journal_forget(dropped);
 	smx_cursor = reached;
 	/* ticks are appended whole: a round cut short may end inside one */
 	if (last_tick >= 0 &&

@@ -3,19 +3,20 @@
  * samples that were in the ring but never reached server_metrics_history
  * back from Redis, before the fleet continues from history (restore.c).
  *
- * The mirror (mirror.c) sends every sample to {prefix}samples:{id} and,
- * after Redis took a round, records in {prefix}mirror the tick up to which
- * every sample is in Redis or in the table. Recovery trusts that mark only
- * when it was written by this cluster (system identifier) for this
- * extension (its OID): a re-created extension or another cluster sharing
- * the Redis recovers nothing.
+ * The mirror (mirror.c) sends every sample to the journal, a hash a tick
+ * ({prefix}journal:{tick}, server id -> sample), and after Redis took a
+ * round records in {prefix}mirror the tick up to which every sample is in
+ * the journal or in the table. Recovery trusts that mark only when it was
+ * written by this cluster (system identifier) for this extension (its
+ * OID): a re-created extension or another cluster sharing the Redis
+ * recovers nothing.
  *
- * Each server gets back its samples after its newest stored tick, up to
- * the mark, as long as they follow each other without a gap; the ticks
- * recovered end at the same tick for every server (the tick numbering then
- * continues from the newest tick stored), so no server's chart has a hole
- * and nothing is inserted twice. Every field of a sample is checked before
- * it reaches the table; the insert runs as the table's owner in a
+ * Each server gets back its journal samples after its newest stored tick,
+ * up to the mark, as long as they follow each other without a gap; the
+ * ticks recovered end at the same tick for every server (the tick
+ * numbering then continues from the newest tick stored), so no chart has a
+ * hole and nothing is inserted twice. Every field of a sample is checked
+ * before * it reaches the table; the insert runs as the table's owner in a
  * subtransaction: if it fails, recovery is skipped and logged, the fleet
  * still starts.
  */
@@ -53,19 +54,28 @@ typedef struct SmxRecovered
 typedef struct SmxRecoverServer
 {
 	int64		stored;			/* newest tick in the table, 0 = none */
-	SmxRecovered *rows;			/* contiguous from stored + 1 */
+	SmxRecovered *rows;			/* recovered, in tick order, no gap */
 	int			nrows;
-	bool		asked;			/* a ZRANGEBYSCORE was sent */
-	bool		any;			/* Redis had samples past stored */
 } SmxRecoverServer;
+
+/* A journal sample of server idx. */
+typedef struct SmxRecoverItem
+{
+	int			idx;
+	SmxRecovered r;
+} SmxRecoverItem;
 
 typedef struct SmxRecoverCtx
 {
+	const SmxServerDesc *desc;	/* the fleet, sorted by id */
+	int			n;
 	SmxRecoverServer *srv;
-	int		   *cmd_server;		/* reply index -> server */
-	char		session[SMX_SESSION_LEN];	/* preferred on a duplicate tick */
 	int64		mark;			/* {prefix}mirror tick, -1 = none */
 	bool		mark_ok;
+	int64		first_tick;		/* tick of the first journal reply */
+	SmxRecoverItem *items;		/* journal samples past each server's stored tick */
+	int64		nitems;
+	int64		items_cap;
 } SmxRecoverCtx;
 
 /* A percentage with at most two decimals in [0, 100] as hundredths. */
@@ -173,47 +183,103 @@ smx_recover_mark_reply(void *arg, int64 index, const void *reply)
 			matched++;
 		else if (strcmp(k, "extension") == 0 && strcmp(val, extt) == 0)
 			matched++;
-		else if (strcmp(k, "session") == 0 && vlen < SMX_SESSION_LEN)
-			strlcpy(ctx->session, val, SMX_SESSION_LEN);
 	}
 	ctx->mark_ok = matched == 3 && ctx->mark > 0;
 }
 
-/*
- * One server's samples past its stored tick, in tick order: keep them
- * while they follow each other; on a tick seen twice (a session that
- * simulated it again) the mark's session wins.
- */
+/* The fleet index of a server id, or -1 (desc is sorted by id). */
+static int
+smx_recover_index(const SmxRecoverCtx *ctx, const char *id, int len)
+{
+	char		buf[SMX_ID_LEN];
+	int			lo = 0,
+				hi = ctx->n - 1;
+
+	if (len <= 0 || len >= SMX_ID_LEN)
+		return -1;
+	memcpy(buf, id, len);
+	buf[len] = '\0';
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			c = strcmp(ctx->desc[mid].id, buf);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+/* One tick's journal: keep the well-formed samples past the stored tick. */
 static void
-smx_recover_samples_reply(void *arg, int64 index, const void *reply)
+smx_recover_journal_reply(void *arg, int64 index, const void *reply)
 {
 	SmxRecoverCtx *ctx = (SmxRecoverCtx *) arg;
-	SmxRecoverServer *s = &ctx->srv[ctx->cmd_server[index]];
+	int64		tick = ctx->first_tick + index;
 	int			n = smx_reply_elements(reply);
-	bool		broken = false;
 
-	if (n <= 0)
-		return;
-	s->any = true;
-	s->rows = palloc(sizeof(SmxRecovered) * n);
-	for (int i = 0; i < n && !broken; i++)
+	for (int i = 0; i + 1 < n; i += 2)
 	{
-		int			len;
-		const char *m = smx_reply_element(reply, i, &len);
+		int			idlen,
+					len;
+		const char *id = smx_reply_element(reply, i, &idlen);
+		const char *v = smx_reply_element(reply, i + 1, &len);
+		int			idx = id ? smx_recover_index(ctx, id, idlen) : -1;
 		SmxRecovered r;
-		int64		want = s->stored + s->nrows + 1;
 
-		if (m == NULL || !smx_parse_member(m, len, &r))
-			broken = true;
-		else if (r.tick == want)
-			s->rows[s->nrows++] = r;
-		else if (s->nrows > 0 && r.tick == want - 1)
+		if (idx < 0 || v == NULL || !smx_parse_member(v, len, &r) || r.tick != tick ||
+			tick <= ctx->srv[idx].stored)
+			continue;
+		if (ctx->nitems == ctx->items_cap)
 		{
-			if (strcmp(r.session, ctx->session) == 0)
-				s->rows[s->nrows - 1] = r;
+			ctx->items_cap = Max(1024, ctx->items_cap * 2);
+			ctx->items = ctx->items ?
+				repalloc_huge(ctx->items, sizeof(SmxRecoverItem) * ctx->items_cap) :
+				palloc_extended(sizeof(SmxRecoverItem) * ctx->items_cap, MCXT_ALLOC_HUGE);
 		}
-		else
-			broken = true;
+		ctx->items[ctx->nitems].idx = idx;
+		ctx->items[ctx->nitems].r = r;
+		ctx->nitems++;
+	}
+}
+
+static int
+smx_recover_item_cmp(const void *a, const void *b)
+{
+	const SmxRecoverItem *x = a;
+	const SmxRecoverItem *y = b;
+
+	if (x->idx != y->idx)
+		return x->idx < y->idx ? -1 : 1;
+	return x->r.tick < y->r.tick ? -1 : x->r.tick > y->r.tick ? 1 : 0;
+}
+
+/* Give each server its run of journal samples without a gap. */
+static void
+smx_recover_runs(SmxRecoverCtx *ctx)
+{
+	qsort(ctx->items, ctx->nitems, sizeof(SmxRecoverItem), smx_recover_item_cmp);
+	for (int64 i = 0; i < ctx->nitems;)
+	{
+		int			idx = ctx->items[i].idx;
+		SmxRecoverServer *s = &ctx->srv[idx];
+		int64		j = i;
+
+		s->nrows = 0;
+		while (j < ctx->nitems && ctx->items[j].idx == idx)
+			j++;
+		s->rows = palloc(sizeof(SmxRecovered) * (j - i));
+		for (int64 k = i; k < j; k++)
+		{
+			if (s->nrows > 0 && ctx->items[k].r.tick != s->rows[s->nrows - 1].tick + 1)
+				break;
+			s->rows[s->nrows++] = ctx->items[k].r;
+		}
+		i = j;
 	}
 }
 
@@ -253,42 +319,35 @@ smx_recover_stored(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *
 }
 
 /*
- * Ask Redis: the mark, then each server's samples in (stored, mark]. False
- * (with err) when Redis could not be asked.
+ * Ask Redis: the mark, then the journal of each tick from the oldest one a
+ * server may miss (no further back than the ring could hold) to the mark.
+ * False (with err) when Redis could not be asked.
  */
 static bool
-smx_recover_fetch(const SmxServerDesc *desc, int n, SmxRecoverCtx *ctx, char *err, size_t errlen)
+smx_recover_fetch(SmxRecoverCtx *ctx, char *err, size_t errlen)
 {
 	void	   *conn = smx_redis_open(err, errlen);
 	SmxPipe		p;
-	char	   *mark_key;
 	bool		ok;
-	int			ncmd = 0;
 
 	if (conn == NULL)
 		return false;
-	mark_key = psprintf("%smirror", smx_redis_key_prefix);
 	smx_pipe_begin(&p, conn);
-	smx_pipe_argv(&p, 2, (const char *[]) {"HGETALL", mark_key});
+	smx_pipe_argv(&p, 2, (const char *[]) {"HGETALL", psprintf("%smirror", smx_redis_key_prefix)});
 	ok = smx_pipe_finish(&p, smx_recover_mark_reply, ctx);
 	if (ok && ctx->mark_ok)
 	{
-		char		upto[24];
+		int64		oldest = ctx->mark;
+		int64		ring_ticks = (int64) (smx_shared->ring_capacity / Max(ctx->n, 1)) + 1;
 
-		smx_fmt_int64(upto, ctx->mark);
+		for (int i = 0; i < ctx->n; i++)
+			oldest = Min(oldest, ctx->srv[i].stored);
+		ctx->first_tick = Max(oldest, ctx->mark - ring_ticks) + 1;
 		smx_pipe_begin(&p, conn);
-		for (int i = 0; i < n; i++)
-		{
-			char		from[24];
-
-			if (ctx->srv[i].stored >= ctx->mark)
-				continue;
-			snprintf(from, sizeof(from), "(" INT64_FORMAT, ctx->srv[i].stored);
-			smx_pipe_argv(&p, 4, (const char *[]) {"ZRANGEBYSCORE",
-						  psprintf("%ssamples:%s", smx_redis_key_prefix, desc[i].id), from, upto});
-			ctx->cmd_server[ncmd++] = i;
-		}
-		ok = smx_pipe_finish(&p, smx_recover_samples_reply, ctx);
+		for (int64 t = ctx->first_tick; t <= ctx->mark; t++)
+			smx_pipe_argv(&p, 2, (const char *[]) {"HGETALL",
+						  psprintf("%sjournal:" INT64_FORMAT, smx_redis_key_prefix, t)});
+		ok = smx_pipe_finish(&p, smx_recover_journal_reply, ctx);
 	}
 	if (!ok || p.error_replies > 0)
 		strlcpy(err, p.err, errlen);
@@ -312,7 +371,8 @@ smx_recover_insert(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *
 	int			ret;
 
 	for (int i = 0; i < n; i++)
-		total += Max(0, Min((int64) srv[i].nrows, upto - srv[i].stored));
+		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++)
+			total++;
 	if (total == 0)
 		return 0;
 	for (int c = 0; c < 10; c++)
@@ -360,9 +420,9 @@ smx_recover_upto(const SmxRecoverServer *srv, int n, int64 mark, int *nservers)
 
 	*nservers = 0;
 	for (int i = 0; i < n; i++)
-		if (srv[i].any)
+		if (srv[i].nrows > 0)
 		{
-			upto = Min(upto, srv[i].stored + srv[i].nrows);
+			upto = Min(upto, srv[i].rows[srv[i].nrows - 1].tick);
 			(*nservers)++;
 		}
 	return upto;
@@ -397,11 +457,12 @@ smx_recover_guarded(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverCtx *ct
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		smx_recover_stored(nsp, desc, n, ctx->srv);
-		if (!smx_recover_fetch(desc, n, ctx, err, sizeof(err)))
+		if (!smx_recover_fetch(ctx, err, sizeof(err)))
 			ereport(LOG,
 					(errmsg("sim_metrics: could not recover unflushed samples from Redis: %s", err)));
 		else if (ctx->mark_ok)
 		{
+			smx_recover_runs(ctx);
 			*upto = smx_recover_upto(ctx->srv, n, ctx->mark, nservers);
 			rows = smx_recover_insert(nsp, desc, n, ctx->srv, *upto);
 		}
@@ -448,7 +509,8 @@ smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n)
 		return 0;
 	memset(&ctx, 0, sizeof(ctx));
 	ctx.srv = palloc0(sizeof(SmxRecoverServer) * n);
-	ctx.cmd_server = palloc(sizeof(int) * n);
+	ctx.desc = desc;
+	ctx.n = n;
 	ctx.mark = -1;
 	rows = smx_recover_guarded(nsp, desc, n, &ctx, &upto, &nservers);
 	if (rows > 0)

@@ -191,6 +191,29 @@ smx_fmt_pct(char *dst, double v)
 	return len;
 }
 
+/*
+ * A sample as Redis keeps it (the journal's values and the members of
+ * samples:{id}), "tick|sim_time|cpu|memory|disk|network_io|status|session";
+ * recover.c reads it back. Returns the length (dst holds at least 256).
+ */
+int
+smx_sample_text(char *dst, int size, const char *tick, const char *sim_time,
+				double cpu, double memory, double disk, int64 network_io,
+				int status, const char *session)
+{
+	int			m = snprintf(dst, size, "%s|%s|", tick, sim_time);
+
+	m += smx_fmt_pct(dst + m, cpu);
+	dst[m++] = '|';
+	m += smx_fmt_pct(dst + m, memory);
+	dst[m++] = '|';
+	m += smx_fmt_pct(dst + m, disk);
+	dst[m++] = '|';
+	m += smx_fmt_int64(dst + m, network_io);
+	m += snprintf(dst + m, size - m, "|%s|%s", smx_status_names[status & 3], session);
+	return Min(m, size - 1);
+}
+
 /* The header of a command of argc arguments. */
 void
 smx_pipe_command(SmxPipe *p, int argc)
@@ -203,24 +226,38 @@ smx_pipe_command(SmxPipe *p, int argc)
 	appendBinaryStringInfo(&p->buf, "\r\n", 2);
 }
 
-/* One argument of the current command. */
+/* One RESP argument into buf. */
 void
-smx_pipe_arg(SmxPipe *p, const char *s, int len)
+smx_resp_arg(StringInfo buf, const char *s, int len)
 {
 	char		num[24];
 	int			n = smx_fmt_int64(num, len);
 
-	enlargeStringInfo(&p->buf, len + n + 5);
-	p->buf.data[p->buf.len++] = '$';
-	memcpy(p->buf.data + p->buf.len, num, n);
-	p->buf.len += n;
-	p->buf.data[p->buf.len++] = '\r';
-	p->buf.data[p->buf.len++] = '\n';
-	memcpy(p->buf.data + p->buf.len, s, len);
-	p->buf.len += len;
-	p->buf.data[p->buf.len++] = '\r';
-	p->buf.data[p->buf.len++] = '\n';
-	p->buf.data[p->buf.len] = '\0';
+	enlargeStringInfo(buf, len + n + 5);
+	buf->data[buf->len++] = '$';
+	memcpy(buf->data + buf->len, num, n);
+	buf->len += n;
+	buf->data[buf->len++] = '\r';
+	buf->data[buf->len++] = '\n';
+	memcpy(buf->data + buf->len, s, len);
+	buf->len += len;
+	buf->data[buf->len++] = '\r';
+	buf->data[buf->len++] = '\n';
+	buf->data[buf->len] = '\0';
+}
+
+/* One argument of the current command. */
+void
+smx_pipe_arg(SmxPipe *p, const char *s, int len)
+{
+	smx_resp_arg(&p->buf, s, len);
+}
+
+/* Arguments already formatted by smx_resp_arg. */
+void
+smx_pipe_raw(SmxPipe *p, const char *data, int len)
+{
+	appendBinaryStringInfo(&p->buf, data, len);
 }
 
 /* A whole command from argv (NUL-terminated strings). */

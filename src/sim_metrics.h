@@ -276,6 +276,8 @@ extern void smx_redis_close(void *conn);
 extern void smx_pipe_begin(SmxPipe *p, void *conn);
 extern void smx_pipe_command(SmxPipe *p, int argc);
 extern void smx_pipe_arg(SmxPipe *p, const char *s, int len);
+extern void smx_resp_arg(StringInfo buf, const char *s, int len);
+extern void smx_pipe_raw(SmxPipe *p, const char *data, int len);
 extern void smx_pipe_end(SmxPipe *p);
 extern void smx_pipe_argv(SmxPipe *p, int argc, const char **argv);
 extern bool smx_pipe_finish(SmxPipe *p, SmxReplyFn on_reply, void *arg);
@@ -283,6 +285,9 @@ extern int	smx_reply_elements(const void *reply);
 extern const char *smx_reply_element(const void *reply, int i, int *len);
 extern int	smx_fmt_int64(char *dst, int64 v);
 extern int	smx_fmt_pct(char *dst, double v);
+extern int	smx_sample_text(char *dst, int size, const char *tick, const char *sim_time,
+							double cpu, double memory, double disk, int64 network_io,
+							int status, const char *session);
 extern void *smx_redis_point_fetch(const char *id);
 extern const char *smx_redis_point_field(void *reply, const char *name);
 extern void smx_redis_point_free(void *reply);

@@ -183,17 +183,17 @@ ok(redis_start(), 'restarted, empty');
 ok(defined rwait(sub { $_[0] eq '15' }, 'resync', 'SCARD', 'sim:servers'), 'restarted empty: the live set is rebuilt');
 is(rcli('EXISTS', 'sim:server:db-mysql-pus-dr'), '1', 'restarted empty: every server written again');
 
-# 7. Redis slowed: DEBUG SLEEP 2 (the writer's 200 ms timeout gives up)
+# 7. Redis slowed: DEBUG SLEEP 2 (the mirror's 200 ms timeout gives up)
 {
 	my $e0 = q1('SELECT redis_errors FROM sim_status()');
 	my $sleeper = IPC::Run::start([ 'redis-cli', '-p', $port, 'DEBUG', 'SLEEP', '2' ]);
 	ok(defined wait_value($node, 'SELECT redis_errors FROM sim_status()', sub { $_[0] > $e0 }, 10),
-		'slowed: the writer times out');
+		'slowed: the mirror times out');
 	$sleeper->finish;
 	ok(wait_until($node, q{SELECT redis_state FROM sim_status()}, 'connected', 30), 'slowed: reconnected');
 }
 
-# 8. CLIENT KILL of the writer's connection: reconnect and resync
+# 8. CLIENT KILL of the mirror's connection: reconnect and resync
 rcli('DEL', 'sim:servers');
 rcli('CLIENT', 'KILL', 'TYPE', 'normal');
 ok(defined rwait(sub { $_[0] eq '15' }, 'after kill', 'SCARD', 'sim:servers'),

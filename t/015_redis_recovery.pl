@@ -130,8 +130,14 @@ my $mark;
 }
 cmp_ok($mark, '>=', $tick_now, "the mirror mark reached tick $mark");
 is(rcli('HGET', 'sim:mirror', 'session'), $old_session, 'the mark names the session');
-my $in_redis = rcli('ZCOUNT', 'sim:samples:web-nginx-icn-01', "($flushed", '+inf');
-cmp_ok($in_redis, '>=', 30, "$in_redis unflushed samples of a server in Redis");
+my @journal = grep { /^sim:journal:\d+$/ } split /\n/, rcli('KEYS', 'sim:journal:*');
+my @old = grep { /:(\d+)$/ && $1 <= $flushed } @journal;
+cmp_ok(scalar(@journal), '>=', 30, scalar(@journal) . ' ticks in the journal');
+is(scalar(@old), 0, 'none of them flushed: the journal drops what the table has');
+is(rcli('HLEN', "sim:journal:$mark"), '15', 'a tick of the journal: 15 servers');
+like(rcli('HGET', "sim:journal:$mark", 'web-nginx-icn-01'),
+	qr/^$mark\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+\|$old_session$/,
+	'a journal sample: tick|sim_time|cpu|memory|disk|network_io|status|session');
 
 # 2. crash: the unflushed samples come back
 my $off = crash('crash');
