@@ -19,7 +19,7 @@
  *  - {prefix}events        channel: a JSON message per status change
  *  - {prefix}journal:{tick} hash, server id -> sample (as above): every
  *                          sample of the tick until the table has them all,
- *                          then DEL (EXPIRE redis_ttl in any case)
+ *                          then UNLINK (EXPIRE redis_ttl in any case)
  *  - {prefix}mirror        hash: tick (every sample up to it is in the
  *                          journal or already in the table), session,
  *                          system, extension, updated_at; what the writer's
@@ -34,7 +34,8 @@
  * least every redis_ttl / 2 so its keys never expire while it lives. After
  * a (re)connect every hash is written again, the live set rebuilt and the
  * unflushed samples sent again to the journal. A failure drops the
- * connection and retries with backoff: at once the first time, then 250 ms doubling to 30 s.
+ * connection and retries with backoff: at once the first time, then
+ * 250 ms doubling to 30 s.
  */
 #include "postgres.h"
 
@@ -333,7 +334,7 @@ smx_journal_note(int64 tick, uint64 end)
 }
 
 /*
- * Append a DEL of the journal ticks the table has (their samples are all
+ * Append an UNLINK of the journal ticks the table has (their samples are all
  * below ring_tail). Returns how many; they leave the list once Redis took
  * the round.
  */
@@ -348,8 +349,9 @@ smx_journal_drop_flushed(SmxPipe *p, uint64 ring_tail)
 		char		tick[24];
 
 		smx_fmt_int64(tick, smx_jticks[k].tick);
+		/* UNLINK: Redis frees the hash (a field a server) off its main thread */
 		smx_pipe_command(p, 2);
-		smx_pipe_arg(p, "DEL", 3);
+		smx_pipe_arg(p, "UNLINK", 6);
 		smx_pipe_arg(p, key, smx_key(key, "journal:", tick));
 		smx_pipe_end(p);
 		k++;

@@ -16,61 +16,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use SimMetricsTest;
+use SimRedis;
 
 plan skip_all => 'redis-server is not installed' unless -x '/usr/bin/redis-server';
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $rdir = PostgreSQL::Test::Utils::tempdir();
-my $redis;
-
-sub redis_start
-{
-	$redis = IPC::Run::start(
-		[ 'redis-server', '--port', $port, '--bind', '127.0.0.1', '--save', '',
-		  '--appendonly', 'no', '--dir', $rdir, '--enable-debug-command', 'yes' ],
-		'>', "$rdir/redis.log", '2>&1');
-	my $deadline = time + 20;
-	while (time < $deadline)
-	{
-		return 1 if rcli('PING') eq 'PONG';
-		usleep(50_000);
-	}
-	return 0;
-}
-
-sub redis_stop
-{
-	return unless $redis;
-	$redis->signal('TERM');
-	eval { $redis->finish; };
-	$redis = undef;
-}
-
-# One redis-cli command; its output, trimmed.
-sub rcli
-{
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'redis-cli', '-p', $port, @_ ], '>', \$out, '2>', \$err,
-		IPC::Run::timeout(10));
-	chomp $out;
-	return $out;
-}
-
-# Poll redis-cli until $pred->(output) holds; the output, or undef.
-sub rwait
-{
-	my ($pred, $what, @cmd) = @_;
-	my $deadline = time + 30;
-	my $out = '';
-	while (time < $deadline)
-	{
-		$out = eval { rcli(@cmd) } // '';
-		return $out if $pred->($out);
-		usleep(100_000);
-	}
-	diag "rwait: $what: last output '$out'";
-	return undef;
-}
+my $port = redis_port();
 
 my $node = sim_node('redis', <<"EOC");
 sim_metrics.database_name = 'postgres'

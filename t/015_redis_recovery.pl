@@ -17,44 +17,11 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use SimMetricsTest;
+use SimRedis;
 
 plan skip_all => 'redis-server is not installed' unless -x '/usr/bin/redis-server';
 
-my $port = PostgreSQL::Test::Cluster::get_free_port();
-my $rdir = PostgreSQL::Test::Utils::tempdir();
-my $redis;
-
-sub redis_start
-{
-	$redis = IPC::Run::start(
-		[ 'redis-server', '--port', $port, '--bind', '127.0.0.1', '--save', '',
-		  '--appendonly', 'no', '--dir', $rdir ],
-		'>', "$rdir/redis.log", '2>&1');
-	my $deadline = time + 20;
-	while (time < $deadline)
-	{
-		return 1 if rcli('PING') eq 'PONG';
-		usleep(50_000);
-	}
-	return 0;
-}
-
-sub redis_stop
-{
-	return unless $redis;
-	$redis->signal('TERM');
-	eval { $redis->finish; };
-	$redis = undef;
-}
-
-sub rcli
-{
-	my ($out, $err) = ('', '');
-	IPC::Run::run([ 'redis-cli', '-p', $port, @_ ], '>', \$out, '2>', \$err,
-		IPC::Run::timeout(10));
-	chomp $out;
-	return $out;
-}
+my $port = redis_port();
 
 # flushes only when asked: everything after the last sim_flush() is only
 # in the ring (and in Redis) when the crash comes
