@@ -156,7 +156,7 @@ $node->reload;
 ok(wait_until($node, q{SELECT redis_state LIKE 'disconnected%', redis_last_error ~ 'AUTH failed'
 	FROM sim_status()}, 't|t', 30), 'wrong password: AUTH refused');
 unlike(q1('SELECT redis_last_error FROM sim_status()'), qr/secret/, 'the password is not in sim_status()');
-my $pwfile = "$rdir/redis.pw";
+my $pwfile = PostgreSQL::Test::Utils::tempdir() . "/redis.pw";
 PostgreSQL::Test::Utils::append_to_file($pwfile, "right-secret-1\n");
 chmod 0600, $pwfile;
 q1(qq{ALTER SYSTEM SET sim_metrics.redis_password_file = '$pwfile'});
