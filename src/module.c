@@ -183,12 +183,12 @@ smx_assign_redis_password(const char *newval, void *extra)
 	smx_redis_password_value = (const char *) extra;
 }
 
-/* The Redis mirror's settings (redis.c); the writer applies them on SIGHUP. */
+/* The Redis mirror's settings (mirror.c, redis.c); the mirror applies them on SIGHUP. */
 static void
 smx_define_redis_gucs(void)
 {
 	DefineCustomStringVariable("sim_metrics.redis_host",
-							   "Redis the writer mirrors the fleet to; empty: no Redis.",
+							   "Redis the mirror copies the fleet to; empty: no Redis.",
 							   "A value starting with / is a unix socket.",
 							   &smx_redis_host, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("sim_metrics.redis_port", "Redis TCP port.", NULL,

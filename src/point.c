@@ -2,7 +2,7 @@
  * point.c — sim_server_metrics(server_id): one server's latest row from the
  * nearest layer that has it: shared memory (a live server), else Redis (a
  * server that left the fleet less than redis_ttl ago, or whatever the
- * writer last mirrored), else its latest history row. Column `source` says
+ * mirror last wrote), else its latest history row. Column `source` says
  * which. Redis is asked through a connection of the call's own, every step
  * bounded by redis_timeout, so a down or slow Redis costs at most that.
  */
@@ -133,7 +133,7 @@ smx_point_int64(void *reply, const char *name, int64 *out)
 	return *end == '\0' && errno == 0;
 }
 
-/* An ISO 8601 time field (the writer writes ISO, UTC); false when unreadable. */
+/* An ISO 8601 time field (the mirror writes ISO, UTC); false when unreadable. */
 static bool
 smx_point_time(void *reply, const char *name, TimestampTz *out)
 {
@@ -168,8 +168,8 @@ smx_point_parse(void *r, SmxPointHash *h)
 }
 
 /*
- * From Redis: the hash the writer last mirrored. Asked only while the
- * writer's own connection is up, so a down Redis costs nothing.
+ * From Redis: the hash the mirror last wrote. Asked only while the
+ * mirror's own connection is up, so a down Redis costs nothing.
  */
 static bool
 smx_point_redis(const char *id, Datum *values, bool *nulls)

@@ -1,15 +1,17 @@
 /*
- * worker.c — what the two background workers share: their registration
+ * worker.c — what the three background workers share: their registration
  * and the guard every step of their loops runs under.
  *
- * The ticker (ticker.c) computes; the writer (writer.c) does the I/O. Both
- * are static workers started from shared_preload_libraries after recovery,
- * restarted 5 s after an exit with code 1. Rules both keep:
+ * The ticker (ticker.c) computes; the writer (writer.c) does the database
+ * I/O; the mirror (mirror.c) the Redis I/O. All are static workers started
+ * from shared_preload_libraries after recovery, restarted 5 s after an
+ * exit with code 1. Rules all keep:
  *  - core signal handlers (SignalHandlerForShutdownRequest,
  *    SignalHandlerForConfigReload) installed before signals are unblocked;
- *    pg_cancel_backend() cancels nothing of theirs: the ticker ignores
- *    SIGINT, the writer passes it on only when its own lock_timeout or
- *    statement_timeout fired (they cancel through a SIGINT to self);
+ *    pg_cancel_backend() cancels nothing of theirs: the ticker and the
+ *    mirror ignore SIGINT, the writer passes it on only when its own
+ *    lock_timeout or statement_timeout fired (they cancel through a SIGINT
+ *    to self);
  *  - they wait only on MyLatch with WL_EXIT_ON_PM_DEATH and call
  *    CHECK_FOR_INTERRUPTS() after each wait;
  *  - a loop memory context reset every iteration and switched back to
