@@ -25,8 +25,8 @@ EOC
 ok(wait_until($node,
 		"SELECT string_agg(backend_type, ',' ORDER BY backend_type) FROM pg_stat_activity
 		  WHERE backend_type LIKE 'sim_metrics %'",
-		'sim_metrics ticker,sim_metrics writer', 30),
-	'one ticker and one writer run before CREATE EXTENSION');
+		'sim_metrics mirror,sim_metrics ticker,sim_metrics writer', 30),
+	'one ticker, one writer and one mirror run before CREATE EXTENSION');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics');
 

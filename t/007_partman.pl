@@ -187,7 +187,7 @@ is($node->safe_psql('postgres', $shape_sql), '15|t|t|1',
 is($node->safe_psql('postgres', 'SELECT flush_errors, errors FROM sim_status()'),
 	'0|0', 'no flush or worker errors after the restart');
 # (the restart's shutdown logs the exit of the background workers)
-my @bad = grep { !/background worker "(?:sim_metrics (?:ticker|writer)|logical replication launcher)" \(PID \d+\) exited with exit code 1/ }
+my @bad = grep { !/background worker "(?:sim_metrics (?:ticker|writer|mirror)|logical replication launcher)" \(PID \d+\) exited with exit code 1/ }
   split /\n/, crash_lines(log_since($node, $off0));
 is(join("\n", @bad), '', 'no errors in the log');
 

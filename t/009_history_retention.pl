@@ -105,7 +105,7 @@ is( $node->safe_psql('postgres', q{
 	'15|t', 'the 15 servers: one row per tick from the first kept one, no gap, no duplicate');
 is($node->safe_psql('postgres', 'SELECT flush_errors, errors FROM sim_status()'),
 	'0|0', 'no flush or worker errors');
-my @bad = grep { !/background worker "sim_metrics (?:ticker|writer)" \(PID \d+\) exited with exit code 1/ }
+my @bad = grep { !/background worker "sim_metrics (?:ticker|writer|mirror)" \(PID \d+\) exited with exit code 1/ }
   split /\n/, crash_lines(log_since($node, $off0));
 is(join("\n", @bad), '', 'no errors in the log (besides the terminated workers)');
 

@@ -217,7 +217,7 @@ sub rejected_by
 		'rejected_samples counts the dead letters');
 	is(status_of('dropped_samples'), '0', 'nothing dropped');
 	is(q1(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'sim_metrics %'}),
-		'2', 'both workers still run');
+		'3', 'the three workers still run');
 }
 
 # ---------------------------------------------------------------------------
@@ -415,7 +415,7 @@ sub rejected_by
 		'no infinite timestamp reaches the history');
 }
 
-my @bad = grep { !/background worker "(?:sim_metrics (?:ticker|writer)|logical replication launcher)" \(PID \d+\) exited with exit code 1/ }
+my @bad = grep { !/background worker "(?:sim_metrics (?:ticker|writer|mirror)|logical replication launcher)" \(PID \d+\) exited with exit code 1/ }
   grep { /PANIC|terminated by signal|exited with exit code/ } split /\n/, slurp_file($node->logfile);
 is(join("\n", @bad), '', 'no crash in the server log');
 $node->stop;
