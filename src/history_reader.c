@@ -86,8 +86,6 @@ static SmxHistRow *
 smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz until,
 					  int *nmem)
 {
-	SmxSample  *ring = smx_shared_ring();
-	uint64		cap = smx_shared->ring_capacity;
 	uint64		tail0,
 				head0;
 	int32		refs[SMX_MAX_REFS];
@@ -116,16 +114,8 @@ smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz unti
 	for (uint64 from = tail0; from < head0;)
 	{
 		uint64		k = Min((uint64) SMX_RING_CHUNK, head0 - from);
-		uint64		tail_now,
-					unused;
-		int			first_ok;
+		int			first_ok = smx_ring_copy(from, (int) k, chunk);
 
-		for (uint64 i = 0; i < k; i++)
-			chunk[i] = ring[(from + i) % cap];
-		pg_read_barrier();
-		smx_ring_bounds(&tail_now, &unused);
-		/* slots below tail_now may have been rewritten: the table has them */
-		first_ok = tail_now > from ? (int) Min(tail_now - from, k) : 0;
 		for (int i = first_ok; i < (int) k; i++)
 		{
 			SmxSample  *s = &chunk[i];

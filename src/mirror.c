@@ -414,8 +414,6 @@ smx_journal_emit(SmxPipe *p, SmxJournalBatch *b)
 static uint64
 smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 {
-	SmxSample  *ring = smx_shared_ring();
-	uint64		cap = smx_shared->ring_capacity;
 	uint64		end = Min(snap->ring_head, smx_cursor + SMX_MIRROR_ROUND_SAMPLES);
 	SmxJournalBatch b;
 	char		when[MAXDATELEN + 1] = "";
@@ -427,15 +425,8 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 	for (uint64 from = smx_cursor; from < end;)
 	{
 		int			k = (int) Min((uint64) SMX_MIRROR_CHUNK, end - from);
-		uint64		tail_now,
-					unused;
-		int			first_ok;
+		int			first_ok = smx_ring_copy(from, k, smx_chunk);
 
-		for (int i = 0; i < k; i++)
-			smx_chunk[i] = ring[(from + i) % cap];
-		pg_read_barrier();
-		smx_ring_bounds(&tail_now, &unused);
-		first_ok = tail_now > from ? (int) Min(tail_now - from, (uint64) k) : 0;
 		for (int i = first_ok; i < k; i++)
 		{
 			SmxSample  *s = &smx_chunk[i];

@@ -31,6 +31,28 @@ smx_ring_bounds(uint64 *tail, uint64 *head)
 	LWLockRelease(smx_shared->lock);
 }
 
+/*
+ * Copy the k samples at ring positions [from, from + k) into dst without a
+ * lock. Returns how many leading ones to skip: slots below the tail seen
+ * after the copy may have been rewritten meanwhile (the table has those
+ * samples). The readers that do not flush (sim_history, the mirror) read
+ * the ring this way.
+ */
+int
+smx_ring_copy(uint64 from, int k, SmxSample *dst)
+{
+	SmxSample  *ring = smx_shared_ring();
+	uint64		cap = smx_shared->ring_capacity;
+	uint64		tail_now,
+				unused;
+
+	for (int i = 0; i < k; i++)
+		dst[i] = ring[(from + i) % cap];
+	pg_read_barrier();
+	smx_ring_bounds(&tail_now, &unused);
+	return tail_now > from ? (int) Min(tail_now - from, (uint64) k) : 0;
+}
+
 /* Free slots in the ring (never more than the truth: tail only grows). */
 uint64
 smx_ring_free(void)

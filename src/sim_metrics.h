@@ -236,6 +236,7 @@ extern int	smx_id_pool_find(const char *server_id, int32 *refs, int max_refs);
 extern void smx_wait_ring_room(uint64 need, TimestampTz deadline);
 extern uint64 smx_ring_free(void);
 extern void smx_ring_bounds(uint64 *tail, uint64 *head);
+extern int	smx_ring_copy(uint64 from, int k, SmxSample *dst);
 extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
 
 /* flush.c */
