@@ -71,4 +71,4 @@ done
 echo "sim_metrics realism: $(q "SELECT count(*) FROM server_metrics_history") samples, $RZ_DAYS simulated days of 30 s ticks, seed $RZ_SEED, from $RZ_START, the default fleet, no scenarios"
 echo
 as_pg "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p 5479 -U postgres -d postgres \
-    -P format=aligned -f "$HERE/realism.sql"
+    -P format=aligned -f "$HERE/realism.sql" ${RZ_EXTRA_SQL:+-c "$RZ_EXTRA_SQL"}

@@ -19,10 +19,12 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "access/xact.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
@@ -336,6 +338,85 @@ typedef struct SmxTemplates
 	uint32		version;		/* templates_version they were read at */
 } SmxTemplates;
 
+/* Whether the extension's server_templates has a column (1.3 added disk_growth). */
+static bool
+smx_templates_have(const char *column)
+{
+	Oid			ext;
+	Oid			relid = get_relname_relid("server_templates", smx_extension_schema(&ext));
+
+	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
+}
+
+/* Index of server id in the sorted list, or -1. */
+static int
+smx_desc_index(const SmxServerDesc *desc, int n, const char *id)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			c = strcmp(desc[mid].id, id);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+/*
+ * Servers linked by depends_on (within the fleet) share their traffic: the
+ * model gives them one traffic key, the key of the group's first server.
+ * deps[i]: the depends_on array of server i (0 when NULL).
+ */
+static void
+smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
+{
+	int		   *edges = NULL;
+	int			nedges = 0,
+				cap = 0;
+	int		   *root = palloc(sizeof(int) * Max(t->n, 1));
+
+	for (int i = 0; i < t->n; i++)
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			k;
+
+		if (deps[i] == (Datum) 0)
+			continue;
+		deconstruct_array(DatumGetArrayTypeP(deps[i]), TEXTOID, -1, false, TYPALIGN_INT,
+						  &elems, &nulls, &k);
+		for (int e = 0; e < k; e++)
+		{
+			int			j;
+
+			if (nulls[e])
+				continue;
+			j = smx_desc_index(t->desc, t->n, TextDatumGetCString(elems[e]));
+			if (j < 0)
+				continue;
+			if (nedges == cap)
+			{
+				cap = Max(64, cap * 2);
+				edges = edges ? repalloc(edges, sizeof(int) * 2 * cap) : palloc(sizeof(int) * 2 * cap);
+			}
+			edges[2 * nedges] = i;
+			edges[2 * nedges + 1] = j;
+			nedges++;
+		}
+	}
+	smx_traffic_groups(t->n, edges, nedges, root);
+	for (int i = 0; i < t->n; i++)
+		smx_params_set_traffic(&t->params[i], t->params[root[i]].key);
+}
+
 /*
  * Read the enabled rows of server_templates (by id, at most capacity) into
  * *t. Must run inside a transaction with a snapshot.
@@ -347,6 +428,7 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 	StringInfoData sql;
 	int			ret;
 	int			nrows;
+	Datum	   *deps;
 
 	t->version = pg_atomic_read_u32(&smx_shared->templates_version);
 	initStringInfo(&sql);
@@ -355,9 +437,10 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 					 " baseline_cpu::float8, baseline_memory::float8,"
 					 " baseline_disk::float8, baseline_network::float8,"
 					 " network_capacity_bps::float8,"
-					 " pg_catalog.count(*) OVER ()"
+					 " pg_catalog.count(*) OVER (), depends_on, %s"
 					 " FROM %s.server_templates WHERE enabled"
 					 " ORDER BY id COLLATE \"C\" LIMIT %d",
+					 smx_templates_have("disk_growth") ? "disk_growth::float8" : "NULL::float8",
 					 nspname, cap);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -379,6 +462,7 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 	t->params = SPI_palloc(sizeof(smx_params) * Max(nrows, 1));
 	t->n = 0;
 	t->total = 0;
+	deps = palloc0(sizeof(Datum) * Max(nrows, 1));
 	for (int i = 0; i < nrows; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -409,8 +493,13 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 						smx_get_double(tup, td, 9, -1),
 						smx_get_double(tup, td, 10, -1),
 						smx_get_double(tup, td, 11, 0));
+		smx_params_set_disk_growth(&t->params[t->n], smx_get_double(tup, td, 14, -1));
+		deps[t->n] = SPI_getbinval(tup, td, 13, &isnull);
+		if (isnull)
+			deps[t->n] = (Datum) 0;
 		t->n++;
 	}
+	smx_set_traffic_groups(t, deps);
 	SPI_finish();
 }
 

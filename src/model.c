@@ -1,20 +1,28 @@
 /*
  * model.c — the fleet simulation model (pure C, see model.h).
  *
- * Each metric is an Ornstein–Uhlenbeck process pulled toward a target:
+ * cpu and network are Ornstein–Uhlenbeck processes pulled toward a target,
+ * plus decaying bursts:
  *
- *     target = baseline x daily profile x weekly profile x location load
+ *     target = baseline x daily profile (the server's phase and swing)
+ *              x weekly profile x day factor x slow trend x location load
  *     x'     = target + (x - target) * a + sigma * sqrt(1 - a^2) * z
+ *     value  = x' + burst,   burst' = burst * decay + jumps
  *
- * with a = exp(-dt / tau). Using the exact discretisation keeps the spread
- * of every metric (sigma) the same whatever the tick length, so a demo run
- * with a large time scale looks as calm as a 30 s production tick. z is
- * bounded (Irwin–Hall of four uniforms, |z| < 3.47), which together with
- * sigma of a few points keeps values off the 0/100 clamps.
+ * with a = exp(-dt / tau), the exact discretisation, so the spread does not
+ * depend on the tick length. z mixes a shock shared by the server's traffic
+ * group (servers linked by depends_on) with its own, and the jumps are
+ * traffic bursts shared by the group or spikes of the server's own (cron,
+ * GC pauses): 30 s changes are heavy-tailed and move together along the
+ * dependency graph. Memory is shaped by role: a database's buffer pool and
+ * a cache sit flat, an app server's heap climbs and drops at each GC.
+ * Disk only grows, at the template's rate, until the daily log rotation
+ * frees most of the day's growth.
  *
- * Correlations: memory follows CPU a little; web/LB network follows CPU;
- * database disk and response time rise with load; cache memory sits high
- * and flat; servers in one location share a slowly varying load factor.
+ * A server's character (phase, swing, spread, GC period, rotation hour) is
+ * drawn from its id; day factors, shocks and jumps from (seed, server or
+ * group, tick or day). The status uses the role's thresholds with
+ * hysteresis.
  */
 #include "model.h"
 
@@ -30,28 +38,64 @@ const char *const smx_status_names[4] = {
 };
 
 const smx_role_defaults smx_role_default_baselines[SMX_ROLE_COUNT] = {
-	/* cpu, memory, disk, network */
-	{30, 45, 28, 50},			/* web */
-	{45, 60, 40, 50},			/* app */
-	{40, 65, 48, 40},			/* database */
-	{38, 80, 22, 60},			/* cache */
-	{18, 38, 65, 38},			/* storage */
-	{28, 48, 14, 68},			/* load-balancer */
+	/* cpu, memory, disk, network, disk growth (points a day) */
+	{22, 40, 28, 14, 0.6f},		/* web */
+	{30, 55, 40, 10, 0.8f},		/* app */
+	{30, 65, 48, 9, 1.2f},		/* database */
+	{20, 80, 22, 12, 0.1f},		/* cache */
+	{14, 38, 65, 16, 1.5f},		/* storage */
+	{16, 40, 14, 16, 0.3f},		/* load-balancer */
 };
 
-/* Mean-reversion times in simulated seconds, per metric. */
+/* warn / crit by role and metric (cpu, memory, disk, network) */
+const smx_threshold smx_thresholds[SMX_ROLE_COUNT][4] = {
+	{{80, 90}, {80, 90}, {80, 90}, {70, 85}},	/* web */
+	{{80, 90}, {80, 90}, {80, 90}, {70, 85}},	/* app */
+	{{80, 90}, {80, 90}, {80, 90}, {70, 85}},	/* database */
+	{{80, 90}, {92, 97}, {80, 90}, {70, 85}},	/* cache: memory full by design */
+	{{80, 90}, {80, 90}, {80, 90}, {70, 85}},	/* storage */
+	{{80, 90}, {80, 90}, {80, 90}, {70, 85}},	/* load-balancer */
+};
+
+/* Mean-reversion times in simulated seconds, per metric (disk: none). */
 static const double smx_tau[SMX_M_COUNT] = {600.0, 1800.0, 21600.0, 300.0};
 
 /* Stationary spread (percentage points) per role and metric. */
 static const float smx_sigma[SMX_ROLE_COUNT][SMX_M_COUNT] = {
 	/* cpu, memory, disk, network */
-	{4.0f, 2.0f, 0.6f, 4.0f},	/* web */
-	{5.0f, 3.0f, 0.6f, 4.0f},	/* app */
-	{3.5f, 1.5f, 0.6f, 3.0f},	/* database */
-	{2.5f, 1.0f, 0.4f, 4.0f},	/* cache */
-	{2.5f, 1.5f, 0.6f, 4.0f},	/* storage */
-	{3.0f, 1.5f, 0.4f, 4.0f},	/* load-balancer */
+	{3.0f, 1.0f, 0.0f, 1.2f},	/* web */
+	{3.5f, 0.6f, 0.0f, 1.0f},	/* app */
+	{2.5f, 0.3f, 0.0f, 0.8f},	/* database */
+	{2.0f, 0.25f, 0.0f, 1.2f},	/* cache */
+	{2.0f, 0.8f, 0.0f, 1.6f},	/* storage */
+	{2.0f, 0.8f, 0.0f, 1.5f},	/* load-balancer */
 };
+
+/* Share of the cpu/network shock that comes from the traffic group. */
+static const float smx_traffic_share[SMX_ROLE_COUNT] = {
+	0.75f, 0.65f, 0.55f, 0.55f, 0.45f, 0.85f
+};
+
+/* Points of cpu and network a traffic burst of size 1 adds, per role. */
+static const float smx_burst_cpu[SMX_ROLE_COUNT] = {7.0f, 8.0f, 6.0f, 4.0f, 3.0f, 5.0f};
+static const float smx_burst_net[SMX_ROLE_COUNT] = {4.0f, 2.5f, 2.5f, 3.0f, 1.5f, 5.0f};
+/* Mean points of a spike of the server's own (cron, GC pause), and how often. */
+static const float smx_spike_cpu[SMX_ROLE_COUNT] = {4.0f, 6.0f, 5.0f, 3.0f, 6.0f, 2.0f};
+static const double smx_spike_every_s[SMX_ROLE_COUNT] = {1800, 1200, 2400, 3600, 1800, 3600};
+
+/* cpu never goes below this: the kernel, agents, the runtime's own work */
+static const float smx_cpu_floor[SMX_ROLE_COUNT] = {1.5f, 3.0f, 4.0f, 1.5f, 1.0f, 1.0f};
+
+/* How much memory follows the daily curve, per role (app: its GC saw). */
+static const float smx_mem_follow[SMX_ROLE_COUNT] = {0.10f, 0.0f, 0.0f, 0.01f, 0.08f, 0.08f};
+#define SMX_GC_SAW_POINTS		8.0f	/* app heap climbs this much between GCs */
+#define SMX_ROTATE_FREES		0.8f	/* share of a day's disk growth rotation frees */
+#define SMX_BURST_TAU_S			90.0	/* bursts decay in about this long */
+#define SMX_TRAFFIC_EVERY_S		600.0	/* a traffic burst per group, on average */
+#define SMX_DAY_LOCATION		0.09	/* day-to-day level: location share */
+#define SMX_DAY_SERVER			0.06	/* and the server's own */
+#define SMX_TREND_AMPLITUDE		0.06	/* slow trend over SMX_TREND_DAYS */
+#define SMX_TREND_DAYS			45.0
 
 /* Typical response time in ms at idle, per role. */
 static const float smx_response_base[SMX_ROLE_COUNT] = {
@@ -164,25 +208,93 @@ smx_finite_clamp(double v, float lo, float hi, float dflt)
 	return v < lo ? lo : (v > hi ? hi : (float) v);
 }
 
+/* Uniform in [0, 1) from a hash. */
+static inline double
+smx_unit01(uint64_t h)
+{
+	return (double) (h >> 11) * (1.0 / 9007199254740992.0);
+}
+
 void
 smx_params_init(smx_params *p, const char *server_id, const char *location,
 				smx_role role, double cpu, double memory, double disk,
 				double network, double net_capacity)
 {
 	const smx_role_defaults *d = &smx_role_default_baselines[role];
+	uint64_t	c;
 
 	memset(p, 0, sizeof(*p));
 	p->key = smx_hash_str(server_id);
 	p->location_key = smx_hash_str(location);
+	p->traffic_key = p->key;
 	p->role = (uint8_t) role;
 	/* negative, NaN or infinite: the role default; above 100: 100 */
 	p->base_cpu = smx_baseline(cpu, d->cpu);
 	p->base_memory = smx_baseline(memory, d->memory);
 	p->base_disk = smx_baseline(disk, d->disk);
 	p->base_network = smx_baseline(network, d->network);
+	p->disk_growth = d->disk_growth;
 	/* network_io = % x capacity must fit an int64: the table's CHECK bound */
 	p->net_capacity = isfinite(net_capacity) && net_capacity > 0 ?
 		(net_capacity > 1e15 ? 1e15 : net_capacity) : 1.25e9;
+
+	/* the server's own character, from its id: servers of a role differ */
+	c = smx_mix64(p->key ^ UINT64_C(0xc4a7ac7e75e7f00d));
+	p->phase_h = (float) (0.75 * smx_unit(smx_mix64(c + 1)));	/* +-45 min */
+	p->amp = (float) (1.0 + 0.25 * smx_unit(smx_mix64(c + 2)));
+	p->noise = (float) (1.0 + 0.2 * smx_unit(smx_mix64(c + 3)));
+	p->trend_phase = (float) (3.141592653589793 * smx_unit(smx_mix64(c + 4)));
+	p->gc_period_s = (float) (480.0 + 420.0 * smx_unit01(smx_mix64(c + 5)));
+	p->gc_phase = (float) smx_unit01(smx_mix64(c + 6));
+	p->rotate_h = (float) (0.5 + 4.0 * smx_unit01(smx_mix64(c + 7)));
+}
+
+void
+smx_params_set_traffic(smx_params *p, uint64_t traffic_key)
+{
+	p->traffic_key = traffic_key ? traffic_key : p->key;
+}
+
+void
+smx_params_set_disk_growth(smx_params *p, double points_per_day)
+{
+	if (isfinite(points_per_day) && points_per_day >= 0)
+		p->disk_growth = points_per_day > 100 ? 100.0f : (float) points_per_day;
+}
+
+static int
+smx_find_root(int *root, int i)
+{
+	while (root[i] != i)
+	{
+		root[i] = root[root[i]];
+		i = root[i];
+	}
+	return i;
+}
+
+void
+smx_traffic_groups(int n, const int *edges, int n_edges, int *root)
+{
+	for (int i = 0; i < n; i++)
+		root[i] = i;
+	for (int e = 0; e < n_edges; e++)
+	{
+		int			a = edges[2 * e],
+					b = edges[2 * e + 1];
+
+		if (a < 0 || b < 0 || a >= n || b >= n)
+			continue;
+		a = smx_find_root(root, a);
+		b = smx_find_root(root, b);
+		/* the lower index is the root: the same groups whatever the edge order */
+		if (a < b)
+			root[b] = a;
+		else if (b < a)
+			root[a] = b;
+	}
+	for (int i = 0; i < n; i++)
+		root[i] = smx_find_root(root, i);
 }
 
 static float
@@ -202,8 +314,6 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 	double		local;
 	double		days;
 	double		hour;
-	int			dow;
-	bool		weekend;
 	double		knot;
 	double		frac;
 	double		dt = isfinite(cfg->step_seconds) && cfg->step_seconds > 0 ? cfg->step_seconds : 0.0;
@@ -217,65 +327,29 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 	hour = (local - days * 86400.0) / 3600.0;
 	if (!(hour >= 0 && hour < 24))
 		hour = 0;
-	dow = (int) ((((int64_t) days % 7) + 7 + 4) % 7);	/* 0 = Sunday */
-	weekend = (dow == 0 || dow == 6);
 	knot = floor(t / SMX_LOAD_KNOT_SECONDS);
 	frac = t / SMX_LOAD_KNOT_SECONDS - knot;
 
 	memset(ctx, 0, sizeof(*ctx));
 	ctx->seed = smx_mix64(cfg->seed ^ UINT64_C(0x5157a1e5eed00001));
 	ctx->tick = tick;
+	ctx->tick_key = smx_mix64(ctx->seed ^ (tick * UINT64_C(0x9e3779b97f4a7c15)));
 	ctx->sim_epoch = t;
+	ctx->local = local;
+	ctx->hour = hour;
+	ctx->dt = dt;
+	ctx->day = (int64_t) days;
+	ctx->dow = (uint8_t) ((((int64_t) days % 7) + 7 + 4) % 7);	/* 0 = Sunday */
+	ctx->weekend = (ctx->dow == 0 || ctx->dow == 6);
+	/* the day's level blends into the next one's over the last two hours */
+	ctx->day_frac = hour < 22.0 ? 0.0 : (hour - 22.0) / 2.0;
+	ctx->day_frac = ctx->day_frac * ctx->day_frac * (3.0 - 2.0 * ctx->day_frac);
 	ctx->load_knot = (uint64_t) (int64_t) knot;
 	ctx->load_frac = frac * frac * (3.0 - 2.0 * frac);
-
+	ctx->burst_decay = (float) exp(-dt / SMX_BURST_TAU_S);
+	ctx->traffic_p = (float) (1.0 - exp(-dt / SMX_TRAFFIC_EVERY_S));
 	for (int r = 0; r < SMX_ROLE_COUNT; r++)
-	{
-		const float *table;
-		float		daily;
-		float		level;
-		float		amp;
-		float		cpu;
-
-		switch (r)
-		{
-			case SMX_ROLE_DATABASE:
-				table = smx_daily_database;
-				break;
-			case SMX_ROLE_STORAGE:
-				table = smx_daily_storage;
-				break;
-			default:
-				table = smx_daily_interactive;
-				break;
-		}
-		daily = smx_interp_daily(table, hour);
-		if (r == SMX_ROLE_CACHE)
-			daily = 1.0f + 0.6f * (daily - 1.0f);
-
-		/* weekends: lower and flatter, except storage (backups still run) */
-		if (!weekend || r == SMX_ROLE_STORAGE)
-			level = 1.0f, amp = 1.0f;
-		else if (r == SMX_ROLE_DATABASE)
-			level = 0.80f, amp = 0.6f;
-		else
-			level = dow == 6 ? 0.72f : 0.68f, amp = 0.5f;
-
-		cpu = level * (1.0f + (daily - 1.0f) * amp);
-		ctx->cpu_profile[r] = cpu;
-		ctx->net_profile[r] = r == SMX_ROLE_DATABASE ?
-			1.0f + 0.8f * (cpu - 1.0f) :
-			smx_clampf(1.0f + 0.6f * (cpu - 1.0f), 0.3f, 2.0f);
-		ctx->mem_profile[r] = r == SMX_ROLE_CACHE ?
-			1.0f + 0.03f * (cpu - 1.0f) :
-			1.0f + 0.15f * (cpu - 1.0f);
-		ctx->disk_extra[r] = 0.0f;
-		if (r == SMX_ROLE_STORAGE && hour >= 1.0 && hour < 4.0)
-			ctx->disk_extra[r] = 3.0f;		/* backup staging */
-		else if (r == SMX_ROLE_DATABASE && hour >= 2.0 && hour < 4.0)
-			ctx->disk_extra[r] = 2.0f;		/* batch binlogs / temp files */
-	}
-
+		ctx->spike_p[r] = (float) (1.0 - exp(-dt / smx_spike_every_s[r]));
 	for (int m = 0; m < SMX_M_COUNT; m++)
 	{
 		double		a = exp(-dt / smx_tau[m]);
@@ -296,46 +370,109 @@ smx_location_load(const smx_tick_ctx *ctx, uint64_t location_key)
 	return (float) (1.0 + SMX_LOAD_AMPLITUDE * (u0 + (u1 - u0) * ctx->load_frac));
 }
 
-/* Targets of one server at the tick ctx describes; cpu is the new CPU. */
-typedef struct smx_targets
+/* The level of one day for a server: its location's and its own draw. */
+static inline double
+smx_day_level(const smx_tick_ctx *ctx, const smx_params *p, int64_t day)
 {
-	float		cpu;
-	float		memory;
-	float		disk;
-	float		network;
-} smx_targets;
+	uint64_t	d = (uint64_t) day * UINT64_C(0xd1b54a32d192ed03);
 
-static inline float
-smx_cpu_target(const smx_tick_ctx *ctx, const smx_params *p, float load)
-{
-	return smx_clampf(p->base_cpu * ctx->cpu_profile[p->role] * load, 0.5f, 97.0f);
+	return 1.0 + SMX_DAY_LOCATION * smx_unit(smx_mix64(ctx->seed ^ p->location_key ^ d)) +
+		SMX_DAY_SERVER * smx_unit(smx_mix64(ctx->seed ^ p->key ^ d ^ UINT64_C(0x5e7e)));
 }
 
-static inline void
-smx_other_targets(const smx_tick_ctx *ctx, const smx_params *p, float load,
-				  float cpu, float cpu_target, smx_targets *t)
+/* A triangle wave in [-1, 1] of period 1 (cheaper than a sine, as smooth as needed). */
+static inline double
+smx_triangle(double x)
 {
-	float		dev = cpu - cpu_target;
-	float		net_follow;
+	double		f = x - floor(x);
 
-	t->memory = p->base_memory * ctx->mem_profile[p->role] + 0.15f * dev;
-	t->disk = p->base_disk + ctx->disk_extra[p->role];
-	if (p->role == SMX_ROLE_DATABASE)
-		t->disk += 0.05f * (cpu - p->base_cpu);
+	return f < 0.5 ? 4.0 * f - 1.0 : 3.0 - 4.0 * f;
+}
+
+/* Everything that scales a server's cpu and network targets at this tick. */
+typedef struct smx_shape
+{
+	float		cpu;			/* daily x weekly profile (server's phase and swing) */
+	float		net;
+	float		level;			/* day level x trend x location load */
+} smx_shape;
+
+static inline void
+smx_server_shape(const smx_tick_ctx *ctx, const smx_params *p, smx_shape *sh)
+{
+	const float *table;
+	double		hour = ctx->hour + p->phase_h;
+	float		daily;
+	float		lvl,
+				amp;
+	float		prof;
+	double		day_level;
+
+	hour = hour < 0 ? hour + 24.0 : (hour >= 24.0 ? hour - 24.0 : hour);
 	switch (p->role)
 	{
-		case SMX_ROLE_WEB:
-		case SMX_ROLE_LOADBALANCER:
-			net_follow = 0.5f;
+		case SMX_ROLE_DATABASE:
+			table = smx_daily_database;
 			break;
-		case SMX_ROLE_APP:
-			net_follow = 0.3f;
+		case SMX_ROLE_STORAGE:
+			table = smx_daily_storage;
 			break;
 		default:
-			net_follow = 0.1f;
+			table = smx_daily_interactive;
 			break;
 	}
-	t->network = p->base_network * ctx->net_profile[p->role] * load + net_follow * dev;
+	daily = smx_interp_daily(table, hour);
+	if (p->role == SMX_ROLE_CACHE)
+		daily = 1.0f + 0.6f * (daily - 1.0f);
+	daily = 1.0f + p->amp * (daily - 1.0f);
+
+	/* weekends: lower and flatter, except storage (backups still run) */
+	if (!ctx->weekend || p->role == SMX_ROLE_STORAGE)
+		lvl = 1.0f, amp = 1.0f;
+	else if (p->role == SMX_ROLE_DATABASE)
+		lvl = 0.80f, amp = 0.6f;
+	else
+		lvl = ctx->dow == 6 ? 0.72f : 0.68f, amp = 0.5f;
+	prof = lvl * (1.0f + (daily - 1.0f) * amp);
+	sh->cpu = prof;
+	/* traffic swings at least as much as cpu does */
+	sh->net = smx_clampf(1.0f + 1.3f * (prof - 1.0f), 0.12f, 3.0f);
+
+	day_level = smx_day_level(ctx, p, ctx->day);
+	if (ctx->day_frac > 0)
+		day_level += (smx_day_level(ctx, p, ctx->day + 1) - day_level) * ctx->day_frac;
+	sh->level = (float) (day_level *
+						 (1.0 + SMX_TREND_AMPLITUDE *
+						  smx_triangle(ctx->local / (SMX_TREND_DAYS * 86400.0) + p->trend_phase)) *
+						 smx_location_load(ctx, p->location_key));
+}
+
+static inline float
+smx_cpu_target(const smx_params *p, const smx_shape *sh)
+{
+	return smx_clampf(p->base_cpu * sh->cpu * sh->level, smx_cpu_floor[p->role], 97.0f);
+}
+
+static inline float
+smx_net_target(const smx_params *p, const smx_shape *sh)
+{
+	return smx_clampf(p->base_network * sh->net * sh->level, 0.2f, 97.0f);
+}
+
+/* An app server's heap at local time t: climbs, drops at each GC. */
+static inline float
+smx_gc_saw(const smx_params *p, double t)
+{
+	double		x = t / p->gc_period_s + p->gc_phase;
+
+	return (float) (SMX_GC_SAW_POINTS * ((x - floor(x)) - 0.5));
+}
+
+/* The memory target (without an app's GC saw). */
+static inline float
+smx_mem_target(const smx_params *p, const smx_shape *sh)
+{
+	return p->base_memory * (1.0f + smx_mem_follow[p->role] * (sh->cpu - 1.0f));
 }
 
 static inline float
@@ -355,28 +492,29 @@ smx_response(const smx_params *p, float cpu, float disk, float z)
 static inline void
 smx_finish(const smx_params *p, smx_state *s, float z_rt)
 {
-	s->cpu = smx_clampf(s->cpu, 0.0f, 100.0f);
+	s->cpu = smx_clampf(s->cpu, smx_cpu_floor[p->role], 100.0f);
 	s->memory = smx_clampf(s->memory, 0.0f, 100.0f);
 	s->disk = smx_clampf(s->disk, 0.0f, 100.0f);
 	s->network = smx_clampf(s->network, 0.0f, 100.0f);
 	s->network_io = (int64_t) llround((double) s->network / 100.0 * p->net_capacity);
 	s->response_ms = smx_response(p, s->cpu, s->disk, z_rt);
-	smx_update_status(s);
+	smx_update_status(s, p->role);
 }
 
 void
 smx_state_init(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s)
 {
-	float		load = smx_location_load(ctx, p->location_key);
-	float		cpu_t = smx_cpu_target(ctx, p, load);
-	smx_targets t;
+	smx_shape	sh;
 
 	memset(s, 0, sizeof(*s));
-	smx_other_targets(ctx, p, load, cpu_t, cpu_t, &t);
-	s->cpu = cpu_t;
-	s->memory = t.memory;
-	s->disk = t.disk;
-	s->network = t.network;
+	smx_server_shape(ctx, p, &sh);
+	s->cpu = smx_cpu_target(p, &sh);
+	s->memory = smx_mem_target(p, &sh);
+	if (p->role == SMX_ROLE_APP)
+		s->memory += smx_gc_saw(p, ctx->local);
+	/* servers of a role start at different fill levels */
+	s->disk = p->base_disk + (float) (3.0 * smx_unit01(smx_mix64(p->key ^ UINT64_C(0xd15c))));
+	s->network = smx_net_target(p, &sh);
 	smx_finish(p, s, 0.0f);
 }
 
@@ -393,47 +531,110 @@ smx_state_restore(const smx_params *p, smx_state *s, float cpu, float memory,
 	smx_finish(p, s, 0.0f);
 }
 
+/* An exponential draw of mean 1 from a hash (never infinite). */
+static inline float
+smx_expo(uint64_t h)
+{
+	return (float) -log(1.0 - 0.999999 * smx_unit01(h));
+}
+
+/*
+ * Disk: grows at the server's rate (with some unevenness, never down) and
+ * gives back most of the day's growth at its rotation hour, so it fills
+ * slowly (a fifth of the rate a day) until someone frees it.
+ */
+static inline void
+smx_step_disk(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, uint64_t h)
+{
+	float		inc = (float) (p->disk_growth * ctx->dt / 86400.0 * (0.5 + smx_unit01(h)));
+	double		r = p->rotate_h * 3600.0;
+
+	s->disk += inc;
+	s->disk_accum += inc;
+	if (ctx->dt > 0 && floor((ctx->local - r) / 86400.0) != floor((ctx->local - ctx->dt - r) / 86400.0))
+	{
+		s->disk -= SMX_ROTATE_FREES * s->disk_accum;
+		s->disk_accum = 0;
+	}
+}
+
 void
 smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 {
-	uint64_t	tick_key = smx_mix64(ctx->seed ^ (ctx->tick * UINT64_C(0x9e3779b97f4a7c15)));
-
 	for (int i = 0; i < n; i++, p++, s++)
 	{
 		const float *sig = smx_sigma[p->role];
-		uint64_t	h = smx_mix64(tick_key ^ p->key);
-		float		load = smx_location_load(ctx, p->location_key);
-		float		cpu_t = smx_cpu_target(ctx, p, load);
-		smx_targets t;
+		int			r = p->role;
+		uint64_t	h = smx_mix64(ctx->tick_key ^ p->key);
+		uint64_t	g = smx_mix64(ctx->tick_key ^ p->traffic_key ^ UINT64_C(0x7a4ff1c));
+		float		ws = sqrtf(smx_traffic_share[r]),
+					wo = sqrtf(1.0f - smx_traffic_share[r]);
+		float		z_cpu = ws * smx_gauss(smx_mix64(g + 3)) + wo * smx_gauss(smx_mix64(h + 1));
+		float		z_net = ws * smx_gauss(smx_mix64(g + 4)) + wo * smx_gauss(smx_mix64(h + 4));
+		smx_shape	sh;
+		float		cpu_t,
+					net_t,
+					mem_t,
+					cpu_ou,
+					net_ou,
+					mem_ou;
+		float		traffic = 0;
 
-		s->cpu = cpu_t + (s->cpu - cpu_t) * ctx->decay[SMX_M_CPU] +
-			sig[SMX_M_CPU] * ctx->innov[SMX_M_CPU] * smx_gauss(smx_mix64(h + 1));
-		smx_other_targets(ctx, p, load, s->cpu, cpu_t, &t);
-		s->memory = t.memory + (s->memory - t.memory) * ctx->decay[SMX_M_MEMORY] +
+		smx_server_shape(ctx, p, &sh);
+		cpu_t = smx_cpu_target(p, &sh);
+		net_t = smx_net_target(p, &sh);
+		mem_t = smx_mem_target(p, &sh);
+
+		/* the mean-reverting parts: the values less their bursts (and GC saw) */
+		cpu_ou = s->cpu - s->burst_cpu;
+		net_ou = s->network - s->burst_net;
+		mem_ou = s->memory;
+		if (r == SMX_ROLE_APP)
+			mem_ou -= smx_gc_saw(p, ctx->local - ctx->dt);
+		cpu_ou = cpu_t + (cpu_ou - cpu_t) * ctx->decay[SMX_M_CPU] +
+			sig[SMX_M_CPU] * p->noise * ctx->innov[SMX_M_CPU] * z_cpu;
+		net_ou = net_t + (net_ou - net_t) * ctx->decay[SMX_M_NETWORK] +
+			sig[SMX_M_NETWORK] * p->noise * ctx->innov[SMX_M_NETWORK] * z_net;
+		mem_ou = mem_t + (mem_ou - mem_t) * ctx->decay[SMX_M_MEMORY] +
 			sig[SMX_M_MEMORY] * ctx->innov[SMX_M_MEMORY] * smx_gauss(smx_mix64(h + 2));
-		s->disk = t.disk + (s->disk - t.disk) * ctx->decay[SMX_M_DISK] +
-			sig[SMX_M_DISK] * ctx->innov[SMX_M_DISK] * smx_gauss(smx_mix64(h + 3));
-		s->network = t.network + (s->network - t.network) * ctx->decay[SMX_M_NETWORK] +
-			sig[SMX_M_NETWORK] * ctx->innov[SMX_M_NETWORK] * smx_gauss(smx_mix64(h + 4));
+
+		/* bursts: traffic bursts shared down the group, spikes of its own */
+		s->burst_cpu *= ctx->burst_decay;
+		s->burst_net *= ctx->burst_decay;
+		if (smx_unit01(smx_mix64(g + 1)) < ctx->traffic_p)
+			traffic = smx_expo(smx_mix64(g + 2)) * sh.level;
+		if (smx_unit01(smx_mix64(h + 6)) < ctx->spike_p[r])
+			s->burst_cpu += smx_spike_cpu[r] * smx_expo(smx_mix64(h + 7));
+		s->burst_cpu += smx_burst_cpu[r] * traffic;
+		s->burst_net += smx_burst_net[r] * traffic;
+
+		s->cpu = cpu_ou + s->burst_cpu;
+		s->network = net_ou + s->burst_net;
+		s->memory = mem_ou;
+		if (r == SMX_ROLE_APP)
+			s->memory += smx_gc_saw(p, ctx->local);
+		smx_step_disk(ctx, p, s, smx_mix64(h + 3));
 		smx_finish(p, s, smx_gauss(smx_mix64(h + 5)));
 	}
 }
 
 /*
  * Status with hysteresis: a level is entered as soon as the value reaches
- * its threshold, and left only once the value is SMX_HYSTERESIS_PCT below
- * it, so a value hovering at a threshold does not flap.
+ * its threshold (the role's), and left only once the value is
+ * SMX_HYSTERESIS_PCT below it, so a value hovering at a threshold does not
+ * flap.
  */
 void
-smx_update_status(smx_state *s)
+smx_update_status(smx_state *s, int role)
 {
 	const float values[SMX_M_COUNT] = {s->cpu, s->memory, s->disk, s->network};
+	const smx_threshold *th = smx_thresholds[role >= 0 && role < SMX_ROLE_COUNT ? role : 0];
 	int			worst = 0;
 
 	for (int m = 0; m < SMX_M_COUNT; m++)
 	{
-		double		warn = m == SMX_M_NETWORK ? SMX_NET_WARN_PCT : SMX_WARN_PCT;
-		double		crit = m == SMX_M_NETWORK ? SMX_NET_CRIT_PCT : SMX_CRIT_PCT;
+		double		warn = th[m].warn;
+		double		crit = th[m].crit;
 		double		v = values[m];
 		int			old = s->level[m];
 		int			lvl = v >= crit ? 2 : (v >= warn ? 1 : 0);

@@ -51,12 +51,25 @@ typedef enum smx_metric
 extern const char *const smx_role_names[SMX_ROLE_COUNT];
 extern const char *const smx_status_names[4];
 
-/* Status thresholds (percent) and the hysteresis band below them. */
+/*
+ * Status thresholds (percent): the dashboard's 80/90 (cpu, memory, disk)
+ * and 70/85 (network) by default; per role where a role runs higher by
+ * design (a cache's memory). A level is left only SMX_HYSTERESIS_PCT below
+ * its threshold.
+ */
 #define SMX_WARN_PCT		80.0
 #define SMX_CRIT_PCT		90.0
 #define SMX_NET_WARN_PCT	70.0
 #define SMX_NET_CRIT_PCT	85.0
 #define SMX_HYSTERESIS_PCT	3.0
+
+typedef struct smx_threshold
+{
+	float		warn;
+	float		crit;
+} smx_threshold;
+
+extern const smx_threshold smx_thresholds[SMX_ROLE_COUNT][4];
 
 /* Role defaults used when a template leaves a baseline NULL. */
 typedef struct smx_role_defaults
@@ -65,6 +78,7 @@ typedef struct smx_role_defaults
 	float		memory;
 	float		disk;
 	float		network;
+	float		disk_growth;	/* points a day before rotation */
 } smx_role_defaults;
 
 extern const smx_role_defaults smx_role_default_baselines[SMX_ROLE_COUNT];
@@ -77,11 +91,21 @@ typedef struct smx_params
 {
 	uint64_t	key;			/* smx_hash_str(server id): RNG key */
 	uint64_t	location_key;	/* smx_hash_str(location): shared load */
+	uint64_t	traffic_key;	/* the traffic it shares (depends_on graph) */
 	double		net_capacity;	/* bytes per second at 100 % */
 	float		base_cpu;		/* baselines, percent */
 	float		base_memory;
 	float		base_disk;
 	float		base_network;
+	float		disk_growth;	/* points a day, before rotation */
+	/* the server's own character, drawn from its key */
+	float		phase_h;		/* daily curve shifted by this many hours */
+	float		amp;			/* daily swing x this */
+	float		noise;			/* spread x this */
+	float		trend_phase;	/* of the slow trend, radians */
+	float		gc_period_s;	/* app: seconds between GCs */
+	float		gc_phase;		/* app: where in the GC cycle at time 0 */
+	float		rotate_h;		/* local hour of the daily log rotation */
 	uint8_t		role;			/* smx_role */
 } smx_params;
 
@@ -98,6 +122,9 @@ typedef struct smx_state
 	float		network;		/* percent of net_capacity */
 	float		response_ms;	/* request latency */
 	int64_t		network_io;		/* bytes per second */
+	float		burst_cpu;		/* decaying spikes on top of cpu, network */
+	float		burst_net;
+	float		disk_accum;		/* disk grown since the last rotation */
 	uint8_t		level[SMX_M_COUNT];
 	uint8_t		status;			/* smx_status */
 } smx_state;
@@ -121,12 +148,19 @@ typedef struct smx_tick_ctx
 	uint64_t	seed;
 	uint64_t	tick;
 	double		sim_epoch;		/* simulated time of this tick */
+	uint64_t	tick_key;		/* hash of (seed, tick) */
 	uint64_t	load_knot;		/* location load noise: knot index */
 	double		load_frac;		/* and smoothed position between knots */
-	float		cpu_profile[SMX_ROLE_COUNT];	/* daily x weekly */
-	float		net_profile[SMX_ROLE_COUNT];
-	float		mem_profile[SMX_ROLE_COUNT];
-	float		disk_extra[SMX_ROLE_COUNT];		/* e.g. nightly backups */
+	double		local;			/* simulated local time, seconds */
+	double		hour;			/* local hour of day [0, 24) */
+	double		dt;				/* simulated seconds since the last tick */
+	int64_t		day;			/* local day number */
+	double		day_frac;		/* smoothed blend toward the next day, near midnight */
+	bool		weekend;
+	uint8_t		dow;			/* 0 = Sunday */
+	float		burst_decay;	/* of burst_cpu and burst_net a tick */
+	float		spike_p[SMX_ROLE_COUNT];	/* chance of a spike of the server's own */
+	float		traffic_p;		/* chance of a traffic burst shared down the graph */
 	/* OU decay a = exp(-dt/tau) and innovation scale sqrt(1 - a^2) */
 	float		decay[SMX_M_COUNT];
 	float		innov[SMX_M_COUNT];
@@ -138,11 +172,23 @@ extern uint64_t smx_hash_str(const char *s);
 /* Simulated time (unix seconds) of a tick. */
 extern double smx_sim_epoch(const smx_config *cfg, uint64_t tick);
 
-/* Fill params from a template; negative baseline means "role default". */
+/*
+ * Fill params from a template; a negative baseline or disk growth means
+ * "role default". traffic_key 0: the server shares traffic with nobody.
+ */
 extern void smx_params_init(smx_params *p, const char *server_id,
 							const char *location, smx_role role,
 							double cpu, double memory, double disk,
 							double network, double net_capacity);
+extern void smx_params_set_traffic(smx_params *p, uint64_t traffic_key);
+extern void smx_params_set_disk_growth(smx_params *p, double points_per_day);
+
+/*
+ * The traffic groups of a fleet: servers linked by depends_on (either
+ * way) share one. edges: n_edges pairs of server indexes. Writes each
+ * server's group root index into root[] (scratch: n ints).
+ */
+extern void smx_traffic_groups(int n, const int *edges, int n_edges, int *root);
 
 /* Role by SQL name; -1 if unknown. */
 extern int	smx_role_from_name(const char *name);
@@ -165,8 +211,8 @@ extern void smx_state_restore(const smx_params *p, smx_state *s, float cpu,
 extern void smx_step(const smx_tick_ctx *ctx, const smx_params *p,
 					 smx_state *s, int n);
 
-/* Apply the status rules with hysteresis to s->level[] and s->status. */
-extern void smx_update_status(smx_state *s);
+/* Apply the status rules (role's thresholds, hysteresis) to s->level[], s->status. */
+extern void smx_update_status(smx_state *s, int role);
 
 /*
  * Parse "YYYY-MM-DD[ T]HH:MM[:SS[.fff]][Z|±HH[:MM]]" (no zone = UTC) into

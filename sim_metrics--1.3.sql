@@ -1,4 +1,4 @@
-/* sim_metrics--1.2.sql */
+/* sim_metrics--1.3.sql */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION sim_metrics" to load this file. \quit
@@ -36,13 +36,16 @@ CREATE TABLE server_templates (
     depends_on          text[] NOT NULL DEFAULT '{}'
                         CHECK (NOT (id = ANY (depends_on)) AND array_position(depends_on, NULL) IS NULL),
     enabled             boolean NOT NULL DEFAULT true,
-    is_default          boolean NOT NULL DEFAULT false
+    is_default          boolean NOT NULL DEFAULT false,
+    disk_growth         real CHECK (disk_growth BETWEEN 0 AND 100)
 );
 
 COMMENT ON TABLE server_templates IS
   'The simulated fleet: one row per server. Edits are picked up by the worker within a tick; NULL baselines take the role default.';
 COMMENT ON COLUMN server_templates.network_capacity_bps IS 'Network capacity in bytes per second; network % = network_io / capacity.';
 COMMENT ON COLUMN server_templates.depends_on IS 'Ids of the servers this one calls (cascade edges for incidents).';
+COMMENT ON COLUMN server_templates.disk_growth IS
+  'Disk growth in points a day before the daily log rotation gives most of it back; NULL: the role''s default. Set it high and the disk fills by growth alone.';
 COMMENT ON COLUMN server_templates.is_default IS 'Row installed by CREATE EXTENSION; pg_dump leaves these rows (and changes to them) out, CREATE EXTENSION restores them as installed.';
 
 CREATE TABLE server_metrics_history (
@@ -257,49 +260,49 @@ INSERT INTO server_templates
      network_capacity_bps, depends_on, is_default)
 VALUES
  ('web-nginx-icn-01', 'Nginx Web ICN-01', 'web-nginx-icn-01.openmanager.kr', 'web', 'Seoul-ICN-AZ1', 'production', 8, 16, 500, '10.1.1.10', 'Ubuntu 22.04',
-  '[{"name":"nginx","version":"1.24.0","port":80}]', 30, 45, 25, 50, 1250000000,
+  '[{"name":"nginx","version":"1.24.0","port":80}]', 24, 45, 25, 14, 1250000000,
   '{api-was-icn-01,api-was-icn-02}', true),
  ('web-nginx-icn-02', 'Nginx Web ICN-02', 'web-nginx-icn-02.openmanager.kr', 'web', 'Seoul-ICN-AZ2', 'production', 8, 16, 500, '10.1.2.10', 'Ubuntu 22.04',
-  '[{"name":"nginx","version":"1.24.0","port":80}]', 35, 50, 30, 55, 1250000000,
+  '[{"name":"nginx","version":"1.24.0","port":80}]', 28, 50, 30, 16, 1250000000,
   '{api-was-icn-01,api-was-icn-02}', true),
  ('web-nginx-pus-01', 'Nginx Web PUS-01', 'web-nginx-pus-01.openmanager.kr', 'web', 'Busan-PUS-DR', 'production', 4, 8, 250, '10.2.1.10', 'Ubuntu 22.04',
-  '[{"name":"nginx","version":"1.24.0","port":80}]', 25, 40, 28, 45, 1250000000,
+  '[{"name":"nginx","version":"1.24.0","port":80}]', 20, 40, 28, 10, 1250000000,
   '{api-was-pus-01}', true),
  ('api-was-icn-01', 'Spring Boot API ICN-01', 'api-was-icn-01.openmanager.kr', 'app', 'Seoul-ICN-AZ1', 'production', 16, 32, 500, '10.1.1.20', 'Rocky Linux 9.2',
-  '[{"name":"spring-boot","version":"3.2 (JDK 21)","port":8080}]', 45, 60, 40, 50, 1250000000,
+  '[{"name":"spring-boot","version":"3.2 (JDK 21)","port":8080}]', 30, 60, 40, 10, 1250000000,
   '{db-mysql-icn-primary,db-mysql-icn-replica,cache-redis-icn-01,cache-redis-icn-02}', true),
  ('api-was-icn-02', 'Spring Boot API ICN-02', 'api-was-icn-02.openmanager.kr', 'app', 'Seoul-ICN-AZ2', 'production', 16, 32, 500, '10.1.2.20', 'Rocky Linux 9.2',
-  '[{"name":"spring-boot","version":"3.2","port":8080}]', 50, 70, 45, 55, 1250000000,
+  '[{"name":"spring-boot","version":"3.2","port":8080}]', 34, 70, 45, 12, 1250000000,
   '{db-mysql-icn-primary,db-mysql-icn-replica,cache-redis-icn-01,cache-redis-icn-02}', true),
  ('api-was-pus-01', 'Spring Boot API PUS-01', 'api-was-pus-01.openmanager.kr', 'app', 'Busan-PUS-DR', 'production', 8, 16, 250, '10.2.1.20', 'Rocky Linux 9.2',
-  '[{"name":"spring-boot","version":"3.2","port":8080}]', 35, 55, 38, 40, 1250000000,
+  '[{"name":"spring-boot","version":"3.2","port":8080}]', 24, 55, 38, 7, 1250000000,
   '{db-mysql-pus-dr}', true),
  ('db-mysql-icn-primary', 'MySQL Primary ICN', 'db-mysql-icn-primary.openmanager.kr', 'database', 'Seoul-ICN-AZ1', 'production', 32, 128, 2000, '10.1.1.30', 'Oracle Linux 8.8',
-  '[{"name":"mysql","version":"8.0.35","port":3306,"mode":"primary"}]', 50, 70, 50, 45, 1250000000,
+  '[{"name":"mysql","version":"8.0.35","port":3306,"mode":"primary"}]', 34, 70, 50, 9, 1250000000,
   '{storage-nfs-icn-01}', true),
  ('db-mysql-icn-replica', 'MySQL Replica ICN', 'db-mysql-icn-replica.openmanager.kr', 'database', 'Seoul-ICN-AZ2', 'production', 32, 128, 2000, '10.1.2.30', 'Oracle Linux 8.8',
-  '[{"name":"mysql","version":"8.0.35","port":3306,"mode":"replica"}]', 40, 65, 48, 40, 1250000000,
+  '[{"name":"mysql","version":"8.0.35","port":3306,"mode":"replica"}]', 28, 65, 48, 8, 1250000000,
   '{db-mysql-icn-primary}', true),
  ('db-mysql-pus-dr', 'MySQL DR PUS', 'db-mysql-pus-dr.openmanager.kr', 'database', 'Busan-PUS-DR', 'production', 16, 64, 1000, '10.2.1.30', 'Oracle Linux 8.8',
-  '[{"name":"mysql","version":"8.0.35","port":3306,"mode":"dr"}]', 25, 50, 45, 30, 1250000000,
+  '[{"name":"mysql","version":"8.0.35","port":3306,"mode":"dr"}]', 18, 50, 45, 6, 1250000000,
   '{db-mysql-icn-primary}', true),
  ('cache-redis-icn-01', 'Redis Cluster Master ICN', 'cache-redis-icn-01.openmanager.kr', 'cache', 'Seoul-ICN-AZ1', 'production', 8, 64, 200, '10.1.1.40', 'Debian 12',
-  '[{"name":"redis","version":"7.2","port":6379,"mode":"master"}]', 35, 80, 20, 60, 1250000000,
+  '[{"name":"redis","version":"7.2","port":6379,"mode":"master"}]', 20, 80, 20, 12, 1250000000,
   '{}', true),
  ('cache-redis-icn-02', 'Redis Cluster Replica ICN', 'cache-redis-icn-02.openmanager.kr', 'cache', 'Seoul-ICN-AZ2', 'production', 8, 64, 200, '10.1.2.40', 'Debian 12',
-  '[{"name":"redis","version":"7.2","port":6379,"mode":"replica"}]', 40, 85, 25, 65, 1250000000,
+  '[{"name":"redis","version":"7.2","port":6379,"mode":"replica"}]', 22, 85, 25, 14, 1250000000,
   '{cache-redis-icn-01}', true),
  ('storage-nfs-icn-01', 'NetApp NFS ICN', 'storage-nfs-icn-01.openmanager.kr', 'storage', 'Seoul-ICN-AZ1', 'production', 8, 32, 10000, '10.1.1.50', 'Rocky Linux 9.2',
-  '[{"name":"nfs","version":"NetApp ONTAP","port":2049}]', 20, 40, 75, 35, 1250000000,
+  '[{"name":"nfs","version":"NetApp ONTAP","port":2049}]', 14, 40, 62, 20, 1250000000,
   '{}', true),
  ('storage-s3gw-pus-01', 'MinIO S3 Gateway PUS', 'storage-s3gw-pus-01.openmanager.kr', 'storage', 'Busan-PUS-DR', 'production', 4, 16, 5000, '10.2.1.50', 'Rocky Linux 9.2',
-  '[{"name":"minio","version":"S3 gateway","port":9000}]', 15, 35, 60, 40, 1250000000,
+  '[{"name":"minio","version":"S3 gateway","port":9000}]', 12, 35, 55, 16, 1250000000,
   '{storage-nfs-icn-01}', true),
  ('lb-haproxy-icn-01', 'HAProxy LB ICN', 'lb-haproxy-icn-01.openmanager.kr', 'load-balancer', 'Seoul-ICN-AZ1', 'production', 4, 8, 100, '10.1.1.5', 'Ubuntu 22.04',
-  '[{"name":"haproxy","version":"2.8.3","port":443}]', 30, 50, 15, 70, 1250000000,
+  '[{"name":"haproxy","version":"2.8.3","port":443}]', 16, 50, 15, 18, 1250000000,
   '{web-nginx-icn-01,web-nginx-icn-02}', true),
  ('lb-haproxy-pus-01', 'HAProxy LB PUS', 'lb-haproxy-pus-01.openmanager.kr', 'load-balancer', 'Busan-PUS-DR', 'production', 4, 8, 100, '10.2.1.5', 'Ubuntu 22.04',
-  '[{"name":"haproxy","version":"2.8.3","port":443}]', 25, 45, 12, 65, 1250000000,
+  '[{"name":"haproxy","version":"2.8.3","port":443}]', 14, 45, 12, 15, 1250000000,
   '{web-nginx-pus-01}', true);
 
 -- pg_dump keeps the rows users add; the default rows come back with CREATE EXTENSION.
