@@ -66,9 +66,9 @@ static const float smx_sigma[SMX_ROLE_COUNT][SMX_M_COUNT] = {
 	{3.0f, 1.0f, 0.0f, 1.2f},	/* web */
 	{3.5f, 0.6f, 0.0f, 1.0f},	/* app */
 	{2.5f, 0.3f, 0.0f, 0.8f},	/* database */
-	{2.0f, 0.25f, 0.0f, 1.2f},	/* cache */
-	{2.0f, 0.8f, 0.0f, 1.6f},	/* storage */
-	{2.0f, 0.8f, 0.0f, 1.5f},	/* load-balancer */
+	{1.8f, 0.25f, 0.0f, 1.2f},	/* cache */
+	{1.8f, 0.8f, 0.0f, 1.6f},	/* storage */
+	{2.2f, 0.8f, 0.0f, 1.5f},	/* load-balancer */
 };
 
 /* Share of the cpu/network shock that comes from the traffic group. */
@@ -323,6 +323,7 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 		t = 0;
 	t = t < -SMX_EPOCH_LIMIT ? -SMX_EPOCH_LIMIT : (t > SMX_EPOCH_LIMIT ? SMX_EPOCH_LIMIT : t);
 	local = t + (isfinite(cfg->utc_offset) ? cfg->utc_offset : 0.0);
+	local = local < -SMX_EPOCH_LIMIT ? -SMX_EPOCH_LIMIT : (local > SMX_EPOCH_LIMIT ? SMX_EPOCH_LIMIT : local);
 	days = floor(local / 86400.0);
 	hour = (local - days * 86400.0) / 3600.0;
 	if (!(hour >= 0 && hour < 24))
@@ -475,6 +476,22 @@ smx_mem_target(const smx_params *p, const smx_shape *sh)
 	return p->base_memory * (1.0f + smx_mem_follow[p->role] * (sh->cpu - 1.0f));
 }
 
+void
+smx_server_targets(const smx_tick_ctx *ctx, const smx_params *p, smx_targets *t)
+{
+	smx_shape	sh;
+
+	smx_server_shape(ctx, p, &sh);
+	t->cpu = smx_cpu_target(p, &sh);
+	t->memory = smx_mem_target(p, &sh);
+	if (p->role == SMX_ROLE_APP)
+		t->memory += smx_gc_saw(p, ctx->local);
+	t->disk = p->base_disk;
+	t->network = smx_net_target(p, &sh);
+	t->cpu_profile = sh.cpu;
+	t->net_profile = sh.net;
+}
+
 static inline float
 smx_response(const smx_params *p, float cpu, float disk, float z)
 {
@@ -546,11 +563,12 @@ smx_expo(uint64_t h)
 static inline void
 smx_step_disk(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, uint64_t h)
 {
-	float		inc = (float) (p->disk_growth * ctx->dt / 86400.0 * (0.5 + smx_unit01(h)));
+	double		grown = p->disk_growth * ctx->dt / 86400.0 * (0.5 + smx_unit01(h));
+	float		inc = (float) (grown < 100.0 ? grown : 100.0);
 	double		r = p->rotate_h * 3600.0;
 
-	s->disk += inc;
-	s->disk_accum += inc;
+	s->disk = smx_clampf(s->disk + inc, 0.0f, 100.0f);
+	s->disk_accum = smx_clampf(s->disk_accum + inc, 0.0f, 100.0f);
 	if (ctx->dt > 0 && floor((ctx->local - r) / 86400.0) != floor((ctx->local - ctx->dt - r) / 86400.0))
 	{
 		s->disk -= SMX_ROTATE_FREES * s->disk_accum;

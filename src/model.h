@@ -207,6 +207,24 @@ extern void smx_state_init(const smx_tick_ctx *ctx, const smx_params *p,
 extern void smx_state_restore(const smx_params *p, smx_state *s, float cpu,
 							  float memory, float disk, double network_io);
 
+/*
+ * What the model pulls a server toward at the tick ctx is prepared for
+ * (before noise and bursts), and its daily x weekly profiles, which depend
+ * on the simulated local time only.
+ */
+typedef struct smx_targets
+{
+	float		cpu;
+	float		memory;			/* an app server's GC saw included */
+	float		disk;			/* the baseline: disk only grows from it */
+	float		network;
+	float		cpu_profile;
+	float		net_profile;
+} smx_targets;
+
+extern void smx_server_targets(const smx_tick_ctx *ctx, const smx_params *p,
+							   smx_targets *t);
+
 /* Advance n servers by one tick (ctx prepared for the new tick). */
 extern void smx_step(const smx_tick_ctx *ctx, const smx_params *p,
 					 smx_state *s, int n);
