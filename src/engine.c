@@ -382,6 +382,7 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 	int			nedges = 0,
 				cap = 0;
 	int		   *root = palloc(sizeof(int) * Max(t->n, 1));
+	int		   *size;
 
 	for (int i = 0; i < t->n; i++)
 	{
@@ -413,8 +414,13 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 		}
 	}
 	smx_traffic_groups(t->n, edges, nedges, root);
+	/* a group of one shares nothing: its root is itself and nobody names it */
+	size = palloc0(sizeof(int) * Max(t->n, 1));
 	for (int i = 0; i < t->n; i++)
-		smx_params_set_traffic(&t->params[i], t->params[root[i]].key);
+		size[root[i]]++;
+	for (int i = 0; i < t->n; i++)
+		if (size[root[i]] > 1)
+			smx_params_set_traffic(&t->params[i], t->params[root[i]].key);
 }
 
 /*

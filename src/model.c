@@ -215,6 +215,13 @@ smx_unit01(uint64_t h)
 	return (double) (h >> 11) * (1.0 / 9007199254740992.0);
 }
 
+/* An exponential draw of mean 1 from a hash (never infinite). */
+static inline float
+smx_expo(uint64_t h)
+{
+	return (float) -log(1.0 - 0.999999 * smx_unit01(h));
+}
+
 void
 smx_params_init(smx_params *p, const char *server_id, const char *location,
 				smx_role role, double cpu, double memory, double disk,
@@ -240,7 +247,8 @@ smx_params_init(smx_params *p, const char *server_id, const char *location,
 
 	/* the server's own character, from its id: servers of a role differ */
 	c = smx_mix64(p->key ^ UINT64_C(0xc4a7ac7e75e7f00d));
-	p->phase_h = (float) (0.75 * smx_unit(smx_mix64(c + 1)));	/* +-45 min */
+	p->phase_idx = (uint8_t) (smx_mix64(c + 1) % SMX_PHASES);	/* -45 .. +45 min */
+	p->phase_h = (float) ((p->phase_idx - (SMX_PHASES - 1) / 2.0) * SMX_PHASE_STEP_H);
 	p->amp = (float) (1.0 + 0.25 * smx_unit(smx_mix64(c + 2)));
 	p->noise = (float) (1.0 + 0.2 * smx_unit(smx_mix64(c + 3)));
 	p->trend_phase = (float) (3.141592653589793 * smx_unit(smx_mix64(c + 4)));
@@ -252,7 +260,8 @@ smx_params_init(smx_params *p, const char *server_id, const char *location,
 void
 smx_params_set_traffic(smx_params *p, uint64_t traffic_key)
 {
-	p->traffic_key = traffic_key ? traffic_key : p->key;
+	p->traffic_key = traffic_key;
+	p->shares_traffic = true;
 }
 
 void
@@ -302,9 +311,11 @@ smx_interp_daily(const float *table, double hour)
 {
 	int			h0 = (int) hour;
 	double		f = hour - h0;
-	int			h1 = (h0 + 1) % 24;
+	int			h1;
 
-	return (float) (table[h0 % 24] * (1.0 - f) + table[h1] * f);
+	h0 = h0 < 0 ? 0 : (h0 > 23 ? 23 : h0);
+	h1 = h0 == 23 ? 0 : h0 + 1;
+	return (float) (table[h0] * (1.0 - f) + table[h1] * f);
 }
 
 void
@@ -347,6 +358,31 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 	ctx->day_frac = ctx->day_frac * ctx->day_frac * (3.0 - 2.0 * ctx->day_frac);
 	ctx->load_knot = (uint64_t) (int64_t) knot;
 	ctx->load_frac = frac * frac * (3.0 - 2.0 * frac);
+	for (int r = 0; r < SMX_ROLE_COUNT; r++)
+	{
+		const float *table = r == SMX_ROLE_DATABASE ? smx_daily_database :
+			r == SMX_ROLE_STORAGE ? smx_daily_storage : smx_daily_interactive;
+
+		for (int k = 0; k < SMX_PHASES; k++)
+		{
+			double		hh = hour + (k - (SMX_PHASES - 1) / 2.0) * SMX_PHASE_STEP_H;
+			float		daily;
+
+			hh = hh < 0 ? hh + 24.0 : (hh >= 24.0 ? hh - 24.0 : hh);
+			daily = smx_interp_daily(table, hh);
+			if (r == SMX_ROLE_CACHE)
+				daily = 1.0f + 0.6f * (daily - 1.0f);
+			ctx->daily[r][k] = daily;
+		}
+		/* weekends: lower and flatter, except storage (backups still run) */
+		if (!ctx->weekend || r == SMX_ROLE_STORAGE)
+			ctx->week_level[r] = 1.0f, ctx->week_amp[r] = 1.0f;
+		else if (r == SMX_ROLE_DATABASE)
+			ctx->week_level[r] = 0.80f, ctx->week_amp[r] = 0.6f;
+		else
+			ctx->week_level[r] = ctx->dow == 6 ? 0.72f : 0.68f, ctx->week_amp[r] = 0.5f;
+	}
+	ctx->dt_days = dt / 86400.0;
 	ctx->burst_decay = (float) exp(-dt / SMX_BURST_TAU_S);
 	ctx->traffic_p = (float) (1.0 - exp(-dt / SMX_TRAFFIC_EVERY_S));
 	for (int r = 0; r < SMX_ROLE_COUNT; r++)
@@ -360,25 +396,111 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 	}
 }
 
-/* Location load multiplier, smooth in simulated time, shared by location. */
-static inline float
-smx_location_load(const smx_tick_ctx *ctx, uint64_t location_key)
+/*
+ * Draws shared by every server of a location or of a traffic group at one
+ * tick. They depend only on (seed, key, tick), so smx_step keeps them in a
+ * small cache for the call: a hit or a miss gives the same bits.
+ */
+typedef struct smx_draw
 {
-	uint64_t	base = smx_mix64(ctx->seed ^ location_key);
-	double		u0 = smx_unit(smx_mix64(base ^ (ctx->load_knot * UINT64_C(0x9e3779b97f4a7c15))));
-	double		u1 = smx_unit(smx_mix64(base ^ ((ctx->load_knot + 1) * UINT64_C(0x9e3779b97f4a7c15))));
+	uint64_t	key;
+	float		a,
+				b,
+				c;
+	bool		used;
+} smx_draw;
 
-	return (float) (1.0 + SMX_LOAD_AMPLITUDE * (u0 + (u1 - u0) * ctx->load_frac));
+#define SMX_DRAW_SLOTS	64
+
+/* The slot of key (*fresh: to be filled), or NULL when the probes are taken. */
+static inline smx_draw *
+smx_draw_slot(smx_draw *slots, uint64_t key, bool *fresh)
+{
+	unsigned	i = (unsigned) (key >> 17) & (SMX_DRAW_SLOTS - 1);
+
+	for (int probe = 0; probe < 4; probe++, i = (i + 1) & (SMX_DRAW_SLOTS - 1))
+	{
+		if (!slots[i].used)
+		{
+			slots[i].used = true;
+			slots[i].key = key;
+			*fresh = true;
+			return &slots[i];
+		}
+		if (slots[i].key == key)
+		{
+			*fresh = false;
+			return &slots[i];
+		}
+	}
+	return NULL;
 }
 
-/* The level of one day for a server: its location's and its own draw. */
+/* A day's draw in [-1, 1) for a key. */
 static inline double
-smx_day_level(const smx_tick_ctx *ctx, const smx_params *p, int64_t day)
+smx_day_draw_at(uint64_t seed, uint64_t key, int64_t day)
 {
-	uint64_t	d = (uint64_t) day * UINT64_C(0xd1b54a32d192ed03);
+	return smx_unit(smx_mix64(seed ^ key ^ ((uint64_t) day * UINT64_C(0xd1b54a32d192ed03))));
+}
 
-	return 1.0 + SMX_DAY_LOCATION * smx_unit(smx_mix64(ctx->seed ^ p->location_key ^ d)) +
-		SMX_DAY_SERVER * smx_unit(smx_mix64(ctx->seed ^ p->key ^ d ^ UINT64_C(0x5e7e)));
+/* The same, blended into the next day's near midnight. */
+static inline double
+smx_day_draw(const smx_tick_ctx *ctx, uint64_t key)
+{
+	double		u = smx_day_draw_at(ctx->seed, key, ctx->day);
+
+	if (ctx->day_frac > 0)
+		u += (smx_day_draw_at(ctx->seed, key, ctx->day + 1) - u) * ctx->day_frac;
+	return u;
+}
+
+/*
+ * A location's draws: a = its load multiplier (smooth, half-hourly knots),
+ * b = its day level draw.
+ */
+static inline const smx_draw *
+smx_location_draw(const smx_tick_ctx *ctx, uint64_t location_key, smx_draw *slots,
+				  smx_draw *tmp)
+{
+	bool		fresh = true;
+	smx_draw   *d = slots ? smx_draw_slot(slots, location_key, &fresh) : NULL;
+
+	if (d == NULL)
+		d = tmp;
+	if (fresh)
+	{
+		uint64_t	base = smx_mix64(ctx->seed ^ location_key);
+		double		u0 = smx_unit(smx_mix64(base ^ (ctx->load_knot * UINT64_C(0x9e3779b97f4a7c15))));
+		double		u1 = smx_unit(smx_mix64(base ^ ((ctx->load_knot + 1) * UINT64_C(0x9e3779b97f4a7c15))));
+
+		d->a = (float) (1.0 + SMX_LOAD_AMPLITUDE * (u0 + (u1 - u0) * ctx->load_frac));
+		d->b = (float) smx_day_draw(ctx, location_key);
+	}
+	return d;
+}
+
+/*
+ * A traffic group's draws: a, b = the shared shocks of cpu and network,
+ * c = the size of a traffic burst this tick (0: none).
+ */
+static inline const smx_draw *
+smx_traffic_draw(const smx_tick_ctx *ctx, uint64_t traffic_key, smx_draw *slots,
+				 smx_draw *tmp)
+{
+	bool		fresh = true;
+	smx_draw   *d = slots ? smx_draw_slot(slots, traffic_key, &fresh) : NULL;
+
+	if (d == NULL)
+		d = tmp;
+	if (fresh)
+	{
+		uint64_t	g = smx_mix64(ctx->tick_key ^ traffic_key ^ UINT64_C(0x7a4ff1c));
+
+		d->a = smx_gauss(smx_mix64(g + 3));
+		d->b = smx_gauss(smx_mix64(g + 4));
+		d->c = smx_unit01(smx_mix64(g + 1)) < ctx->traffic_p ? smx_expo(smx_mix64(g + 2)) : 0.0f;
+	}
+	return d;
 }
 
 /* A triangle wave in [-1, 1] of period 1 (cheaper than a sine, as smooth as needed). */
@@ -390,6 +512,19 @@ smx_triangle(double x)
 	return f < 0.5 ? 4.0 * f - 1.0 : 3.0 - 4.0 * f;
 }
 
+/*
+ * A server's own level on a day: its day draw and its slow trend (taken
+ * at the day's middle). Pure in (seed, server, day), so the state keeps it
+ * for the day (smx_state.day_factor) without changing any value.
+ */
+static inline float
+smx_server_day_factor(uint64_t seed, const smx_params *p, int64_t day)
+{
+	return (float) ((SMX_DAY_SERVER * smx_day_draw_at(seed, p->key, day)) +
+					SMX_TREND_AMPLITUDE *
+					smx_triangle(((double) day + 0.5) / SMX_TREND_DAYS + p->trend_phase));
+}
+
 /* Everything that scales a server's cpu and network targets at this tick. */
 typedef struct smx_shape
 {
@@ -398,54 +533,39 @@ typedef struct smx_shape
 	float		level;			/* day level x trend x location load */
 } smx_shape;
 
+/* s: the server's state, keeping its day factor (NULL: computed here). */
 static inline void
-smx_server_shape(const smx_tick_ctx *ctx, const smx_params *p, smx_shape *sh)
+smx_server_shape(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s,
+				 smx_shape *sh, smx_draw *loc_slots)
 {
-	const float *table;
-	double		hour = ctx->hour + p->phase_h;
-	float		daily;
-	float		lvl,
-				amp;
-	float		prof;
-	double		day_level;
+	int			r = p->role;
+	smx_draw	tmp;
+	const smx_draw *loc = smx_location_draw(ctx, p->location_key, loc_slots, &tmp);
+	float		prof = ctx->week_level[r] *
+		(1.0f + p->amp * ctx->week_amp[r] * (ctx->daily[r][p->phase_idx % SMX_PHASES] - 1.0f));
+	float		own;
 
-	hour = hour < 0 ? hour + 24.0 : (hour >= 24.0 ? hour - 24.0 : hour);
-	switch (p->role)
-	{
-		case SMX_ROLE_DATABASE:
-			table = smx_daily_database;
-			break;
-		case SMX_ROLE_STORAGE:
-			table = smx_daily_storage;
-			break;
-		default:
-			table = smx_daily_interactive;
-			break;
-	}
-	daily = smx_interp_daily(table, hour);
-	if (p->role == SMX_ROLE_CACHE)
-		daily = 1.0f + 0.6f * (daily - 1.0f);
-	daily = 1.0f + p->amp * (daily - 1.0f);
-
-	/* weekends: lower and flatter, except storage (backups still run) */
-	if (!ctx->weekend || p->role == SMX_ROLE_STORAGE)
-		lvl = 1.0f, amp = 1.0f;
-	else if (p->role == SMX_ROLE_DATABASE)
-		lvl = 0.80f, amp = 0.6f;
+	if (s != NULL && s->day_set && s->day_of == (int32_t) ctx->day &&
+		s->day_seed == (uint32_t) ctx->seed)
+		own = s->day_factor;
 	else
-		lvl = ctx->dow == 6 ? 0.72f : 0.68f, amp = 0.5f;
-	prof = lvl * (1.0f + (daily - 1.0f) * amp);
+	{
+		own = smx_server_day_factor(ctx->seed, p, ctx->day);
+		if (s != NULL)
+		{
+			s->day_factor = own;
+			s->day_of = (int32_t) ctx->day;
+			s->day_seed = (uint32_t) ctx->seed;
+			s->day_set = true;
+		}
+	}
+	/* near midnight the next day's level takes over smoothly */
+	if (ctx->day_frac > 0)
+		own += (smx_server_day_factor(ctx->seed, p, ctx->day + 1) - own) * (float) ctx->day_frac;
 	sh->cpu = prof;
 	/* traffic swings at least as much as cpu does */
 	sh->net = smx_clampf(1.0f + 1.3f * (prof - 1.0f), 0.12f, 3.0f);
-
-	day_level = smx_day_level(ctx, p, ctx->day);
-	if (ctx->day_frac > 0)
-		day_level += (smx_day_level(ctx, p, ctx->day + 1) - day_level) * ctx->day_frac;
-	sh->level = (float) (day_level *
-						 (1.0 + SMX_TREND_AMPLITUDE *
-						  smx_triangle(ctx->local / (SMX_TREND_DAYS * 86400.0) + p->trend_phase)) *
-						 smx_location_load(ctx, p->location_key));
+	sh->level = (1.0f + SMX_DAY_LOCATION * loc->b + own) * loc->a;
 }
 
 static inline float
@@ -476,174 +596,14 @@ smx_mem_target(const smx_params *p, const smx_shape *sh)
 	return p->base_memory * (1.0f + smx_mem_follow[p->role] * (sh->cpu - 1.0f));
 }
 
-void
-smx_server_targets(const smx_tick_ctx *ctx, const smx_params *p, smx_targets *t)
-{
-	smx_shape	sh;
-
-	smx_server_shape(ctx, p, &sh);
-	t->cpu = smx_cpu_target(p, &sh);
-	t->memory = smx_mem_target(p, &sh);
-	if (p->role == SMX_ROLE_APP)
-		t->memory += smx_gc_saw(p, ctx->local);
-	t->disk = p->base_disk;
-	t->network = smx_net_target(p, &sh);
-	t->cpu_profile = sh.cpu;
-	t->net_profile = sh.net;
-}
-
-static inline float
-smx_response(const smx_params *p, float cpu, float disk, float z)
-{
-	double		load = cpu / 100.0;
-	double		f;
-
-	if (p->role == SMX_ROLE_DATABASE)
-		f = 1.0 + 6.0 * load * load * load + 2.0 * pow(disk / 100.0, 8);
-	else
-		f = 1.0 + 4.0 * load * load * load * load;
-	f *= 1.0 + 0.08 * z;
-	return (float) (smx_response_base[p->role] * f);
-}
-
-static inline void
-smx_finish(const smx_params *p, smx_state *s, float z_rt)
-{
-	s->cpu = smx_clampf(s->cpu, smx_cpu_floor[p->role], 100.0f);
-	s->memory = smx_clampf(s->memory, 0.0f, 100.0f);
-	s->disk = smx_clampf(s->disk, 0.0f, 100.0f);
-	s->network = smx_clampf(s->network, 0.0f, 100.0f);
-	s->network_io = (int64_t) llround((double) s->network / 100.0 * p->net_capacity);
-	s->response_ms = smx_response(p, s->cpu, s->disk, z_rt);
-	smx_update_status(s, p->role);
-}
-
-void
-smx_state_init(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s)
-{
-	smx_shape	sh;
-
-	memset(s, 0, sizeof(*s));
-	smx_server_shape(ctx, p, &sh);
-	s->cpu = smx_cpu_target(p, &sh);
-	s->memory = smx_mem_target(p, &sh);
-	if (p->role == SMX_ROLE_APP)
-		s->memory += smx_gc_saw(p, ctx->local);
-	/* servers of a role start at different fill levels */
-	s->disk = p->base_disk + (float) (3.0 * smx_unit01(smx_mix64(p->key ^ UINT64_C(0xd15c))));
-	s->network = smx_net_target(p, &sh);
-	smx_finish(p, s, 0.0f);
-}
-
-void
-smx_state_restore(const smx_params *p, smx_state *s, float cpu, float memory,
-				  float disk, double network_io)
-{
-	memset(s, 0, sizeof(*s));
-	/* a restored value that is not a number takes the baseline */
-	s->cpu = smx_finite_clamp(cpu, 0, 100, p->base_cpu);
-	s->memory = smx_finite_clamp(memory, 0, 100, p->base_memory);
-	s->disk = smx_finite_clamp(disk, 0, 100, p->base_disk);
-	s->network = smx_finite_clamp(network_io / p->net_capacity * 100.0, 0, 100, p->base_network);
-	smx_finish(p, s, 0.0f);
-}
-
-/* An exponential draw of mean 1 from a hash (never infinite). */
-static inline float
-smx_expo(uint64_t h)
-{
-	return (float) -log(1.0 - 0.999999 * smx_unit01(h));
-}
-
-/*
- * Disk: grows at the server's rate (with some unevenness, never down) and
- * gives back most of the day's growth at its rotation hour, so it fills
- * slowly (a fifth of the rate a day) until someone frees it.
- */
-static inline void
-smx_step_disk(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, uint64_t h)
-{
-	double		grown = p->disk_growth * ctx->dt / 86400.0 * (0.5 + smx_unit01(h));
-	float		inc = (float) (grown < 100.0 ? grown : 100.0);
-	double		r = p->rotate_h * 3600.0;
-
-	s->disk = smx_clampf(s->disk + inc, 0.0f, 100.0f);
-	s->disk_accum = smx_clampf(s->disk_accum + inc, 0.0f, 100.0f);
-	if (ctx->dt > 0 && floor((ctx->local - r) / 86400.0) != floor((ctx->local - ctx->dt - r) / 86400.0))
-	{
-		s->disk -= SMX_ROTATE_FREES * s->disk_accum;
-		s->disk_accum = 0;
-	}
-}
-
-void
-smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
-{
-	for (int i = 0; i < n; i++, p++, s++)
-	{
-		const float *sig = smx_sigma[p->role];
-		int			r = p->role;
-		uint64_t	h = smx_mix64(ctx->tick_key ^ p->key);
-		uint64_t	g = smx_mix64(ctx->tick_key ^ p->traffic_key ^ UINT64_C(0x7a4ff1c));
-		float		ws = sqrtf(smx_traffic_share[r]),
-					wo = sqrtf(1.0f - smx_traffic_share[r]);
-		float		z_cpu = ws * smx_gauss(smx_mix64(g + 3)) + wo * smx_gauss(smx_mix64(h + 1));
-		float		z_net = ws * smx_gauss(smx_mix64(g + 4)) + wo * smx_gauss(smx_mix64(h + 4));
-		smx_shape	sh;
-		float		cpu_t,
-					net_t,
-					mem_t,
-					cpu_ou,
-					net_ou,
-					mem_ou;
-		float		traffic = 0;
-
-		smx_server_shape(ctx, p, &sh);
-		cpu_t = smx_cpu_target(p, &sh);
-		net_t = smx_net_target(p, &sh);
-		mem_t = smx_mem_target(p, &sh);
-
-		/* the mean-reverting parts: the values less their bursts (and GC saw) */
-		cpu_ou = s->cpu - s->burst_cpu;
-		net_ou = s->network - s->burst_net;
-		mem_ou = s->memory;
-		if (r == SMX_ROLE_APP)
-			mem_ou -= smx_gc_saw(p, ctx->local - ctx->dt);
-		cpu_ou = cpu_t + (cpu_ou - cpu_t) * ctx->decay[SMX_M_CPU] +
-			sig[SMX_M_CPU] * p->noise * ctx->innov[SMX_M_CPU] * z_cpu;
-		net_ou = net_t + (net_ou - net_t) * ctx->decay[SMX_M_NETWORK] +
-			sig[SMX_M_NETWORK] * p->noise * ctx->innov[SMX_M_NETWORK] * z_net;
-		mem_ou = mem_t + (mem_ou - mem_t) * ctx->decay[SMX_M_MEMORY] +
-			sig[SMX_M_MEMORY] * ctx->innov[SMX_M_MEMORY] * smx_gauss(smx_mix64(h + 2));
-
-		/* bursts: traffic bursts shared down the group, spikes of its own */
-		s->burst_cpu *= ctx->burst_decay;
-		s->burst_net *= ctx->burst_decay;
-		if (smx_unit01(smx_mix64(g + 1)) < ctx->traffic_p)
-			traffic = smx_expo(smx_mix64(g + 2)) * sh.level;
-		if (smx_unit01(smx_mix64(h + 6)) < ctx->spike_p[r])
-			s->burst_cpu += smx_spike_cpu[r] * smx_expo(smx_mix64(h + 7));
-		s->burst_cpu += smx_burst_cpu[r] * traffic;
-		s->burst_net += smx_burst_net[r] * traffic;
-
-		s->cpu = cpu_ou + s->burst_cpu;
-		s->network = net_ou + s->burst_net;
-		s->memory = mem_ou;
-		if (r == SMX_ROLE_APP)
-			s->memory += smx_gc_saw(p, ctx->local);
-		smx_step_disk(ctx, p, s, smx_mix64(h + 3));
-		smx_finish(p, s, smx_gauss(smx_mix64(h + 5)));
-	}
-}
-
 /*
  * Status with hysteresis: a level is entered as soon as the value reaches
  * its threshold (the role's), and left only once the value is
  * SMX_HYSTERESIS_PCT below it, so a value hovering at a threshold does not
  * flap.
  */
-void
-smx_update_status(smx_state *s, int role)
+static inline void
+smx_status_rules(smx_state *s, int role)
 {
 	const float values[SMX_M_COUNT] = {s->cpu, s->memory, s->disk, s->network};
 	const smx_threshold *th = smx_thresholds[role >= 0 && role < SMX_ROLE_COUNT ? role : 0];
@@ -670,6 +630,214 @@ smx_update_status(smx_state *s, int role)
 	}
 	s->status = (uint8_t) (worst == 2 ? SMX_STATUS_CRITICAL :
 						   worst == 1 ? SMX_STATUS_WARNING : SMX_STATUS_ONLINE);
+}
+
+void
+smx_update_status(smx_state *s, int role)
+{
+	smx_status_rules(s, role);
+}
+
+void
+smx_server_targets(const smx_tick_ctx *ctx, const smx_params *p, smx_targets *t)
+{
+	smx_shape	sh;
+
+	smx_server_shape(ctx, p, NULL, &sh, NULL);
+	t->cpu = smx_cpu_target(p, &sh);
+	t->memory = smx_mem_target(p, &sh);
+	if (p->role == SMX_ROLE_APP)
+		t->memory += smx_gc_saw(p, ctx->local);
+	t->disk = p->base_disk;
+	t->network = smx_net_target(p, &sh);
+	t->cpu_profile = sh.cpu;
+	t->net_profile = sh.net;
+}
+
+static inline float
+smx_response(const smx_params *p, float cpu, float disk, float z)
+{
+	double		load = cpu / 100.0;
+	double		f;
+
+	if (p->role == SMX_ROLE_DATABASE)
+	{
+		double		d2 = (disk / 100.0) * (disk / 100.0),
+					d4 = d2 * d2;
+
+		f = 1.0 + 6.0 * load * load * load + 2.0 * d4 * d4;
+	}
+	else
+		f = 1.0 + 4.0 * load * load * load * load;
+	f *= 1.0 + 0.08 * z;
+	return (float) (smx_response_base[p->role] * f);
+}
+
+static inline void
+smx_finish(const smx_params *p, smx_state *s, float z_rt)
+{
+	s->cpu = smx_clampf(s->cpu, smx_cpu_floor[p->role], 100.0f);
+	s->memory = smx_clampf(s->memory, 0.0f, 100.0f);
+	s->disk = smx_clampf(s->disk, 0.0f, 100.0f);
+	s->network = smx_clampf(s->network, 0.0f, 100.0f);
+	/* network is in [0, 100]: rounding half up is llround here */
+	s->network_io = (int64_t) ((double) s->network / 100.0 * p->net_capacity + 0.5);
+	s->response_ms = smx_response(p, s->cpu, s->disk, z_rt);
+	smx_status_rules(s, p->role);
+}
+
+void
+smx_state_init(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s)
+{
+	smx_shape	sh;
+
+	memset(s, 0, sizeof(*s));
+	smx_server_shape(ctx, p, s, &sh, NULL);
+	s->cpu = smx_cpu_target(p, &sh);
+	s->memory = smx_mem_target(p, &sh);
+	if (p->role == SMX_ROLE_APP)
+		s->memory += smx_gc_saw(p, ctx->local);
+	/* servers of a role start at different fill levels */
+	s->disk = p->base_disk + (float) (3.0 * smx_unit01(smx_mix64(p->key ^ UINT64_C(0xd15c))));
+	s->network = smx_net_target(p, &sh);
+	smx_finish(p, s, 0.0f);
+}
+
+void
+smx_state_restore(const smx_params *p, smx_state *s, float cpu, float memory,
+				  float disk, double network_io)
+{
+	memset(s, 0, sizeof(*s));
+	/* a restored value that is not a number takes the baseline */
+	s->cpu = smx_finite_clamp(cpu, 0, 100, p->base_cpu);
+	s->memory = smx_finite_clamp(memory, 0, 100, p->base_memory);
+	s->disk = smx_finite_clamp(disk, 0, 100, p->base_disk);
+	s->network = smx_finite_clamp(network_io / p->net_capacity * 100.0, 0, 100, p->base_network);
+	smx_finish(p, s, 0.0f);
+}
+
+/*
+ * Disk: grows at the server's rate (with some unevenness, never down) and
+ * gives back most of the day's growth at its rotation hour, so it fills
+ * slowly (a fifth of the rate a day) until someone frees it.
+ */
+static inline void
+smx_step_disk(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, uint64_t h)
+{
+	double		grown = p->disk_growth * ctx->dt_days * (0.5 + smx_unit01(h));
+	float		inc = (float) (grown < 100.0 ? grown : 100.0);
+	double		since = ctx->hour - p->rotate_h;
+
+	s->disk = smx_clampf(s->disk + inc, 0.0f, 100.0f);
+	s->disk_accum = smx_clampf(s->disk_accum + inc, 0.0f, 100.0f);
+	/* the rotation hour passed since the last tick */
+	if (since < 0)
+		since += 24.0;
+	if (ctx->dt > 0 && since * 3600.0 < ctx->dt)
+	{
+		s->disk -= SMX_ROTATE_FREES * s->disk_accum;
+		s->disk_accum = 0;
+	}
+}
+
+/* sqrt of the traffic share and of the rest, per role */
+static float smx_share_root[SMX_ROLE_COUNT][2];
+static bool smx_share_root_set = false;
+
+void
+smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
+{
+	smx_draw	loc_slots[SMX_DRAW_SLOTS],
+				grp_slots[SMX_DRAW_SLOTS];
+
+	if (!smx_share_root_set)
+	{
+		for (int r = 0; r < SMX_ROLE_COUNT; r++)
+		{
+			smx_share_root[r][0] = sqrtf(smx_traffic_share[r]);
+			smx_share_root[r][1] = sqrtf(1.0f - smx_traffic_share[r]);
+		}
+		smx_share_root_set = true;
+	}
+	for (int k = 0; k < SMX_DRAW_SLOTS; k++)
+		loc_slots[k].used = grp_slots[k].used = false;
+
+	for (int i = 0; i < n; i++, p++, s++)
+	{
+		const float *sig = smx_sigma[p->role];
+		int			r = p->role;
+		uint64_t	h = smx_mix64(ctx->tick_key ^ p->key);
+		float		z_cpu,
+					z_net,
+					traffic,
+					u;
+		smx_shape	sh;
+		float		cpu_t,
+					net_t,
+					mem_t,
+					cpu_ou,
+					net_ou,
+					mem_ou;
+
+		if (p->shares_traffic)
+		{
+			/* a shock and bursts shared by the traffic group, and its own */
+			smx_draw	tmp;
+			const smx_draw *grp = smx_traffic_draw(ctx, p->traffic_key, grp_slots, &tmp);
+
+			z_cpu = smx_share_root[r][0] * grp->a + smx_share_root[r][1] * smx_gauss(smx_mix64(h + 1));
+			z_net = smx_share_root[r][0] * grp->b + smx_share_root[r][1] * smx_gauss(smx_mix64(h + 4));
+			traffic = grp->c;
+			u = (float) smx_unit01(smx_mix64(h + 6));
+		}
+		else
+		{
+			/* alone: the two parts of a shock are one normal draw */
+			z_cpu = smx_gauss(smx_mix64(h + 1));
+			z_net = smx_gauss(smx_mix64(h + 4));
+			/* one uniform: its own traffic burst, or a spike, or nothing */
+			u = (float) smx_unit01(smx_mix64(h + 6));
+			traffic = u >= ctx->spike_p[r] && u < ctx->spike_p[r] + ctx->traffic_p ?
+				smx_expo(smx_mix64(h + 8)) : 0.0f;
+		}
+		smx_server_shape(ctx, p, s, &sh, loc_slots);
+		cpu_t = smx_cpu_target(p, &sh);
+		net_t = smx_net_target(p, &sh);
+		mem_t = smx_mem_target(p, &sh);
+
+		/* the mean-reverting parts: the values less their bursts (and GC saw) */
+		cpu_ou = s->cpu - s->burst_cpu;
+		net_ou = s->network - s->burst_net;
+		mem_ou = s->memory;
+		if (r == SMX_ROLE_APP)
+			mem_ou -= smx_gc_saw(p, ctx->local - ctx->dt);
+		cpu_ou = cpu_t + (cpu_ou - cpu_t) * ctx->decay[SMX_M_CPU] +
+			sig[SMX_M_CPU] * p->noise * ctx->innov[SMX_M_CPU] * z_cpu;
+		net_ou = net_t + (net_ou - net_t) * ctx->decay[SMX_M_NETWORK] +
+			sig[SMX_M_NETWORK] * p->noise * ctx->innov[SMX_M_NETWORK] * z_net;
+		mem_ou = mem_t + (mem_ou - mem_t) * ctx->decay[SMX_M_MEMORY] +
+			sig[SMX_M_MEMORY] * ctx->innov[SMX_M_MEMORY] * smx_gauss(smx_mix64(h + 2));
+
+		/* bursts: traffic bursts shared down the group, spikes of its own */
+		s->burst_cpu *= ctx->burst_decay;
+		s->burst_net *= ctx->burst_decay;
+		if (traffic > 0)
+		{
+			traffic *= sh.level;
+			s->burst_cpu += smx_burst_cpu[r] * traffic;
+			s->burst_net += smx_burst_net[r] * traffic;
+		}
+		if (u < ctx->spike_p[r])
+			s->burst_cpu += smx_spike_cpu[r] * smx_expo(smx_mix64(h + 7));
+
+		s->cpu = cpu_ou + s->burst_cpu;
+		s->network = net_ou + s->burst_net;
+		s->memory = mem_ou;
+		if (r == SMX_ROLE_APP)
+			s->memory += smx_gc_saw(p, ctx->local);
+		smx_step_disk(ctx, p, s, h);
+		smx_finish(p, s, smx_gauss(smx_mix64(h + 5)));
+	}
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */

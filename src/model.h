@@ -100,6 +100,7 @@ typedef struct smx_params
 	float		disk_growth;	/* points a day, before rotation */
 	/* the server's own character, drawn from its key */
 	float		phase_h;		/* daily curve shifted by this many hours */
+	uint8_t		phase_idx;		/* the same, as an index of SMX_PHASES steps */
 	float		amp;			/* daily swing x this */
 	float		noise;			/* spread x this */
 	float		trend_phase;	/* of the slow trend, radians */
@@ -107,6 +108,7 @@ typedef struct smx_params
 	float		gc_phase;		/* app: where in the GC cycle at time 0 */
 	float		rotate_h;		/* local hour of the daily log rotation */
 	uint8_t		role;			/* smx_role */
+	bool		shares_traffic; /* in a traffic group with others */
 } smx_params;
 
 /*
@@ -125,6 +127,10 @@ typedef struct smx_state
 	float		burst_cpu;		/* decaying spikes on top of cpu, network */
 	float		burst_net;
 	float		disk_accum;		/* disk grown since the last rotation */
+	float		day_factor;		/* the server's own level on day day_of */
+	int32_t		day_of;			/* (and for the seed day_seed) */
+	uint32_t	day_seed;
+	bool		day_set;
 	uint8_t		level[SMX_M_COUNT];
 	uint8_t		status;			/* smx_status */
 } smx_state;
@@ -138,6 +144,10 @@ typedef struct smx_config
 	double		utc_offset;		/* seconds added before reading the hour of
 								 * day and weekday of the profiles */
 } smx_config;
+
+/* A server's daily curve is shifted by one of SMX_PHASES steps of 6 min. */
+#define SMX_PHASES			16
+#define SMX_PHASE_STEP_H	0.1
 
 /*
  * Everything that depends on the tick but not on the server, computed once
@@ -154,10 +164,14 @@ typedef struct smx_tick_ctx
 	double		local;			/* simulated local time, seconds */
 	double		hour;			/* local hour of day [0, 24) */
 	double		dt;				/* simulated seconds since the last tick */
+	double		dt_days;		/* the same in days */
 	int64_t		day;			/* local day number */
 	double		day_frac;		/* smoothed blend toward the next day, near midnight */
 	bool		weekend;
 	uint8_t		dow;			/* 0 = Sunday */
+	float		daily[SMX_ROLE_COUNT][SMX_PHASES];	/* daily profile by role and phase */
+	float		week_level[SMX_ROLE_COUNT];	/* weekends: lower */
+	float		week_amp[SMX_ROLE_COUNT];	/* and flatter */
 	float		burst_decay;	/* of burst_cpu and burst_net a tick */
 	float		spike_p[SMX_ROLE_COUNT];	/* chance of a spike of the server's own */
 	float		traffic_p;		/* chance of a traffic burst shared down the graph */
@@ -174,7 +188,8 @@ extern double smx_sim_epoch(const smx_config *cfg, uint64_t tick);
 
 /*
  * Fill params from a template; a negative baseline or disk growth means
- * "role default". traffic_key 0: the server shares traffic with nobody.
+ * "role default". A server shares traffic with nobody until
+ * smx_params_set_traffic() puts it in a group (by the group's key).
  */
 extern void smx_params_init(smx_params *p, const char *server_id,
 							const char *location, smx_role role,

@@ -39,7 +39,7 @@ PG_FUNCTION_INFO_V1(sim_templates_changed);
 /*
  * Per-backend read cache. The descriptive columns change only when the
  * server list does (fleet_version), so their text datums are built once
- * and reused; each call then copies just the 56-byte states under the lock.
+ * and reused; each call then copies just the 64-byte states under the lock.
  * The buffers live for the backend, so repeated reads do not fault in fresh
  * pages every call.
  */

@@ -30,7 +30,7 @@
  *    fleet in; readers hold it shared only to copy what they need out, and
  *    build tuples after releasing it. No reader can see a half-written tick.
  *    No reader holds it for more than a bounded copy (sim_current_metrics
- *    copies 56 bytes a server; sim_history scans the ring without it).
+ *    copies 64 bytes a server; sim_history scans the ring without it).
  *  - smx_shared->sim_lock (LWLock) serialises whoever computes the next
  *    state (ticker, sim_tick(), reloads). Its holder is the only writer, so
  *    it may read the arrays without `lock`; it takes `lock` exclusive to
@@ -69,7 +69,7 @@
 /* The README and the settings' descriptions promise these sizes. */
 StaticAssertDecl(sizeof(SmxSample) == 48, "history sample size changed: update README");
 StaticAssertDecl(sizeof(SmxIdEntry) == 80, "id pool entry size changed: update README");
-StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) == 464,
+StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) == 472,
 				 "per-server shared memory changed: update README and max_servers help");
 
 SmxShared  *smx_shared = NULL;
