@@ -92,8 +92,8 @@ static const float smx_mem_follow[SMX_ROLE_COUNT] = {0.10f, 0.0f, 0.0f, 0.01f, 0
 #define SMX_ROTATE_FREES		0.8f	/* share of a day's disk growth rotation frees */
 #define SMX_BURST_TAU_S			90.0	/* bursts decay in about this long */
 #define SMX_TRAFFIC_EVERY_S		600.0	/* a traffic burst per group, on average */
-#define SMX_DAY_LOCATION		0.09	/* day-to-day level: location share */
-#define SMX_DAY_SERVER			0.06	/* and the server's own */
+#define SMX_DAY_LOCATION		0.11	/* day-to-day level: location share */
+#define SMX_DAY_SERVER			0.07	/* and the server's own */
 #define SMX_TREND_AMPLITUDE		0.06	/* slow trend over SMX_TREND_DAYS */
 #define SMX_TREND_DAYS			45.0
 
@@ -215,11 +215,16 @@ smx_unit01(uint64_t h)
 	return (double) (h >> 11) * (1.0 / 9007199254740992.0);
 }
 
-/* An exponential draw of mean 1 from a hash (never infinite). */
+/*
+ * An exponential draw of mean about 1 from a hash, capped at 3.5: bursts
+ * are heavy-tailed but stay under the critical threshold.
+ */
 static inline float
 smx_expo(uint64_t h)
 {
-	return (float) -log(1.0 - 0.999999 * smx_unit01(h));
+	double		x = -log(1.0 - 0.999999 * smx_unit01(h));
+
+	return (float) (x < 3.5 ? x : 3.5);
 }
 
 void

@@ -274,7 +274,12 @@ sub rejected_by
 # ---------------------------------------------------------------------------
 {
 	q1(q{CREATE ROLE flusher LOGIN; GRANT EXECUTE ON FUNCTION sim_flush() TO flusher});
+	# the writer must not flush the three ticks first
+	q1(q{ALTER SYSTEM SET sim_metrics.flush_interval = '1h'});
+	$node->reload;
+	ok(wait_until($node, 'SHOW sim_metrics.flush_interval', '1h', 10), 'flushes every hour meanwhile');
 	q1('SELECT sim_stop()');
+	q1('SELECT sim_flush()');
 	q1('SELECT sim_tick(3)');
 	my ($ret, $out, $err) = $node->psql('postgres', 'SELECT sim_flush()',
 		extra_params => [ '-U', 'flusher' ]);
@@ -283,6 +288,9 @@ sub rejected_by
 	($ret, $out, $err) = $node->psql('postgres', 'SELECT sim_flush()',
 		extra_params => [ '-U', 'nobody' ]);
 	like($err, qr/permission denied for function sim_flush/, 'without the grant: permission denied');
+	q1(q{ALTER SYSTEM RESET sim_metrics.flush_interval});
+	$node->reload;
+	ok(wait_until($node, 'SHOW sim_metrics.flush_interval', '200ms', 10), 'flushes every 200 ms again');
 	q1('SELECT sim_start()');
 }
 
