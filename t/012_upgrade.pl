@@ -41,6 +41,8 @@ my $rows_sql = q{SELECT count(*), md5(string_agg(concat_ws(',', id, server_id, c
 	memory_usage, disk_usage, network_io, status, "timestamp", tick), ';' ORDER BY id))
 	FROM server_metrics_history};
 my $before = $old->safe_psql('postgres', $rows_sql);
+# a default server the user edited keeps the user's values through updates
+$old->safe_psql('postgres', q{UPDATE server_templates SET baseline_network = 33 WHERE id = 'web-nginx-pus-01'});
 
 $old->safe_psql('postgres', 'ALTER EXTENSION sim_metrics UPDATE');
 is($old->safe_psql('postgres', q{SELECT extversion FROM pg_extension WHERE extname = 'sim_metrics'}),
@@ -73,6 +75,20 @@ cmp_ok(scalar(() = $d_new =~ /ALTER EXTENSION sim_metrics ADD/g), '>', 12,
 like($d_new, qr/GRANT SELECT ON TABLE public.server_metrics_history TO PUBLIC/, 'the dump has the grants');
 like($d_new, qr/CREATE TABLE public.server_metrics_rejected/, 'the dump has the dead-letter table');
 is($d_old, $d_new, 'updated schema = fresh schema (pg_dump --schema-only, with grants)');
+
+# the default servers as the new version installs them (1.3: baselines off
+# the thresholds), in both
+my $defaults_sql = q{SELECT string_agg(concat_ws(',', id, role, baseline_cpu, baseline_memory,
+	baseline_disk, baseline_network, disk_growth, depends_on), ';' ORDER BY id)
+	FROM server_templates WHERE is_default AND id <> 'web-nginx-pus-01'};
+is($old->safe_psql('postgres', $defaults_sql), $new->safe_psql('postgres', $defaults_sql),
+	'updated default servers = fresh default servers');
+is($old->safe_psql('postgres', q{SELECT baseline_cpu, baseline_network, disk_growth IS NULL
+	FROM server_templates WHERE id = 'web-nginx-pus-01'}), '25|33|t',
+	'a default server edited before the update keeps its values; disk_growth NULL: the role\'s rate');
+$old->safe_psql('postgres', q{UPDATE server_templates SET disk_growth = 5 WHERE id = 'db-mysql-pus-dr'});
+my ($ret, $o, $e) = $old->psql('postgres', q{UPDATE server_templates SET disk_growth = -1 WHERE id = 'db-mysql-pus-dr'});
+like($e, qr/violates check constraint/, 'a negative disk_growth is refused');
 if ($d_old ne $d_new)
 {
 	my @a = split /\n/, $d_old;
