@@ -196,3 +196,25 @@ smx_pin_session_settings(void)
 	for (int i = 0; i < (int) lengthof(session); i++)
 		SetConfigOption(session[i][0], session[i][1], PGC_SUSET, PGC_S_SESSION);
 }
+
+/* Index of server id in desc (n servers sorted by id, byte order), or -1. */
+int
+smx_desc_find(const SmxServerDesc *desc, int n, const char *id)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			c = strcmp(desc[mid].id, id);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}

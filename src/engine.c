@@ -348,28 +348,6 @@ smx_templates_have(const char *column)
 	return OidIsValid(relid) && get_attnum(relid, column) != InvalidAttrNumber;
 }
 
-/* Index of server id in the sorted list, or -1. */
-static int
-smx_desc_index(const SmxServerDesc *desc, int n, const char *id)
-{
-	int			lo = 0,
-				hi = n - 1;
-
-	while (lo <= hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-		int			c = strcmp(desc[mid].id, id);
-
-		if (c == 0)
-			return mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 /*
  * Servers linked by depends_on (within the fleet) share their traffic: the
  * model gives them one traffic key, the key of the group's first server.
@@ -400,7 +378,7 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 
 			if (nulls[e])
 				continue;
-			j = smx_desc_index(t->desc, t->n, TextDatumGetCString(elems[e]));
+			j = smx_desc_find(t->desc, t->n, TextDatumGetCString(elems[e]));
 			if (j < 0)
 				continue;
 			if (nedges == cap)

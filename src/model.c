@@ -417,19 +417,22 @@ typedef struct smx_draw
 
 #define SMX_DRAW_SLOTS	64
 
-/* The slot of key (*fresh: to be filled), or NULL when the probes are taken. */
+/*
+ * The slot of key in slots, or tmp when there is no cache or its probes
+ * are taken; *fresh when the caller must fill it.
+ */
 static inline smx_draw *
-smx_draw_slot(smx_draw *slots, uint64_t key, bool *fresh)
+smx_draw_get(smx_draw *slots, uint64_t key, smx_draw *tmp, bool *fresh)
 {
 	unsigned	i = (unsigned) (key >> 17) & (SMX_DRAW_SLOTS - 1);
 
-	for (int probe = 0; probe < 4; probe++, i = (i + 1) & (SMX_DRAW_SLOTS - 1))
+	*fresh = true;
+	for (int probe = 0; slots != NULL && probe < 4; probe++, i = (i + 1) & (SMX_DRAW_SLOTS - 1))
 	{
 		if (!slots[i].used)
 		{
 			slots[i].used = true;
 			slots[i].key = key;
-			*fresh = true;
 			return &slots[i];
 		}
 		if (slots[i].key == key)
@@ -438,7 +441,7 @@ smx_draw_slot(smx_draw *slots, uint64_t key, bool *fresh)
 			return &slots[i];
 		}
 	}
-	return NULL;
+	return tmp;
 }
 
 /* A day's draw in [-1, 1) for a key. */
@@ -467,11 +470,9 @@ static inline const smx_draw *
 smx_location_draw(const smx_tick_ctx *ctx, uint64_t location_key, smx_draw *slots,
 				  smx_draw *tmp)
 {
-	bool		fresh = true;
-	smx_draw   *d = slots ? smx_draw_slot(slots, location_key, &fresh) : NULL;
+	bool		fresh;
+	smx_draw   *d = smx_draw_get(slots, location_key, tmp, &fresh);
 
-	if (d == NULL)
-		d = tmp;
 	if (fresh)
 	{
 		uint64_t	base = smx_mix64(ctx->seed ^ location_key);
@@ -492,11 +493,9 @@ static inline const smx_draw *
 smx_traffic_draw(const smx_tick_ctx *ctx, uint64_t traffic_key, smx_draw *slots,
 				 smx_draw *tmp)
 {
-	bool		fresh = true;
-	smx_draw   *d = slots ? smx_draw_slot(slots, traffic_key, &fresh) : NULL;
+	bool		fresh;
+	smx_draw   *d = smx_draw_get(slots, traffic_key, tmp, &fresh);
 
-	if (d == NULL)
-		d = tmp;
 	if (fresh)
 	{
 		uint64_t	g = smx_mix64(ctx->tick_key ^ traffic_key ^ UINT64_C(0x7a4ff1c));

@@ -43,26 +43,14 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	{
-		SmxServerDesc *desc = smx_shared_desc();
-		int			lo = 0,
-					hi = smx_shared->nservers - 1;
+		int			i = smx_desc_find(smx_shared_desc(), smx_shared->nservers, id);
 
-		while (lo <= hi && !found)
+		if (i >= 0)
 		{
-			int			mid = lo + (hi - lo) / 2;
-			int			c = strcmp(desc[mid].id, id);
-
-			if (c == 0)
-			{
-				d = desc[mid];
-				s = smx_shared_state()[mid];
-				role = smx_shared_params()[mid].role;
-				found = true;
-			}
-			else if (c < 0)
-				lo = mid + 1;
-			else
-				hi = mid - 1;
+			d = smx_shared_desc()[i];
+			s = smx_shared_state()[i];
+			role = smx_shared_params()[i].role;
+			found = true;
 		}
 		tick = smx_shared->tick;
 		updated_at = smx_shared->last_tick_at;

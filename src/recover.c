@@ -187,31 +187,17 @@ smx_recover_mark_reply(void *arg, int64 index, const void *reply)
 	ctx->mark_ok = matched == 3 && ctx->mark > 0;
 }
 
-/* The fleet index of a server id, or -1 (desc is sorted by id). */
+/* The fleet index of a server id (not NUL-terminated), or -1. */
 static int
 smx_recover_index(const SmxRecoverCtx *ctx, const char *id, int len)
 {
 	char		buf[SMX_ID_LEN];
-	int			lo = 0,
-				hi = ctx->n - 1;
 
 	if (len <= 0 || len >= SMX_ID_LEN)
 		return -1;
 	memcpy(buf, id, len);
 	buf[len] = '\0';
-	while (lo <= hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-		int			c = strcmp(ctx->desc[mid].id, buf);
-
-		if (c == 0)
-			return mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
+	return smx_desc_find(ctx->desc, ctx->n, buf);
 }
 
 /* One tick's journal: keep the well-formed samples past the stored tick. */

@@ -218,6 +218,7 @@ extern void smx_record_error(const char *msg);
 extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 extern void smx_set_state(char *slot, const char *state);
 extern void smx_pin_session_settings(void);
+extern int	smx_desc_find(const SmxServerDesc *desc, int n, const char *id);
 
 /* engine.c */
 extern uint64 smx_engine_tick(int64 n, bool from_worker);

@@ -14,7 +14,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use SimMetricsTest;
 
-my $node = sim_node('realism', <<'EOC');
+my $conf = <<'EOC';
 sim_metrics.database_name = 'postgres'
 sim_metrics.enabled = off
 sim_metrics.seed = 7
@@ -22,6 +22,7 @@ sim_metrics.start_time = '2026-01-05 00:00:00+00'
 sim_metrics.tick_interval = '30s'
 sim_metrics.flush_interval = '1h'
 EOC
+my $node = sim_node('realism', $conf);
 sub q1 { return $node->safe_psql('postgres', $_[0]); }
 
 q1('CREATE EXTENSION sim_metrics');
@@ -45,14 +46,7 @@ for my $row (@rows)
 }
 
 # the same bits again from the same seed: a second node, the same history
-my $twin = sim_node('realism_twin', <<'EOC');
-sim_metrics.database_name = 'postgres'
-sim_metrics.enabled = off
-sim_metrics.seed = 7
-sim_metrics.start_time = '2026-01-05 00:00:00+00'
-sim_metrics.tick_interval = '30s'
-sim_metrics.flush_interval = '1h'
-EOC
+my $twin = sim_node('realism_twin', $conf);
 $twin->safe_psql('postgres', 'CREATE EXTENSION sim_metrics');
 ok(wait_until($twin, 'SELECT servers FROM sim_status()', '15', 30), 'a twin node');
 $twin->safe_psql('postgres', 'SELECT sim_tick(200)');
