@@ -10,13 +10,13 @@
 #   MODEL_PEER [627f7f4]   the commit whose model is the peer (model v1)
 #   MT_SERVERS [10000]     servers
 #   MT_TICKS [300]         ticks per run
-#   MT_RUNS [7]            runs of each, in turns; the median is shown
+#   MT_RUNS [21]           runs of each, in turns; the median is shown
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL_PEER=${MODEL_PEER:-627f7f4}
 MT_SERVERS=${MT_SERVERS:-10000}
 MT_TICKS=${MT_TICKS:-300}
-MT_RUNS=${MT_RUNS:-7}
+MT_RUNS=${MT_RUNS:-21}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sim_metrics_model_tick.XXXXXX")
 trap 'rm -rf "$TMP"' EXIT
 mkdir -p "$TMP/peer"
@@ -38,4 +38,4 @@ echo "model tick, $MT_SERVERS servers x $MT_TICKS ticks of 30 s, median of $MT_R
 echo
 echo "| measured | result | peer, same run | peer | ratio | goal |"
 echo "|---|---:|---|---:|---:|---|"
-echo "| model step, this version | $N ns/server | the model at $MODEL_PEER (v1) | $P ns/server | $(awk -v a="$N" -v b="$P" 'BEGIN { printf "%.2f", a / b }') | <= 1.2 |"
+echo "| model step, this version | $N ns/server | the model at $MODEL_PEER$([[ $MODEL_PEER == 627f7f4 ]] && echo " (v1)") | $P ns/server | $(awk -v a="$N" -v b="$P" 'BEGIN { printf "%.2f", a / b }') | <= 1.2 |"

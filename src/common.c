@@ -197,6 +197,26 @@ smx_pin_session_settings(void)
 		SetConfigOption(session[i][0], session[i][1], PGC_SUSET, PGC_S_SESSION);
 }
 
+/*
+ * For each of the n servers of desc, its index in old_desc (old_n servers),
+ * or -1 when it is new. Both lists are sorted by id in byte order.
+ */
+void
+smx_desc_match(const SmxServerDesc *old_desc, int old_n, const SmxServerDesc *desc, int n,
+			   int *old_index)
+{
+	int			j = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		int			c = 1;
+
+		while (j < old_n && (c = strcmp(old_desc[j].id, desc[i].id)) < 0)
+			j++;
+		old_index[i] = (j < old_n && c == 0) ? j : -1;
+	}
+}
+
 /* Index of server id in desc (n servers sorted by id, byte order), or -1. */
 int
 smx_desc_find(const SmxServerDesc *desc, int n, const char *id)

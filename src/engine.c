@@ -517,22 +517,13 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	smx_tick_ctx ctx;
 	uint64		new_tick;
 	SmxFleetUpdate fleet;
-	int			j = 0;
 
 	smx_priv_sync();
 	if (OidIsValid(smx_shared->loaded_extension) &&
 		smx_shared->loaded_extension == ext &&
 		(int32) (t->version - smx_shared->loaded_templates_version) < 0)
 		return false;
-	/* both lists are sorted by id in byte order: merge-join them */
-	for (int i = 0; i < n; i++)
-	{
-		int			c = 1;
-
-		while (j < old_n && (c = strcmp(old_desc[j].id, t->desc[i].id)) < 0)
-			j++;
-		old_index[i] = (j < old_n && c == 0) ? j : -1;
-	}
+	smx_desc_match(old_desc, old_n, t->desc, n, old_index);
 	if (!smx_id_pool_assign(t->desc, old_index, n, old_n, id_ref))
 	{
 		LWLockRelease(smx_shared->sim_lock);

@@ -236,16 +236,13 @@ static void
 smx_mirror_new_fleet(const SmxMirrorSnap *snap)
 {
 	SmxMirror  *kept = palloc0(sizeof(SmxMirror) * Max(snap->n, 1));
-	int			j = 0;
+	int		   *old_index = palloc(sizeof(int) * Max(snap->n, 1));
 
+	smx_desc_match(smx_rdesc, smx_mirror_n, snap->new_desc, snap->n, old_index);
 	for (int i = 0; i < snap->n; i++)
 	{
-		int			c = 1;
-
-		while (j < smx_mirror_n && (c = strcmp(smx_rdesc[j].id, snap->new_desc[i].id)) < 0)
-			j++;
-		if (j < smx_mirror_n && c == 0)
-			kept[i] = smx_mirror[j];
+		if (old_index[i] >= 0)
+			kept[i] = smx_mirror[old_index[i]];
 		else
 			kept[i].seen_status = smx_rstate[i].status;
 	}
@@ -643,45 +640,45 @@ smx_mirror_mark(int64 upto, const SmxMirrorSnap *snap, const SmxRoundText *rt)
 	return true;
 }
 
-/* Write the servers that are due (and events); counts them. */
+/* What a round sent for a server (smx_mirror_servers -> smx_mirror_remember). */
+#define SMX_SENT_HASH		1	/* its hash and sample */
+#define SMX_SENT_EXPIRE		2	/* and the EXPIREs */
+
+/* Write the servers that are due (and events); counts them, notes each in sent[]. */
 static void
 smx_mirror_servers(SmxPipe *p, const SmxMirrorSnap *snap, const SmxRoundText *rt,
-				   TimestampTz now, bool full, uint8 *seen, int64 *writes, int64 *skipped)
+				   TimestampTz now, bool full, uint8 *sent, int64 *writes, int64 *skipped)
 {
 	bool		new_state = snap->state_version != smx_mirror_state;
 
 	for (int i = 0; i < snap->n; i++)
 	{
-		seen[i] = smx_mirror[i].seen_status;
+		sent[i] = 0;
 		if (smx_write_due(i, now, full, new_state))
 		{
-			smx_mirror_write_server(p, i, snap, rt, smx_refresh_due(i, now, full));
+			sent[i] = SMX_SENT_HASH | (smx_refresh_due(i, now, full) ? SMX_SENT_EXPIRE : 0);
+			smx_mirror_write_server(p, i, snap, rt, (sent[i] & SMX_SENT_EXPIRE) != 0);
 			(*writes)++;
 		}
 		else
 			(*skipped)++;
 		/* the event after the server's writes: a reader sees the new hash */
-		if (smx_rstate[i].status != seen[i])
-		{
-			smx_mirror_event(p, i, seen[i], snap, rt);
-			seen[i] = smx_rstate[i].status;
-		}
+		if (smx_rstate[i].status != smx_mirror[i].seen_status)
+			smx_mirror_event(p, i, smx_mirror[i].seen_status, snap, rt);
 	}
 }
 
 /* The round's writes went through: remember what the servers now hold. */
 static void
-smx_mirror_remember(const SmxMirrorSnap *snap, TimestampTz now, bool full,
-					const uint8 *seen)
+smx_mirror_remember(const SmxMirrorSnap *snap, TimestampTz now, const uint8 *sent)
 {
-	bool		new_state = snap->state_version != smx_mirror_state;
-
 	for (int i = 0; i < snap->n; i++)
 	{
-		smx_mirror[i].seen_status = seen[i];
-		if (smx_write_due(i, now, full, new_state))
+		/* every status change of the round was published */
+		smx_mirror[i].seen_status = smx_rstate[i].status;
+		if (sent[i] & SMX_SENT_HASH)
 		{
-			if (smx_refresh_due(i, now, full))
+			if (sent[i] & SMX_SENT_EXPIRE)
 				smx_mirror[i].expires_set_at = now;
 			smx_mirror[i].cpu = smx_rstate[i].cpu;
 			smx_mirror[i].memory = smx_rstate[i].memory;
@@ -709,7 +706,7 @@ smx_mirror_round(bool *more)
 	SmxPipe		pipe;
 	SmxRoundText rt;
 	bool		full;
-	uint8	   *seen;
+	uint8	   *sent;
 	uint64		reached;
 	int64		last_tick;
 	int			dropped;
@@ -744,8 +741,8 @@ smx_mirror_round(bool *more)
 	smx_round_text(&rt, &snap);
 	dropped = smx_journal_drop_flushed(&pipe, snap.ring_tail);
 	reached = smx_mirror_samples(&pipe, &snap, &last_tick);
-	seen = palloc(sizeof(uint8) * Max(snap.n, 1));
-	smx_mirror_servers(&pipe, &snap, &rt, now, full, seen, &writes, &skipped);
+	sent = palloc(sizeof(uint8) * Max(snap.n, 1));
+	smx_mirror_servers(&pipe, &snap, &rt, now, full, sent, &writes, &skipped);
 	/* nothing to send: a PING, so a dead or stalled Redis is noticed anyway */
 	if (pipe.commands == 0)
 	{
@@ -767,7 +764,7 @@ smx_mirror_round(bool *more)
 		return;
 	}
 
-	smx_mirror_remember(&snap, now, full, seen);
+	smx_mirror_remember(&snap, now, sent);
 	smx_journal_forget(dropped);
 	smx_cursor = reached;
 	/* ticks are appended whole: a round cut short may end inside one */

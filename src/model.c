@@ -391,7 +391,11 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 	ctx->burst_decay = (float) exp(-dt / SMX_BURST_TAU_S);
 	ctx->traffic_p = (float) (1.0 - exp(-dt / SMX_TRAFFIC_EVERY_S));
 	for (int r = 0; r < SMX_ROLE_COUNT; r++)
+	{
 		ctx->spike_p[r] = (float) (1.0 - exp(-dt / smx_spike_every_s[r]));
+		ctx->share_root[r][0] = sqrtf(smx_traffic_share[r]);
+		ctx->share_root[r][1] = sqrtf(1.0f - smx_traffic_share[r]);
+	}
 	for (int m = 0; m < SMX_M_COUNT; m++)
 	{
 		double		a = exp(-dt / smx_tau[m]);
@@ -693,17 +697,15 @@ smx_finish(const smx_params *p, smx_state *s, float z_rt)
 void
 smx_state_init(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s)
 {
-	smx_shape	sh;
+	smx_targets t;
 
 	memset(s, 0, sizeof(*s));
-	smx_server_shape(ctx, p, s, &sh, NULL);
-	s->cpu = smx_cpu_target(p, &sh);
-	s->memory = smx_mem_target(p, &sh);
-	if (p->role == SMX_ROLE_APP)
-		s->memory += smx_gc_saw(p, ctx->local);
+	smx_server_targets(ctx, p, &t);
+	s->cpu = t.cpu;
+	s->memory = t.memory;
 	/* servers of a role start at different fill levels */
-	s->disk = p->base_disk + (float) (3.0 * smx_unit01(smx_mix64(p->key ^ UINT64_C(0xd15c))));
-	s->network = smx_net_target(p, &sh);
+	s->disk = t.disk + (float) (3.0 * smx_unit01(smx_mix64(p->key ^ UINT64_C(0xd15c))));
+	s->network = t.network;
 	smx_finish(p, s, 0.0f);
 }
 
@@ -744,25 +746,12 @@ smx_step_disk(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, uint64
 	}
 }
 
-/* sqrt of the traffic share and of the rest, per role */
-static float smx_share_root[SMX_ROLE_COUNT][2];
-static bool smx_share_root_set = false;
-
 void
 smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 {
 	smx_draw	loc_slots[SMX_DRAW_SLOTS],
 				grp_slots[SMX_DRAW_SLOTS];
 
-	if (!smx_share_root_set)
-	{
-		for (int r = 0; r < SMX_ROLE_COUNT; r++)
-		{
-			smx_share_root[r][0] = sqrtf(smx_traffic_share[r]);
-			smx_share_root[r][1] = sqrtf(1.0f - smx_traffic_share[r]);
-		}
-		smx_share_root_set = true;
-	}
 	for (int k = 0; k < SMX_DRAW_SLOTS; k++)
 		loc_slots[k].used = grp_slots[k].used = false;
 
@@ -789,8 +778,8 @@ smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 			smx_draw	tmp;
 			const smx_draw *grp = smx_traffic_draw(ctx, p->traffic_key, grp_slots, &tmp);
 
-			z_cpu = smx_share_root[r][0] * grp->a + smx_share_root[r][1] * smx_gauss(smx_mix64(h + 1));
-			z_net = smx_share_root[r][0] * grp->b + smx_share_root[r][1] * smx_gauss(smx_mix64(h + 4));
+			z_cpu = ctx->share_root[r][0] * grp->a + ctx->share_root[r][1] * smx_gauss(smx_mix64(h + 1));
+			z_net = ctx->share_root[r][0] * grp->b + ctx->share_root[r][1] * smx_gauss(smx_mix64(h + 4));
 			traffic = grp->c;
 			u = (float) smx_unit01(smx_mix64(h + 6));
 		}

@@ -175,6 +175,7 @@ typedef struct smx_tick_ctx
 	float		burst_decay;	/* of burst_cpu and burst_net a tick */
 	float		spike_p[SMX_ROLE_COUNT];	/* chance of a spike of the server's own */
 	float		traffic_p;		/* chance of a traffic burst shared down the graph */
+	float		share_root[SMX_ROLE_COUNT][2];	/* sqrt of the traffic share, and of the rest */
 	/* OU decay a = exp(-dt/tau) and innovation scale sqrt(1 - a^2) */
 	float		decay[SMX_M_COUNT];
 	float		innov[SMX_M_COUNT];

@@ -273,25 +273,7 @@ smx_recover_runs(SmxRecoverCtx *ctx)
 static void
 smx_recover_stored(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *srv)
 {
-	Datum	   *ids = palloc(sizeof(Datum) * n);
-	Datum		arg;
-	Oid			argtype = TEXTARRAYOID;
-	char	   *sql;
-	int			ret;
-
-	for (int i = 0; i < n; i++)
-		ids[i] = CStringGetTextDatum(desc[i].id);
-	arg = smx_history_array(ids, NULL, n, TEXTOID);
-	sql = psprintf("SELECT u.ord::int4, h.tick"
-				   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(id, ord)"
-				   " CROSS JOIN LATERAL (SELECT x.tick FROM %s.server_metrics_history x"
-				   "   WHERE x.server_id OPERATOR(pg_catalog.=) u.id"
-				   "     AND pg_catalog.isfinite(x.\"timestamp\")"
-				   "   ORDER BY x.\"timestamp\" DESC LIMIT 1) h",
-				   quote_identifier(get_namespace_name(nsp)));
-	ret = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
+	smx_select_latest_rows(nsp, desc, n, "h.tick", true);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		bool		n1,

@@ -31,6 +31,32 @@ smx_id_array(const SmxServerDesc *desc, int n)
 }
 
 /*
+ * Select each of the n servers' latest history row with a finite time, as
+ * h, beside u.ord (the server's index + 1): "SELECT u.ord::int4, <select>".
+ * An index probe a server. Must be connected to SPI; the rows are left in
+ * SPI_tuptable.
+ */
+void
+smx_select_latest_rows(Oid nsp, const SmxServerDesc *desc, int n, const char *select,
+					   bool read_only)
+{
+	Datum		arg = smx_id_array(desc, n);
+	Oid			argtype = TEXTARRAYOID;
+	char	   *sql = psprintf("SELECT u.ord::int4, %s"
+							   " FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(id, ord)"
+							   " CROSS JOIN LATERAL (SELECT x.*"
+							   "   FROM %s.server_metrics_history x"
+							   "   WHERE x.server_id OPERATOR(pg_catalog.=) u.id"
+							   "     AND pg_catalog.isfinite(x.\"timestamp\")"
+							   "   ORDER BY x.\"timestamp\" DESC LIMIT 1) h",
+							   select, quote_identifier(get_namespace_name(nsp)));
+	int			ret = SPI_execute_with_args(sql, 1, &argtype, &arg, NULL, read_only, 0);
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
+}
+
+/*
  * Raise *max_tick to the newest tick in the whole table, of any server,
  * with its time: rows of retired servers or a restored dump may run
  * further than the current fleet's latest rows. Starts from the fleet's
@@ -85,10 +111,6 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 						 const smx_params *params, int n, smx_state *restored,
 						 bool *found, uint64 *max_tick, double *max_tick_epoch)
 {
-	StringInfoData sql;
-	Datum		arg;
-	Oid			argtype = TEXTARRAYOID;
-	int			ret;
 	int			nfound = 0;
 
 	*max_tick = 0;
@@ -97,27 +119,12 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 	if (n == 0)
 		return 0;
 
-	arg = smx_id_array(desc, n);
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT u.ord::int4, h.cpu_usage::float8, h.memory_usage::float8,"
-					 " h.disk_usage::float8, h.network_io::float8, h.tick,"
-					 " pg_catalog.date_part('epoch', h.\"timestamp\")"
-					 " FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(id, ord)"
-					 " CROSS JOIN LATERAL (SELECT x.cpu_usage, x.memory_usage, x.disk_usage,"
-					 "   x.network_io, x.tick, x.\"timestamp\""
-					 "   FROM %s.server_metrics_history x"
-					 "   WHERE x.server_id OPERATOR(pg_catalog.=) u.id"
-					 "     AND pg_catalog.isfinite(x.\"timestamp\")"
-					 "   ORDER BY x.\"timestamp\" DESC LIMIT 1) h",
-					 quote_identifier(get_namespace_name(nsp)));
-
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
+	smx_select_latest_rows(nsp, desc, n,
+						   "h.cpu_usage::float8, h.memory_usage::float8, h.disk_usage::float8,"
+						   " h.network_io::float8, h.tick, pg_catalog.date_part('epoch', h.\"timestamp\")",
+						   false);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];

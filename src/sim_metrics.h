@@ -219,6 +219,8 @@ extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 extern void smx_set_state(char *slot, const char *state);
 extern void smx_pin_session_settings(void);
 extern int	smx_desc_find(const SmxServerDesc *desc, int n, const char *id);
+extern void smx_desc_match(const SmxServerDesc *old_desc, int old_n,
+						   const SmxServerDesc *desc, int n, int *old_index);
 
 /* engine.c */
 extern uint64 smx_engine_tick(int64 n, bool from_worker);
@@ -252,6 +254,8 @@ extern bool smx_history_flush_due(TimestampTz now);
 extern int64 smx_history_retention(void);
 
 /* restore.c */
+extern void smx_select_latest_rows(Oid nsp, const SmxServerDesc *desc, int n,
+								   const char *select, bool read_only);
 extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 const smx_params *params, int n,
 									 smx_state *restored, bool *found,
