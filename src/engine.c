@@ -118,6 +118,9 @@ smx_current_config(smx_config *cfg)
 typedef struct SmxFleetUpdate
 {
 	const SmxServerDesc *desc;
+	const int32 *calls;			/* SMX_CALLS a server */
+	const SmxScenarioDef *defs; /* the scenario catalog */
+	int			ndefs;
 	const int32 *id_ref;		/* id pool entry of each server */
 	int			n;
 	bool		restored;		/* history was consulted for this list */
@@ -146,6 +149,9 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 		memcpy(smx_shared_desc(), fleet->desc, n * sizeof(SmxServerDesc));
 		memcpy(smx_shared_params(), smx_priv_params, n * sizeof(smx_params));
 		memcpy(smx_shared_id_ref(), fleet->id_ref, n * sizeof(int32));
+		memcpy(smx_shared_calls(), fleet->calls, n * SMX_CALLS * sizeof(int32));
+		memcpy(smx_shared->scenarios, fleet->defs, fleet->ndefs * sizeof(SmxScenarioDef));
+		smx_shared->nscenarios = fleet->ndefs;
 		if (fleet->restored)
 			smx_shared->history_restored = true;
 		smx_shared->nservers = n;
@@ -261,6 +267,7 @@ smx_engine_tick(int64 n, bool from_worker)
 		uint64		room;
 		int64		dropped = 0;
 		int32	   *id_ref = smx_shared_id_ref();
+		int64		run_ids[SMX_MAX_RUNS + 1];
 
 		/* a backend stepping many ticks waits for the worker's flushes */
 		if (!from_worker && smx_shared->nservers > 0 &&
@@ -288,8 +295,10 @@ smx_engine_tick(int64 n, bool from_worker)
 		{
 			tick++;
 			smx_prepare_tick(&ctx, &cfg, tick);
+			ctx.overlay = smx_runs_tick(&ctx, smx_priv_state, smx_priv_params,
+										nservers, run_ids);
 			smx_step(&ctx, smx_priv_params, smx_priv_state, nservers);
-			smx_history_append(smx_priv_state, id_ref, nservers, tick,
+			smx_history_append(smx_priv_state, id_ref, run_ids, nservers, tick,
 							   ctx.sim_epoch, &head, tail, &dropped);
 		}
 		INSTR_TIME_SET_CURRENT(elapsed);
@@ -336,6 +345,9 @@ typedef struct SmxTemplates
 	int			n;
 	int64		total;			/* enabled templates, also beyond capacity */
 	uint32		version;		/* templates_version they were read at */
+	int32	   *calls;			/* SMX_CALLS a server: whom it calls, -1 none */
+	SmxScenarioDef *defs;		/* the scenario catalog */
+	int			ndefs;
 } SmxTemplates;
 
 /* Whether the extension's server_templates has a column (1.3 added disk_growth). */
@@ -390,6 +402,20 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 			edges[2 * nedges + 1] = j;
 			nedges++;
 		}
+	}
+	t->calls = palloc(sizeof(int32) * SMX_CALLS * Max(t->n, 1));
+	memset(t->calls, 0xff, sizeof(int32) * SMX_CALLS * Max(t->n, 1));
+	for (int e = 0; e < nedges; e++)
+	{
+		int32	   *c = &t->calls[edges[2 * e] * SMX_CALLS];
+
+		/* cascades follow the first SMX_CALLS edges of a server */
+		for (int k = 0; k < SMX_CALLS; k++)
+			if (c[k] < 0)
+			{
+				c[k] = edges[2 * e + 1];
+				break;
+			}
 	}
 	smx_traffic_groups(t->n, edges, nedges, root);
 	/* a group of one shares nothing: its root is itself and nobody names it */
@@ -496,6 +522,9 @@ typedef struct SmxRestored
 	bool	   *found;
 	uint64		max_tick;
 	double		max_tick_epoch;
+	SmxRun	   *runs;			/* scenario runs still open in the log */
+	int			nruns;
+	int64		next_run_id;
 } SmxRestored;
 
 /*
@@ -554,7 +583,13 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 			smx_state_init(&ctx, &t->params[i], &state[i]);
 	}
 
+	if (rs->done)
+		smx_runs_install(rs->runs, rs->nruns, rs->next_run_id, t->desc, state, n,
+						 (int64) new_tick);
 	fleet.desc = t->desc;
+	fleet.calls = t->calls;
+	fleet.defs = t->defs;
+	fleet.ndefs = t->ndefs;
 	fleet.id_ref = id_ref;
 	fleet.restored = rs->done;
 	fleet.n = n;
@@ -593,6 +628,8 @@ smx_engine_reload(bool from_worker)
 	nsp = smx_extension_schema(&ext);
 	smx_read_templates(nspname, &t);
 	n = t.n;
+	t.defs = palloc(sizeof(SmxScenarioDef) * SMX_MAX_SCENARIOS);
+	t.ndefs = smx_scenarios_read(nspname, t.defs, SMX_MAX_SCENARIOS);
 
 	memset(&rs, 0, sizeof(rs));
 	rs.done = !smx_shared->history_restored && n > 0;
@@ -604,6 +641,8 @@ smx_engine_reload(bool from_worker)
 		(void) smx_recover_from_redis(nsp, t.desc, n);
 		rs.nfound = smx_restore_from_history(nsp, t.desc, t.params, n, rs.state, rs.found,
 											 &rs.max_tick, &rs.max_tick_epoch);
+		rs.runs = palloc0(sizeof(SmxRun) * SMX_MAX_RUNS);
+		rs.nruns = smx_runs_read_open(nspname, rs.runs, SMX_MAX_RUNS, &rs.next_run_id);
 	}
 
 	skipped = t.total > smx_shared->capacity ? (int) (t.total - smx_shared->capacity) : 0;
@@ -661,6 +700,10 @@ smx_engine_clear(void)
 	smx_shared->tick = 0;
 	smx_shared->clock_set = false;
 	smx_shared->loaded_extension = InvalidOid;
+	/* the runs belonged to the dropped extension's log */
+	memset(smx_shared->runs, 0, sizeof(smx_shared->runs));
+	smx_shared->nscenarios = 0;
+	smx_shared->runs_resumed = false;
 	smx_shared->state_version++;
 	smx_shared->fleet_version++;
 	LWLockRelease(smx_shared->lock);

@@ -771,5 +771,7 @@ sim_flush(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("sim_flush() cannot run in a parallel worker")));
+	/* the writer logs the scenario phases up to now first (bounded wait) */
+	smx_wait_scenario_log((int64) smx_shared->tick, 10000);
 	PG_RETURN_INT64(smx_flush_pending(false, false, PG_UINT64_MAX, DT_NOEND));
 }

@@ -88,6 +88,8 @@ static MemoryContext smx_mirror_cxt = NULL;
 static SmxMirror *smx_mirror = NULL;
 static SmxServerDesc *smx_rdesc = NULL;
 static smx_state *smx_rstate = NULL;
+/* the scenario of each run slot (smx_state.run), copied with the states */
+static char smx_rruns[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
 static int32 *smx_rref = NULL;	/* id pool entry of each server */
 static int32 *smx_ref_index = NULL; /* server of each id pool entry, or -1 */
 static SmxSample *smx_chunk = NULL;
@@ -224,6 +226,8 @@ smx_mirror_snapshot(SmxMirrorSnap *snap)
 		memcpy(smx_rref, smx_shared_id_ref(), snap->n * sizeof(int32));
 	}
 	memcpy(smx_rstate, smx_shared_state(), snap->n * sizeof(smx_state));
+	for (int r = 0; r < SMX_MAX_RUNS; r++)
+		memcpy(smx_rruns[r + 1], smx_shared->runs[r].def.name, SMX_SCENARIO_LEN);
 	LWLockRelease(smx_shared->lock);
 }
 
@@ -495,7 +499,7 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 	smx_arg_z(p, "status");
 	smx_arg_z(p, smx_status_names[s->status & 3]);
 	smx_arg_z(p, "scenario");
-	smx_pipe_arg(p, "", 0);
+	smx_arg_z(p, s->run != 0 ? smx_rruns[s->run] : "");
 	smx_arg_z(p, "tick");
 	smx_arg_z(p, rt->tick);
 	smx_arg_z(p, "sim_time");

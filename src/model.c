@@ -403,6 +403,7 @@ smx_prepare_tick(smx_tick_ctx *ctx, const smx_config *cfg, uint64_t tick)
 		ctx->decay[m] = (float) a;
 		ctx->innov[m] = (float) sqrt(1.0 - a * a);
 	}
+	ctx->overlay = NULL;
 }
 
 /*
@@ -681,8 +682,9 @@ smx_response(const smx_params *p, float cpu, float disk, float z)
 	return (float) (smx_response_base[p->role] * f);
 }
 
+/* Clamp the values and derive network_io and the response time. */
 static inline void
-smx_finish(const smx_params *p, smx_state *s, float z_rt)
+smx_finish_values(const smx_params *p, smx_state *s, float z_rt)
 {
 	s->cpu = smx_clampf(s->cpu, smx_cpu_floor[p->role], 100.0f);
 	s->memory = smx_clampf(s->memory, 0.0f, 100.0f);
@@ -691,7 +693,55 @@ smx_finish(const smx_params *p, smx_state *s, float z_rt)
 	/* network is in [0, 100]: rounding half up is llround here */
 	s->network_io = (int64_t) ((double) s->network / 100.0 * p->net_capacity + 0.5);
 	s->response_ms = smx_response(p, s->cpu, s->disk, z_rt);
+}
+
+static inline void
+smx_finish(const smx_params *p, smx_state *s, float z_rt)
+{
+	smx_finish_values(p, s, z_rt);
 	smx_status_rules(s, p->role);
+}
+
+/*
+ * Lay an incident over the model's values (kept in base[] for the next
+ * step). Down: every metric 0 and the status offline; the status levels
+ * start afresh when it comes back.
+ */
+static inline void
+smx_apply_overlay(const smx_params *p, smx_state *s, const smx_overlay *ov, float z_rt)
+{
+	s->base[SMX_M_CPU] = s->cpu;
+	s->base[SMX_M_MEMORY] = s->memory;
+	s->base[SMX_M_DISK] = s->disk;
+	s->base[SMX_M_NETWORK] = s->network;
+	s->overlaid = true;
+	if (ov->offline)
+	{
+		s->cpu = s->memory = s->disk = s->network = 0.0f;
+		s->network_io = 0;
+		s->response_ms = 0.0f;
+		memset(s->level, 0, sizeof(s->level));
+		s->status = SMX_STATUS_OFFLINE;
+		return;
+	}
+	s->cpu += ov->add[SMX_M_CPU];
+	s->memory += ov->add[SMX_M_MEMORY];
+	s->disk += ov->add[SMX_M_DISK];
+	s->network += ov->add[SMX_M_NETWORK];
+	smx_finish_values(p, s, z_rt);
+	s->response_ms *= ov->response;
+	smx_status_rules(s, p->role);
+}
+
+/* Take the model's own values back from under last tick's incident. */
+static inline void
+smx_remove_overlay(smx_state *s)
+{
+	s->cpu = s->base[SMX_M_CPU];
+	s->memory = s->base[SMX_M_MEMORY];
+	s->disk = s->base[SMX_M_DISK];
+	s->network = s->base[SMX_M_NETWORK];
+	s->overlaid = false;
 }
 
 void
@@ -760,6 +810,7 @@ smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 		const float *sig = smx_sigma[p->role];
 		int			r = p->role;
 		uint64_t	h = smx_mix64(ctx->tick_key ^ p->key);
+		float		z_rt;
 		float		z_cpu,
 					z_net,
 					traffic,
@@ -793,6 +844,8 @@ smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 			traffic = u >= ctx->spike_p[r] && u < ctx->spike_p[r] + ctx->traffic_p ?
 				smx_expo(smx_mix64(h + 8)) : 0.0f;
 		}
+		if (s->overlaid)
+			smx_remove_overlay(s);
 		smx_server_shape(ctx, p, s, &sh, loc_slots);
 		cpu_t = smx_cpu_target(p, &sh);
 		net_t = smx_net_target(p, &sh);
@@ -829,8 +882,95 @@ smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 		if (r == SMX_ROLE_APP)
 			s->memory += smx_gc_saw(p, ctx->local);
 		smx_step_disk(ctx, p, s, h);
-		smx_finish(p, s, smx_gauss(smx_mix64(h + 5)));
+		z_rt = smx_gauss(smx_mix64(h + 5));
+		if (s->run != 0 && ctx->overlay != NULL)
+			smx_apply_overlay(p, s, &ctx->overlay[s->run], z_rt);
+		else
+			smx_finish(p, s, z_rt);
 	}
+}
+
+/* Incidents: the envelope of the phases and the overlay it makes. */
+const char *const smx_phase_names[SMX_PH_COUNT] = {
+	"warning", "onset", "peak", "recovery"
+};
+
+const char *const smx_curve_names[SMX_CURVE_COUNT] = {
+	"linear", "exponential", "step", "sine"
+};
+
+double
+smx_unit_key(uint64_t seed, uint64_t a, uint64_t b)
+{
+	return smx_unit01(smx_mix64(smx_mix64(seed ^ UINT64_C(0x5ce7a710c1de47a5) ^ a) + b));
+}
+
+int
+smx_curve_from_name(const char *name)
+{
+	for (int c = 0; c < SMX_CURVE_COUNT; c++)
+		if (strcmp(name, smx_curve_names[c]) == 0)
+			return c;
+	return -1;
+}
+
+float
+smx_envelope(int phase, int curve, double x, float from_level)
+{
+	static const float from[SMX_PH_COUNT] = {0.0f, SMX_WARNING_LEVEL, 1.0f, 1.0f};
+	static const float to[SMX_PH_COUNT] = {SMX_WARNING_LEVEL, 1.0f, 1.0f, 0.0f};
+	double		a,
+				b,
+				f,
+				v;
+
+	if (phase < 0 || phase >= SMX_PH_COUNT)
+		return 0.0f;
+	if (!(x >= 0.0))
+		x = 0.0;
+	if (x > 1.0)
+		x = 1.0;
+	a = from[phase];
+	b = to[phase];
+	if (phase == SMX_PH_RECOVERY)
+		a = from_level;
+	switch (curve)
+	{
+		case SMX_CURVE_EXPONENTIAL:
+			/* slow, then faster: a leak, a queue filling up */
+			f = (exp(4.0 * x) - 1.0) / (exp(4.0) - 1.0);
+			break;
+		case SMX_CURVE_STEP:
+			/* at the phase's end level from its first tick */
+			f = 1.0;
+			break;
+		default:
+			f = x;
+			break;
+	}
+	v = a + (b - a) * f;
+	if (curve == SMX_CURVE_SINE)
+	{
+		/* a wobble of two periods a phase, on the larger of the two levels */
+		v += 0.12 * (a > b ? a : b) * sin(4.0 * M_PI * x);
+	}
+	if (v < 0.0)
+		v = 0.0;
+	if (v > 1.2)
+		v = 1.2;
+	return (float) v;
+}
+
+void
+smx_overlay_at(const smx_effects *e, float level, float intensity,
+			   bool offline_now, smx_overlay *ov)
+{
+	float		k = level * intensity;
+
+	for (int m = 0; m < SMX_M_COUNT; m++)
+		ov->add[m] = e->add[m] * k;
+	ov->response = 1.0f + (e->response - 1.0f) * k;
+	ov->offline = e->offline && offline_now;
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date. */

@@ -133,6 +133,11 @@ typedef struct smx_state
 	bool		day_set;
 	uint8_t		level[SMX_M_COUNT];
 	uint8_t		status;			/* smx_status */
+	uint8_t		run;			/* incident acting this tick: index into
+								 * smx_tick_ctx.overlay, 0 = none */
+	bool		overlaid;		/* the values include an incident; base[]
+								 * holds the model's own */
+	float		base[SMX_M_COUNT];	/* cpu, memory, disk, network without it */
 } smx_state;
 
 /* Simulation settings shared by every server. */
@@ -179,6 +184,8 @@ typedef struct smx_tick_ctx
 	/* OU decay a = exp(-dt/tau) and innovation scale sqrt(1 - a^2) */
 	float		decay[SMX_M_COUNT];
 	float		innov[SMX_M_COUNT];
+	/* incidents acting this tick, by smx_state.run (NULL: none) */
+	const struct smx_overlay *overlay;
 } smx_tick_ctx;
 
 /* 64-bit FNV-1a + finaliser of a NUL-terminated string. */
@@ -247,6 +254,75 @@ extern void smx_step(const smx_tick_ctx *ctx, const smx_params *p,
 
 /* Apply the status rules (role's thresholds, hysteresis) to s->level[], s->status. */
 extern void smx_update_status(smx_state *s, int role);
+
+/*
+ * Incidents (scenarios). A scenario runs through four phases, each a share
+ * of its duration; over them an envelope rises from 0 to SMX_WARNING_LEVEL
+ * (warning signs), to 1 (onset), holds (peak) and falls back to 0
+ * (recovery), along each phase's curve. The effect at a tick is the
+ * envelope x intensity x the scenario's per-metric effects, laid over the
+ * model's own values (which go on evolving underneath, so a server leaves
+ * an incident where it would have been without it).
+ */
+typedef enum smx_phase
+{
+	SMX_PH_WARNING = 0,
+	SMX_PH_ONSET,
+	SMX_PH_PEAK,
+	SMX_PH_RECOVERY,
+	SMX_PH_COUNT
+} smx_phase;
+
+typedef enum smx_curve
+{
+	SMX_CURVE_LINEAR = 0,
+	SMX_CURVE_EXPONENTIAL,
+	SMX_CURVE_STEP,
+	SMX_CURVE_SINE,
+	SMX_CURVE_COUNT
+} smx_curve;
+
+extern const char *const smx_phase_names[SMX_PH_COUNT];
+extern const char *const smx_curve_names[SMX_CURVE_COUNT];
+
+#define SMX_WARNING_LEVEL	0.2f
+
+/* What a scenario does at full envelope and intensity 1. */
+typedef struct smx_effects
+{
+	float		add[SMX_M_COUNT];	/* points added to cpu, memory, disk, network */
+	float		response;		/* response time x this (>= 1) */
+	bool		offline;		/* down during onset and peak */
+} smx_effects;
+
+/* The overlay of one incident at one tick. */
+typedef struct smx_overlay
+{
+	float		add[SMX_M_COUNT];
+	float		response;		/* factor */
+	bool		offline;
+} smx_overlay;
+
+/*
+ * A uniform draw in [0, 1) keyed by (seed, a, b): the incidents' choices
+ * (when, what, where, cascade or not) come from it, apart from the
+ * model's own draws, so an incident never changes another server.
+ */
+extern double smx_unit_key(uint64_t seed, uint64_t a, uint64_t b);
+
+/* Curve by SQL name; -1 if unknown. */
+extern int	smx_curve_from_name(const char *name);
+
+/*
+ * The envelope in phase ph at progress x in [0, 1] of that phase.
+ * from_level scales the recovery (a run stopped early recovers from where
+ * it was).
+ */
+extern float smx_envelope(int phase, int curve, double x, float from_level);
+
+/* The overlay of an envelope value: level x intensity x effects. */
+extern void smx_overlay_at(const smx_effects *e, float level, float intensity,
+						   bool offline_now, smx_overlay *ov);
 
 /*
  * Parse "YYYY-MM-DD[ T]HH:MM[:SS[.fff]][Z|±HH[:MM]]" (no zone = UTC) into

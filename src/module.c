@@ -45,6 +45,8 @@ char	   *smx_redis_key_prefix = NULL;
 int			smx_redis_ttl_s = 300;
 int			smx_redis_min_interval_ms = 5000;
 double		smx_change_threshold = 2.0;
+double		smx_incident_rate = 0.0;
+int			smx_max_incidents = 2;
 
 void		_PG_init(void);
 
@@ -229,6 +231,21 @@ smx_define_redis_gucs(void)
 							 NULL, NULL, NULL);
 }
 
+/* Automatic incidents: the same for every process, so SIGHUP only. */
+static void
+smx_define_incident_gucs(void)
+{
+	DefineCustomRealVariable("sim_metrics.incident_rate",
+							 "Automatic incidents per simulated day (0 = none).",
+							 "Each tick starts one with chance rate x tick length / 1 day, drawn from the seed: the same settings give the same incidents at the same ticks.",
+							 &smx_incident_rate, 0.0, 0.0, 1000.0, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomIntVariable("sim_metrics.max_incidents",
+							"Automatic incidents running at once, at most (their cascades aside).",
+							NULL, &smx_max_incidents, 2, 0, SMX_MAX_RUNS / 2, PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+}
+
 void
 _PG_init(void)
 {
@@ -237,6 +254,7 @@ _PG_init(void)
 
 	smx_define_reload_gucs();
 	smx_define_redis_gucs();
+	smx_define_incident_gucs();
 	if (process_shared_preload_libraries_in_progress)
 		smx_define_postmaster_gucs();
 	MarkGUCPrefixReserved("sim_metrics");

@@ -33,7 +33,7 @@ PG_FUNCTION_INFO_V1(sim_reload);
 PG_FUNCTION_INFO_V1(sim_templates_changed);
 
 #define SMX_CURRENT_COLS	17
-#define SMX_STATUS_COLS		32
+#define SMX_STATUS_COLS		33
 
 
 /*
@@ -55,6 +55,8 @@ static SmxServerDesc *smx_reader_desc = NULL;
 static uint8 *smx_reader_role = NULL;
 static Datum *smx_reader_text = NULL;	/* SMX_TEXT_COLS per server */
 static Datum smx_status_text[4];
+/* the scenario of each run slot (smx_state.run), copied with the states */
+static char smx_reader_runs[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
 
 /* Make the buffers hold at least n servers; contents are not kept. */
 static void
@@ -168,8 +170,8 @@ smx_current_row(int i, Datum *values, bool *nulls, uint64 tick, TimestampTz sim_
 	values[10] = smx_pct_datum(s->network);
 	values[11] = smx_pct_datum(s->response_ms);
 	values[12] = smx_status_text[s->status];
-	nulls[13] = true;			/* scenario: none acting yet */
-	values[13] = (Datum) 0;
+	nulls[13] = s->run == 0;
+	values[13] = s->run == 0 ? (Datum) 0 : CStringGetTextDatum(smx_reader_runs[s->run]);
 	values[14] = Int64GetDatum((int64) tick);
 	values[15] = TimestampTzGetDatum(sim_time);
 	nulls[15] = !sim_time_valid;
@@ -212,7 +214,11 @@ smx_current_copy(uint64 *version, bool *fleet_changed, uint64 *tick,
 		smx_reader_fleet = smx_shared->fleet_version;
 	}
 	if (!smx_rows_valid || smx_rows_version != *version || *fleet_changed)
+	{
 		memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
+		for (int r = 0; r < SMX_MAX_RUNS; r++)
+			memcpy(smx_reader_runs[r + 1], smx_shared->runs[r].def.name, SMX_SCENARIO_LEN);
+	}
 	*tick = smx_shared->tick;
 	*updated_at = smx_shared->last_tick_at;
 	*sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(*tick), sim_time);
@@ -317,73 +323,80 @@ sim_status(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[SMX_STATUS_COLS];
 	bool		nulls[SMX_STATUS_COLS];
-	SmxShared	snap;
+	SmxShared  *sp = palloc(offsetof(SmxShared, nscenarios));
 	int			pid;
 	int			writer_pid;
+	int			active = 0;
 
 	smx_require_fleet_database();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	memcpy(&snap, smx_shared, sizeof(SmxShared));
+	memcpy(sp, smx_shared, offsetof(SmxShared, nscenarios));
+	for (int r = 0; r < SMX_MAX_RUNS; r++)
+		if (smx_shared->runs[r].state == SMX_RUN_PENDING ||
+			smx_shared->runs[r].state == SMX_RUN_ACTIVE)
+			active++;
 	LWLockRelease(smx_shared->lock);
 	pid = (int) pg_atomic_read_u32(&smx_shared->ticker_pid);
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = BoolGetDatum(pid != 0);
 	values[1] = BoolGetDatum(pg_atomic_read_u32(&smx_shared->paused) != 0);
-	values[2] = CStringGetTextDatum(snap.session_id);
-	nulls[2] = snap.session_id[0] == '\0';
-	values[3] = Int32GetDatum(snap.nservers);
-	values[4] = Int64GetDatum((int64) snap.tick);
-	values[5] = TimestampTzGetDatum(snap.last_tick_at);
-	nulls[5] = snap.last_tick_at == 0;
-	values[6] = Float8GetDatum(snap.tick_ms);
-	nulls[6] = snap.last_tick_at == 0;
+	values[2] = CStringGetTextDatum(sp->session_id);
+	nulls[2] = sp->session_id[0] == '\0';
+	values[3] = Int32GetDatum(sp->nservers);
+	values[4] = Int64GetDatum((int64) sp->tick);
+	values[5] = TimestampTzGetDatum(sp->last_tick_at);
+	nulls[5] = sp->last_tick_at == 0;
+	values[6] = Float8GetDatum(sp->tick_ms);
+	nulls[6] = sp->last_tick_at == 0;
 	values[7] = Int32GetDatum(pid);
 	nulls[7] = pid == 0;
-	values[8] = CStringGetTextDatum(snap.last_error);
-	nulls[8] = snap.last_error[0] == '\0';
-	values[9] = TimestampTzGetDatum(snap.last_error_at);
-	nulls[9] = snap.last_error_at == 0;
-	values[10] = CStringGetTextDatum(pid != 0 ? snap.worker_state : "not running");
+	values[8] = CStringGetTextDatum(sp->last_error);
+	nulls[8] = sp->last_error[0] == '\0';
+	values[9] = TimestampTzGetDatum(sp->last_error_at);
+	nulls[9] = sp->last_error_at == 0;
+	values[10] = CStringGetTextDatum(pid != 0 ? sp->worker_state : "not running");
 	{
 		TimestampTz sim_time = 0;
 
-		nulls[11] = !snap.clock_set ||
-			!smx_epoch_to_timestamptz(snap.start_epoch + (double) snap.tick * snap.step_seconds,
+		nulls[11] = !sp->clock_set ||
+			!smx_epoch_to_timestamptz(sp->start_epoch + (double) sp->tick * sp->step_seconds,
 									  &sim_time);
 		values[11] = TimestampTzGetDatum(sim_time);
 	}
 	/* the interval the worker applies; this session's setting when none runs */
-	values[12] = Int32GetDatum(pid != 0 ? snap.worker_tick_interval_ms : smx_tick_interval_ms);
-	values[13] = Int32GetDatum(snap.capacity);
-	values[14] = Int32GetDatum(snap.skipped_servers);
-	values[15] = Int64GetDatum(snap.errors);
-	values[16] = Int64GetDatum((int64) (snap.ring_head - snap.ring_tail));
-	values[17] = TimestampTzGetDatum(snap.last_flush_at);
-	nulls[17] = snap.last_flush_at == 0;
-	values[18] = Int64GetDatum(snap.flushed_total);
-	values[19] = Int64GetDatum(snap.dropped_total);
-	values[20] = Int64GetDatum(snap.flush_errors);
-	values[21] = Int64GetDatum((int64) snap.ring_capacity);
+	values[12] = Int32GetDatum(pid != 0 ? sp->worker_tick_interval_ms : smx_tick_interval_ms);
+	values[13] = Int32GetDatum(sp->capacity);
+	values[14] = Int32GetDatum(sp->skipped_servers);
+	values[15] = Int64GetDatum(sp->errors);
+	values[16] = Int64GetDatum((int64) (sp->ring_head - sp->ring_tail));
+	values[17] = TimestampTzGetDatum(sp->last_flush_at);
+	nulls[17] = sp->last_flush_at == 0;
+	values[18] = Int64GetDatum(sp->flushed_total);
+	values[19] = Int64GetDatum(sp->dropped_total);
+	values[20] = Int64GetDatum(sp->flush_errors);
+	values[21] = Int64GetDatum((int64) sp->ring_capacity);
 	/* 1.1: the ticker's schedule, dead letters, the writer */
-	values[22] = Int64GetDatum(snap.late_ticks);
-	values[23] = Float8GetDatum(snap.tick_lag_ms);
-	nulls[23] = snap.last_tick_at == 0;
-	values[24] = Int64GetDatum(snap.rejected_total);
+	values[22] = Int64GetDatum(sp->late_ticks);
+	values[23] = Float8GetDatum(sp->tick_lag_ms);
+	nulls[23] = sp->last_tick_at == 0;
+	values[24] = Int64GetDatum(sp->rejected_total);
 	writer_pid = (int) pg_atomic_read_u32(&smx_shared->writer_pid);
 	values[25] = Int32GetDatum(writer_pid);
 	nulls[25] = writer_pid == 0;
-	values[26] = CStringGetTextDatum(writer_pid != 0 ? snap.writer_state : "not running");
+	values[26] = CStringGetTextDatum(writer_pid != 0 ? sp->writer_state : "not running");
 	/* 1.2: the Redis mirror */
-	values[27] = CStringGetTextDatum(snap.redis_state);
-	values[28] = CStringGetTextDatum(snap.redis_last_error);
-	nulls[28] = snap.redis_last_error[0] == '\0';
-	values[29] = Int64GetDatum(snap.redis_errors);
-	values[30] = Int64GetDatum(snap.redis_writes);
-	values[31] = Int64GetDatum(snap.redis_skipped);
+	values[27] = CStringGetTextDatum(sp->redis_state);
+	values[28] = CStringGetTextDatum(sp->redis_last_error);
+	nulls[28] = sp->redis_last_error[0] == '\0';
+	values[29] = Int64GetDatum(sp->redis_errors);
+	values[30] = Int64GetDatum(sp->redis_writes);
+	values[31] = Int64GetDatum(sp->redis_skipped);
+	/* 1.4: scenario runs pending or acting */
+	values[32] = Int32GetDatum(active);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -76,8 +76,8 @@ smx_hundredths(float v)
  * for the whole tick, the tick's samples are dropped and counted.
  */
 void
-smx_history_append(const smx_state *state, const int32 *id_ref, int n,
-				   uint64 tick, double sim_epoch, uint64 *head, uint64 tail,
+smx_history_append(const smx_state *state, const int32 *id_ref,
+				   const int64 *run_ids, int n, uint64 tick, double sim_epoch, uint64 *head, uint64 tail,
 				   int64 *dropped)
 {
 	SmxSample  *ring = smx_shared_ring();
@@ -101,7 +101,7 @@ smx_history_append(const smx_state *state, const int32 *id_ref, int n,
 		s->tick = (int64) tick;
 		s->sim_time = ts;
 		s->network_io = state[i].network_io;
-		s->scenario_run = 0;
+		s->scenario_run = state[i].run != 0 ? run_ids[state[i].run] : 0;
 		s->id_ref = id_ref[i];
 		s->cpu = smx_hundredths(state[i].cpu);
 		s->memory = smx_hundredths(state[i].memory);

@@ -49,6 +49,12 @@
  *  - The id pool is written only by the sim_lock holder, only in entries no
  *    pending sample refers to, with pool_changes odd meanwhile (a seqlock):
  *    readers scan it without a lock and retry when the count moved.
+ *  - Scenario runs and the catalog (SmxShared.runs, .scenarios): changed
+ *    by the sim_lock holder (a tick activating, ending or cascading a run;
+ *    sim_scenario_start/stop; a reload) under `lock` exclusive; the writer
+ *    marks what it logged under `lock` exclusive; readers copy under
+ *    `lock` shared. A server's run is its smx_state.run, published with
+ *    the state.
  *  - No ereport() while holding `lock`: the critical section is a copy.
  */
 #include "postgres.h"
@@ -69,7 +75,8 @@
 /* The README and the settings' descriptions promise these sizes. */
 StaticAssertDecl(sizeof(SmxSample) == 48, "history sample size changed: update README");
 StaticAssertDecl(sizeof(SmxIdEntry) == 80, "id pool entry size changed: update README");
-StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) == 472,
+StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) +
+				 SMX_CALLS * sizeof(int32) == 504,
 				 "per-server shared memory changed: update README and max_servers help");
 
 SmxShared  *smx_shared = NULL;
@@ -93,6 +100,7 @@ smx_shmem_size(void)
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_params))));
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_state))));
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(int32))));
+	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, SMX_CALLS * sizeof(int32))));
 	size = add_size(size, MAXALIGN(mul_size(mul_size(smx_max_servers, 2), sizeof(SmxIdEntry))));
 	size = add_size(size, mul_size(mul_size(smx_max_servers, smx_history_buffer),
 								   sizeof(SmxSample)));
@@ -127,11 +135,22 @@ smx_shared_id_ref(void)
 					  MAXALIGN(smx_shared->capacity * sizeof(smx_state)));
 }
 
+/*
+ * Cascade edges: up to SMX_CALLS indexes of the servers each server calls
+ * (its depends_on), -1 for none. Written with the server list.
+ */
+int32 *
+smx_shared_calls(void)
+{
+	return (int32 *) ((char *) smx_shared_id_ref() +
+					  MAXALIGN(smx_shared->capacity * sizeof(int32)));
+}
+
 SmxIdEntry *
 smx_shared_id_pool(void)
 {
-	return (SmxIdEntry *) ((char *) smx_shared_id_ref() +
-						   MAXALIGN(smx_shared->capacity * sizeof(int32)));
+	return (SmxIdEntry *) ((char *) smx_shared_calls() +
+						   MAXALIGN(smx_shared->capacity * SMX_CALLS * sizeof(int32)));
 }
 
 SmxSample *
@@ -178,6 +197,7 @@ smx_shmem_startup(void)
 		pg_atomic_init_u32(&smx_shared->mirror_pid, 0);
 		pg_atomic_init_u64(&smx_shared->pool_changes, 0);
 		smx_shared->capacity = smx_max_servers;
+		smx_shared->next_run_id = 1;
 		smx_shared->id_pool_size = smx_max_servers * 2;
 		smx_shared->ring_capacity = (uint64) smx_max_servers * smx_history_buffer;
 		ConditionVariableInit(&smx_shared->ring_cv);

@@ -34,6 +34,11 @@
 #define SMX_ERROR_LEN		256
 #define SMX_SESSIONS		16
 #define SMX_NO_SESSION		255
+#define SMX_CALLS			4	/* depends_on edges kept a server, for cascades */
+#define SMX_MAX_SCENARIOS	64	/* catalog entries */
+#define SMX_SCENARIO_LEN	32
+#define SMX_MAX_RUNS		64	/* runs in shared memory, active or recent */
+#define SMX_RUN_TARGETS		32	/* servers a run may name */
 
 /* GUCs (module.c) */
 extern char *smx_database_name;
@@ -60,6 +65,8 @@ extern char *smx_redis_key_prefix;
 extern int	smx_redis_ttl_s;
 extern int	smx_redis_min_interval_ms;
 extern double smx_change_threshold;
+extern double smx_incident_rate;
+extern int	smx_max_incidents;
 
 /* Descriptive fields of a server: change only on a template reload. */
 typedef struct SmxServerDesc
@@ -101,6 +108,56 @@ typedef struct SmxIdEntry
 	int64		retired_tick;
 	bool		used;
 } SmxIdEntry;
+
+/* A catalog entry (sim_scenarios row) as the engine runs it. */
+typedef struct SmxScenarioDef
+{
+	char		name[SMX_SCENARIO_LEN];
+	float		share[SMX_PH_COUNT];	/* of the duration, summing to 1 */
+	uint8		curve[SMX_PH_COUNT];	/* smx_curve */
+	smx_effects effects;
+	uint32		roles;			/* bit per smx_role; 0 = any */
+	float		auto_weight;	/* chance weight among automatic incidents */
+	char		cascade[SMX_SCENARIO_LEN];	/* what callers feel; "" = nothing */
+	float		cascade_p;		/* chance a caller feels it */
+	float		cascade_intensity;	/* its intensity, x the run's */
+	float		cascade_delay_s[2]; /* after min..max simulated seconds */
+} SmxScenarioDef;
+
+typedef enum SmxRunState
+{
+	SMX_RUN_FREE = 0,
+	SMX_RUN_PENDING,			/* starts at ticks[0] */
+	SMX_RUN_ACTIVE,
+	SMX_RUN_DONE
+} SmxRunState;
+
+/*
+ * A scenario run. Phase k acts on ticks [ticks[k], ticks[k + 1]); the run
+ * is over at ticks[SMX_PH_COUNT]. The log fields are the writer's.
+ */
+typedef struct SmxRun
+{
+	int64		id;
+	int64		parent_id;		/* 0 = started by a user or automatically */
+	uint8		state;			/* SmxRunState */
+	bool		automatic;
+	bool		stopped;		/* by sim_scenario_stop(): recovery began early */
+	bool		interrupted;	/* its time passed while the server was down */
+	float		intensity;
+	float		from_level;		/* the recovery starts from this envelope */
+	int64		ticks[SMX_PH_COUNT + 1];
+	double		step_seconds;	/* simulated seconds a tick at its start */
+	double		requested_s;	/* the duration asked for */
+	SmxScenarioDef def;			/* as it was when the run was made */
+	int			ntargets;
+	uint32		affected;		/* bit i: targets[i] was free and is acted on */
+	char		targets[SMX_RUN_TARGETS][SMX_ID_LEN];
+	/* the writer's progress in scenario_execution_log */
+	uint8		logged_begun;	/* bit per phase: its row is in */
+	uint8		logged_ended;	/* bit per phase: its ended_at is in */
+	bool		log_closed;		/* nothing left to write: the slot may go */
+} SmxRun;
 
 /* The one shared-memory struct; see shmem.c for the locking rules. */
 typedef struct SmxShared
@@ -178,6 +235,18 @@ typedef struct SmxShared
 	ConditionVariable ring_cv;	/* broadcast when ring_tail advances */
 
 	/*
+	 * Scenarios (scenario.c): the catalog and the runs. Written by the
+	 * sim_lock holder under `lock` exclusive (the log fields of a run: by
+	 * the writer, under `lock` exclusive); read under `lock` shared.
+	 */
+	int			nscenarios;
+	SmxScenarioDef scenarios[SMX_MAX_SCENARIOS];
+	SmxRun		runs[SMX_MAX_RUNS];
+	int64		next_run_id;
+	bool		runs_resumed;	/* open runs were read back from the log */
+	int64		log_tick;		/* the writer logged every phase up to it */
+
+	/*
 	 * Arrays follow the struct: desc, params, state and id_ref (capacity
 	 * entries each), the id pool, the ring. Use the accessors below.
 	 */
@@ -195,6 +264,7 @@ extern SmxServerDesc *smx_shared_desc(void);
 extern smx_params *smx_shared_params(void);
 extern smx_state *smx_shared_state(void);
 extern int32 *smx_shared_id_ref(void);
+extern int32 *smx_shared_calls(void);
 extern SmxIdEntry *smx_shared_id_pool(void);
 extern SmxSample *smx_shared_ring(void);
 extern void smx_require_loaded(void);
@@ -229,8 +299,31 @@ extern void smx_engine_clear(void);
 extern bool smx_engine_needs_reload(Oid ext);
 extern void smx_current_config(smx_config *cfg);
 
+/* scenario.c: runs in shared memory (caller holds sim_lock unless noted) */
+extern const smx_overlay *smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state,
+										const smx_params *params, int n,
+										int64 *run_ids);
+extern int	smx_run_alloc(void);
+extern int64 smx_run_install(int slot, SmxRun *r);
+extern void smx_run_plan(SmxRun *r, int64 start_tick, double duration_s, double step_s);
+extern float smx_run_level(const SmxRun *r, int64 tick, int *phase);
+extern const SmxScenarioDef *smx_scenario_find(const char *name);
+extern const char *smx_run_scenario_name(int run);	/* caller holds lock */
+
+/* scenario_db.c: the catalog, the log and resumed runs (SPI) */
+extern int	smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max);
+extern bool smx_scenario_read_one(const char *nspname, const char *name,
+								  SmxScenarioDef *def, bool *runnable);
+extern int	smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 *max_id);
+extern void smx_runs_install(SmxRun *runs, int nruns, int64 next_id,
+							 const SmxServerDesc *desc, smx_state *state, int n,
+							 int64 tick);
+extern bool smx_scenario_log(bool unused);
+extern void smx_wait_scenario_log(int64 tick, int timeout_ms);
+
 /* ring.c */
 extern void smx_history_append(const smx_state *state, const int32 *id_ref,
+							   const int64 *run_ids,
 							   int n, uint64 tick, double sim_epoch,
 							   uint64 *head, uint64 tail, int64 *dropped);
 extern bool smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index,

@@ -8,10 +8,12 @@
  *     load takes unflushed samples back from Redis (recover.c), then
  *     continues from history (restore.c). A failure backs off while
  *     the loaded fleet keeps ticking.
- *  2. flush the ring into server_metrics_history (flush.c): every
+ *  2. the scenario log (scenario_db.c): a row for every phase that began,
+ *     its end once it ended, up to the published tick.
+ *  3. flush the ring into server_metrics_history (flush.c): every
  *     flush_interval, when the ring is three quarters full, or when a
  *     backend waits for room. A failure backs off; samples stay buffered.
- *  3. retention (retention.c), once a minute, about two seconds at most.
+ *  4. retention (retention.c), once a minute, about two seconds at most.
  * Every wait inside is bounded (lock_timeout, conditional locks). A
  * shutdown request ends a flush between batches; the exit flush then has
  * SMX_EXIT_FLUSH_MS and logs what it could not write.
@@ -250,6 +252,10 @@ smx_writer_iteration(SmxWriterLoop *w)
 								  &w->prepare_retry, SMX_MAX_BACKOFF_MS))
 			ready = OidIsValid(smx_shared->loaded_extension);
 	}
+
+	/* the scenario log first: it never lags behind the history it labels */
+	if (ready)
+		(void) smx_worker_guarded(smx_scenario_log, false, &unused);
 
 	if (ready && now >= w->flush_retry.retry_at && smx_history_flush_due(now) &&
 		!smx_run_with_backoff(smx_writer_flush, false, &unused, &w->flush_retry,

@@ -1,0 +1,371 @@
+/*
+ * scenario.c — incident runs in shared memory, stepped with the fleet.
+ *
+ * Every tick, before the model step, the sim_lock holder (the ticker or a
+ * backend in sim_tick()) calls smx_runs_tick(), which
+ *  1. starts an automatic incident when the seeded draw of this tick says
+ *     so (sim_metrics.incident_rate, at most max_incidents at once);
+ *  2. activates the runs whose start tick came: each free target gets the
+ *     run in its smx_state.run, and the servers that call a target (its
+ *     depends_on edges) get a cascade run of their own, delayed, with the
+ *     catalog's probability;
+ *  3. ends the runs whose recovery is over;
+ *  4. computes each active run's overlay for the model.
+ * Every choice is a draw keyed by (seed, tick, servers), apart from the
+ * model's draws: the same settings give the same incidents at the same
+ * ticks, from the ticker or from sim_tick(), and a server no run touches
+ * is what it would have been without any.
+ *
+ * Run records change under `lock` exclusive (shmem.c); the log fields are
+ * the writer's (scenario_db.c).
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "storage/lwlock.h"
+
+#include "sim_metrics.h"
+
+/* Keys of the incidents' draws, apart from each other. */
+#define SMX_KEY_AUTO_WHEN	UINT64_C(0xa0701)
+#define SMX_KEY_AUTO_WHAT	UINT64_C(0xa0702)
+#define SMX_KEY_AUTO_WHERE	UINT64_C(0xa0703)
+#define SMX_KEY_AUTO_HOW	UINT64_C(0xa0704)
+#define SMX_KEY_AUTO_LONG	UINT64_C(0xa0705)
+#define SMX_KEY_CASCADE		UINT64_C(0xca5c)
+#define SMX_KEY_DELAY		UINT64_C(0xde1a)
+
+/* A cascade weaker than this is not started. */
+#define SMX_MIN_INTENSITY	0.05f
+
+static smx_overlay smx_overlays[SMX_MAX_RUNS + 1];
+
+const SmxScenarioDef *
+smx_scenario_find(const char *name)
+{
+	for (int i = 0; i < smx_shared->nscenarios; i++)
+		if (strcmp(smx_shared->scenarios[i].name, name) == 0)
+			return &smx_shared->scenarios[i];
+	return NULL;
+}
+
+/* The scenario of a server's run (smx_state.run); caller holds `lock`. */
+const char *
+smx_run_scenario_name(int run)
+{
+	if (run < 1 || run > SMX_MAX_RUNS)
+		return NULL;
+	return smx_shared->runs[run - 1].def.name;
+}
+
+/*
+ * Phase ticks from the duration: each phase gets its share, at least one
+ * tick, and the run at least one tick a phase.
+ */
+void
+smx_run_plan(SmxRun *r, int64 start_tick, double duration_s, double step_s)
+{
+	double		total = step_s > 0 ? duration_s / step_s : SMX_PH_COUNT;
+	double		acc = 0;
+
+	if (!(total >= SMX_PH_COUNT))
+		total = SMX_PH_COUNT;
+	r->ticks[0] = start_tick;
+	for (int k = 0; k < SMX_PH_COUNT; k++)
+	{
+		int64		end;
+
+		acc += r->def.share[k];
+		end = start_tick + (int64) llround(Min(acc, 1.0) * total);
+		if (k == SMX_PH_COUNT - 1)
+			end = start_tick + (int64) llround(total);
+		r->ticks[k + 1] = Max(end, r->ticks[k] + 1);
+	}
+	r->step_seconds = step_s;
+	r->requested_s = duration_s;
+}
+
+/*
+ * The envelope of a run at a tick, and its phase (-1 outside the run). The
+ * last tick of a phase reaches the phase's end level.
+ */
+float
+smx_run_level(const SmxRun *r, int64 tick, int *phase)
+{
+	for (int k = 0; k < SMX_PH_COUNT; k++)
+	{
+		if (tick >= r->ticks[k] && tick < r->ticks[k + 1])
+		{
+			double		len = (double) (r->ticks[k + 1] - r->ticks[k]);
+
+			*phase = k;
+			return smx_envelope(k, r->def.curve[k], (double) (tick - r->ticks[k] + 1) / len,
+								r->from_level);
+		}
+	}
+	*phase = -1;
+	return 0.0f;
+}
+
+/*
+ * A slot for a new run: a free one, else the oldest finished run the
+ * writer has logged. -1 when every slot is in use. Caller holds sim_lock.
+ */
+int
+smx_run_alloc(void)
+{
+	int			best = -1;
+
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	for (int i = 0; i < SMX_MAX_RUNS; i++)
+	{
+		SmxRun	   *r = &smx_shared->runs[i];
+
+		if (r->state == SMX_RUN_FREE)
+		{
+			best = i;
+			break;
+		}
+		if (r->state == SMX_RUN_DONE && r->log_closed &&
+			(best < 0 || r->id < smx_shared->runs[best].id))
+			best = i;
+	}
+	LWLockRelease(smx_shared->lock);
+	return best;
+}
+
+/* Put a made run into its slot, with the next run id. Caller holds sim_lock. */
+int64
+smx_run_install(int slot, SmxRun *r)
+{
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	r->id = smx_shared->next_run_id++;
+	smx_shared->runs[slot] = *r;
+	LWLockRelease(smx_shared->lock);
+	return r->id;
+}
+
+/* Servers i calling server j, by their depends_on (SMX_CALLS kept each). */
+static inline bool
+smx_calls(const int32 *calls, int i, int j)
+{
+	for (int c = 0; c < SMX_CALLS; c++)
+		if (calls[i * SMX_CALLS + c] == j)
+			return true;
+	return false;
+}
+
+/*
+ * Plan the cascades of a run activated at tick t: every server that calls
+ * one of its servers may feel the catalog's cascade scenario, after a
+ * drawn delay, until the run's end.
+ */
+static void
+smx_run_cascade(const smx_tick_ctx *ctx, const SmxRun *parent, const int *targets,
+				int ntargets, const smx_params *params, int n)
+{
+	const SmxScenarioDef *child = smx_scenario_find(parent->def.cascade);
+	const SmxServerDesc *desc = smx_shared_desc();
+	const int32 *calls = smx_shared_calls();
+	float		intensity = parent->intensity * parent->def.cascade_intensity;
+	double		step = parent->step_seconds;
+
+	if (child == NULL || intensity < SMX_MIN_INTENSITY || parent->def.cascade_p <= 0)
+		return;
+	for (int t = 0; t < ntargets; t++)
+	{
+		int			j = targets[t];
+
+		for (int i = 0; i < n; i++)
+		{
+			double		delay_s;
+			int64		start;
+			SmxRun		r;
+			int			slot;
+
+			if (!smx_calls(calls, i, j) ||
+				smx_unit_key(ctx->seed, params[j].key ^ (params[i].key * 31), ctx->tick ^ SMX_KEY_CASCADE) >=
+				parent->def.cascade_p)
+				continue;
+			delay_s = parent->def.cascade_delay_s[0] +
+				(parent->def.cascade_delay_s[1] - parent->def.cascade_delay_s[0]) *
+				smx_unit_key(ctx->seed, params[i].key, ctx->tick ^ SMX_KEY_DELAY);
+			start = (int64) ctx->tick + Max(1, (int64) llround(delay_s / step));
+			/* the caller feels it while the cause lasts, a phase a tick at least */
+			if (start + SMX_PH_COUNT > parent->ticks[SMX_PH_COUNT])
+				continue;
+			slot = smx_run_alloc();
+			if (slot < 0)
+				return;
+			memset(&r, 0, sizeof(r));
+			r.parent_id = parent->id;
+			r.state = SMX_RUN_PENDING;
+			r.automatic = parent->automatic;
+			r.intensity = intensity;
+			r.from_level = 1.0f;
+			r.def = *child;
+			r.ntargets = 1;
+			strlcpy(r.targets[0], desc[i].id, SMX_ID_LEN);
+			smx_run_plan(&r, start, (double) (parent->ticks[SMX_PH_COUNT] - start) * step, step);
+			r.requested_s = 0;
+			(void) smx_run_install(slot, &r);
+		}
+	}
+}
+
+/* The run's start tick came: act on its free targets, plan its cascades. */
+static void
+smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
+				 const smx_params *params, int n)
+{
+	SmxRun	   *r = &smx_shared->runs[slot];
+	const SmxServerDesc *desc = smx_shared_desc();
+	int			targets[SMX_RUN_TARGETS];
+	int			ntargets = 0;
+	uint32		affected = 0;
+
+	for (int i = 0; i < r->ntargets; i++)
+	{
+		int			j = smx_desc_find(desc, n, r->targets[i]);
+
+		if (j < 0 || state[j].run != 0)
+			continue;
+		state[j].run = (uint8) (slot + 1);
+		affected |= (uint32) 1 << i;
+		targets[ntargets++] = j;
+	}
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	r->affected = affected;
+	r->state = affected != 0 ? SMX_RUN_ACTIVE : SMX_RUN_DONE;
+	/* a run that found every server busy leaves nothing to log */
+	r->log_closed = affected == 0;
+	LWLockRelease(smx_shared->lock);
+	if (affected != 0 && r->def.cascade[0] != '\0')
+		smx_run_cascade(ctx, r, targets, ntargets, params, n);
+}
+
+/* Count the automatic incidents still running (their cascades aside). */
+static int
+smx_auto_running(void)
+{
+	int			k = 0;
+
+	for (int i = 0; i < SMX_MAX_RUNS; i++)
+	{
+		SmxRun	   *r = &smx_shared->runs[i];
+
+		if (r->automatic && r->parent_id == 0 &&
+			(r->state == SMX_RUN_PENDING || r->state == SMX_RUN_ACTIVE))
+			k++;
+	}
+	return k;
+}
+
+/*
+ * Automatic incidents: a Bernoulli draw a tick with incident_rate per
+ * simulated day, then the scenario (by auto_weight), one free server of a
+ * role it suits, an intensity in [0.5, 1) and a duration of 10 to 40
+ * simulated minutes, each from its own draw.
+ */
+static void
+smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
+				  const smx_params *params, int n)
+{
+	double		p = smx_incident_rate * ctx->dt / 86400.0;
+	const SmxScenarioDef *def = NULL;
+	double		total = 0,
+				pick;
+	int			candidates = 0,
+				chosen,
+				slot;
+	SmxRun		r;
+
+	if (n == 0 || ctx->dt <= 0 ||
+		smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHEN, ctx->tick) >= p ||
+		smx_auto_running() >= smx_max_incidents)
+		return;
+	for (int i = 0; i < smx_shared->nscenarios; i++)
+		total += smx_shared->scenarios[i].auto_weight;
+	if (total <= 0)
+		return;
+	pick = smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHAT, ctx->tick) * total;
+	for (int i = 0; i < smx_shared->nscenarios && def == NULL; i++)
+	{
+		pick -= smx_shared->scenarios[i].auto_weight;
+		if (pick < 0 && smx_shared->scenarios[i].auto_weight > 0)
+			def = &smx_shared->scenarios[i];
+	}
+	if (def == NULL)
+		return;
+	for (int i = 0; i < n; i++)
+		if (state[i].run == 0 && (def->roles == 0 || (def->roles & (1u << params[i].role))))
+			candidates++;
+	if (candidates == 0 || (slot = smx_run_alloc()) < 0)
+		return;
+	chosen = (int) (smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHERE, ctx->tick) * candidates);
+	memset(&r, 0, sizeof(r));
+	for (int i = 0; i < n; i++)
+		if (state[i].run == 0 && (def->roles == 0 || (def->roles & (1u << params[i].role))) &&
+			chosen-- == 0)
+		{
+			strlcpy(r.targets[0], smx_shared_desc()[i].id, SMX_ID_LEN);
+			break;
+		}
+	r.ntargets = 1;
+	r.state = SMX_RUN_PENDING;
+	r.automatic = true;
+	r.intensity = (float) (0.5 + 0.5 * smx_unit_key(ctx->seed, SMX_KEY_AUTO_HOW, ctx->tick));
+	r.from_level = 1.0f;
+	r.def = *def;
+	smx_run_plan(&r, (int64) ctx->tick,
+				 600.0 + 1800.0 * smx_unit_key(ctx->seed, SMX_KEY_AUTO_LONG, ctx->tick), ctx->dt);
+	(void) smx_run_install(slot, &r);
+}
+
+/*
+ * The runs' work of one tick (see the top of the file). state and params
+ * are the caller's copy of the fleet (n servers). Fills run_ids[run] for
+ * the ring's labels and returns the overlays for smx_tick_ctx, or NULL
+ * when no run acts. Caller holds sim_lock.
+ */
+const smx_overlay *
+smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *params,
+			  int n, int64 *run_ids)
+{
+	int64		t = (int64) ctx->tick;
+	bool		any = false;
+
+	memset(run_ids, 0, sizeof(int64) * (SMX_MAX_RUNS + 1));
+	if (smx_incident_rate > 0 && smx_max_incidents > 0)
+		smx_auto_incident(ctx, state, params, n);
+	for (int slot = 0; slot < SMX_MAX_RUNS; slot++)
+	{
+		SmxRun	   *r = &smx_shared->runs[slot];
+		int			phase;
+		float		level;
+
+		if (r->state == SMX_RUN_PENDING && r->ticks[0] <= t)
+			smx_run_activate(ctx, slot, state, params, n);
+		if (r->state != SMX_RUN_ACTIVE)
+			continue;
+		if (t >= r->ticks[SMX_PH_COUNT])
+		{
+			/* over: its servers show the model's own values from this tick */
+			for (int i = 0; i < n; i++)
+				if (state[i].run == slot + 1)
+					state[i].run = 0;
+			LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+			r->state = SMX_RUN_DONE;
+			LWLockRelease(smx_shared->lock);
+			continue;
+		}
+		level = smx_run_level(r, t, &phase);
+		smx_overlay_at(&r->def.effects, level, r->intensity,
+					   phase == SMX_PH_ONSET || phase == SMX_PH_PEAK,
+					   &smx_overlays[slot + 1]);
+		run_ids[slot + 1] = r->id;
+		any = true;
+	}
+	return any ? smx_overlays : NULL;
+}

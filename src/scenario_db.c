@@ -1,0 +1,690 @@
+/*
+ * scenario_db.c — the scenarios' tables: the catalog read at each reload,
+ * the runs read back after a restart, and scenario_execution_log, which
+ * the writer keeps up with the runs in shared memory.
+ *
+ * The log has one row per phase that began. The writer inserts a phase's
+ * row once the published tick reached it, and writes its ended_at once
+ * the next phase began ([started_at, ended_at) in simulated time, the
+ * ticks whose samples carry the run id). The row's parameters hold what
+ * the run needs to go on after a restart: its phase ticks and the
+ * catalog entry as it was at the start. A run still open in the log after
+ * a restart continues where its phases say; one whose end passed before
+ * the tick the fleet continues from is closed with a last row,
+ * 'interrupted'. The writer writes as the log's owner, in a security-
+ * restricted operation, like the history flush.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "sim_metrics.h"
+
+#define SMX_ROLE_ARRAY "ARRAY['web','app','database','cache','storage','load-balancer']"
+#define SMX_PHASE_ARRAY "ARRAY['warning','onset','peak','recovery']"
+
+/* Whether the extension's schema has a relation (1.4 added sim_scenarios). */
+static Oid
+smx_relation(const char *nspname, const char *relname)
+{
+	Oid			nsp = get_namespace_oid(nspname, true);
+
+	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
+}
+
+static double
+smx_float(HeapTuple tup, TupleDesc td, int col, double dflt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, td, col, &isnull);
+
+	return isnull ? dflt : DatumGetFloat8(d);
+}
+
+static void
+smx_text(HeapTuple tup, TupleDesc td, int col, char *dst, size_t len)
+{
+	char	   *v = SPI_getvalue(tup, td, col);
+
+	smx_copy_clipped(dst, v ? v : "", len);
+}
+
+/*
+ * The catalog columns, from column `first` of a row selected with
+ * SMX_DEF_COLUMNS (a sim_scenarios row) or from a log row's parameters.
+ */
+#define SMX_DEF_COLUMNS \
+	"name, roles_mask, s1, s2, s3, s4, c1, c2, c3, c4," \
+	" cpu, mem, disk, net, resp, offline, auto_weight," \
+	" cascade, cascade_p, cascade_i, delay_min, delay_max"
+#define SMX_DEF_NCOLS 22
+
+static bool
+smx_def_from_row(HeapTuple tup, TupleDesc td, int first, SmxScenarioDef *d)
+{
+	bool		isnull;
+	double		sum = 0;
+
+	memset(d, 0, sizeof(*d));
+	smx_text(tup, td, first, d->name, SMX_SCENARIO_LEN);
+	d->roles = (uint32) smx_float(tup, td, first + 1, 0);
+	for (int k = 0; k < SMX_PH_COUNT; k++)
+	{
+		char		curve[16];
+		int			c;
+
+		d->share[k] = (float) smx_float(tup, td, first + 2 + k, -1);
+		smx_text(tup, td, first + 6 + k, curve, sizeof(curve));
+		c = smx_curve_from_name(curve);
+		if (!(d->share[k] > 0) || c < 0)
+			return false;
+		d->curve[k] = (uint8) c;
+		sum += d->share[k];
+	}
+	if (fabs(sum - 1.0) > 0.01)
+		return false;
+	for (int m = 0; m < SMX_M_COUNT; m++)
+		d->effects.add[m] = (float) smx_float(tup, td, first + 10 + m, 0);
+	d->effects.response = (float) Max(1.0, smx_float(tup, td, first + 14, 1));
+	d->effects.offline = DatumGetBool(SPI_getbinval(tup, td, first + 15, &isnull)) && !isnull;
+	d->auto_weight = (float) Max(0.0, smx_float(tup, td, first + 16, 0));
+	smx_text(tup, td, first + 17, d->cascade, SMX_SCENARIO_LEN);
+	d->cascade_p = (float) smx_float(tup, td, first + 18, 0);
+	d->cascade_intensity = (float) smx_float(tup, td, first + 19, 0);
+	d->cascade_delay_s[0] = (float) Max(0.0, smx_float(tup, td, first + 20, 0));
+	d->cascade_delay_s[1] = (float) Max(d->cascade_delay_s[0], smx_float(tup, td, first + 21, 0));
+	for (int m = 0; m < SMX_M_COUNT; m++)
+		if (!isfinite(d->effects.add[m]))
+			return false;
+	return isfinite(d->effects.response) && isfinite(d->cascade_p) &&
+		isfinite(d->cascade_intensity) && isfinite(d->cascade_delay_s[1]);
+}
+
+/* The catalog as SMX_DEF_COLUMNS, for a WHERE clause (may be empty). */
+static char *
+smx_catalog_query(const char *nspname, const char *where, int limit)
+{
+	return psprintf("SELECT " SMX_DEF_COLUMNS " FROM (SELECT name,"
+					" (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<)"
+					"   (pg_catalog.array_position(" SMX_ROLE_ARRAY ", r) OPERATOR(pg_catalog.-) 1))"
+					"   FROM pg_catalog.unnest(roles) r)::float8 AS roles_mask,"
+					" phase_shares[1]::float8 s1, phase_shares[2]::float8 s2,"
+					" phase_shares[3]::float8 s3, phase_shares[4]::float8 s4,"
+					" phase_curves[1] c1, phase_curves[2] c2, phase_curves[3] c3, phase_curves[4] c4,"
+					" cpu_effect::float8 cpu, memory_effect::float8 mem, disk_effect::float8 disk,"
+					" network_effect::float8 net, response_factor::float8 resp, takes_offline offline,"
+					" auto_weight::float8 auto_weight, cascade_scenario cascade,"
+					" cascade_probability::float8 cascade_p, cascade_intensity::float8 cascade_i,"
+					" pg_catalog.date_part('epoch', cascade_delay_min) delay_min,"
+					" pg_catalog.date_part('epoch', cascade_delay_max) delay_max"
+					" FROM %s.sim_scenarios %s ORDER BY name COLLATE \"C\" LIMIT %d) c",
+					quote_identifier(nspname), where, limit);
+}
+
+/*
+ * Read the catalog (at most max entries, by name) into defs; 0 when the
+ * extension predates it. A row the CHECKs let through but the engine cannot
+ * run is skipped with a WARNING. Runs inside a transaction; connects to SPI
+ * itself.
+ */
+int
+smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max)
+{
+	int			n = 0;
+	int			ret;
+
+	if (!OidIsValid(smx_relation(nspname, "sim_scenarios")))
+		return 0;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute(smx_catalog_query(nspname, "", max + 1), true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading sim_scenarios failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > (uint64) max)
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("sim_metrics: only the first %d scenarios of sim_scenarios (by name) are used", max)));
+	for (uint64 i = 0; i < SPI_processed && n < max; i++)
+	{
+		if (smx_def_from_row(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &defs[n]))
+			n++;
+		else
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("sim_metrics: skipping scenario \"%s\": its phases or effects cannot run",
+							SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1))));
+	}
+	SPI_finish();
+	return n;
+}
+
+/*
+ * One catalog entry by name, for sim_scenario_start(): false when there is
+ * none. Read as the caller, who needs SELECT on sim_scenarios.
+ */
+bool
+smx_scenario_read_one(const char *nspname, const char *name, SmxScenarioDef *def,
+					  bool *runnable)
+{
+	Oid			argtype = TEXTOID;
+	Datum		arg = CStringGetTextDatum(name);
+	bool		found;
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(smx_catalog_query(nspname, "WHERE name OPERATOR(pg_catalog.=) $1", 1),
+								1, &argtype, &arg, NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading sim_scenarios failed: %s", SPI_result_code_string(ret));
+	found = SPI_processed == 1;
+	*runnable = found && smx_def_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, def);
+	SPI_finish();
+	return found;
+}
+
+/*
+ * The runs still open in the log (a phase without ended_at), as they were
+ * planned, with what of them is logged; and the next free run id. Reads
+ * inside a subtransaction: a log the engine cannot read resumes nothing
+ * (logged), the fleet still loads.
+ */
+int
+smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 *next_id)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int n = 0;
+	const char *nsp = quote_identifier(nspname);
+
+	*next_id = 1;
+	if (!OidIsValid(smx_relation(nspname, "sim_scenarios")))
+		return 0;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		char	   *sql;
+		int			ret;
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		ret = SPI_execute(psprintf("SELECT pg_catalog.max(run_id)::float8 FROM %s.scenario_execution_log", nsp),
+						  true, 0);
+		if (ret == SPI_OK_SELECT && SPI_processed == 1)
+			*next_id = (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1;
+		sql = psprintf("SELECT " SMX_DEF_COLUMNS ","
+					   " run_id, parent_run_id, intensity, targets, begun, ended,"
+					   " t0, t1, t2, t3, t4, step, requested, from_level, automatic, stopped"
+					   " FROM (SELECT l.run_id::float8 run_id, pg_catalog.coalesce(l.parent_run_id, 0)::float8 parent_run_id,"
+					   "  l.intensity::float8 intensity, l.scenario_name AS name,"
+					   "  ARRAY(SELECT pg_catalog.jsonb_array_elements_text(l.affected_servers)) targets,"
+					   "  (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<) (pg_catalog.array_position("
+					   SMX_PHASE_ARRAY ", x.phase) OPERATOR(pg_catalog.-) 1))"
+					   "   FROM %1$s.scenario_execution_log x WHERE x.run_id OPERATOR(pg_catalog.=) l.run_id)::float8 begun,"
+					   "  (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<) (pg_catalog.array_position("
+					   SMX_PHASE_ARRAY ", x.phase) OPERATOR(pg_catalog.-) 1))"
+					   "   FROM %1$s.scenario_execution_log x WHERE x.run_id OPERATOR(pg_catalog.=) l.run_id"
+					   "   AND x.ended_at IS NOT NULL)::float8 ended,"
+					   "  (p->'ticks'->>0)::float8 t0, (p->'ticks'->>1)::float8 t1, (p->'ticks'->>2)::float8 t2,"
+					   "  (p->'ticks'->>3)::float8 t3, (p->'ticks'->>4)::float8 t4,"
+					   "  (p->>'step_seconds')::float8 step, (p->>'requested_seconds')::float8 requested,"
+					   "  (p->>'from_level')::float8 from_level, (p->>'automatic')::bool automatic,"
+					   "  (p->>'stopped')::bool stopped,"
+					   "  (p->'roles_mask')::float8 roles_mask,"
+					   "  (p->'shares'->>0)::float8 s1, (p->'shares'->>1)::float8 s2,"
+					   "  (p->'shares'->>2)::float8 s3, (p->'shares'->>3)::float8 s4,"
+					   "  p->'curves'->>0 c1, p->'curves'->>1 c2, p->'curves'->>2 c3, p->'curves'->>3 c4,"
+					   "  (p->'effects'->>'cpu')::float8 cpu, (p->'effects'->>'memory')::float8 mem,"
+					   "  (p->'effects'->>'disk')::float8 disk, (p->'effects'->>'network')::float8 net,"
+					   "  (p->'effects'->>'response')::float8 resp, (p->'effects'->>'offline')::bool offline,"
+					   "  0::float8 auto_weight, p->'cascade'->>'scenario' cascade,"
+					   "  (p->'cascade'->>'probability')::float8 cascade_p,"
+					   "  (p->'cascade'->>'intensity')::float8 cascade_i,"
+					   "  (p->'cascade'->'delay_seconds'->>0)::float8 delay_min,"
+					   "  (p->'cascade'->'delay_seconds'->>1)::float8 delay_max"
+					   "  FROM (SELECT DISTINCT ON (run_id) *, parameters AS p"
+					   "   FROM %1$s.scenario_execution_log"
+					   "   WHERE run_id IN (SELECT run_id FROM %1$s.scenario_execution_log WHERE ended_at IS NULL)"
+					   "   ORDER BY run_id, id DESC) l) o ORDER BY run_id LIMIT %2$d",
+					   nsp, max);
+		ret = SPI_execute(sql, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "reading scenario_execution_log failed: %s", SPI_result_code_string(ret));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			SmxRun	   *r = &runs[n];
+			int			c = SMX_DEF_NCOLS + 1;
+			bool		isnull;
+			Datum		targets;
+
+			memset(r, 0, sizeof(*r));
+			if (!smx_def_from_row(tup, td, 1, &r->def))
+				continue;
+			r->id = (int64) smx_float(tup, td, c, 0);
+			r->parent_id = (int64) smx_float(tup, td, c + 1, 0);
+			r->intensity = (float) smx_float(tup, td, c + 2, 0.5);
+			targets = SPI_getbinval(tup, td, c + 3, &isnull);
+			if (!isnull)
+			{
+				Datum	   *elems;
+				bool	   *enulls;
+				int			ne;
+
+				deconstruct_array(DatumGetArrayTypeP(targets), TEXTOID, -1, false, TYPALIGN_INT,
+								  &elems, &enulls, &ne);
+				for (int e = 0; e < ne && r->ntargets < SMX_RUN_TARGETS; e++)
+					if (!enulls[e])
+						smx_copy_clipped(r->targets[r->ntargets++], TextDatumGetCString(elems[e]),
+										 SMX_ID_LEN);
+			}
+			r->logged_begun = (uint8) smx_float(tup, td, c + 4, 0);
+			r->logged_ended = (uint8) smx_float(tup, td, c + 5, 0);
+			for (int k = 0; k <= SMX_PH_COUNT; k++)
+				r->ticks[k] = (int64) smx_float(tup, td, c + 6 + k, -1);
+			r->step_seconds = smx_float(tup, td, c + 11, 0);
+			r->requested_s = smx_float(tup, td, c + 12, 0);
+			r->from_level = (float) smx_float(tup, td, c + 13, 1);
+			r->automatic = DatumGetBool(SPI_getbinval(tup, td, c + 14, &isnull)) && !isnull;
+			r->stopped = DatumGetBool(SPI_getbinval(tup, td, c + 15, &isnull)) && !isnull;
+			if (r->id <= 0 || r->ticks[0] < 0 || r->step_seconds <= 0 || r->ntargets == 0)
+				continue;
+			for (int k = 0; k < SMX_PH_COUNT; k++)
+				if (r->ticks[k + 1] < r->ticks[k])
+					r->ntargets = 0;
+			if (r->ntargets > 0 && n < max)
+				n++;
+		}
+		SPI_finish();
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		ereport(LOG,
+				(errmsg("sim_metrics: could not read the open scenario runs back: %s", edata->message)));
+		FreeErrorData(edata);
+		n = 0;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return n;
+}
+
+/*
+ * Put runs read back from the log into shared memory, with their servers
+ * (in state, the new fleet of n servers), at the first fleet load. A run
+ * whose end is at or before the tick the fleet continues from is over:
+ * the writer closes it as interrupted. Caller holds sim_lock.
+ */
+void
+smx_runs_install(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *desc,
+				 smx_state *state, int n, int64 tick)
+{
+	int			slot = 0;
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (next_id > smx_shared->next_run_id)
+		smx_shared->next_run_id = next_id;
+	for (int i = 0; i < nruns; i++)
+	{
+		SmxRun	   *r = &runs[i];
+
+		while (slot < SMX_MAX_RUNS && smx_shared->runs[slot].state != SMX_RUN_FREE)
+			slot++;
+		if (slot == SMX_MAX_RUNS)
+			break;
+		r->affected = 0;
+		if (r->ticks[SMX_PH_COUNT] <= tick)
+		{
+			r->state = SMX_RUN_DONE;
+			r->interrupted = true;
+		}
+		else
+		{
+			r->state = SMX_RUN_ACTIVE;
+			for (int t = 0; t < r->ntargets; t++)
+			{
+				int			j = smx_desc_find(desc, n, r->targets[t]);
+
+				if (j >= 0 && state[j].run == 0)
+				{
+					state[j].run = (uint8) (slot + 1);
+					r->affected |= (uint32) 1 << t;
+				}
+			}
+			if (r->affected == 0)
+			{
+				r->state = SMX_RUN_DONE;
+				r->interrupted = true;
+			}
+		}
+		if (r->id >= smx_shared->next_run_id)
+			smx_shared->next_run_id = r->id + 1;
+		smx_shared->runs[slot] = *r;
+	}
+	smx_shared->runs_resumed = true;
+	LWLockRelease(smx_shared->lock);
+}
+
+/* Simulated time of a tick, as timestamptz. */
+static Datum
+smx_tick_time(int64 tick)
+{
+	TimestampTz ts;
+
+	if (!smx_epoch_to_timestamptz(smx_sim_epoch_at((uint64) Max(tick, 0)), &ts))
+		ts = DT_NOEND;
+	return TimestampTzGetDatum(ts);
+}
+
+/* The affected servers of a run, as a json array. */
+static char *
+smx_run_servers_json(const SmxRun *r)
+{
+	StringInfoData s;
+	bool		first = true;
+
+	initStringInfo(&s);
+	appendStringInfoChar(&s, '[');
+	for (int t = 0; t < r->ntargets; t++)
+		if (r->affected & ((uint32) 1 << t))
+		{
+			if (!first)
+				appendStringInfoString(&s, ", ");
+			escape_json(&s, r->targets[t]);
+			first = false;
+		}
+	appendStringInfoChar(&s, ']');
+	return s.data;
+}
+
+/* What a run needs to go on after a restart, as the log's parameters. */
+static char *
+smx_run_parameters(const SmxRun *r)
+{
+	StringInfoData s;
+	const SmxScenarioDef *d = &r->def;
+
+	initStringInfo(&s);
+	appendStringInfo(&s, "{\"ticks\": [" INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT
+					 ", " INT64_FORMAT ", " INT64_FORMAT "]",
+					 r->ticks[0], r->ticks[1], r->ticks[2], r->ticks[3], r->ticks[4]);
+	appendStringInfo(&s, ", \"step_seconds\": %.17g, \"requested_seconds\": %.17g,"
+					 " \"from_level\": %.9g, \"automatic\": %s, \"stopped\": %s",
+					 r->step_seconds, r->requested_s, r->from_level,
+					 r->automatic ? "true" : "false", r->stopped ? "true" : "false");
+	appendStringInfo(&s, ", \"roles_mask\": %u, \"shares\": [%.9g, %.9g, %.9g, %.9g]",
+					 d->roles, d->share[0], d->share[1], d->share[2], d->share[3]);
+	appendStringInfo(&s, ", \"curves\": [\"%s\", \"%s\", \"%s\", \"%s\"]",
+					 smx_curve_names[d->curve[0]], smx_curve_names[d->curve[1]],
+					 smx_curve_names[d->curve[2]], smx_curve_names[d->curve[3]]);
+	appendStringInfo(&s, ", \"effects\": {\"cpu\": %.9g, \"memory\": %.9g, \"disk\": %.9g,"
+					 " \"network\": %.9g, \"response\": %.9g, \"offline\": %s}",
+					 d->effects.add[0], d->effects.add[1], d->effects.add[2], d->effects.add[3],
+					 d->effects.response, d->effects.offline ? "true" : "false");
+	if (d->cascade[0] != '\0')
+	{
+		appendStringInfoString(&s, ", \"cascade\": {\"scenario\": ");
+		escape_json(&s, d->cascade);
+		appendStringInfo(&s, ", \"probability\": %.9g, \"intensity\": %.9g,"
+						 " \"delay_seconds\": [%.9g, %.9g]}",
+						 d->cascade_p, d->cascade_intensity,
+						 d->cascade_delay_s[0], d->cascade_delay_s[1]);
+	}
+	appendStringInfoChar(&s, '}');
+	return s.data;
+}
+
+/* Whether the writer has something to write for a run at tick T. */
+static bool
+smx_run_needs_log(const SmxRun *r, int64 T)
+{
+	if ((r->state != SMX_RUN_ACTIVE && r->state != SMX_RUN_DONE) || r->log_closed)
+		return false;
+	if (r->state == SMX_RUN_DONE)
+		return true;
+	for (int k = 0; k < SMX_PH_COUNT; k++)
+	{
+		uint8		bit = (uint8) (1 << k);
+
+		if (r->ticks[k] == r->ticks[k + 1])
+			continue;
+		if (r->ticks[k] <= T && !(r->logged_begun & bit))
+			return true;
+		if (r->ticks[k + 1] <= T && !(r->logged_ended & bit))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Write what one run needs at tick T (begun phases, ended phases, the
+ * close of an interrupted run) and return its new log bits. Runs in SPI, as
+ * the log's owner.
+ */
+static void
+smx_log_run(const char *nsp, SmxRun *r, int64 T)
+{
+	static const Oid ins_types[10] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	FLOAT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
+	static const Oid upd_types[4] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID};
+	char	   *ins = psprintf("INSERT INTO %s.scenario_execution_log (run_id, parent_run_id,"
+							   " scenario_name, phase, affected_servers, intensity, duration_seconds,"
+							   " started_at, ended_at, parameters)"
+							   " VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6::numeric(3,2), $7,"
+							   " $8, $9, $10::pg_catalog.jsonb)", nsp);
+	char	   *upd = psprintf("UPDATE %s.scenario_execution_log SET ended_at = $3,"
+							   " duration_seconds = $4 WHERE run_id OPERATOR(pg_catalog.=) $1"
+							   " AND phase OPERATOR(pg_catalog.=) $2 AND ended_at IS NULL", nsp);
+	char	   *servers = smx_run_servers_json(r);
+	char	   *params = smx_run_parameters(r);
+	bool		closed = true;
+
+	for (int k = 0; k < SMX_PH_COUNT; k++)
+	{
+		uint8		bit = (uint8) (1 << k);
+		bool		begun = r->ticks[k] <= T;
+		bool		ended = r->ticks[k + 1] <= T;
+		int			secs = (int) Min(llround((double) (r->ticks[k + 1] - r->ticks[k]) * r->step_seconds),
+									 PG_INT32_MAX);
+		Datum		v[10];
+		char		n[10] = "          ";
+
+		if (r->ticks[k] == r->ticks[k + 1] || r->interrupted)
+			continue;
+		if (begun && !(r->logged_begun & bit))
+		{
+			v[0] = Int64GetDatum(r->id);
+			v[1] = Int64GetDatum(r->parent_id);
+			n[1] = r->parent_id == 0 ? 'n' : ' ';
+			v[2] = CStringGetTextDatum(r->def.name);
+			v[3] = CStringGetTextDatum(smx_phase_names[k]);
+			v[4] = CStringGetTextDatum(servers);
+			v[5] = Float8GetDatum(rint(r->intensity * 100.0) / 100.0);
+			v[6] = Int32GetDatum(secs);
+			v[7] = smx_tick_time(r->ticks[k]);
+			v[8] = smx_tick_time(r->ticks[k + 1]);
+			n[8] = ended ? ' ' : 'n';
+			v[9] = CStringGetTextDatum(params);
+			if (SPI_execute_with_args(ins, 10, (Oid *) ins_types, v, n, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "inserting into scenario_execution_log failed");
+			r->logged_begun |= bit;
+			if (ended)
+				r->logged_ended |= bit;
+		}
+		else if (begun && ended && !(r->logged_ended & bit))
+		{
+			v[0] = Int64GetDatum(r->id);
+			v[1] = CStringGetTextDatum(smx_phase_names[k]);
+			v[2] = smx_tick_time(r->ticks[k + 1]);
+			v[3] = Int32GetDatum(secs);
+			if (SPI_execute_with_args(upd, 4, (Oid *) upd_types, v, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "updating scenario_execution_log failed");
+			r->logged_ended |= bit;
+		}
+		if (!(begun && ended))
+			closed = false;
+	}
+	if (r->interrupted)
+	{
+		Datum		v[10];
+		char		n[10] = "          ";
+
+		v[0] = Int64GetDatum(r->id);
+		v[1] = smx_tick_time(T);
+		if (SPI_execute_with_args(psprintf("UPDATE %s.scenario_execution_log"
+										   " SET ended_at = pg_catalog.greatest(started_at, $2)"
+										   " WHERE run_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
+										   nsp),
+								  2, (Oid[]) {INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "updating scenario_execution_log failed");
+		v[0] = Int64GetDatum(r->id);
+		v[1] = Int64GetDatum(r->parent_id);
+		n[1] = r->parent_id == 0 ? 'n' : ' ';
+		v[2] = CStringGetTextDatum(r->def.name);
+		v[3] = CStringGetTextDatum("interrupted");
+		v[4] = CStringGetTextDatum(servers);
+		v[5] = Float8GetDatum(rint(r->intensity * 100.0) / 100.0);
+		v[6] = Int32GetDatum(0);
+		v[7] = smx_tick_time(T);
+		v[8] = smx_tick_time(T);
+		v[9] = CStringGetTextDatum(params);
+		if (SPI_execute_with_args(ins, 10, (Oid *) ins_types, v, n, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "inserting into scenario_execution_log failed");
+		closed = true;
+	}
+	r->log_closed = closed && r->state == SMX_RUN_DONE;
+}
+
+/*
+ * The writer's step: bring scenario_execution_log up to the published
+ * tick. One transaction for every run that needs a row; the marks in
+ * shared memory move only after it committed. Returns true (a failure
+ * raises, and the step is retried at the next iteration).
+ */
+bool
+smx_scenario_log(bool unused)
+{
+	SmxRun	   *todo;
+	int		   *slots;
+	int			ntodo = 0;
+	int64		T;
+	Oid			ext;
+	Oid			nsp;
+	Oid			relid;
+	Oid			save_user;
+	int			save_sec;
+
+	todo = palloc(sizeof(SmxRun) * SMX_MAX_RUNS);
+	slots = palloc(sizeof(int) * SMX_MAX_RUNS);
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	T = (int64) smx_shared->tick;
+	for (int i = 0; i < SMX_MAX_RUNS; i++)
+		if (smx_run_needs_log(&smx_shared->runs[i], T))
+		{
+			todo[ntodo] = smx_shared->runs[i];
+			slots[ntodo++] = i;
+		}
+	LWLockRelease(smx_shared->lock);
+
+	if (ntodo > 0)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		(void) set_config_option("lock_timeout", "1s", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "sim_metrics: scenario log");
+		nsp = smx_extension_schema(&ext);
+		relid = OidIsValid(nsp) ? get_relname_relid("scenario_execution_log", nsp) : InvalidOid;
+		if (OidIsValid(relid) && OidIsValid(get_relname_relid("sim_scenarios", nsp)))
+		{
+			const char *nspname = quote_identifier(get_namespace_name(nsp));
+
+			GetUserIdAndSecContext(&save_user, &save_sec);
+			SetUserIdAndSecContext(smx_rel_owner(relid), save_sec | SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			for (int i = 0; i < ntodo; i++)
+				smx_log_run(nspname, &todo[i], T);
+			SPI_finish();
+			SetUserIdAndSecContext(save_user, save_sec);
+		}
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		MemoryContextSwitchTo(smx_loop_cxt);
+		pgstat_report_activity(STATE_IDLE, NULL);
+	}
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < ntodo; i++)
+	{
+		SmxRun	   *r = &smx_shared->runs[slots[i]];
+
+		if (r->id != todo[i].id)
+			continue;
+		r->logged_begun |= todo[i].logged_begun;
+		r->logged_ended |= todo[i].logged_ended;
+		if (todo[i].log_closed && r->state == SMX_RUN_DONE)
+			r->log_closed = true;
+	}
+	if (T > smx_shared->log_tick)
+		smx_shared->log_tick = T;
+	LWLockRelease(smx_shared->lock);
+	return true;
+}
+
+/*
+ * Wait (at most timeout_ms) until the writer logged every phase up to
+ * tick; sim_flush() uses it so that the log is as current as the history.
+ */
+void
+smx_wait_scenario_log(int64 tick, int timeout_ms)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
+
+	for (;;)
+	{
+		bool		behind = false;
+
+		LWLockAcquire(smx_shared->lock, LW_SHARED);
+		if (smx_shared->log_tick < tick)
+			for (int i = 0; i < SMX_MAX_RUNS && !behind; i++)
+				behind = smx_run_needs_log(&smx_shared->runs[i], tick);
+		LWLockRelease(smx_shared->lock);
+		if (!behind || GetCurrentTimestamp() >= deadline)
+			return;
+		smx_wake_writer();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
