@@ -703,8 +703,8 @@ smx_finish(const smx_params *p, smx_state *s, float z_rt)
 }
 
 /*
- * Lay an incident over the model's values (kept in base[] for the next
- * step). Down: every metric 0 and the status offline; the status levels
+ * Lay an incident over the model's finished values (kept in base[] for the
+ * next step). Down: every metric 0 and the status offline; the status levels
  * start afresh when it comes back.
  */
 static inline void
@@ -883,10 +883,11 @@ smx_step(const smx_tick_ctx *ctx, const smx_params *p, smx_state *s, int n)
 			s->memory += smx_gc_saw(p, ctx->local);
 		smx_step_disk(ctx, p, s, h);
 		z_rt = smx_gauss(smx_mix64(h + 5));
+		smx_finish_values(p, s, z_rt);
 		if (s->run != 0 && ctx->overlay != NULL)
 			smx_apply_overlay(p, s, &ctx->overlay[s->run], z_rt);
 		else
-			smx_finish(p, s, z_rt);
+			smx_status_rules(s, p->role);
 	}
 }
 
@@ -952,7 +953,7 @@ smx_envelope(int phase, int curve, double x, float from_level)
 	if (curve == SMX_CURVE_SINE)
 	{
 		/* a wobble of two periods a phase, on the larger of the two levels */
-		v += 0.12 * (a > b ? a : b) * sin(4.0 * M_PI * x);
+		v += 0.12 * (a > b ? a : b) * sin(4.0 * 3.14159265358979323846 * x);
 	}
 	if (v < 0.0)
 		v = 0.0;

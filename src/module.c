@@ -231,18 +231,21 @@ smx_define_redis_gucs(void)
 							 NULL, NULL, NULL);
 }
 
-/* Automatic incidents: the same for every process, so SIGHUP only. */
+/*
+ * Automatic incidents. Superuser-settable so a session's sim_tick() can try
+ * a rate; the ticker follows the configuration file.
+ */
 static void
 smx_define_incident_gucs(void)
 {
 	DefineCustomRealVariable("sim_metrics.incident_rate",
 							 "Automatic incidents per simulated day (0 = none).",
 							 "Each tick starts one with chance rate x tick length / 1 day, drawn from the seed: the same settings give the same incidents at the same ticks.",
-							 &smx_incident_rate, 0.0, 0.0, 1000.0, PGC_SIGHUP, 0,
+							 &smx_incident_rate, 0.0, 0.0, 1000.0, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 	DefineCustomIntVariable("sim_metrics.max_incidents",
 							"Automatic incidents running at once, at most (their cascades aside).",
-							NULL, &smx_max_incidents, 2, 0, SMX_MAX_RUNS / 2, PGC_SIGHUP, 0,
+							NULL, &smx_max_incidents, 2, 0, SMX_MAX_RUNS / 2, PGC_SUSET, 0,
 							NULL, NULL, NULL);
 }
 

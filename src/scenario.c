@@ -163,7 +163,7 @@ smx_calls(const int32 *calls, int i, int j)
  */
 static void
 smx_run_cascade(const smx_tick_ctx *ctx, const SmxRun *parent, const int *targets,
-				int ntargets, const smx_params *params, int n)
+				int ntargets, const smx_state *state, const smx_params *params, int n)
 {
 	const SmxScenarioDef *child = smx_scenario_find(parent->def.cascade);
 	const SmxServerDesc *desc = smx_shared_desc();
@@ -184,7 +184,7 @@ smx_run_cascade(const smx_tick_ctx *ctx, const SmxRun *parent, const int *target
 			SmxRun		r;
 			int			slot;
 
-			if (!smx_calls(calls, i, j) ||
+			if (!smx_calls(calls, i, j) || state[i].run != 0 ||
 				smx_unit_key(ctx->seed, params[j].key ^ (params[i].key * 31), ctx->tick ^ SMX_KEY_CASCADE) >=
 				parent->def.cascade_p)
 				continue;
@@ -242,7 +242,7 @@ smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
 	r->log_closed = affected == 0;
 	LWLockRelease(smx_shared->lock);
 	if (affected != 0 && r->def.cascade[0] != '\0')
-		smx_run_cascade(ctx, r, targets, ntargets, params, n);
+		smx_run_cascade(ctx, r, targets, ntargets, state, params, n);
 }
 
 /* Count the automatic incidents still running (their cascades aside). */

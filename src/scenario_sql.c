@@ -144,7 +144,7 @@ smx_resolve_target(SmxRun *r, const char *target, const SmxServerDesc *desc,
 			}
 		}
 		if (matched == 0)
-			smx_start_error(e, ERRCODE_NO_DATA_FOUND,
+			smx_start_error(e, ERRCODE_UNDEFINED_OBJECT,
 							"SELECT role, location, environment FROM sim_current_metrics() shows what the fleet has.",
 							"selector \"%s\" matches no server", target);
 		return;
@@ -185,7 +185,7 @@ smx_resolve_targets(SmxRun *r, ArrayType *servers, SmxStartError *e)
 				candidates++;
 		if (candidates == 0)
 		{
-			smx_start_error(e, ERRCODE_NO_DATA_FOUND,
+			smx_start_error(e, ERRCODE_UNDEFINED_OBJECT,
 							"Name the servers, or wait for running scenarios to end (sim_scenario_runs()).",
 							"no free server suits scenario \"%s\" (it suits %s)",
 							r->def.name, smx_roles_text(roles));
@@ -419,7 +419,8 @@ smx_run_state_text(const SmxRun *r)
 		case SMX_RUN_ACTIVE:
 			return r->stopped ? "stopping" : "active";
 		default:
-			return r->interrupted ? "interrupted" : r->stopped ? "stopped" : "done";
+			return r->interrupted ? "interrupted" : r->affected == 0 ? "skipped" :
+				r->stopped ? "stopped" : "done";
 	}
 }
 
@@ -479,7 +480,7 @@ sim_scenario_runs(PG_FUNCTION_ARGS)
 		values[4] = phase >= 0 ? CStringGetTextDatum(smx_phase_names[phase]) : (Datum) 0;
 		nulls[4] = phase < 0;
 		values[5] = Float8GetDatum(rint(progress * 1000.0) / 1000.0);
-		values[6] = Float4GetDatum(r->intensity);
+		values[6] = Float4GetDatum(rintf(r->intensity * 100.0f) / 100.0f);
 		values[7] = PointerGetDatum(construct_array(names, nnames, TEXTOID, -1, false, TYPALIGN_INT));
 		values[8] = BoolGetDatum(r->automatic);
 		values[9] = smx_time_datum(r->ticks[0], &nulls[9]);

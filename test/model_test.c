@@ -1528,6 +1528,119 @@ test_model_v2(void)
 	}
 }
 
+/* ----------------------------------------------------------------------
+ * Incidents: envelope, overlay, and untouched servers
+ * ---------------------------------------------------------------------- */
+
+static void
+test_incidents(void)
+{
+	/* the envelope's ends and shapes */
+	CHECK(smx_envelope(SMX_PH_WARNING, SMX_CURVE_LINEAR, 0, 1) == 0.0f &&
+		  fabsf(smx_envelope(SMX_PH_WARNING, SMX_CURVE_LINEAR, 1, 1) - SMX_WARNING_LEVEL) < 1e-6f,
+		  "warning rises from 0 to the warning level");
+	CHECK(fabsf(smx_envelope(SMX_PH_ONSET, SMX_CURVE_EXPONENTIAL, 1, 1) - 1.0f) < 1e-6f &&
+		  smx_envelope(SMX_PH_ONSET, SMX_CURVE_EXPONENTIAL, 0.5, 1) <
+		  smx_envelope(SMX_PH_ONSET, SMX_CURVE_LINEAR, 0.5, 1),
+		  "onset reaches 1; exponential is below linear half way (%.3f < %.3f)",
+		  smx_envelope(SMX_PH_ONSET, SMX_CURVE_EXPONENTIAL, 0.5, 1),
+		  smx_envelope(SMX_PH_ONSET, SMX_CURVE_LINEAR, 0.5, 1));
+	CHECK(smx_envelope(SMX_PH_ONSET, SMX_CURVE_STEP, 0.01, 1) == 1.0f,
+		  "a step is at its end level from the first tick");
+	CHECK(smx_envelope(SMX_PH_PEAK, SMX_CURVE_SINE, 0.125, 1) > 1.0f &&
+		  smx_envelope(SMX_PH_PEAK, SMX_CURVE_SINE, 0.375, 1) < 1.0f &&
+		  smx_envelope(SMX_PH_PEAK, SMX_CURVE_LINEAR, 0.375, 1) == 1.0f,
+		  "a sine peak wobbles around 1, a linear one holds");
+	CHECK(smx_envelope(SMX_PH_RECOVERY, SMX_CURVE_LINEAR, 1, 1) == 0.0f &&
+		  fabsf(smx_envelope(SMX_PH_RECOVERY, SMX_CURVE_LINEAR, 0, 0.4f) - 0.4f) < 1e-6f,
+		  "recovery falls to 0 from where the run was");
+	CHECK(smx_envelope(SMX_PH_COUNT, SMX_CURVE_LINEAR, 0.5, 1) == 0.0f &&
+		  smx_envelope(SMX_PH_ONSET, SMX_CURVE_LINEAR, NAN, 1) == SMX_WARNING_LEVEL,
+		  "an unknown phase or a NaN progress gives a defined level");
+	CHECK(smx_curve_from_name("sine") == SMX_CURVE_SINE && smx_curve_from_name("cubic") == -1,
+		  "curves by name");
+
+	/* an overlay acts on its server only, and the model goes on underneath */
+	{
+		enum
+		{
+			N = 6, T = 600
+		};
+		smx_config	cfg;
+		smx_tick_ctx ctx;
+		smx_params	p[N];
+		smx_state	a[N],
+					b[N];
+		smx_effects leak = {{5, 60, 0, 0}, 2, false};
+		smx_effects down = {{0, 0, 0, 0}, 1, true};
+		smx_overlay ov[3];
+		bool		others_same = true,
+					after_same = true,
+					critical = false,
+					offline_ok = true;
+		float		max_mem = 0;
+		const char *ids[N] = {"cache-1", "web-1", "web-2", "app-1", "db-1", "lb-1"};
+		const int	roles[N] = {SMX_ROLE_CACHE, SMX_ROLE_WEB, SMX_ROLE_WEB, SMX_ROLE_APP,
+		SMX_ROLE_DATABASE, SMX_ROLE_LOADBALANCER};
+
+		default_config(&cfg);
+		for (int i = 0; i < N; i++)
+			smx_params_init(&p[i], ids[i], "loc", (smx_role) roles[i], -1, -1, -1, -1, NET_CAPACITY);
+		/* web-1, app-1, db-1 share traffic: an incident must not leak through it */
+		smx_params_set_traffic(&p[1], p[1].key);
+		smx_params_set_traffic(&p[3], p[1].key);
+		smx_params_set_traffic(&p[4], p[1].key);
+		smx_prepare_tick(&ctx, &cfg, 0);
+		for (int i = 0; i < N; i++)
+		{
+			smx_state_init(&ctx, &p[i], &a[i]);
+			b[i] = a[i];
+		}
+		for (uint64_t t = 1; t <= T; t++)
+		{
+			bool		in_run = t >= 100 && t < 300;
+			bool		in_down = t >= 150 && t < 250;
+
+			smx_prepare_tick(&ctx, &cfg, t);
+			smx_step(&ctx, p, b, N);
+			if (in_run)
+			{
+				smx_overlay_at(&leak, 1.0f, 0.7f, false, &ov[1]);
+				smx_overlay_at(&down, 1.0f, 1.0f, true, &ov[2]);
+				ctx.overlay = ov;
+			}
+			a[0].run = in_run ? 1 : 0;
+			a[3].run = in_down ? 2 : 0;
+			smx_step(&ctx, p, a, N);
+			for (int i = 0; i < N; i++)
+				if (i != 0 && i != 3 && memcmp(&a[i], &b[i], sizeof(smx_state)) != 0)
+					others_same = false;
+			if (in_run)
+			{
+				critical |= a[0].status == SMX_STATUS_CRITICAL;
+				if (a[0].memory > max_mem)
+					max_mem = a[0].memory;
+			}
+			if (in_down && (a[3].status != SMX_STATUS_OFFLINE || a[3].cpu != 0 ||
+							a[3].network_io != 0))
+				offline_ok = false;
+			if (t >= 310 &&
+				(a[0].cpu != b[0].cpu || a[0].memory != b[0].memory || a[3].cpu != b[3].cpu ||
+				 a[3].disk != b[3].disk))
+				after_same = false;
+		}
+		CHECK(others_same, "servers without an incident are bit for bit the run without it, "
+			  "sharing traffic with an affected one or not");
+		CHECK(critical && max_mem == 100.0f, "a leak of 60 points at 0.7 takes a cache to critical (max %.2f)",
+			  max_mem);
+		CHECK(offline_ok, "down: offline, cpu 0, network_io 0 for every tick of it");
+		CHECK(after_same, "after the incident, the values are the model's own again");
+	}
+	CHECK(smx_unit_key(1, 2, 3) == smx_unit_key(1, 2, 3) && smx_unit_key(1, 2, 3) != smx_unit_key(2, 2, 3) &&
+		  smx_unit_key(1, 2, 3) >= 0 && smx_unit_key(1, 2, 3) < 1,
+		  "incident draws are keyed, reproducible and in [0, 1)");
+}
+
 int
 main(void)
 {
@@ -1547,6 +1660,7 @@ main(void)
 	test_status();
 	test_non_finite();
 	test_model_v2();
+	test_incidents();
 
 	st = malloc(sizeof(long_stats));
 	if (st == NULL)
