@@ -233,7 +233,7 @@ smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 *next_id)
 		sql = psprintf("SELECT " SMX_DEF_COLUMNS ","
 					   " run_id, parent_run_id, intensity, targets, begun, ended,"
 					   " t0, t1, t2, t3, t4, step, requested, from_level, automatic, stopped"
-					   " FROM (SELECT l.run_id::float8 run_id, pg_catalog.coalesce(l.parent_run_id, 0)::float8 parent_run_id,"
+					   " FROM (SELECT l.run_id::float8 run_id, COALESCE(l.parent_run_id, 0)::float8 parent_run_id,"
 					   "  l.intensity::float8 intensity, l.scenario_name AS name,"
 					   "  ARRAY(SELECT pg_catalog.jsonb_array_elements_text(l.affected_servers)) targets,"
 					   "  (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<) (pg_catalog.array_position("
@@ -559,7 +559,7 @@ smx_log_run(const char *nsp, SmxRun *r, int64 T)
 		v[0] = Int64GetDatum(r->id);
 		v[1] = smx_tick_time(T);
 		if (SPI_execute_with_args(psprintf("UPDATE %s.scenario_execution_log"
-										   " SET ended_at = pg_catalog.greatest(started_at, $2)"
+										   " SET ended_at = GREATEST(started_at, $2)"
 										   " WHERE run_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
 										   nsp),
 								  2, (Oid[]) {INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0) != SPI_OK_UPDATE)

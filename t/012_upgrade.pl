@@ -86,6 +86,17 @@ is($old->safe_psql('postgres', $defaults_sql), $new->safe_psql('postgres', $defa
 is($old->safe_psql('postgres', q{SELECT baseline_cpu, baseline_network, disk_growth IS NULL
 	FROM server_templates WHERE id = 'web-nginx-pus-01'}), '25|33|t',
 	'a default server edited before the update keeps its values; disk_growth NULL: the role\'s rate');
+# 1.4: the scenario catalog, the same in both; and the update path runs scenarios
+my $catalog_sql = q{SELECT md5(string_agg(s::text, ';' ORDER BY name)) FROM sim_scenarios s};
+is($old->safe_psql('postgres', $catalog_sql), $new->safe_psql('postgres', $catalog_sql),
+	'updated scenario catalog = fresh catalog');
+is($old->safe_psql('postgres', q{SELECT sim_scenario_start('memory_leak', '{cache-redis-icn-01}') > 0;
+	SELECT sim_tick(25) > 0; SELECT sim_flush() >= 0;
+	SELECT count(*) FROM scenario_execution_log WHERE scenario_name = 'memory_leak' AND ended_at IS NOT NULL}),
+	"t
+t
+t
+4", 'after the update a scenario runs and is logged through its four phases');
 $old->safe_psql('postgres', q{UPDATE server_templates SET disk_growth = 5 WHERE id = 'db-mysql-pus-dr'});
 my ($ret, $o, $e) = $old->psql('postgres', q{UPDATE server_templates SET disk_growth = -1 WHERE id = 'db-mysql-pus-dr'});
 like($e, qr/violates check constraint/, 'a negative disk_growth is refused');
