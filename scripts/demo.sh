@@ -42,6 +42,7 @@ shared_preload_libraries = 'sim_metrics'
 sim_metrics.tick_interval = 1s
 sim_metrics.time_scale = 60        # one simulated minute per tick
 sim_metrics.seed = 42
+sim_metrics.incident_rate = 24     # automatic incidents a simulated day (a day is 24 minutes here)
 CONF
 fi
 # the warm layer: a private redis-server on a unix socket, when installed
@@ -72,13 +73,20 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 
+# an incident of our own: memory climbs on a cache for 20 simulated minutes (20 s here)
+psql_demo -c "SELECT sim_scenario_start('memory_leak', '{cache-redis-icn-01}', 0.8, '20 min') AS run_id" 2>/dev/null ||
+    echo "(cache-redis-icn-01 is already in an incident)"
+
 for i in $(seq 1 "$ROUNDS"); do
     psql_demo -c "SELECT tick, to_char(sim_time, 'Dy HH24:MI') AS sim_time, servers, round(tick_ms::numeric, 3) AS tick_ms FROM sim_status()" \
               -c "SELECT server_id, role, location, cpu_usage AS cpu, memory_usage AS mem, disk_usage AS disk,
-                         pg_size_pretty(network_io) || '/s' AS network, response_time_ms AS rt_ms, status
+                         pg_size_pretty(network_io) || '/s' AS network, response_time_ms AS rt_ms, status, scenario
                   FROM sim_current_metrics() ORDER BY server_id"
     [ "$i" -lt "$ROUNDS" ] && sleep 2
 done
+
+psql_demo -c "SELECT run_id, parent_run_id AS parent, scenario, state, phase, progress, servers, automatic
+              FROM sim_scenario_runs() ORDER BY run_id DESC LIMIT 10"
 
 if [ "$REDIS" = on ]; then
     for _ in $(seq 1 50); do
@@ -95,5 +103,7 @@ cat <<MSG
 The demo cluster keeps running. Try:
   psql -h $DIR -p $PORT -U postgres -c 'SELECT * FROM sim_current_metrics()'
   psql -h $DIR -p $PORT -U postgres -c 'SELECT * FROM sim_status()'
+  psql -h $DIR -p $PORT -U postgres -c "SELECT sim_scenario_start('slow_database', '{db-mysql-icn-primary}')"
+  psql -h $DIR -p $PORT -U postgres -c 'SELECT * FROM sim_incident_labels'
 Stop it with: scripts/demo.sh stop
 MSG

@@ -642,7 +642,8 @@ smx_engine_reload(bool from_worker)
 		rs.nfound = smx_restore_from_history(nsp, t.desc, t.params, n, rs.state, rs.found,
 											 &rs.max_tick, &rs.max_tick_epoch);
 		rs.runs = palloc0(sizeof(SmxRun) * SMX_MAX_RUNS);
-		rs.nruns = smx_runs_read_open(nspname, rs.runs, SMX_MAX_RUNS, &rs.next_run_id);
+		rs.nruns = smx_runs_read_open(nspname, rs.runs, SMX_MAX_RUNS, (int64) rs.max_tick,
+									  &rs.next_run_id);
 	}
 
 	skipped = t.total > smx_shared->capacity ? (int) (t.total - smx_shared->capacity) : 0;
@@ -704,6 +705,7 @@ smx_engine_clear(void)
 	memset(smx_shared->runs, 0, sizeof(smx_shared->runs));
 	smx_shared->nscenarios = 0;
 	smx_shared->runs_resumed = false;
+	smx_shared->log_tick = 0;
 	smx_shared->state_version++;
 	smx_shared->fleet_version++;
 	LWLockRelease(smx_shared->lock);

@@ -98,6 +98,34 @@ smx_restore_newest_tick(Oid nsp, uint64 *max_tick, double *max_tick_epoch)
 }
 
 /*
+ * The columns the restore takes from a server's latest row h. A row an
+ * incident acted on (scenario_run_id set) shows the incident laid over the
+ * model's values, or zeros for a server that was down: the values are
+ * then taken from the server's latest row before it (the run, if it goes
+ * on, lays itself over them again), the tick from h.
+ */
+static char *
+smx_restore_columns(Oid nsp)
+{
+	const char *rel = quote_identifier(get_namespace_name(nsp));
+	StringInfoData s;
+	static const char *const cols[4] = {"cpu_usage", "memory_usage", "disk_usage", "network_io"};
+
+	initStringInfo(&s);
+	for (int c = 0; c < 4; c++)
+		appendStringInfo(&s,
+						 "CASE WHEN h.scenario_run_id IS NULL THEN h.%1$s::float8"
+						 " ELSE COALESCE((SELECT y.%1$s::float8 FROM %2$s.server_metrics_history y"
+						 "  WHERE y.server_id OPERATOR(pg_catalog.=) h.server_id"
+						 "    AND y.scenario_run_id IS NULL"
+						 "    AND y.\"timestamp\" OPERATOR(pg_catalog.<) h.\"timestamp\""
+						 "  ORDER BY y.\"timestamp\" DESC LIMIT 1), h.%1$s::float8) END, ",
+						 cols[c], rel);
+	appendStringInfoString(&s, "h.tick, pg_catalog.date_part('epoch', h.\"timestamp\")");
+	return s.data;
+}
+
+/*
  * Read the latest history row of each of the n servers (an index probe per
  * server), so a restarted cluster continues each server from where its
  * chart stopped instead of jumping back to the baseline. Fills restored[i]
@@ -121,10 +149,7 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	smx_select_latest_rows(nsp, desc, n,
-						   "h.cpu_usage::float8, h.memory_usage::float8, h.disk_usage::float8,"
-						   " h.network_io::float8, h.tick, pg_catalog.date_part('epoch', h.\"timestamp\")",
-						   false);
+	smx_select_latest_rows(nsp, desc, n, smx_restore_columns(nsp), false);
 	for (uint64 r = 0; r < SPI_processed; r++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[r];

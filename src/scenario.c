@@ -245,9 +245,13 @@ smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
 		smx_run_cascade(ctx, r, targets, ntargets, state, params, n);
 }
 
-/* Count the automatic incidents still running (their cascades aside). */
+/*
+ * Count the automatic incidents still running (their cascades aside).
+ * -1 when one read back after a restart starts at this tick: this tick's
+ * draw made it already.
+ */
 static int
-smx_auto_running(void)
+smx_auto_running(int64 tick)
 {
 	int			k = 0;
 
@@ -255,8 +259,11 @@ smx_auto_running(void)
 	{
 		SmxRun	   *r = &smx_shared->runs[i];
 
-		if (r->automatic && r->parent_id == 0 &&
-			(r->state == SMX_RUN_PENDING || r->state == SMX_RUN_ACTIVE))
+		if (!r->automatic || r->parent_id != 0 || r->state == SMX_RUN_FREE)
+			continue;
+		if (r->resumed_at != 0 && r->ticks[0] == tick)
+			return -1;
+		if (r->state == SMX_RUN_PENDING || r->state == SMX_RUN_ACTIVE)
 			k++;
 	}
 	return k;
@@ -278,12 +285,15 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
 				pick;
 	int			candidates = 0,
 				chosen,
-				slot;
+				slot,
+				running;
 	SmxRun		r;
 
 	if (n == 0 || ctx->dt <= 0 ||
-		smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHEN, ctx->tick) >= p ||
-		smx_auto_running() >= smx_max_incidents)
+		smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHEN, ctx->tick) >= p)
+		return;
+	running = smx_auto_running((int64) ctx->tick);
+	if (running < 0 || running >= smx_max_incidents)
 		return;
 	for (int i = 0; i < smx_shared->nscenarios; i++)
 		total += smx_shared->scenarios[i].auto_weight;
@@ -361,11 +371,19 @@ smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *param
 			continue;
 		}
 		level = smx_run_level(r, t, &phase);
+		any = true;
+		if (phase < 0)
+		{
+			/* resumed ahead of the history: it holds its servers, acts later */
+			static const smx_effects none = {{0, 0, 0, 0}, 1.0f, false};
+
+			smx_overlay_at(&none, 0.0f, 0.0f, false, &smx_overlays[slot + 1]);
+			continue;
+		}
 		smx_overlay_at(&r->def.effects, level, r->intensity,
 					   phase == SMX_PH_ONSET || phase == SMX_PH_PEAK,
 					   &smx_overlays[slot + 1]);
 		run_ids[slot + 1] = r->id;
-		any = true;
 	}
 	return any ? smx_overlays : NULL;
 }

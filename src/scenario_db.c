@@ -40,6 +40,9 @@
 #define SMX_ROLE_ARRAY "ARRAY['web','app','database','cache','storage','load-balancer']"
 #define SMX_PHASE_ARRAY "ARRAY['warning','onset','peak','recovery']"
 
+/* Ticks of history searched for run ids the log did not have at a crash. */
+#define SMX_RUN_ID_PROBE_TICKS	64
+
 /* Whether the extension's schema has a relation (1.4 added sim_scenarios). */
 static Oid
 smx_relation(const char *nspname, const char *relname)
@@ -207,7 +210,8 @@ smx_scenario_read_one(const char *nspname, const char *name, SmxScenarioDef *def
  * (logged), the fleet still loads.
  */
 int
-smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 *next_id)
+smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick,
+				   int64 *next_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -230,6 +234,20 @@ smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 *next_id)
 						  true, 0);
 		if (ret == SPI_OK_SELECT && SPI_processed == 1)
 			*next_id = (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1;
+
+		/*
+		 * The last flush may have written samples of runs the log had not
+		 * caught up with (ticks after the writer's last log step): their
+		 * ids are not given out again. They are in the newest ticks.
+		 */
+		ret = SPI_execute(psprintf("SELECT pg_catalog.max(scenario_run_id)::float8"
+								   " FROM %s.server_metrics_history"
+								   " WHERE tick OPERATOR(pg_catalog.>=) " INT64_FORMAT,
+								   nsp, Max(newest_tick - SMX_RUN_ID_PROBE_TICKS, 0)),
+						  true, 0);
+		if (ret == SPI_OK_SELECT && SPI_processed == 1)
+			*next_id = Max(*next_id,
+						   (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1);
 		sql = psprintf("SELECT " SMX_DEF_COLUMNS ","
 					   " run_id, parent_run_id, intensity, targets, begun, ended,"
 					   " t0, t1, t2, t3, t4, step, requested, from_level, automatic, stopped"
@@ -306,6 +324,7 @@ smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 *next_id)
 			r->from_level = (float) smx_float(tup, td, c + 13, 1);
 			r->automatic = DatumGetBool(SPI_getbinval(tup, td, c + 14, &isnull)) && !isnull;
 			r->stopped = DatumGetBool(SPI_getbinval(tup, td, c + 15, &isnull)) && !isnull;
+			r->stop_logged = r->stopped;
 			if (r->id <= 0 || r->ticks[0] < 0 || r->step_seconds <= 0 || r->ntargets == 0)
 				continue;
 			for (int k = 0; k < SMX_PH_COUNT; k++)
@@ -360,6 +379,7 @@ smx_runs_install(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *de
 		if (slot == SMX_MAX_RUNS)
 			break;
 		r->affected = 0;
+		r->resumed_at = tick + 1;
 		if (r->ticks[SMX_PH_COUNT] <= tick)
 		{
 			r->state = SMX_RUN_DONE;
@@ -461,19 +481,30 @@ smx_run_parameters(const SmxRun *r)
 	return s.data;
 }
 
+/*
+ * A phase that never acted (a stop skipped it) is left out of the log,
+ * unless its row was written before (read back after a restart, then
+ * stopped): that row is closed.
+ */
+static inline bool
+smx_phase_skipped(const SmxRun *r, int k)
+{
+	return r->ticks[k] == r->ticks[k + 1] && !(r->logged_begun & (1 << k));
+}
+
 /* Whether the writer has something to write for a run at tick T. */
 static bool
 smx_run_needs_log(const SmxRun *r, int64 T)
 {
 	if ((r->state != SMX_RUN_ACTIVE && r->state != SMX_RUN_DONE) || r->log_closed)
 		return false;
-	if (r->state == SMX_RUN_DONE)
+	if (r->state == SMX_RUN_DONE || (r->stopped && !r->stop_logged))
 		return true;
 	for (int k = 0; k < SMX_PH_COUNT; k++)
 	{
 		uint8		bit = (uint8) (1 << k);
 
-		if (r->ticks[k] == r->ticks[k + 1])
+		if (smx_phase_skipped(r, k))
 			continue;
 		if (r->ticks[k] <= T && !(r->logged_begun & bit))
 			return true;
@@ -483,100 +514,121 @@ smx_run_needs_log(const SmxRun *r, int64 T)
 	return false;
 }
 
+/* SQL of the log's statements, for one schema. */
+typedef struct SmxLogSql
+{
+	const char *insert;
+	const char *close;
+	const char *replan;
+} SmxLogSql;
+
+static void
+smx_log_sql(const char *nsp, SmxLogSql *q)
+{
+	q->insert = psprintf("INSERT INTO %s.scenario_execution_log (run_id, parent_run_id,"
+						 " scenario_name, phase, affected_servers, intensity, duration_seconds,"
+						 " started_at, ended_at, parameters)"
+						 " VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6::numeric(3,2), $7,"
+						 " $8, $9, $10::pg_catalog.jsonb)", nsp);
+	q->close = psprintf("UPDATE %s.scenario_execution_log SET ended_at = GREATEST(started_at, $3),"
+						" duration_seconds = $4 WHERE run_id OPERATOR(pg_catalog.=) $1"
+						" AND phase OPERATOR(pg_catalog.=) $2 AND ended_at IS NULL", nsp);
+	q->replan = psprintf("UPDATE %s.scenario_execution_log SET parameters = $2::pg_catalog.jsonb"
+						 " WHERE run_id OPERATOR(pg_catalog.=) $1", nsp);
+}
+
+/* Insert a log row. */
+static void
+smx_log_insert(const SmxLogSql *q, const SmxRun *r, const char *phase, const char *servers,
+			   const char *params, int secs, int64 from, int64 to, bool ended)
+{
+	static const Oid types[10] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
+	FLOAT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		v[10];
+	char		n[11] = "          ";
+
+	v[0] = Int64GetDatum(r->id);
+	v[1] = Int64GetDatum(r->parent_id);
+	n[1] = r->parent_id == 0 ? 'n' : ' ';
+	v[2] = CStringGetTextDatum(r->def.name);
+	v[3] = CStringGetTextDatum(phase);
+	v[4] = CStringGetTextDatum(servers);
+	v[5] = Float8GetDatum(rint(r->intensity * 100.0) / 100.0);
+	v[6] = Int32GetDatum(secs);
+	v[7] = smx_tick_time(from);
+	v[8] = smx_tick_time(to);
+	n[8] = ended ? ' ' : 'n';
+	v[9] = CStringGetTextDatum(params);
+	if (SPI_execute_with_args(q->insert, 10, (Oid *) types, v, n, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "inserting into scenario_execution_log failed");
+}
+
 /*
- * Write what one run needs at tick T (begun phases, ended phases, the
- * close of an interrupted run) and return its new log bits. Runs in SPI, as
- * the log's owner.
+ * Write what one run needs at tick T: rows of phases that began, ended_at
+ * of phases that ended, a stop's new plan; for a run whose time passed
+ * while the simulator was down, its phases up to the tick the fleet went
+ * on from, then a last 'interrupted' row. Sets the run's log bits. Runs in
+ * SPI, as the log's owner.
  */
 static void
-smx_log_run(const char *nsp, SmxRun *r, int64 T)
+smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
 {
-	static const Oid ins_types[10] = {INT8OID, INT8OID, TEXTOID, TEXTOID, TEXTOID,
-	FLOAT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
-	static const Oid upd_types[4] = {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID};
-	char	   *ins = psprintf("INSERT INTO %s.scenario_execution_log (run_id, parent_run_id,"
-							   " scenario_name, phase, affected_servers, intensity, duration_seconds,"
-							   " started_at, ended_at, parameters)"
-							   " VALUES ($1, $2, $3, $4, $5::pg_catalog.jsonb, $6::numeric(3,2), $7,"
-							   " $8, $9, $10::pg_catalog.jsonb)", nsp);
-	char	   *upd = psprintf("UPDATE %s.scenario_execution_log SET ended_at = $3,"
-							   " duration_seconds = $4 WHERE run_id OPERATOR(pg_catalog.=) $1"
-							   " AND phase OPERATOR(pg_catalog.=) $2 AND ended_at IS NULL", nsp);
 	char	   *servers = smx_run_servers_json(r);
 	char	   *params = smx_run_parameters(r);
+	int64		ticks[SMX_PH_COUNT + 1];
 	bool		closed = true;
 
+	memcpy(ticks, r->ticks, sizeof(ticks));
+	if (r->interrupted)
+	{
+		/* what the history holds of it: up to where the fleet went on */
+		T = r->resumed_at;
+		for (int k = 1; k <= SMX_PH_COUNT; k++)
+			ticks[k] = Max(Min(ticks[k], T), ticks[k - 1]);
+	}
+	if (r->stopped && !r->stop_logged)
+	{
+		Datum		v[2] = {Int64GetDatum(r->id), CStringGetTextDatum(params)};
+
+		if (SPI_execute_with_args(q->replan, 2, (Oid[]) {INT8OID, TEXTOID}, v, NULL, false, 0) !=
+			SPI_OK_UPDATE)
+			elog(ERROR, "updating scenario_execution_log failed");
+		r->stop_logged = true;
+	}
 	for (int k = 0; k < SMX_PH_COUNT; k++)
 	{
 		uint8		bit = (uint8) (1 << k);
-		bool		begun = r->ticks[k] <= T;
-		bool		ended = r->ticks[k + 1] <= T;
-		int			secs = (int) Min(llround((double) (r->ticks[k + 1] - r->ticks[k]) * r->step_seconds),
+		bool		begun = ticks[k] <= T;
+		bool		ended = ticks[k + 1] <= T;
+		int			secs = (int) Min(llround((double) (ticks[k + 1] - ticks[k]) * r->step_seconds),
 									 PG_INT32_MAX);
-		Datum		v[10];
-		char		n[10] = "          ";
 
-		if (r->ticks[k] == r->ticks[k + 1] || r->interrupted)
-			continue;
+		if (ticks[k] == ticks[k + 1] && !(r->logged_begun & bit))
+			continue;			/* never acted */
 		if (begun && !(r->logged_begun & bit))
 		{
-			v[0] = Int64GetDatum(r->id);
-			v[1] = Int64GetDatum(r->parent_id);
-			n[1] = r->parent_id == 0 ? 'n' : ' ';
-			v[2] = CStringGetTextDatum(r->def.name);
-			v[3] = CStringGetTextDatum(smx_phase_names[k]);
-			v[4] = CStringGetTextDatum(servers);
-			v[5] = Float8GetDatum(rint(r->intensity * 100.0) / 100.0);
-			v[6] = Int32GetDatum(secs);
-			v[7] = smx_tick_time(r->ticks[k]);
-			v[8] = smx_tick_time(r->ticks[k + 1]);
-			n[8] = ended ? ' ' : 'n';
-			v[9] = CStringGetTextDatum(params);
-			if (SPI_execute_with_args(ins, 10, (Oid *) ins_types, v, n, false, 0) != SPI_OK_INSERT)
-				elog(ERROR, "inserting into scenario_execution_log failed");
+			smx_log_insert(q, r, smx_phase_names[k], servers, params, secs,
+						   ticks[k], ticks[k + 1], ended);
 			r->logged_begun |= bit;
 			if (ended)
 				r->logged_ended |= bit;
 		}
-		else if (begun && ended && !(r->logged_ended & bit))
+		else if (ended && (r->logged_begun & bit) && !(r->logged_ended & bit))
 		{
-			v[0] = Int64GetDatum(r->id);
-			v[1] = CStringGetTextDatum(smx_phase_names[k]);
-			v[2] = smx_tick_time(r->ticks[k + 1]);
-			v[3] = Int32GetDatum(secs);
-			if (SPI_execute_with_args(upd, 4, (Oid *) upd_types, v, NULL, false, 0) != SPI_OK_UPDATE)
+			Datum		v[4] = {Int64GetDatum(r->id), CStringGetTextDatum(smx_phase_names[k]),
+			smx_tick_time(ticks[k + 1]), Int32GetDatum(secs)};
+
+			if (SPI_execute_with_args(q->close, 4, (Oid[]) {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID},
+									  v, NULL, false, 0) != SPI_OK_UPDATE)
 				elog(ERROR, "updating scenario_execution_log failed");
 			r->logged_ended |= bit;
 		}
-		if (!(begun && ended))
+		if (!ended)
 			closed = false;
 	}
 	if (r->interrupted)
 	{
-		Datum		v[10];
-		char		n[10] = "          ";
-
-		v[0] = Int64GetDatum(r->id);
-		v[1] = smx_tick_time(T);
-		if (SPI_execute_with_args(psprintf("UPDATE %s.scenario_execution_log"
-										   " SET ended_at = GREATEST(started_at, $2)"
-										   " WHERE run_id OPERATOR(pg_catalog.=) $1 AND ended_at IS NULL",
-										   nsp),
-								  2, (Oid[]) {INT8OID, TIMESTAMPTZOID}, v, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "updating scenario_execution_log failed");
-		v[0] = Int64GetDatum(r->id);
-		v[1] = Int64GetDatum(r->parent_id);
-		n[1] = r->parent_id == 0 ? 'n' : ' ';
-		v[2] = CStringGetTextDatum(r->def.name);
-		v[3] = CStringGetTextDatum("interrupted");
-		v[4] = CStringGetTextDatum(servers);
-		v[5] = Float8GetDatum(rint(r->intensity * 100.0) / 100.0);
-		v[6] = Int32GetDatum(0);
-		v[7] = smx_tick_time(T);
-		v[8] = smx_tick_time(T);
-		v[9] = CStringGetTextDatum(params);
-		if (SPI_execute_with_args(ins, 10, (Oid *) ins_types, v, n, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "inserting into scenario_execution_log failed");
+		smx_log_insert(q, r, "interrupted", servers, params, 0, T, T, true);
 		closed = true;
 	}
 	r->log_closed = closed && r->state == SMX_RUN_DONE;
@@ -625,15 +677,16 @@ smx_scenario_log(bool unused)
 		relid = OidIsValid(nsp) ? get_relname_relid("scenario_execution_log", nsp) : InvalidOid;
 		if (OidIsValid(relid) && OidIsValid(get_relname_relid("sim_scenarios", nsp)))
 		{
-			const char *nspname = quote_identifier(get_namespace_name(nsp));
+			SmxLogSql	q;
 
+			smx_log_sql(quote_identifier(get_namespace_name(nsp)), &q);
 			GetUserIdAndSecContext(&save_user, &save_sec);
 			SetUserIdAndSecContext(smx_rel_owner(relid), save_sec | SECURITY_LOCAL_USERID_CHANGE |
 								   SECURITY_RESTRICTED_OPERATION);
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			for (int i = 0; i < ntodo; i++)
-				smx_log_run(nspname, &todo[i], T);
+				smx_log_run(&q, &todo[i], T);
 			SPI_finish();
 			SetUserIdAndSecContext(save_user, save_sec);
 		}
@@ -652,6 +705,9 @@ smx_scenario_log(bool unused)
 			continue;
 		r->logged_begun |= todo[i].logged_begun;
 		r->logged_ended |= todo[i].logged_ended;
+		/* a stop since the copy: its plan is written next time */
+		if (todo[i].stop_logged && r->stopped && memcmp(r->ticks, todo[i].ticks, sizeof(r->ticks)) == 0)
+			r->stop_logged = true;
 		if (todo[i].log_closed && r->state == SMX_RUN_DONE)
 			r->log_closed = true;
 	}

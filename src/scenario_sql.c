@@ -339,13 +339,15 @@ smx_stop_run(SmxRun *r, int64 T)
 		r->state = SMX_RUN_DONE;
 		r->log_closed = true;	/* never began: nothing to log */
 	}
-	else if (phase >= 0 && phase < SMX_PH_RECOVERY)
+	else if (phase < SMX_PH_RECOVERY)
 	{
-		r->from_level = level;
+		/* phase -1: read back after a restart, not begun again yet */
+		r->from_level = phase < 0 ? 0.0f : level;
 		for (int k = phase + 1; k <= SMX_PH_RECOVERY; k++)
 			r->ticks[k] = T + 1;
 		r->ticks[SMX_PH_COUNT] = T + 1 + rec;
 		r->stopped = true;
+		r->stop_logged = false;
 	}
 	LWLockRelease(smx_shared->lock);
 }
@@ -380,14 +382,34 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 		(void) smx_run_level(r, T, &phase);
 		if (state == SMX_RUN_PENDING || state == SMX_RUN_ACTIVE)
 		{
-			smx_stop_run(r, T);
-			/* what it caused ends with it */
-			for (int i = 0; i < SMX_MAX_RUNS; i++)
-			{
-				SmxRun	   *c = &smx_shared->runs[i];
+			int64		stopped[SMX_MAX_RUNS];
+			int			nstopped = 1;
+			bool		more = true;
 
-				if (c->parent_id == id && (c->state == SMX_RUN_PENDING || c->state == SMX_RUN_ACTIVE))
-					smx_stop_run(c, T);
+			smx_stop_run(r, T);
+			stopped[0] = id;
+			/* what it caused ends with it, down the whole cascade */
+			while (more)
+			{
+				more = false;
+				for (int i = 0; i < SMX_MAX_RUNS; i++)
+				{
+					SmxRun	   *c = &smx_shared->runs[i];
+					bool		child = false;
+
+					if (c->state != SMX_RUN_PENDING && c->state != SMX_RUN_ACTIVE)
+						continue;
+					for (int k = 0; k < nstopped && !child; k++)
+						child = c->parent_id == stopped[k] && c->id != stopped[k];
+					for (int k = 0; k < nstopped && child; k++)
+						child = c->id != stopped[k];
+					if (child && !c->stopped && nstopped < SMX_MAX_RUNS)
+					{
+						smx_stop_run(c, T);
+						stopped[nstopped++] = c->id;
+						more = true;
+					}
+				}
 			}
 		}
 	}

@@ -144,6 +144,8 @@ typedef struct SmxRun
 	bool		automatic;
 	bool		stopped;		/* by sim_scenario_stop(): recovery began early */
 	bool		interrupted;	/* its time passed while the server was down */
+	int64		resumed_at;		/* read back after a restart: the first tick
+								 * not in the history then; 0 = not resumed */
 	float		intensity;
 	float		from_level;		/* the recovery starts from this envelope */
 	int64		ticks[SMX_PH_COUNT + 1];
@@ -156,6 +158,7 @@ typedef struct SmxRun
 	/* the writer's progress in scenario_execution_log */
 	uint8		logged_begun;	/* bit per phase: its row is in */
 	uint8		logged_ended;	/* bit per phase: its ended_at is in */
+	bool		stop_logged;	/* a stop's new plan is in the parameters */
 	bool		log_closed;		/* nothing left to write: the slot may go */
 } SmxRun;
 
@@ -314,7 +317,8 @@ extern const char *smx_run_scenario_name(int run);	/* caller holds lock */
 extern int	smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max);
 extern bool smx_scenario_read_one(const char *nspname, const char *name,
 								  SmxScenarioDef *def, bool *runnable);
-extern int	smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 *max_id);
+extern int	smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick,
+							   int64 *next_id);
 extern void smx_runs_install(SmxRun *runs, int nruns, int64 next_id,
 							 const SmxServerDesc *desc, smx_state *state, int n,
 							 int64 tick);

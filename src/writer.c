@@ -228,6 +228,7 @@ typedef struct SmxWriterLoop
 	TimestampTz last_prepare;
 	TimestampTz next_retention;
 	SmxRetry	prepare_retry;
+	SmxRetry	log_retry;
 	SmxRetry	flush_retry;
 } SmxWriterLoop;
 
@@ -253,9 +254,9 @@ smx_writer_iteration(SmxWriterLoop *w)
 			ready = OidIsValid(smx_shared->loaded_extension);
 	}
 
-	/* the scenario log first: it never lags behind the history it labels */
-	if (ready)
-		(void) smx_worker_guarded(smx_scenario_log, false, &unused);
+	/* the scenario log first, so what is flushed next has its labels */
+	if (ready && now >= w->log_retry.retry_at)
+		(void) smx_run_with_backoff(smx_scenario_log, false, &unused, &w->log_retry, 10000);
 
 	if (ready && now >= w->flush_retry.retry_at && smx_history_flush_due(now) &&
 		!smx_run_with_backoff(smx_writer_flush, false, &unused, &w->flush_retry,

@@ -98,8 +98,10 @@ $_->stop for ($live, $step);
 # ---------------------------------------------------------------------------
 my $run = $a->safe_psql('postgres',
 	q{SELECT sim_scenario_start('memory_leak', '{web-nginx-icn-01}', 0.7, '30 min')});
-$a->safe_psql('postgres', 'SELECT sim_tick(10); SELECT sim_flush()');
+$a->safe_psql('postgres', 'SELECT sim_tick(40); SELECT sim_flush()');
 my $before = $a->safe_psql('postgres', "SELECT phase, progress FROM sim_scenario_runs() WHERE run_id = $run");
+my $mem_sql = q{SELECT memory_usage FROM sim_current_metrics() WHERE server_id = 'web-nginx-icn-01'};
+my $mem_before = $a->safe_psql('postgres', $mem_sql);
 $a->restart;
 ok(wait_until($a, 'SELECT servers FROM sim_status()', '15', 30), 'restarted: fleet loaded');
 is($a->safe_psql('postgres', "SELECT state, phase, progress, servers FROM sim_scenario_runs() WHERE run_id = $run"),
@@ -107,14 +109,19 @@ is($a->safe_psql('postgres', "SELECT state, phase, progress, servers FROM sim_sc
 is($a->safe_psql('postgres', q{SELECT scenario FROM sim_current_metrics() WHERE server_id = 'web-nginx-icn-01'}),
 	'memory_leak', 'the hot row shows it');
 
+$a->safe_psql('postgres', 'SELECT sim_tick(1)');
+my $mem_after = $a->safe_psql('postgres', $mem_sql);
+cmp_ok(abs($mem_after - $mem_before), '<', 8,
+	"the run is laid over the model's values once, not twice, after the restart (memory $mem_before -> $mem_after)");
+
 # a worker crash (SIGKILL: the postmaster restarts everything)
-$a->safe_psql('postgres', 'SELECT sim_tick(10); SELECT sim_flush()');
+$a->safe_psql('postgres', 'SELECT sim_tick(9); SELECT sim_flush()');
 my $pid = worker_pid($a);
 kill 'KILL', $pid;
 ok(wait_new_worker($a, $pid), 'a new ticker after SIGKILL');
 ok(wait_until($a, "SELECT state FROM sim_scenario_runs() WHERE run_id = $run", 'active', 30),
 	"run $run is still active after the crash");
-$a->safe_psql('postgres', 'SELECT sim_tick(45); SELECT sim_flush()');
+$a->safe_psql('postgres', 'SELECT sim_tick(15); SELECT sim_flush()');
 is($a->safe_psql('postgres', "SELECT string_agg(phase, ',' ORDER BY id), count(*) FILTER (WHERE ended_at IS NULL)
 	FROM scenario_execution_log WHERE run_id = $run"), 'warning,onset,peak,recovery|0',
 	'its log: each phase once, all closed');
@@ -122,6 +129,19 @@ my ($t0, $t4) = split /\|/, $a->safe_psql('postgres',
 	"SELECT parameters->'ticks'->>0, parameters->'ticks'->>4 FROM scenario_execution_log WHERE run_id = $run AND phase = 'recovery'");
 is($a->safe_psql('postgres', "SELECT count(*), min(tick), max(tick) FROM server_metrics_history WHERE scenario_run_id = $run"),
 	($t4 - $t0) . "|$t0|" . ($t4 - 1), "its samples carry the run id for exactly its ticks [$t0, $t4)");
+
+# a stop outlives a restart: the run keeps recovering on the new plan
+my $stopped = $a->safe_psql('postgres', q{SELECT sim_scenario_start('cpu_spike', '{web-nginx-pus-01}', 0.8, '20 min')});
+$a->safe_psql('postgres', "SELECT sim_tick(3); SELECT sim_scenario_stop($stopped); SELECT sim_flush()");
+my $plan = $a->safe_psql('postgres', "SELECT state, ends_at FROM sim_scenario_runs() WHERE run_id = $stopped");
+like($plan, qr/^stopping\|/, "run $stopped is stopping");
+$a->restart;
+ok(wait_until($a, "SELECT state, ends_at FROM sim_scenario_runs() WHERE run_id = $stopped", $plan, 30),
+	'after a restart it goes on with the stop\'s plan (the same end)');
+$a->safe_psql('postgres', 'SELECT sim_tick(15); SELECT sim_flush()');
+is($a->safe_psql('postgres', "SELECT string_agg(phase, ',' ORDER BY id), count(*) FILTER (WHERE ended_at IS NULL)
+	FROM scenario_execution_log WHERE run_id = $stopped"), 'warning,recovery|0',
+	'its log: the warning it was in, then the recovery');
 
 # a run whose end passed while the simulator was down: interrupted
 my $gone = $a->safe_psql('postgres', q{SELECT sim_scenario_start('cpu_spike', '{lb-haproxy-icn-01}')});
@@ -136,7 +156,7 @@ $a->restart;
 ok(wait_until($a, "SELECT state FROM sim_scenario_runs() WHERE run_id = $gone", 'interrupted', 30),
 	"run $gone is closed as interrupted");
 ok(wait_until($a, "SELECT string_agg(phase, ',' ORDER BY id), count(*) FILTER (WHERE ended_at IS NULL)
-	FROM scenario_execution_log WHERE run_id = $gone", qr/^warning,(?:onset,)?interrupted\|0$/, 30),
+	FROM scenario_execution_log WHERE run_id = $gone", qr/^warning(?:,onset)?(?:,peak)?(?:,recovery)?,interrupted\|0$/, 30),
 	'its log ends with an interrupted row, nothing left open');
 is($a->safe_psql('postgres', q{SELECT scenario FROM sim_current_metrics() WHERE server_id = 'lb-haproxy-icn-01'}),
 	'', 'its server is free');
