@@ -24,32 +24,9 @@ RZ_PLOT=${RZ_PLOT-docs/realism-week.png}
 [[ $RZ_DAYS =~ ^[1-9][0-9]*$ ]] || { echo "realism.sh: RZ_DAYS must be a positive integer" >&2; exit 2; }
 [[ $RZ_SEED =~ ^[0-9]+$ ]] || { echo "realism.sh: RZ_SEED must be a non-negative integer" >&2; exit 2; }
 HERE=$(cd "$(dirname "$0")" && pwd)
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$("$PG_CONFIG" --bindir)
-if (( EUID == 0 )); then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sim_metrics_realism.XXXXXX")
-chmod 755 "$TMP"; (( EUID == 0 )) && chown postgres "$TMP"
-STARTED=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    (( STARTED )) && as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
-    (( rc != 0 )) && [[ -f $TMP/server.log ]] && tail -n 20 "$TMP/server.log" >&2
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-as_pg "$BINDIR/initdb" -D "$TMP/data" -U postgres --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1
-as_pg tee -a "$TMP/data/postgresql.conf" >/dev/null <<EOF
-listen_addresses = ''
-port = 5479
-unix_socket_directories = '$TMP'
-shared_preload_libraries = 'sim_metrics'
-sim_metrics.database_name = 'postgres'
+. "$HERE/../scripts/throwaway.sh"
+tw_init realism
+tw_start 5479 <<EOF
 sim_metrics.enabled = off
 sim_metrics.seed = $RZ_SEED
 sim_metrics.start_time = '$RZ_START'
@@ -59,12 +36,8 @@ fsync = off
 synchronous_commit = off
 log_min_messages = warning
 EOF
-as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 start >/dev/null
-STARTED=1
-q() { as_pg "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p 5479 -U postgres -d postgres -c "$1"; }
 q "CREATE EXTENSION sim_metrics"
-for _ in $(seq 1 100); do [[ $(q "SELECT servers FROM sim_status()") == 15 ]] && break; sleep 0.1; done
-[[ $(q "SELECT servers FROM sim_status()") == 15 ]] || { echo "realism.sh: the fleet did not load" >&2; exit 1; }
+tw_wait_fleet 15
 
 # half a day a step, flushed each time: the ring never fills
 TICKS=$(( RZ_DAYS * 2880 ))
@@ -74,7 +47,7 @@ for (( done = 0; done < TICKS; done += 1440 )); do
 done
 echo "sim_metrics realism: $(q "SELECT count(*) FROM server_metrics_history") samples, $RZ_DAYS simulated days of 30 s ticks, seed $RZ_SEED, from $RZ_START, the default fleet, no scenarios"
 echo
-as_pg "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p 5479 -U postgres -d postgres \
+as_pg "$BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$TMP" -p "$TW_PORT" -U postgres -d postgres \
     -P format=aligned -f "$HERE/realism.sql" ${RZ_EXTRA_SQL:+-c "$RZ_EXTRA_SQL"}
 
 # the week of three servers: 10-minute means of each metric

@@ -32,37 +32,16 @@ for v in RB_SERVERS RB_SECONDS RB_TICK_MS RB_TICKS; do
 done
 command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
     { echo "redis.sh: needs redis-server and redis-benchmark (apt-get install redis-server redis-tools)" >&2; exit 1; }
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$("$PG_CONFIG" --bindir)
-if (( EUID == 0 )); then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sim_metrics_redisbench.XXXXXX")
-chmod 700 "$TMP"; (( EUID == 0 )) && chown postgres "$TMP"
+. "$(dirname "$0")/../scripts/throwaway.sh"
+tw_init redisbench
+chmod 700 "$TMP"
 SOCK=$TMP/redis.sock
-STARTED=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    (( STARTED )) && as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
-    [[ -S $SOCK ]] && as_pg redis-cli -s "$SOCK" shutdown nosave >/dev/null 2>&1 || true
-    (( rc != 0 )) && [[ -f $TMP/server.log ]] && tail -n 20 "$TMP/server.log" >&2
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+tw_on_exit() { [[ -S $SOCK ]] && as_pg redis-cli -s "$SOCK" shutdown nosave >/dev/null 2>&1; }
 
 as_pg redis-server --port 0 --unixsocket "$SOCK" --unixsocketperm 700 --save '' --appendonly no \
     --dir "$TMP" --daemonize yes --logfile "$TMP/redis.log"
 for _ in $(seq 1 50); do as_pg redis-cli -s "$SOCK" ping >/dev/null 2>&1 && break; sleep 0.1; done
-as_pg "$BINDIR/initdb" -D "$TMP/data" -U postgres --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1
-as_pg tee -a "$TMP/data/postgresql.conf" >/dev/null <<EOF
-listen_addresses = ''
-port = 5478
-unix_socket_directories = '$TMP'
-shared_preload_libraries = 'sim_metrics'
-sim_metrics.database_name = 'postgres'
+tw_start 5478 <<EOF
 sim_metrics.max_servers = $RB_SERVERS
 sim_metrics.tick_interval = '${RB_TICK_MS}ms'
 sim_metrics.flush_interval = '5s'
@@ -75,9 +54,6 @@ synchronous_commit = off
 shared_buffers = 512MB
 log_min_messages = warning
 EOF
-as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 start >/dev/null
-STARTED=1
-q() { as_pg "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p 5478 -U postgres -d postgres -c "$1"; }
 q "CREATE EXTENSION sim_metrics"
 q "INSERT INTO server_templates (id, name, hostname, role, location)
    SELECT 'rb-' || lpad(i::text, 6, '0'), 'RB ' || i, 'rb-' || i || '.bench',

@@ -34,36 +34,13 @@ PG_CONFIG=${PG_CONFIG:-pg_config}
 command -v "$PG_CONFIG" >/dev/null 2>&1 || { echo "soak.sh: $PG_CONFIG not found" >&2; exit 1; }
 BINDIR=$("$PG_CONFIG" --bindir)
 [[ -f $("$PG_CONFIG" --pkglibdir)/sim_metrics.so ]] || { echo "soak.sh: run 'make && sudo make install' first" >&2; exit 1; }
-if (( EUID == 0 )); then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sim_metrics_soak.XXXXXX")
-chmod 700 "$TMP"
-(( EUID == 0 )) && chown postgres "$TMP"
-STARTED=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    (( STARTED )) && as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
-    (( rc != 0 )) && [[ -f $TMP/server.log ]] && tail -n 30 "$TMP/server.log" >&2
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
+. "$(dirname "$0")/../scripts/throwaway.sh"
+tw_init soak
 PORT=$SOAK_PORT
 while [[ -e /tmp/.s.PGSQL.$PORT || -e /var/run/postgresql/.s.PGSQL.$PORT ]]; do PORT=$((PORT + 1)); done
-as_pg "$BINDIR/initdb" -D "$TMP/data" -U postgres --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1 \
-    || { cat "$TMP/initdb.log" >&2; exit 1; }
 # durable: fsync, synchronous_commit and full_page_writes stay at their
 # defaults; WAL sized for a write-heavy load, as one would in production
-as_pg tee -a "$TMP/data/postgresql.conf" >/dev/null <<EOF
-listen_addresses = ''
-port = $PORT
-unix_socket_directories = '$TMP'
-shared_preload_libraries = 'sim_metrics'
-sim_metrics.database_name = 'postgres'
+tw_start "$PORT" <<EOF
 sim_metrics.max_servers = $SOAK_SERVERS
 sim_metrics.history_buffer = 64
 sim_metrics.tick_interval = '${SOAK_TICK_MS}ms'
@@ -74,9 +51,6 @@ checkpoint_timeout = 15min
 wal_compression = on
 log_min_messages = warning
 EOF
-as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 start >/dev/null
-STARTED=1
-q() { as_pg "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" -U postgres -d postgres -c "$1"; }
 
 q "SHOW fsync" | grep -qx on || { echo "soak.sh: fsync must be on" >&2; exit 1; }
 q "CREATE EXTENSION sim_metrics"

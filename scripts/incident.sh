@@ -18,32 +18,9 @@ INC_PLOT=${INC_PLOT:-docs/incidents.png}
 INC_SEED=${INC_SEED:-42}
 [[ $INC_SEED =~ ^[0-9]+$ ]] || { echo "incident.sh: INC_SEED must be a non-negative integer" >&2; exit 2; }
 command -v gnuplot >/dev/null || { echo "incident.sh: gnuplot is not installed (apt-get install gnuplot-nox)" >&2; exit 2; }
-PG_CONFIG=${PG_CONFIG:-pg_config}
-BINDIR=$("$PG_CONFIG" --bindir)
-if (( EUID == 0 )); then as_pg() { runuser -u postgres -- "$@"; }; else as_pg() { "$@"; }; fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/sim_metrics_incident.XXXXXX")
-chmod 755 "$TMP"; (( EUID == 0 )) && chown postgres "$TMP"
-STARTED=0
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    (( STARTED )) && as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -m immediate -w stop >/dev/null 2>&1 || true
-    (( rc != 0 )) && [[ -f $TMP/server.log ]] && tail -n 20 "$TMP/server.log" >&2
-    rm -rf "$TMP"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-as_pg "$BINDIR/initdb" -D "$TMP/data" -U postgres --auth=trust -E UTF8 --locale=C >"$TMP/initdb.log" 2>&1
-as_pg tee -a "$TMP/data/postgresql.conf" >/dev/null <<EOF
-listen_addresses = ''
-port = 5478
-unix_socket_directories = '$TMP'
-shared_preload_libraries = 'sim_metrics'
-sim_metrics.database_name = 'postgres'
+. "$(dirname "$0")/throwaway.sh"
+tw_init incident
+tw_start 5478 <<EOF
 sim_metrics.enabled = off
 sim_metrics.seed = $INC_SEED
 sim_metrics.start_time = '2026-01-06 09:00:00+00'
@@ -52,12 +29,8 @@ sim_metrics.flush_interval = '1h'
 fsync = off
 log_min_messages = warning
 EOF
-as_pg "$BINDIR/pg_ctl" -D "$TMP/data" -l "$TMP/server.log" -w -t 60 start >/dev/null
-STARTED=1
-q() { as_pg "$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p 5478 -U postgres -d postgres -c "$1"; }
 q "CREATE EXTENSION sim_metrics"
-for _ in $(seq 1 100); do [[ $(q "SELECT servers FROM sim_status()") == 15 ]] && break; sleep 0.1; done
-[[ $(q "SELECT servers FROM sim_status()") == 15 ]] || { echo "incident.sh: the fleet did not load" >&2; exit 1; }
+tw_wait_fleet 15
 
 q "SELECT sim_tick(20)" >/dev/null
 leak=$(q "SELECT sim_scenario_start('memory_leak', '{cache-redis-icn-01}', 0.7, '25 min')")
@@ -67,7 +40,7 @@ q "SELECT sim_tick(100)" >/dev/null
 q "SELECT sim_flush()" >/dev/null
 
 echo "runs: memory_leak $leak, slow_database $slow and its cascades:"
-as_pg "$BINDIR/psql" -X -q -h "$TMP" -p 5478 -U postgres -d postgres -c \
+as_pg "$BINDIR/psql" -X -q -h "$TMP" -p "$TW_PORT" -U postgres -d postgres -c \
   "SELECT run_id, parent_run_id, scenario_name, affected_servers->>0 AS server, intensity,
           min(started_at) AS started_at, max(ended_at) AS ended_at
      FROM scenario_execution_log GROUP BY 1, 2, 3, 4, 5 ORDER BY 1"

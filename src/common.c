@@ -10,15 +10,20 @@
 #include <math.h>
 
 #include "access/genam.h"
+#include "access/xact.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "sim_metrics.h"
@@ -237,4 +242,49 @@ smx_desc_find(const SmxServerDesc *desc, int n, const char *id)
 			hi = mid - 1;
 	}
 	return -1;
+}
+
+/*
+ * Run fn(arg) in a subtransaction, connected to SPI, as as_user in a
+ * security-restricted operation (InvalidOid: as the current user). Returns
+ * NULL when it succeeded, else the error: the subtransaction was rolled
+ * back and the caller says what failed. Must run inside a transaction,
+ * not connected to SPI.
+ */
+ErrorData *
+smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	Oid			save_user;
+	int			save_sec;
+	ErrorData  *volatile edata = NULL;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		if (OidIsValid(as_user))
+			SetUserIdAndSecContext(as_user, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+								   SECURITY_RESTRICTED_OPERATION);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		fn(arg);
+		SPI_finish();
+		SetUserIdAndSecContext(save_user, save_sec);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		SetUserIdAndSecContext(save_user, save_sec);
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
 }

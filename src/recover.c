@@ -396,6 +396,37 @@ smx_recover_upto(const SmxRecoverServer *srv, int n, int64 mark, int *nservers)
 	return upto;
 }
 
+/* The arguments and result of one guarded recovery (smx_recover_step). */
+typedef struct SmxRecoverStep
+{
+	Oid			nsp;
+	const SmxServerDesc *desc;
+	int			n;
+	SmxRecoverCtx *ctx;
+	int64	   *upto;
+	int		   *nservers;
+	int64		rows;
+} SmxRecoverStep;
+
+static void
+smx_recover_step(void *arg)
+{
+	SmxRecoverStep *st = arg;
+	SmxRecoverCtx *ctx = st->ctx;
+	char		err[SMX_ERROR_LEN] = "";
+
+	smx_recover_stored(st->nsp, st->desc, st->n, ctx->srv);
+	if (!smx_recover_fetch(ctx, err, sizeof(err)))
+		ereport(LOG,
+				(errmsg("sim_metrics: could not recover unflushed samples from Redis: %s", err)));
+	else if (ctx->mark_ok)
+	{
+		smx_recover_runs(ctx);
+		*st->upto = smx_recover_upto(ctx->srv, st->n, ctx->mark, st->nservers);
+		st->rows = smx_recover_insert(st->nsp, st->desc, st->n, ctx->srv, *st->upto);
+	}
+}
+
 /*
  * Run the recovery in a subtransaction as the table's owner. Returns the
  * rows inserted; on an error, logs it and returns 0 (nothing inserted).
@@ -404,59 +435,20 @@ static int64
 smx_recover_guarded(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverCtx *ctx, int64 *upto,
 					int *nservers)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
 	Oid			relid = get_relname_relid("server_metrics_history", nsp);
-	Oid			save_user;
-	int			save_sec;
-	volatile int64 rows = 0;
+	SmxRecoverStep st = {nsp, desc, n, ctx, upto, nservers, 0};
+	ErrorData  *edata;
 
 	if (!OidIsValid(relid))
 		return 0;
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		char		err[SMX_ERROR_LEN] = "";
-
-		SetUserIdAndSecContext(smx_rel_owner(relid),
-							   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		smx_recover_stored(nsp, desc, n, ctx->srv);
-		if (!smx_recover_fetch(ctx, err, sizeof(err)))
-			ereport(LOG,
-					(errmsg("sim_metrics: could not recover unflushed samples from Redis: %s", err)));
-		else if (ctx->mark_ok)
-		{
-			smx_recover_runs(ctx);
-			*upto = smx_recover_upto(ctx->srv, n, ctx->mark, nservers);
-			rows = smx_recover_insert(nsp, desc, n, ctx->srv, *upto);
-		}
-		SPI_finish();
-		SetUserIdAndSecContext(save_user, save_sec);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		SetUserIdAndSecContext(save_user, save_sec);
-		ereport(LOG,
-				(errmsg("sim_metrics: recovering unflushed samples from Redis failed: %s",
-						edata->message)));
-		smx_record_error(edata->message);
-		rows = 0;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return rows;
+	edata = smx_try_in_subxact(smx_recover_step, &st, smx_rel_owner(relid));
+	if (edata == NULL)
+		return st.rows;
+	ereport(LOG,
+			(errmsg("sim_metrics: recovering unflushed samples from Redis failed: %s",
+					edata->message)));
+	smx_record_error(edata->message);
+	return 0;
 }
 
 /*

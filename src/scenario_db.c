@@ -203,6 +203,130 @@ smx_scenario_read_one(const char *nspname, const char *name, SmxScenarioDef *def
 	return found;
 }
 
+/* The arguments and result of reading the open runs back. */
+typedef struct SmxReadOpen
+{
+	const char *nsp;			/* quoted schema */
+	SmxRun	   *runs;
+	int			max;
+	int64		newest_tick;
+	int64	   *next_id;
+	int			n;
+} SmxReadOpen;
+
+static void
+smx_runs_read_open_step(void *arg)
+{
+	SmxReadOpen *st = arg;
+	const char *nsp = st->nsp;
+	char	   *sql;
+	int			ret;
+
+	ret = SPI_execute(psprintf("SELECT pg_catalog.max(run_id)::float8 FROM %s.scenario_execution_log", nsp),
+					  true, 0);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+		*st->next_id = (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1;
+
+	/*
+	 * The last flush may have written samples of runs the log had not
+	 * caught up with (ticks after the writer's last log step): their
+	 * ids are not given out again. They are in the newest ticks.
+	 */
+	ret = SPI_execute(psprintf("SELECT pg_catalog.max(scenario_run_id)::float8"
+							   " FROM %s.server_metrics_history"
+							   " WHERE tick OPERATOR(pg_catalog.>=) " INT64_FORMAT,
+							   nsp, Max(st->newest_tick - SMX_RUN_ID_PROBE_TICKS, 0)),
+					  true, 0);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+		*st->next_id = Max(*st->next_id,
+					   (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1);
+	sql = psprintf("SELECT " SMX_DEF_COLUMNS ","
+				   " run_id, parent_run_id, intensity, targets, begun, ended,"
+				   " t0, t1, t2, t3, t4, step, requested, from_level, automatic, stopped"
+				   " FROM (SELECT l.run_id::float8 run_id, COALESCE(l.parent_run_id, 0)::float8 parent_run_id,"
+				   "  l.intensity::float8 intensity, l.scenario_name AS name,"
+				   "  ARRAY(SELECT pg_catalog.jsonb_array_elements_text(l.affected_servers)) targets,"
+				   "  (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<) (pg_catalog.array_position("
+				   SMX_PHASE_ARRAY ", x.phase) OPERATOR(pg_catalog.-) 1))"
+				   "   FROM %1$s.scenario_execution_log x WHERE x.run_id OPERATOR(pg_catalog.=) l.run_id)::float8 begun,"
+				   "  (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<) (pg_catalog.array_position("
+				   SMX_PHASE_ARRAY ", x.phase) OPERATOR(pg_catalog.-) 1))"
+				   "   FROM %1$s.scenario_execution_log x WHERE x.run_id OPERATOR(pg_catalog.=) l.run_id"
+				   "   AND x.ended_at IS NOT NULL)::float8 ended,"
+				   "  (p->'ticks'->>0)::float8 t0, (p->'ticks'->>1)::float8 t1, (p->'ticks'->>2)::float8 t2,"
+				   "  (p->'ticks'->>3)::float8 t3, (p->'ticks'->>4)::float8 t4,"
+				   "  (p->>'step_seconds')::float8 step, (p->>'requested_seconds')::float8 requested,"
+				   "  (p->>'from_level')::float8 from_level, (p->>'automatic')::bool automatic,"
+				   "  (p->>'stopped')::bool stopped,"
+				   "  (p->'roles_mask')::float8 roles_mask,"
+				   "  (p->'shares'->>0)::float8 s1, (p->'shares'->>1)::float8 s2,"
+				   "  (p->'shares'->>2)::float8 s3, (p->'shares'->>3)::float8 s4,"
+				   "  p->'curves'->>0 c1, p->'curves'->>1 c2, p->'curves'->>2 c3, p->'curves'->>3 c4,"
+				   "  (p->'effects'->>'cpu')::float8 cpu, (p->'effects'->>'memory')::float8 mem,"
+				   "  (p->'effects'->>'disk')::float8 disk, (p->'effects'->>'network')::float8 net,"
+				   "  (p->'effects'->>'response')::float8 resp, (p->'effects'->>'offline')::bool offline,"
+				   "  0::float8 auto_weight, p->'cascade'->>'scenario' cascade,"
+				   "  (p->'cascade'->>'probability')::float8 cascade_p,"
+				   "  (p->'cascade'->>'intensity')::float8 cascade_i,"
+				   "  (p->'cascade'->'delay_seconds'->>0)::float8 delay_min,"
+				   "  (p->'cascade'->'delay_seconds'->>1)::float8 delay_max"
+				   "  FROM (SELECT DISTINCT ON (run_id) *, parameters AS p"
+				   "   FROM %1$s.scenario_execution_log"
+				   "   WHERE run_id IN (SELECT run_id FROM %1$s.scenario_execution_log WHERE ended_at IS NULL)"
+				   "   ORDER BY run_id, id DESC) l) o ORDER BY run_id LIMIT %2$d",
+				   nsp, st->max);
+	ret = SPI_execute(sql, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading scenario_execution_log failed: %s", SPI_result_code_string(ret));
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		SmxRun	   *r = &st->runs[st->n];
+		int			c = SMX_DEF_NCOLS + 1;
+		bool		isnull;
+		Datum		targets;
+
+		memset(r, 0, sizeof(*r));
+		if (!smx_def_from_row(tup, td, 1, &r->def))
+			continue;
+		r->id = (int64) smx_float(tup, td, c, 0);
+		r->parent_id = (int64) smx_float(tup, td, c + 1, 0);
+		r->intensity = (float) smx_float(tup, td, c + 2, 0.5);
+		targets = SPI_getbinval(tup, td, c + 3, &isnull);
+		if (!isnull)
+		{
+			Datum	   *elems;
+			bool	   *enulls;
+			int			ne;
+
+			deconstruct_array(DatumGetArrayTypeP(targets), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &enulls, &ne);
+			for (int e = 0; e < ne && r->ntargets < SMX_RUN_TARGETS; e++)
+				if (!enulls[e])
+					smx_copy_clipped(r->targets[r->ntargets++], TextDatumGetCString(elems[e]),
+									 SMX_ID_LEN);
+		}
+		r->logged_begun = (uint8) smx_float(tup, td, c + 4, 0);
+		r->logged_ended = (uint8) smx_float(tup, td, c + 5, 0);
+		for (int k = 0; k <= SMX_PH_COUNT; k++)
+			r->ticks[k] = (int64) smx_float(tup, td, c + 6 + k, -1);
+		r->step_seconds = smx_float(tup, td, c + 11, 0);
+		r->requested_s = smx_float(tup, td, c + 12, 0);
+		r->from_level = (float) smx_float(tup, td, c + 13, 1);
+		r->automatic = DatumGetBool(SPI_getbinval(tup, td, c + 14, &isnull)) && !isnull;
+		r->stopped = DatumGetBool(SPI_getbinval(tup, td, c + 15, &isnull)) && !isnull;
+		r->stop_logged = r->stopped;
+		if (r->id <= 0 || r->ticks[0] < 0 || r->step_seconds <= 0 || r->ntargets == 0)
+			continue;
+		for (int k = 0; k < SMX_PH_COUNT; k++)
+			if (r->ticks[k + 1] < r->ticks[k])
+				r->ntargets = 0;
+		if (r->ntargets > 0 && st->n < st->max)
+			st->n++;
+	}
+}
+
 /*
  * The runs still open in the log (a phase without ended_at), as they were
  * planned, with what of them is logged; and the next free run id. Reads
@@ -213,146 +337,19 @@ int
 smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick,
 				   int64 *next_id)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	volatile int n = 0;
-	const char *nsp = quote_identifier(nspname);
+	SmxReadOpen st = {quote_identifier(nspname), runs, max, newest_tick, next_id, 0};
+	ErrorData  *edata;
 
 	*next_id = 1;
 	if (!OidIsValid(smx_relation(nspname, "sim_scenarios")))
 		return 0;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		char	   *sql;
-		int			ret;
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		ret = SPI_execute(psprintf("SELECT pg_catalog.max(run_id)::float8 FROM %s.scenario_execution_log", nsp),
-						  true, 0);
-		if (ret == SPI_OK_SELECT && SPI_processed == 1)
-			*next_id = (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1;
-
-		/*
-		 * The last flush may have written samples of runs the log had not
-		 * caught up with (ticks after the writer's last log step): their
-		 * ids are not given out again. They are in the newest ticks.
-		 */
-		ret = SPI_execute(psprintf("SELECT pg_catalog.max(scenario_run_id)::float8"
-								   " FROM %s.server_metrics_history"
-								   " WHERE tick OPERATOR(pg_catalog.>=) " INT64_FORMAT,
-								   nsp, Max(newest_tick - SMX_RUN_ID_PROBE_TICKS, 0)),
-						  true, 0);
-		if (ret == SPI_OK_SELECT && SPI_processed == 1)
-			*next_id = Max(*next_id,
-						   (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1);
-		sql = psprintf("SELECT " SMX_DEF_COLUMNS ","
-					   " run_id, parent_run_id, intensity, targets, begun, ended,"
-					   " t0, t1, t2, t3, t4, step, requested, from_level, automatic, stopped"
-					   " FROM (SELECT l.run_id::float8 run_id, COALESCE(l.parent_run_id, 0)::float8 parent_run_id,"
-					   "  l.intensity::float8 intensity, l.scenario_name AS name,"
-					   "  ARRAY(SELECT pg_catalog.jsonb_array_elements_text(l.affected_servers)) targets,"
-					   "  (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<) (pg_catalog.array_position("
-					   SMX_PHASE_ARRAY ", x.phase) OPERATOR(pg_catalog.-) 1))"
-					   "   FROM %1$s.scenario_execution_log x WHERE x.run_id OPERATOR(pg_catalog.=) l.run_id)::float8 begun,"
-					   "  (SELECT pg_catalog.bit_or(1 OPERATOR(pg_catalog.<<) (pg_catalog.array_position("
-					   SMX_PHASE_ARRAY ", x.phase) OPERATOR(pg_catalog.-) 1))"
-					   "   FROM %1$s.scenario_execution_log x WHERE x.run_id OPERATOR(pg_catalog.=) l.run_id"
-					   "   AND x.ended_at IS NOT NULL)::float8 ended,"
-					   "  (p->'ticks'->>0)::float8 t0, (p->'ticks'->>1)::float8 t1, (p->'ticks'->>2)::float8 t2,"
-					   "  (p->'ticks'->>3)::float8 t3, (p->'ticks'->>4)::float8 t4,"
-					   "  (p->>'step_seconds')::float8 step, (p->>'requested_seconds')::float8 requested,"
-					   "  (p->>'from_level')::float8 from_level, (p->>'automatic')::bool automatic,"
-					   "  (p->>'stopped')::bool stopped,"
-					   "  (p->'roles_mask')::float8 roles_mask,"
-					   "  (p->'shares'->>0)::float8 s1, (p->'shares'->>1)::float8 s2,"
-					   "  (p->'shares'->>2)::float8 s3, (p->'shares'->>3)::float8 s4,"
-					   "  p->'curves'->>0 c1, p->'curves'->>1 c2, p->'curves'->>2 c3, p->'curves'->>3 c4,"
-					   "  (p->'effects'->>'cpu')::float8 cpu, (p->'effects'->>'memory')::float8 mem,"
-					   "  (p->'effects'->>'disk')::float8 disk, (p->'effects'->>'network')::float8 net,"
-					   "  (p->'effects'->>'response')::float8 resp, (p->'effects'->>'offline')::bool offline,"
-					   "  0::float8 auto_weight, p->'cascade'->>'scenario' cascade,"
-					   "  (p->'cascade'->>'probability')::float8 cascade_p,"
-					   "  (p->'cascade'->>'intensity')::float8 cascade_i,"
-					   "  (p->'cascade'->'delay_seconds'->>0)::float8 delay_min,"
-					   "  (p->'cascade'->'delay_seconds'->>1)::float8 delay_max"
-					   "  FROM (SELECT DISTINCT ON (run_id) *, parameters AS p"
-					   "   FROM %1$s.scenario_execution_log"
-					   "   WHERE run_id IN (SELECT run_id FROM %1$s.scenario_execution_log WHERE ended_at IS NULL)"
-					   "   ORDER BY run_id, id DESC) l) o ORDER BY run_id LIMIT %2$d",
-					   nsp, max);
-		ret = SPI_execute(sql, true, 0);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "reading scenario_execution_log failed: %s", SPI_result_code_string(ret));
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[i];
-			TupleDesc	td = SPI_tuptable->tupdesc;
-			SmxRun	   *r = &runs[n];
-			int			c = SMX_DEF_NCOLS + 1;
-			bool		isnull;
-			Datum		targets;
-
-			memset(r, 0, sizeof(*r));
-			if (!smx_def_from_row(tup, td, 1, &r->def))
-				continue;
-			r->id = (int64) smx_float(tup, td, c, 0);
-			r->parent_id = (int64) smx_float(tup, td, c + 1, 0);
-			r->intensity = (float) smx_float(tup, td, c + 2, 0.5);
-			targets = SPI_getbinval(tup, td, c + 3, &isnull);
-			if (!isnull)
-			{
-				Datum	   *elems;
-				bool	   *enulls;
-				int			ne;
-
-				deconstruct_array(DatumGetArrayTypeP(targets), TEXTOID, -1, false, TYPALIGN_INT,
-								  &elems, &enulls, &ne);
-				for (int e = 0; e < ne && r->ntargets < SMX_RUN_TARGETS; e++)
-					if (!enulls[e])
-						smx_copy_clipped(r->targets[r->ntargets++], TextDatumGetCString(elems[e]),
-										 SMX_ID_LEN);
-			}
-			r->logged_begun = (uint8) smx_float(tup, td, c + 4, 0);
-			r->logged_ended = (uint8) smx_float(tup, td, c + 5, 0);
-			for (int k = 0; k <= SMX_PH_COUNT; k++)
-				r->ticks[k] = (int64) smx_float(tup, td, c + 6 + k, -1);
-			r->step_seconds = smx_float(tup, td, c + 11, 0);
-			r->requested_s = smx_float(tup, td, c + 12, 0);
-			r->from_level = (float) smx_float(tup, td, c + 13, 1);
-			r->automatic = DatumGetBool(SPI_getbinval(tup, td, c + 14, &isnull)) && !isnull;
-			r->stopped = DatumGetBool(SPI_getbinval(tup, td, c + 15, &isnull)) && !isnull;
-			r->stop_logged = r->stopped;
-			if (r->id <= 0 || r->ticks[0] < 0 || r->step_seconds <= 0 || r->ntargets == 0)
-				continue;
-			for (int k = 0; k < SMX_PH_COUNT; k++)
-				if (r->ticks[k + 1] < r->ticks[k])
-					r->ntargets = 0;
-			if (r->ntargets > 0 && n < max)
-				n++;
-		}
-		SPI_finish();
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		ereport(LOG,
-				(errmsg("sim_metrics: could not read the open scenario runs back: %s", edata->message)));
-		FreeErrorData(edata);
-		n = 0;
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return n;
+	edata = smx_try_in_subxact(smx_runs_read_open_step, &st, InvalidOid);
+	if (edata == NULL)
+		return st.n;
+	ereport(LOG,
+			(errmsg("sim_metrics: could not read the open scenario runs back: %s", edata->message)));
+	FreeErrorData(edata);
+	return 0;
 }
 
 /*

@@ -292,6 +292,7 @@ extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 extern void smx_set_state(char *slot, const char *state);
 extern void smx_pin_session_settings(void);
 extern int	smx_desc_find(const SmxServerDesc *desc, int n, const char *id);
+extern ErrorData *smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user);
 extern void smx_desc_match(const SmxServerDesc *old_desc, int old_n,
 						   const SmxServerDesc *desc, int n, int *old_index);
 

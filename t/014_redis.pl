@@ -46,6 +46,9 @@ ok(redis_start(), "redis-server on port $port");
 ok(defined rwait(sub { $_[0] eq '15' }, 'live set', 'SCARD', 'sim:servers'),
 	'the live set holds the 15 servers');
 ok(wait_until($node, q{SELECT redis_state FROM sim_status()}, 'connected', 30), 'state: connected');
+# the first round may come before the first tick (updated_at still empty)
+ok(defined rwait(sub { $_[0] ne '' }, 'a ticked hash', 'HGET', 'sim:server:web-nginx-icn-01', 'updated_at'),
+	'the hash shows a tick');
 my %h = split /\n/, rcli('HGETALL', 'sim:server:web-nginx-icn-01');
 is(join(',', sort keys %h),
 	'cpu_usage,disk_usage,memory_usage,network_io,network_usage,response_time_ms,scenario,sim_time,status,tick,updated_at',
