@@ -6,7 +6,7 @@
 #   make HIREDIS_STATIC=1         hiredis linked in statically, symbols hidden
 EXTENSION = sim_metrics
 MODULE_big = sim_metrics
-DATA = sim_metrics--1.0.sql sim_metrics--1.4.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql
+DATA = sim_metrics--1.0.sql sim_metrics--1.5.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql sim_metrics--1.4--1.5.sql
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
 
@@ -23,7 +23,7 @@ else
 SHLIB_LINK += -lhiredis
 endif
 
-REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios
+REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
 TAP_TESTS = 1
 EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg

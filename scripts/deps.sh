@@ -4,7 +4,8 @@
 set -euo pipefail
 
 PKGS=(build-essential postgresql-15 postgresql-server-dev-15
-      libipc-run-perl valgrind libhiredis-dev redis-server postgresql-15-partman)
+      libipc-run-perl valgrind libhiredis-dev redis-server postgresql-15-partman
+      postgresql-15-pgtap)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -45,6 +45,7 @@ char	   *smx_redis_key_prefix = NULL;
 int			smx_redis_ttl_s = 300;
 int			smx_redis_min_interval_ms = 5000;
 double		smx_change_threshold = 2.0;
+char	   *smx_admin_role = NULL;
 double		smx_incident_rate = 0.0;
 int			smx_max_incidents = 2;
 
@@ -231,6 +232,42 @@ smx_define_redis_gucs(void)
 							 NULL, NULL, NULL);
 }
 
+/* Live push: Supabase Realtime messages from the writer (notify.c). */
+static const struct config_enum_entry smx_realtime_options[] = {
+	{"off", SMX_REALTIME_OFF, false},
+	{"public", SMX_REALTIME_PUBLIC, false},
+	{"private", SMX_REALTIME_PRIVATE, false},
+	{NULL, 0, false}
+};
+
+static void
+smx_define_realtime_gucs(void)
+{
+	DefineCustomEnumVariable("sim_metrics.realtime",
+							 "Send one message a tick through realtime.send() (Supabase Realtime Broadcast): off, public or private.",
+							 "Needs realtime.send(jsonb, text, text, boolean), looked up at each send; without it nothing is sent.",
+							 &smx_realtime, SMX_REALTIME_OFF, smx_realtime_options, PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+	DefineCustomStringVariable("sim_metrics.realtime_topic",
+							   "Topic of the Realtime messages.", NULL,
+							   &smx_realtime_topic, "sim_metrics", PGC_SIGHUP, 0,
+							   NULL, NULL, NULL);
+}
+
+/*
+ * The administrator the install and update scripts grant the control
+ * functions to (when that role exists and is not a superuser).
+ */
+static void
+smx_define_admin_guc(void)
+{
+	DefineCustomStringVariable("sim_metrics.admin_role",
+							   "Role CREATE EXTENSION and ALTER EXTENSION UPDATE grant the control functions to, with grant option.",
+							   "Also INSERT, UPDATE, DELETE on server_templates and sim_scenarios. Only when the role exists and is not a superuser.",
+							   &smx_admin_role, "postgres", PGC_SUSET, 0,
+							   NULL, NULL, NULL);
+}
+
 /*
  * Automatic incidents. Superuser-settable so a session's sim_tick() can try
  * a rate; the ticker follows the configuration file.
@@ -258,6 +295,8 @@ _PG_init(void)
 	smx_define_reload_gucs();
 	smx_define_redis_gucs();
 	smx_define_incident_gucs();
+	smx_define_admin_guc();
+	smx_define_realtime_gucs();
 	if (process_shared_preload_libraries_in_progress)
 		smx_define_postmaster_gucs();
 	MarkGUCPrefixReserved("sim_metrics");

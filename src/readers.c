@@ -33,7 +33,7 @@ PG_FUNCTION_INFO_V1(sim_reload);
 PG_FUNCTION_INFO_V1(sim_templates_changed);
 
 #define SMX_CURRENT_COLS	17
-#define SMX_STATUS_COLS		33
+#define SMX_STATUS_COLS		36
 
 
 /*
@@ -397,6 +397,10 @@ sim_status(PG_FUNCTION_ARGS)
 	values[31] = Int64GetDatum(sp->redis_skipped);
 	/* 1.4: scenario runs pending or acting */
 	values[32] = Int32GetDatum(active);
+	/* 1.5: live push */
+	values[33] = Int64GetDatum(sp->notifications);
+	values[34] = Int64GetDatum(sp->realtime_messages);
+	values[35] = Int64GetDatum(sp->realtime_errors);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -67,6 +67,17 @@ extern int	smx_redis_min_interval_ms;
 extern double smx_change_threshold;
 extern double smx_incident_rate;
 extern int	smx_max_incidents;
+extern char *smx_admin_role;
+
+/* sim_metrics.realtime (notify.c) */
+typedef enum SmxRealtime
+{
+	SMX_REALTIME_OFF = 0,
+	SMX_REALTIME_PUBLIC,
+	SMX_REALTIME_PRIVATE
+} SmxRealtime;
+extern int	smx_realtime;
+extern char *smx_realtime_topic;
 
 /* Descriptive fields of a server: change only on a template reload. */
 typedef struct SmxServerDesc
@@ -236,6 +247,10 @@ typedef struct SmxShared
 	TimestampTz last_drop_log_at;
 	pg_atomic_uint32 flush_requested;	/* a backend waits for ring room */
 	ConditionVariable ring_cv;	/* broadcast when ring_tail advances */
+	/* the writer's live push (notify.c) */
+	int64		notifications;	/* NOTIFY sim_metrics_status sent */
+	int64		realtime_messages;	/* realtime.send() calls that worked */
+	int64		realtime_errors;	/* and that failed */
 
 	/*
 	 * Scenarios (scenario.c): the catalog and the runs. Written by the
@@ -400,6 +415,9 @@ extern void smx_redis_point_free(void *reply);
 extern void smx_mirror_round(bool *more);
 extern void smx_mirror_shutdown(void);
 extern void smx_mirror_reconfigure(void);
+
+/* notify.c: NOTIFY on status changes, Supabase Realtime messages */
+extern bool smx_notify_step(bool unused);
 
 /* recover.c: the writer takes unflushed samples back from Redis */
 extern int64 smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n);

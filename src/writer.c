@@ -9,7 +9,8 @@
  *     continues from history (restore.c). A failure backs off while
  *     the loaded fleet keeps ticking.
  *  2. the scenario log (scenario_db.c): a row for every phase that began,
- *     its end once it ended, up to the published tick.
+ *     its end once it ended, up to the published tick; then the live push
+ *     (notify.c): NOTIFY on status changes, a Realtime message a tick.
  *  3. flush the ring into server_metrics_history (flush.c): every
  *     flush_interval, when the ring is three quarters full, or when a
  *     backend waits for room. A failure backs off; samples stay buffered.
@@ -229,6 +230,7 @@ typedef struct SmxWriterLoop
 	TimestampTz next_retention;
 	SmxRetry	prepare_retry;
 	SmxRetry	log_retry;
+	SmxRetry	notify_retry;
 	SmxRetry	flush_retry;
 } SmxWriterLoop;
 
@@ -257,6 +259,9 @@ smx_writer_iteration(SmxWriterLoop *w)
 	/* the scenario log first, so what is flushed next has its labels */
 	if (ready && now >= w->log_retry.retry_at)
 		(void) smx_run_with_backoff(smx_scenario_log, false, &unused, &w->log_retry, 10000);
+	/* status changes and Realtime: before the flush moves the ring's tail */
+	if (ready && now >= w->notify_retry.retry_at)
+		(void) smx_run_with_backoff(smx_notify_step, false, &unused, &w->notify_retry, 10000);
 
 	if (ready && now >= w->flush_retry.retry_at && smx_history_flush_due(now) &&
 		!smx_run_with_backoff(smx_writer_flush, false, &unused, &w->flush_retry,

@@ -1,0 +1,260 @@
+/*
+ * notify.c — live push from the writer: NOTIFY sim_metrics_status on every
+ * status change, and one aggregated Supabase Realtime message a tick
+ * through realtime.send() when sim_metrics.realtime asks for it and the
+ * function exists.
+ *
+ * Status changes are read from the history ring (lock-free, like
+ * sim_history), sample by sample, so each change has its tick. The ring is
+ * read before the writer's flush moves its tail; when a backend's
+ * sim_flush() took samples first, a change is still reported, from the
+ * status last seen to the new one.
+ *
+ * realtime.send() is not ours: the writer runs it as its owner, in a
+ * security-restricted operation, so whoever created it gets nothing the
+ * owner did not have. It is looked up at each send; the install script
+ * never names it. A failure is counted (sim_status().realtime_errors) and
+ * never stops the writer.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "sim_metrics.h"
+
+#define SMX_NOTIFY_CHANNEL	"sim_metrics_status"
+#define SMX_NOTIFY_CHUNK	4096	/* samples copied from the ring at a time */
+#define SMX_NOTIFY_MAX		10000	/* notifications a step, the rest next step */
+
+/* What the writer saw: the ring position read up to, each id's status. */
+static uint64 smx_notify_pos = 0;
+static uint8 *smx_notify_seen = NULL;	/* by id pool index; 255 = not seen */
+static SmxSample *smx_notify_chunk = NULL;
+static uint64 smx_realtime_tick = 0;	/* tick of the last message sent */
+
+/* sim_metrics.realtime: off, public or private */
+int			smx_realtime = SMX_REALTIME_OFF;
+char	   *smx_realtime_topic = NULL;
+
+/* One status change as a NOTIFY payload (well under the 8000-byte limit). */
+static void
+smx_change_payload(StringInfo buf, const char *id, int from, const SmxSample *s)
+{
+	resetStringInfo(buf);
+	appendStringInfoString(buf, "{\"server_id\": ");
+	escape_json(buf, id);
+	appendStringInfo(buf, ", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " INT64_FORMAT,
+					 smx_status_names[from & 3], smx_status_names[s->status & 3], s->tick);
+	appendStringInfoString(buf, ", \"sim_time\": ");
+	escape_json(buf, timestamptz_to_str(s->sim_time));
+	if (s->scenario_run != 0)
+		appendStringInfo(buf, ", \"scenario_run_id\": " INT64_FORMAT, s->scenario_run);
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * Queue a NOTIFY for every status change in the ring since the last step
+ * (at most SMX_NOTIFY_MAX; the rest next step). Must run in a transaction;
+ * the notifications go out when it commits. Returns how many.
+ */
+static pg_noinline int64
+smx_notify_changes(void)
+{
+	uint64		tail,
+				head;
+	int64		sent = 0;
+	StringInfoData buf;
+
+	if (smx_notify_seen == NULL)
+	{
+		smx_notify_seen = MemoryContextAllocHuge(TopMemoryContext, smx_shared->id_pool_size);
+		memset(smx_notify_seen, 255, smx_shared->id_pool_size);
+		smx_notify_chunk = MemoryContextAlloc(TopMemoryContext, sizeof(SmxSample) * SMX_NOTIFY_CHUNK);
+	}
+	smx_ring_bounds(&tail, &head);
+	if (smx_notify_pos < tail || smx_notify_pos > head)
+		smx_notify_pos = tail;
+	initStringInfo(&buf);
+	while (smx_notify_pos < head && sent < SMX_NOTIFY_MAX)
+	{
+		int			k = (int) Min(head - smx_notify_pos, (uint64) SMX_NOTIFY_CHUNK);
+		int			skip = smx_ring_copy(smx_notify_pos, k, smx_notify_chunk);
+		int			i;
+
+		for (i = skip; i < k && sent < SMX_NOTIFY_MAX; i++)
+		{
+			const SmxSample *s = &smx_notify_chunk[i];
+			uint8		before;
+
+			if (s->id_ref < 0 || s->id_ref >= smx_shared->id_pool_size)
+				continue;
+			before = smx_notify_seen[s->id_ref];
+			smx_notify_seen[s->id_ref] = s->status;
+			if (before == 255 || before == s->status)
+				continue;
+			smx_change_payload(&buf, smx_shared_id_pool()[s->id_ref].id, before, s);
+			Async_Notify(SMX_NOTIFY_CHANNEL, buf.data);
+			sent++;
+		}
+		smx_notify_pos += i;
+	}
+	pfree(buf.data);
+	return sent;
+}
+
+/*
+ * realtime.send(jsonb, text, text, boolean), when it exists, with its
+ * owner; InvalidOid when not.
+ */
+static Oid
+smx_realtime_send_fn(Oid *owner)
+{
+	List	   *names = list_make2(makeString("realtime"), makeString("send"));
+	Oid			argtypes[4] = {JSONBOID, TEXTOID, TEXTOID, BOOLOID};
+	Oid			fn = LookupFuncName(names, 4, argtypes, true);
+	HeapTuple	tup;
+
+	if (!OidIsValid(fn))
+		return InvalidOid;
+	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		return InvalidOid;
+	*owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	return fn;
+}
+
+/*
+ * One message for the tick: sim_dashboard()'s document (the first 1000
+ * servers, the status summary) with the tick, sent as realtime.send's
+ * owner. Must run in a transaction. Returns false when there is no
+ * realtime.send; raises when it fails.
+ */
+static bool
+smx_realtime_send(Oid nsp, uint64 tick)
+{
+	Oid			owner = InvalidOid;
+	Oid			fn = smx_realtime_send_fn(&owner);
+	Oid			save_user;
+	int			save_sec;
+	Datum		args[2];
+	Oid			types[2] = {TEXTOID, BOOLOID};
+	char	   *sql;
+	int			ret;
+
+	if (!OidIsValid(fn))
+		return false;
+	sql = psprintf("SELECT %s(%s.sim_dashboard(NULL, 1, 1000)"
+				   " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('tick', " UINT64_FORMAT "),"
+				   " 'tick', $1, $2)",
+				   format_procedure_qualified(fn), quote_identifier(get_namespace_name(nsp)), tick);
+	args[0] = CStringGetTextDatum(smx_realtime_topic && smx_realtime_topic[0] ? smx_realtime_topic : "sim_metrics");
+	args[1] = BoolGetDatum(smx_realtime == SMX_REALTIME_PRIVATE);
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ret = SPI_execute_with_args(sql, 2, types, args, NULL, false, 0);
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "realtime.send failed: %s", SPI_result_code_string(ret));
+	return true;
+}
+
+/*
+ * The writer's step: notifications of the status changes since the last
+ * step, then (sim_metrics.realtime) the tick's Realtime message. A failed
+ * Realtime send is counted and logged, never raised.
+ */
+bool
+smx_notify_step(bool unused)
+{
+	uint64		tick;
+	Oid			ext;
+	Oid			nsp;
+	int64		sent;
+	bool		realtime_due;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	tick = smx_shared->tick;
+	LWLockRelease(smx_shared->lock);
+	realtime_due = smx_realtime != SMX_REALTIME_OFF && tick != smx_realtime_tick;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "sim_metrics: notifications");
+	sent = smx_notify_changes();
+	nsp = smx_extension_schema(&ext);
+	if (realtime_due && OidIsValid(nsp))
+	{
+		ResourceOwner owner = CurrentResourceOwner;
+
+		/* a failing realtime.send must not take the notifications with it */
+		BeginInternalSubTransaction(NULL);
+		MemoryContextSwitchTo(cxt);
+		PG_TRY();
+		{
+			bool		done = smx_realtime_send(nsp, tick);
+
+			ReleaseCurrentSubTransaction();
+			if (done)
+			{
+				LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+				smx_shared->realtime_messages++;
+				LWLockRelease(smx_shared->lock);
+			}
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			MemoryContextSwitchTo(cxt);
+			edata = CopyErrorData();
+			FlushErrorState();
+			RollbackAndReleaseCurrentSubTransaction();
+			LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+			smx_shared->realtime_errors++;
+			LWLockRelease(smx_shared->lock);
+			ereport(LOG,
+					(errmsg("sim_metrics: realtime.send failed: %s", edata->message)));
+			FreeErrorData(edata);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		smx_realtime_tick = tick;
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(smx_loop_cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	if (sent > 0)
+	{
+		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+		smx_shared->notifications += sent;
+		LWLockRelease(smx_shared->lock);
+	}
+	return true;
+}

@@ -1,0 +1,221 @@
+
+# A cluster shaped like self-hosted Supabase: the bootstrap superuser
+# supabase_admin; a non-superuser postgres with pg_monitor and
+# pg_read_all_data; anon, authenticated and service_role reached through
+# authenticator; the schema extensions with the default privileges of
+# Supabase's migration 20230224042246_grant_extensions_perms_for_postgres
+# (everything the superuser creates there: ALL to postgres WITH GRANT
+# OPTION), and public's (ALL to the API roles). CREATE EXTENSION runs as
+# supabase_admin. Proves, with pgTAP where it reads better:
+#  - postgres cannot escalate through a trigger (or TRUNCATE, or a write
+#    to the history) that the privileged writer would run;
+#  - anon and authenticated can run the reads only;
+#  - postgres can run and grant the control functions; service_role after
+#    a grant;
+#  - no function is SECURITY DEFINER; every one pins its search_path;
+#  - the same in public, where the API roles get ALL by default.
+use strict;
+use warnings FATAL => 'all';
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use SimMetricsTest;
+
+$ENV{PGUSER} = 'supabase_admin';
+my $node = PostgreSQL::Test::Cluster->new('supabase');
+$node->init(extra => [ '-U', 'supabase_admin' ]);
+$node->append_conf('postgresql.conf', <<'EOC');
+shared_preload_libraries = 'sim_metrics'
+sim_metrics.database_name = 'postgres'
+sim_metrics.enabled = off
+sim_metrics.seed = 42
+sim_metrics.start_time = '2026-01-05 00:00:00+00'
+sim_metrics.flush_interval = '1h'
+EOC
+$node->start;
+
+# the roles and schemas, as Supabase's init scripts and migrations leave them
+$node->safe_psql('postgres', <<'EOS');
+CREATE ROLE postgres LOGIN NOSUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS;
+GRANT pg_monitor, pg_read_all_data, pg_signal_backend TO postgres;
+CREATE ROLE anon NOLOGIN NOINHERIT;
+CREATE ROLE authenticated NOLOGIN NOINHERIT;
+CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+CREATE ROLE authenticator LOGIN NOINHERIT;
+GRANT anon, authenticated, service_role TO authenticator;
+GRANT anon, authenticated, service_role TO postgres;
+CREATE SCHEMA extensions;
+GRANT USAGE ON SCHEMA extensions TO postgres, anon, authenticated, service_role;
+GRANT USAGE ON SCHEMA public TO postgres, anon, authenticated, service_role;
+GRANT CREATE ON SCHEMA public TO postgres;
+-- 20230224042246_grant_extensions_perms_for_postgres.sql, in effect
+GRANT ALL ON ALL TABLES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
+GRANT ALL ON ALL ROUTINES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON TABLES TO postgres WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON ROUTINES TO postgres WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON SEQUENCES TO postgres WITH GRANT OPTION;
+-- public, as the initial schema sets it up for the API roles
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON ROUTINES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+CREATE SCHEMA tap;
+CREATE EXTENSION pgtap WITH SCHEMA tap;
+GRANT USAGE ON SCHEMA tap TO PUBLIC;
+EOS
+
+my @reads = ('sim_current_metrics()', 'sim_status()', 'sim_history(text,timestamptz,timestamptz)',
+	'sim_server_metrics(text)', 'sim_scenario_runs()', 'sim_scenarios()',
+	'sim_dashboard(text,integer,integer)');
+my @controls = ('sim_start()', 'sim_stop()', 'sim_tick(integer)', 'sim_reload()', 'sim_flush()',
+	'sim_scenario_start(text,text[],real,interval)', 'sim_scenario_stop(bigint)',
+	'sim_expose(name,name[])');
+my @tables = qw(server_templates server_metrics_history scenario_execution_log sim_scenarios
+  server_metrics_rejected);
+
+# pgTAP checks of the privileges in schema $s, run as the superuser; each
+# of its lines becomes one test here
+sub privilege_checks
+{
+	my ($s) = @_;
+	my @q;
+	for my $role (qw(anon authenticated service_role))
+	{
+		for my $t (@tables)
+		{
+			my $privs = $t eq 'server_metrics_rejected' ? q{'{}'::text[]} : q{ARRAY['SELECT']};
+			push @q, "tap.table_privs_are('$s', '$t', '$role', $privs, '$s.$t: $role reads at most')";
+		}
+		for my $f (@reads, @controls)
+		{
+			my ($name, $args) = $f =~ /^(\w+)\((.*)\)$/;
+			my $want = (grep { $_ eq $f } @reads) ? q{ARRAY['EXECUTE']} : q{'{}'::text[]};
+			push @q, "tap.function_privs_are('$s', '$name', string_to_array('$args', ',')::name[], '$role', $want, "
+			  . "'$s.$f: $role " . ((grep { $_ eq $f } @reads) ? 'may' : 'may not') . " run it')";
+		}
+	}
+	for my $t (qw(server_metrics_history scenario_execution_log))
+	{
+		push @q, "tap.table_privs_are('$s', '$t', 'postgres', ARRAY['SELECT'], "
+		  . "'$s.$t: postgres reads it, no TRIGGER, TRUNCATE, REFERENCES or write')";
+	}
+	for my $t (qw(server_templates sim_scenarios))
+	{
+		push @q, "tap.table_privs_are('$s', '$t', 'postgres', ARRAY['DELETE','INSERT','SELECT','UPDATE'], "
+		  . "'$s.$t: postgres edits it, no TRIGGER, TRUNCATE or REFERENCES')";
+	}
+	for my $f (@controls)
+	{
+		my ($name, $args) = $f =~ /^(\w+)\((.*)\)$/;
+		push @q, "tap.function_privs_are('$s', '$name', string_to_array('$args', ',')::name[], 'postgres', "
+		  . "ARRAY['EXECUTE'], '$s.$f: postgres may run it')";
+		push @q, "tap.isnt_definer('$s', '$name', string_to_array('$args', ',')::name[], '$s.$f is not SECURITY DEFINER')";
+	}
+	for my $f (@reads)
+	{
+		my ($name, $args) = $f =~ /^(\w+)\((.*)\)$/;
+		push @q, "tap.isnt_definer('$s', '$name', string_to_array('$args', ',')::name[], '$s.$f is not SECURITY DEFINER')";
+	}
+	push @q, "tap.is((SELECT count(*)::int FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid
+		AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
+		JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'sim_metrics'
+		WHERE NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%')), 0,
+		'every function of the extension pins its search_path')";
+	return join("\n", map { "SELECT $_;" } @q);
+}
+
+sub run_pgtap
+{
+	my ($s) = @_;
+	my $out = $node->safe_psql('postgres', privilege_checks($s));
+	for my $line (split /\n/, $out)
+	{
+		next unless $line =~ /^(not )?ok \d+ - (.*)$/;
+		ok(!defined $1, $2);
+		diag $out if defined $1;
+	}
+}
+
+sub as_role
+{
+	my ($role, $sql) = @_;
+	my ($ret, $out, $err) = $node->psql('postgres', "SET ROLE $role; $sql");
+	return ($ret, $out, $err);
+}
+
+sub scenario
+{
+	my ($s) = @_;
+
+	run_pgtap($s);
+
+	# the escalation of the report: a trigger on the history the writer fills
+	my ($ret, $out, $err) = as_role('postgres', qq{
+		CREATE FUNCTION public.escalate() RETURNS trigger LANGUAGE plpgsql AS
+		  'BEGIN ALTER ROLE postgres SUPERUSER; RETURN NULL; END';
+		CREATE TRIGGER escalate AFTER INSERT ON $s.server_metrics_history
+		  FOR EACH STATEMENT EXECUTE FUNCTION public.escalate()});
+	like($err, qr/permission denied|must be owner/, "$s: postgres cannot put a trigger on the history");
+	for my $t (qw(scenario_execution_log server_templates sim_scenarios))
+	{
+		($ret, $out, $err) = as_role('postgres',
+			"CREATE TRIGGER escalate AFTER INSERT ON $s.$t FOR EACH STATEMENT EXECUTE FUNCTION public.escalate()");
+		like($err, qr/permission denied|must be owner/, "$s: nor on $t");
+	}
+	for my $stmt ("TRUNCATE $s.server_metrics_history", "DELETE FROM $s.server_metrics_history",
+		"DELETE FROM $s.scenario_execution_log", "INSERT INTO $s.scenario_execution_log (run_id, scenario_name, phase, started_at) VALUES (1, 'x', 'peak', now())")
+	{
+		($ret, $out, $err) = as_role('postgres', $stmt);
+		like($err, qr/permission denied/, "$s: postgres: $stmt is refused");
+	}
+	# the paths the privileged writer takes, driven by postgres
+	($ret, $out, $err) = as_role('postgres', "SELECT $s.sim_scenario_start('memory_leak', '{cache-redis-icn-01}');
+		SELECT $s.sim_tick(25); SELECT $s.sim_flush() > 0");
+	is($ret, 0, "$s: postgres starts a scenario, ticks and flushes") or diag $err;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET sim_metrics.history_retention = '1min'; SELECT pg_reload_conf()");
+	ok(wait_until($node, "SELECT count(*) < 15 * 25 FROM $s.server_metrics_history", 't', 30),
+		"$s: the writer's retention ran");
+	$node->safe_psql('postgres', "ALTER SYSTEM RESET sim_metrics.history_retention; SELECT pg_reload_conf()");
+	is($node->safe_psql('postgres', q{SELECT rolsuper FROM pg_roles WHERE rolname = 'postgres'}), 'f',
+		"$s: postgres is still not a superuser");
+
+	# anon and authenticated: the reads, nothing else
+	for my $role (qw(anon authenticated))
+	{
+		($ret, $out, $err) = as_role($role, "SELECT count(*) FROM $s.sim_current_metrics()");
+		is($out, '15', "$s: $role reads the fleet");
+		for my $stmt ("SELECT $s.sim_stop()", "SELECT $s.sim_tick(5)",
+			"SELECT $s.sim_scenario_start('cpu_spike')", "DELETE FROM $s.server_metrics_history",
+			"TRUNCATE $s.server_metrics_history", "UPDATE $s.server_templates SET enabled = false")
+		{
+			($ret, $out, $err) = as_role($role, $stmt);
+			like($err, qr/permission denied/, "$s: $role: $stmt is refused");
+		}
+	}
+
+	# postgres passes a control function on
+	($ret, $out, $err) = as_role('service_role', "SELECT $s.sim_tick(1)");
+	like($err, qr/permission denied/, "$s: service_role cannot tick before a grant");
+	($ret, $out, $err) = as_role('postgres', "GRANT EXECUTE ON FUNCTION $s.sim_tick(integer) TO service_role");
+	is($ret, 0, "$s: postgres grants sim_tick to service_role") or diag $err;
+	($ret, $out, $err) = as_role('service_role', "SELECT $s.sim_tick(1) > 0");
+	is($out, 't', "$s: service_role ticks after it") or diag $err;
+	($ret, $out, $err) = as_role('postgres', "DROP FUNCTION IF EXISTS public.escalate()");
+}
+
+$node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics WITH SCHEMA extensions');
+ok(wait_until($node, 'SELECT servers FROM extensions.sim_status()', '15', 30), 'extensions: fleet loaded');
+scenario('extensions');
+
+# the README's plain CREATE EXTENSION lands in public: just as safe
+$node->safe_psql('postgres', 'DROP EXTENSION sim_metrics');
+$node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics');
+ok(wait_until($node, 'SELECT servers FROM public.sim_status()', '15', 30), 'public: fleet loaded');
+scenario('public');
+
+$node->stop;
+done_testing();
