@@ -48,7 +48,7 @@ ok(wait_until($node, 'SELECT servers FROM sim_status()', '15', 30), 'reload: and
 $node->safe_psql('postgres', q{SELECT sim_scenario_start('slow_database', '{db-mysql-icn-primary}', 0.8, '5 min')});
 $node->safe_psql('postgres', 'SELECT sim_tick(12)');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET sim_metrics.flush_interval = '1s'; SELECT pg_reload_conf()});
-ok(wait_until($node, 'SELECT pending_samples FROM sim_status()', '0', 30), 'flush: the writer wrote the samples');
+ok(defined wait_until($node, 'SELECT pending_samples FROM sim_status()', '0', 30), 'flush: the writer wrote the samples');
 ok(wait_until($node, q{SELECT count(*) FILTER (WHERE ended_at IS NULL) = 0 AND count(*) >= 4
 	FROM scenario_execution_log WHERE run_id = 1}, 't', 30), 'scenario log: the run is logged, closed');
 is($node->safe_psql('postgres', 'SELECT count(*) > 0 FROM server_metrics_history WHERE scenario_run_id = 1'),
