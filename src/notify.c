@@ -122,10 +122,10 @@ smx_notify_changes(void)
 
 /*
  * realtime.send(jsonb, text, text, boolean), when it exists, with its
- * owner; InvalidOid when not.
+ * owner and qualified name; InvalidOid when not.
  */
 static Oid
-smx_realtime_send_fn(Oid *owner)
+smx_realtime_send_fn(Oid *owner, char **name)
 {
 	List	   *names = list_make2(makeString("realtime"), makeString("send"));
 	Oid			argtypes[4] = {JSONBOID, TEXTOID, TEXTOID, BOOLOID};
@@ -138,6 +138,8 @@ smx_realtime_send_fn(Oid *owner)
 	if (!HeapTupleIsValid(tup))
 		return InvalidOid;
 	*owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	*name = quote_qualified_identifier(get_namespace_name(((Form_pg_proc) GETSTRUCT(tup))->pronamespace),
+									   NameStr(((Form_pg_proc) GETSTRUCT(tup))->proname));
 	ReleaseSysCache(tup);
 	return fn;
 }
@@ -152,7 +154,8 @@ static bool
 smx_realtime_send(Oid nsp, uint64 tick)
 {
 	Oid			owner = InvalidOid;
-	Oid			fn = smx_realtime_send_fn(&owner);
+	char	   *name = NULL;
+	Oid			fn = smx_realtime_send_fn(&owner, &name);
 	Oid			save_user;
 	int			save_sec;
 	Datum		args[2];
@@ -165,7 +168,7 @@ smx_realtime_send(Oid nsp, uint64 tick)
 	sql = psprintf("SELECT %s(%s.sim_dashboard(NULL, 1, 1000)"
 				   " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('tick', " UINT64_FORMAT "),"
 				   " 'tick', $1, $2)",
-				   format_procedure_qualified(fn), quote_identifier(get_namespace_name(nsp)), tick);
+				   name, quote_identifier(get_namespace_name(nsp)), tick);
 	args[0] = CStringGetTextDatum(smx_realtime_topic && smx_realtime_topic[0] ? smx_realtime_topic : "sim_metrics");
 	args[1] = BoolGetDatum(smx_realtime == SMX_REALTIME_PRIVATE);
 	GetUserIdAndSecContext(&save_user, &save_sec);

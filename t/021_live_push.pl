@@ -1,0 +1,114 @@
+
+# Live push from the writer: a real LISTEN client gets one NOTIFY
+# sim_metrics_status a status change, with the payload the history agrees
+# with; sim_metrics.realtime sends one message a tick through a stand-in
+# realtime.send(), run as that function's owner (not the privileged
+# writer); a failing or missing realtime.send is counted, never fatal.
+use strict;
+use warnings FATAL => 'all';
+
+use FindBin;
+use lib $FindBin::RealBin;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+use SimMetricsTest;
+
+my $node = sim_node('live_push', <<'EOC');
+sim_metrics.database_name = 'postgres'
+sim_metrics.enabled = off
+sim_metrics.seed = 42
+sim_metrics.start_time = '2026-01-05 00:00:00+00'
+sim_metrics.flush_interval = '1h'
+sim_metrics.realtime = 'public'
+sim_metrics.realtime_topic = 'fleet'
+EOC
+$node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics');
+ok(wait_until($node, 'SELECT servers FROM sim_status()', '15', 30), 'fleet loaded');
+
+# no realtime.send yet: nothing sent, nothing failed
+$node->safe_psql('postgres', 'SELECT sim_tick(1)');
+ok(wait_until($node, 'SELECT realtime_messages, realtime_errors FROM sim_status()', '0|0', 10),
+	'no realtime.send: nothing sent, no error');
+
+# a stand-in realtime.send, owned by a plain role as on Supabase
+$node->safe_psql('postgres', <<'EOS');
+CREATE ROLE supabase_realtime_admin NOLOGIN;
+CREATE SCHEMA realtime AUTHORIZATION supabase_realtime_admin;
+SET ROLE supabase_realtime_admin;
+CREATE TABLE realtime.sent (payload jsonb, event text, topic text, private boolean,
+                            sender name DEFAULT current_user, at timestamptz DEFAULT clock_timestamp());
+CREATE FUNCTION realtime.send(payload jsonb, event text, topic text, private boolean DEFAULT true)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF topic = 'fail' THEN RAISE EXCEPTION 'stand-in failure'; END IF;
+  INSERT INTO realtime.sent (payload, event, topic, private) VALUES (payload, event, topic, private);
+END $$;
+RESET ROLE;
+EOS
+
+# a LISTEN client
+my $listener = $node->background_psql('postgres', on_error_stop => 0);
+$listener->query_safe('LISTEN sim_metrics_status');
+
+# a status change: a server goes down and comes back
+$node->safe_psql('postgres', q{SELECT sim_scenario_start('server_down', '{web-nginx-icn-02}', 1, '10 min')});
+$node->safe_psql('postgres', 'SELECT sim_tick(25)');
+my $got = '';
+for (1 .. 100)
+{
+	$got .= $listener->query('SELECT 1') // '';
+	last if ($got =~ tr/\n//) > 2 && $got =~ /"to": "online"/;
+	usleep(100_000);
+}
+my @notes = $got =~ /Asynchronous notification "sim_metrics_status" with payload "(.*?)" received/g;
+my @down = grep { /web-nginx-icn-02/ } @notes;
+cmp_ok(scalar @down, '>=', 2, 'the LISTEN client got the server going down and coming back')
+  or diag $got;
+my ($first) = grep { /"to": "offline"/ } @down;
+like($first // '', qr/^\{"server_id": "web-nginx-icn-02", "from": "(online|warning)", "to": "offline", "tick": \d+, "sim_time": "[^"]+", "scenario_run_id": 1\}$/,
+	'payload: server, from, to, tick, sim time, run id');
+my ($tick) = ($first // '') =~ /"tick": (\d+)/;
+$node->safe_psql('postgres', 'SELECT sim_flush()');
+is($node->safe_psql('postgres', "SELECT string_agg(status, ',' ORDER BY tick) FROM server_metrics_history
+	WHERE server_id = 'web-nginx-icn-02' AND tick BETWEEN " . (($tick // 1) - 1) . " AND " . ($tick // 1)),
+	($first // '') =~ /"from": "(\w+)"/ ? "$1,offline" : 'no tick',
+	"the history agrees: the change is at tick " . ($tick // '?'));
+my @back = grep { /"to": "online"/ } @down;
+is(scalar @back, 1, 'and one notification of its return');
+cmp_ok($node->safe_psql('postgres', 'SELECT notifications FROM sim_status()'), '>=', scalar @notes,
+	'sim_status().notifications counts them');
+$listener->quit;
+
+# Realtime: one message a tick, as the function's owner
+ok(wait_until($node, 'SELECT count(*) > 0 FROM realtime.sent', 't', 30), 'realtime.send was called');
+$node->safe_psql('postgres', 'SELECT sim_tick(3)');
+my $tick_now = $node->safe_psql('postgres', 'SELECT tick FROM sim_status()');
+ok(wait_until($node, "SELECT max((payload->>'tick')::int) FROM realtime.sent", $tick_now, 30),
+	"a message for the current tick ($tick_now)");
+is($node->safe_psql('postgres', q{SELECT string_agg(DISTINCT concat_ws(',', event, topic, private, sender), ';')
+	FROM realtime.sent}), 'tick,fleet,f,supabase_realtime_admin',
+	'event tick, topic from sim_metrics.realtime_topic, public, run as the function\'s owner');
+is($node->safe_psql('postgres', q{SELECT payload->'summary'->'total', jsonb_array_length(payload->'data'),
+	payload ? 'pagination' FROM realtime.sent ORDER BY at DESC LIMIT 1}), '15|15|t',
+	'the message is the dashboard document of the fleet');
+is($node->safe_psql('postgres', 'SELECT realtime_errors FROM sim_status()'), '0', 'no error');
+
+# a failing realtime.send: counted, logged, the writer goes on
+$node->safe_psql('postgres', q{ALTER SYSTEM SET sim_metrics.realtime_topic = 'fail'; SELECT pg_reload_conf()});
+$node->safe_psql('postgres', 'SELECT sim_tick(2)');
+ok(wait_until($node, 'SELECT realtime_errors > 0 FROM sim_status()', 't', 30), 'a failing send is counted');
+$node->safe_psql('postgres', q{SELECT sim_scenario_start('server_down', '{web-nginx-icn-01}', 1, '5 min')});
+$node->safe_psql('postgres', 'SELECT sim_tick(12)');
+ok(wait_until($node, q{SELECT count(*) >= 4 FROM scenario_execution_log WHERE run_id = 2 AND ended_at IS NOT NULL}, 't', 30),
+	'the writer still logs');
+ok(wait_until($node, 'SELECT sim_flush() >= 0 AND pending_samples = 0 FROM sim_status()', 't', 30),
+	'and flushes');
+like(slurp_file($node->logfile), qr/sim_metrics: realtime\.send failed: stand-in failure/, 'the failure is logged');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics writer'}),
+	'1', 'the writer runs');
+
+$node->stop;
+done_testing();
