@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(build-essential postgresql-15 postgresql-server-dev-15
       libipc-run-perl valgrind libhiredis-dev redis-server postgresql-15-partman
-      postgresql-15-pgtap)
+      postgresql-15-pgtap prometheus-postgres-exporter curl)
 
 missing=()
 for p in "${PKGS[@]}"; do
