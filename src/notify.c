@@ -75,7 +75,7 @@ smx_change_payload(StringInfo buf, const char *id, int from, const SmxSample *s)
  * (at most SMX_NOTIFY_MAX; the rest next step). Must run in a transaction;
  * the notifications go out when it commits. Returns how many.
  */
-static pg_noinline int64
+static int64
 smx_notify_changes(void)
 {
 	uint64		tail,
@@ -144,44 +144,69 @@ smx_realtime_send_fn(Oid *owner, char **name)
 	return fn;
 }
 
-/*
- * One message for the tick: sim_dashboard()'s document (the first 1000
- * servers, the status summary) with the tick, sent as realtime.send's
- * owner. Must run in a transaction. Returns false when there is no
- * realtime.send; raises when it fails.
- */
-static bool
-smx_realtime_send(Oid nsp, uint64 tick)
+/* One Realtime message: what smx_realtime_send_step needs. */
+typedef struct SmxRealtimeSend
 {
-	Oid			owner = InvalidOid;
-	char	   *name = NULL;
-	Oid			fn = smx_realtime_send_fn(&owner, &name);
-	Oid			save_user;
-	int			save_sec;
+	const char *fn;				/* realtime.send, qualified */
+	Oid			nsp;			/* the extension's schema */
+	uint64		tick;
+} SmxRealtimeSend;
+
+/*
+ * The message for the tick: sim_dashboard()'s document (the first 1000
+ * servers, the status summary) with the tick. Runs in smx_try_in_subxact,
+ * as realtime.send's owner.
+ */
+static void
+smx_realtime_send_step(void *arg)
+{
+	SmxRealtimeSend *rs = arg;
 	Datum		args[2];
 	Oid			types[2] = {TEXTOID, BOOLOID};
 	char	   *sql;
 	int			ret;
 
-	if (!OidIsValid(fn))
-		return false;
 	sql = psprintf("SELECT %s(%s.sim_dashboard(NULL, 1, 1000)"
 				   " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('tick', " UINT64_FORMAT "),"
 				   " 'tick', $1, $2)",
-				   name, quote_identifier(get_namespace_name(nsp)), tick);
+				   rs->fn, quote_identifier(get_namespace_name(rs->nsp)), rs->tick);
 	args[0] = CStringGetTextDatum(smx_realtime_topic && smx_realtime_topic[0] ? smx_realtime_topic : "sim_metrics");
 	args[1] = BoolGetDatum(smx_realtime == SMX_REALTIME_PRIVATE);
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute_with_args(sql, 2, types, args, NULL, false, 0);
-	SPI_finish();
-	SetUserIdAndSecContext(save_user, save_sec);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "realtime.send failed: %s", SPI_result_code_string(ret));
-	return true;
+}
+
+/*
+ * Send the tick's message when realtime.send exists; a failure is counted
+ * and logged, never raised. Must run in a transaction.
+ */
+static void
+smx_realtime_send(Oid nsp, uint64 tick)
+{
+	Oid			owner = InvalidOid;
+	char	   *name = NULL;
+	SmxRealtimeSend rs;
+	ErrorData  *edata;
+
+	if (!OidIsValid(smx_realtime_send_fn(&owner, &name)))
+		return;
+	rs.fn = name;
+	rs.nsp = nsp;
+	rs.tick = tick;
+	edata = smx_try_in_subxact(smx_realtime_send_step, &rs, owner);
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (edata == NULL)
+		smx_shared->realtime_messages++;
+	else
+		smx_shared->realtime_errors++;
+	LWLockRelease(smx_shared->lock);
+	if (edata != NULL)
+	{
+		ereport(LOG,
+				(errmsg("sim_metrics: realtime.send failed: %s", edata->message)));
+		FreeErrorData(edata);
+	}
 }
 
 /*
@@ -197,12 +222,21 @@ smx_notify_step(bool unused)
 	Oid			nsp;
 	int64		sent;
 	bool		realtime_due;
-	MemoryContext cxt = CurrentMemoryContext;
 
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	tick = smx_shared->tick;
 	LWLockRelease(smx_shared->lock);
 	realtime_due = smx_realtime != SMX_REALTIME_OFF && tick != smx_realtime_tick;
+	if (!realtime_due && smx_notify_seen != NULL)
+	{
+		uint64		tail,
+					head;
+
+		/* nothing new in the ring: no transaction */
+		smx_ring_bounds(&tail, &head);
+		if (smx_notify_pos == head)
+			return true;
+	}
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -212,41 +246,7 @@ smx_notify_step(bool unused)
 	nsp = smx_extension_schema(&ext);
 	if (realtime_due && OidIsValid(nsp))
 	{
-		ResourceOwner owner = CurrentResourceOwner;
-
-		/* a failing realtime.send must not take the notifications with it */
-		BeginInternalSubTransaction(NULL);
-		MemoryContextSwitchTo(cxt);
-		PG_TRY();
-		{
-			bool		done = smx_realtime_send(nsp, tick);
-
-			ReleaseCurrentSubTransaction();
-			if (done)
-			{
-				LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-				smx_shared->realtime_messages++;
-				LWLockRelease(smx_shared->lock);
-			}
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
-
-			MemoryContextSwitchTo(cxt);
-			edata = CopyErrorData();
-			FlushErrorState();
-			RollbackAndReleaseCurrentSubTransaction();
-			LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-			smx_shared->realtime_errors++;
-			LWLockRelease(smx_shared->lock);
-			ereport(LOG,
-					(errmsg("sim_metrics: realtime.send failed: %s", edata->message)));
-			FreeErrorData(edata);
-		}
-		PG_END_TRY();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
+		smx_realtime_send(nsp, tick);
 		smx_realtime_tick = tick;
 	}
 	PopActiveSnapshot();

@@ -11,7 +11,8 @@
  *  - the ticker (ticker.c) steps the fleet every tick_interval: model step,
  *    publish, ring append. It has no database and does no I/O.
  *  - the writer (writer.c) does every database write and read: template
- *    reloads (it publishes new fleets), flushes of the ring into the history
+ *    reloads (it publishes new fleets), the scenario log, NOTIFY and
+ *    Realtime messages (notify.c), flushes of the ring into the history
  *    table (it moves ring_tail), retention, and after a restart the
  *    recovery of unflushed samples from Redis (recover.c).
  *  - the mirror (mirror.c) has no database: it copies the published state
