@@ -8,6 +8,29 @@
 -- complain if script is sourced in psql, rather than via ALTER EXTENSION
 \echo Use "ALTER EXTENSION sim_metrics UPDATE TO '1.5'" to load this file. \quit
 
+-- A trigger someone put on a table the writer fills would fire as the
+-- table's owner: the update stops until it is looked at.
+DO $triggers$
+DECLARE
+    culprit text;
+BEGIN
+    SELECT pg_catalog.format('%s on %s', t.tgname, t.tgrelid::pg_catalog.regclass) INTO culprit
+      FROM pg_catalog.pg_trigger t
+      JOIN pg_catalog.pg_depend d ON d.objid OPERATOR(pg_catalog.=) t.tgrelid
+       AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+       AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char"
+      JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid
+       AND e.extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name
+     WHERE NOT t.tgisinternal
+       AND t.tgname OPERATOR(pg_catalog.<>) ALL (ARRAY['server_templates_changed', 'sim_scenarios_changed']::pg_catalog.name[])
+     LIMIT 1;
+    IF culprit IS NOT NULL THEN
+        RAISE EXCEPTION 'trigger % was not created by sim_metrics', culprit USING ERRCODE = '42501',
+            HINT = 'The writer would fire it as the table''s owner. Check who made it and drop it, then update again.';
+    END IF;
+END
+$triggers$;
+
 DROP FUNCTION sim_status();
 CREATE FUNCTION sim_status(
     OUT running boolean, OUT paused boolean, OUT session_id text,
@@ -104,6 +127,7 @@ DECLARE
     f record;
     created regprocedure;
     r name;
+    g pg_catalog.oid;
 BEGIN
     SELECT n.nspname INTO ext_schema FROM pg_catalog.pg_extension e
       JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'sim_metrics';
@@ -132,11 +156,23 @@ BEGIN
     END LOOP;
     FOR f IN
         SELECT p.oid, p.proname, p.pronargs, p.proargtypes FROM pg_catalog.pg_proc p
-         WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = ext_schema)
-           AND p.proname IN ('sim_current_metrics', 'sim_status', 'sim_history', 'sim_server_metrics',
+          JOIN pg_catalog.pg_depend d ON d.objid = p.oid
+           AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+           AND d.deptype = 'e'::pg_catalog."char"
+          JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'sim_metrics'::pg_catalog.name
+         WHERE p.proname IN ('sim_current_metrics', 'sim_status', 'sim_history', 'sim_server_metrics',
                              'sim_scenario_runs', 'sim_dashboard')
          ORDER BY p.proname
     LOOP
+        -- never take over a function someone else made there
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_proc w
+                    WHERE w.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = schema)
+                      AND w.proname = f.proname AND w.proargtypes = f.proargtypes
+                      AND w.proowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)) THEN
+            RAISE EXCEPTION 'function %.% exists and belongs to another role', schema, f.proname
+                USING ERRCODE = '42501',
+                HINT = 'Drop it, or have its owner run sim_expose().';
+        END IF;
         EXECUTE pg_catalog.format(
             'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql STABLE SECURITY INVOKER'
             ' SET search_path = '''' AS %L',
@@ -148,6 +184,13 @@ BEGIN
         SELECT w.oid::regprocedure INTO created FROM pg_catalog.pg_proc w
          WHERE w.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = schema)
            AND w.proname = f.proname AND w.proargtypes = f.proargtypes;
+        -- only the roles named: whatever default privileges granted goes
+        FOR g IN SELECT a.grantee FROM pg_catalog.pg_proc w, pg_catalog.aclexplode(w.proacl) a
+                  WHERE w.oid = created AND a.grantee <> w.proowner
+        LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', created,
+                CASE WHEN g = 0::pg_catalog.oid THEN 'PUBLIC' ELSE g::pg_catalog.regrole::text END);
+        END LOOP;
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', created);
         FOREACH r IN ARRAY roles LOOP
             EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', created,
@@ -173,27 +216,40 @@ DECLARE
     g record;
 BEGIN
     FOR g IN
-        SELECT pg_catalog.format('%s %s', CASE c.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END,
+        SELECT pg_catalog.format('%s %s', CASE WHEN c.relkind OPERATOR(pg_catalog.=) 'S'::pg_catalog."char" THEN 'SEQUENCE' ELSE 'TABLE' END,
                                  c.oid::pg_catalog.regclass) AS obj, a.grantee
           FROM pg_catalog.pg_depend d
-          JOIN pg_catalog.pg_class c ON c.oid = d.objid
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
           CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
-         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
-           AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'sim_metrics')
-           AND d.deptype = 'e' AND a.grantee <> c.relowner
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                 WHERE e.extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name)
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char" AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+        UNION
+        SELECT pg_catalog.format('TABLE %s', c.oid::pg_catalog.regclass), a.grantee
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.objid
+          JOIN pg_catalog.pg_attribute t ON t.attrelid OPERATOR(pg_catalog.=) c.oid
+          CROSS JOIN LATERAL pg_catalog.aclexplode(t.attacl) a
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                 WHERE e.extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name)
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char" AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
         UNION
         SELECT pg_catalog.format('FUNCTION %s', p.oid::pg_catalog.regprocedure), a.grantee
           FROM pg_catalog.pg_depend d
-          JOIN pg_catalog.pg_proc p ON p.oid = d.objid
+          JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid
           CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
-         WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass
-           AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
-           AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'sim_metrics')
-           AND d.deptype = 'e' AND a.grantee <> p.proowner
+         WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
+           AND d.refobjid OPERATOR(pg_catalog.=) (SELECT e.oid FROM pg_catalog.pg_extension e
+                                                 WHERE e.extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name)
+           AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char" AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s CASCADE', g.obj,
-            CASE WHEN g.grantee = 0 THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END);
+            CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END);
     END LOOP;
 END
 $grants$;

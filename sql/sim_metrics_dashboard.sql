@@ -1,6 +1,7 @@
 -- sim_dashboard() and sim_expose() (1.5), deterministic: the worker is
 -- paused, sim_tick() steps the fleet, seed 42.
 SELECT sim_tick(3) > 0 AS ticked;
+\set SHOW_CONTEXT never
 
 -- the dashboard's shape
 SELECT jsonb_object_keys(sim_dashboard()) AS key ORDER BY 1;

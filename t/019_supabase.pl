@@ -52,6 +52,7 @@ CREATE SCHEMA extensions;
 GRANT USAGE ON SCHEMA extensions TO postgres, anon, authenticated, service_role;
 GRANT USAGE ON SCHEMA public TO postgres, anon, authenticated, service_role;
 GRANT CREATE ON SCHEMA public TO postgres;
+GRANT CREATE ON DATABASE postgres TO postgres;
 -- 20230224042246_grant_extensions_perms_for_postgres.sql, in effect
 GRANT ALL ON ALL TABLES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
 GRANT ALL ON ALL ROUTINES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
@@ -63,6 +64,7 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON SEQUENCES TO postgres
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON ROUTINES TO anon, authenticated, service_role;
 ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON ROUTINES TO anon, authenticated, service_role;
 CREATE SCHEMA tap;
 CREATE EXTENSION pgtap WITH SCHEMA tap;
 GRANT USAGE ON SCHEMA tap TO PUBLIC;
@@ -216,8 +218,33 @@ $node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics WITH SCHEMA extension
 ok(wait_until($node, 'SELECT servers FROM extensions.sim_status()', '15', 30), 'extensions: fleet loaded');
 scenario('extensions');
 
-# the README's plain CREATE EXTENSION lands in public: just as safe
+# postgres exposes the reads in public, where default privileges give the
+# API roles ALL on what it creates: only the roles named may run them
+my ($ret, $out, $err) = as_role('postgres', q{SELECT count(*) FROM extensions.sim_expose('public', ARRAY['authenticated'])});
+is($out, '6', 'postgres: sim_expose creates the six wrappers in public') or diag $err;
+is($node->safe_psql('postgres', q{SELECT string_agg(r || ':' || has_function_privilege(r, 'public.sim_dashboard(text,integer,integer)', 'EXECUTE'), ',')
+	FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r}), 'anon:false,authenticated:true,service_role:false',
+	'the wrapper is executable by authenticated only, whatever the default privileges');
+($ret, $out, $err) = as_role('authenticated', q{SELECT public.sim_dashboard()->'summary'->>'total'});
+is($out, '15', 'authenticated calls public.sim_dashboard()') or diag $err;
+
+# the README's plain CREATE EXTENSION lands in public: just as safe. A
+# public holding functions a plain role made (the wrappers) is refused.
 $node->safe_psql('postgres', 'DROP EXTENSION sim_metrics');
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION sim_metrics');
+like($err, qr/cannot be installed into schema "public": it holds function (?:public\.)?\w+\(.*\) \(owner postgres\).*\n.*HINT:.*WITH SCHEMA extensions/,
+	'CREATE EXTENSION into a public holding postgres\'s functions is refused, with a hint');
+$node->safe_psql('postgres', q{DROP FUNCTION public.sim_current_metrics(), public.sim_status(),
+	public.sim_history(text, timestamptz, timestamptz), public.sim_server_metrics(text),
+	public.sim_scenario_runs(), public.sim_dashboard(text, integer, integer)});
+($ret, $out, $err) = as_role('postgres', q{CREATE SCHEMA own;
+	CREATE FUNCTION own.ge(numeric, integer) RETURNS boolean LANGUAGE sql AS 'SELECT $1 >= $2::numeric';
+	CREATE OPERATOR public.>= (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = own.ge)});
+is($ret, 0, 'postgres made an operator numeric >= integer in public') or diag $err;
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION sim_metrics');
+like($err, qr/it holds operator (?:public\.)?>=\(numeric,integer\) \(owner postgres\)/,
+	'and so is one holding an operator postgres made (the CHECKs would bind to it)');
+$node->safe_psql('postgres', 'DROP OPERATOR public.>= (numeric, integer); DROP SCHEMA own CASCADE');
 $node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics');
 ok(wait_until($node, 'SELECT servers FROM public.sim_status()', '15', 30), 'public: fleet loaded');
 scenario('public');
