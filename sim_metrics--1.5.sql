@@ -4,7 +4,7 @@
 \echo Use "CREATE EXTENSION sim_metrics" to load this file. \quit
 
 -- The schema must not hold operators or functions that someone other than a
--- superuser made: the CHECK constraints below bind their operators and
+-- superuser made, nor belong to such a role: the CHECK constraints below bind their operators and
 -- functions when they are created, and the privileged writer evaluates
 -- them on every insert (as the tables' owner).
 DO $guard$
@@ -22,6 +22,17 @@ BEGIN
           FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner
          WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp AND NOT r.rolsuper) x
      LIMIT 1;
+    -- nor belong to one: its owner could rename it and put another in its place
+    IF culprit IS NULL THEN
+        SELECT pg_catalog.format('the schema itself (owner %s)', r.rolname) INTO culprit
+          FROM pg_catalog.pg_namespace n
+          JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=)
+               CASE WHEN n.nspowner OPERATOR(pg_catalog.=) 'pg_database_owner'::pg_catalog.regrole::pg_catalog.oid
+                    THEN (SELECT d.datdba FROM pg_catalog.pg_database d
+                           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                    ELSE n.nspowner END
+         WHERE n.oid OPERATOR(pg_catalog.=) nsp AND NOT r.rolsuper;
+    END IF;
     IF culprit IS NOT NULL THEN
         RAISE EXCEPTION 'sim_metrics cannot be installed into schema "%": it holds % made by a role that is not a superuser',
             pg_catalog.current_schema(), culprit

@@ -29,7 +29,9 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "pgstat.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -144,6 +146,22 @@ smx_realtime_send_fn(Oid *owner, char **name)
 	return fn;
 }
 
+/*
+ * The role realtime.send runs as: never a superuser, since someone else
+ * shaped the function. Its owner when that is a plain role, else
+ * sim_metrics.admin_role when that is one; InvalidOid when neither.
+ */
+static Oid
+smx_realtime_role(Oid owner)
+{
+	Oid			admin;
+
+	if (!superuser_arg(owner))
+		return owner;
+	admin = smx_admin_role && smx_admin_role[0] ? get_role_oid(smx_admin_role, true) : InvalidOid;
+	return OidIsValid(admin) && !superuser_arg(admin) ? admin : InvalidOid;
+}
+
 /* One Realtime message: what smx_realtime_send_step needs. */
 typedef struct SmxRealtimeSend
 {
@@ -164,12 +182,16 @@ smx_realtime_send_step(void *arg)
 	Datum		args[2];
 	Oid			types[2] = {TEXTOID, BOOLOID};
 	char	   *sql;
+	char	   *nspname = get_namespace_name(rs->nsp);
 	int			ret;
 
-	sql = psprintf("SELECT %s(%s.sim_dashboard(NULL, 1, 1000)"
-				   " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('tick', " UINT64_FORMAT "),"
-				   " 'tick', $1, $2)",
-				   rs->fn, quote_identifier(get_namespace_name(rs->nsp)), rs->tick);
+	if (nspname == NULL)
+		elog(ERROR, "the extension's schema is gone");
+	sql = psprintf("SELECT %s(%s.sim_dashboard(NULL::pg_catalog.text, 1, 1000)"
+				   " OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('tick'::pg_catalog.text, "
+				   UINT64_FORMAT "::pg_catalog.int8),"
+				   " 'tick'::pg_catalog.text, $1, $2)",
+				   rs->fn, quote_identifier(nspname), rs->tick);
 	args[0] = CStringGetTextDatum(smx_realtime_topic && smx_realtime_topic[0] ? smx_realtime_topic : "sim_metrics");
 	args[1] = BoolGetDatum(smx_realtime == SMX_REALTIME_PRIVATE);
 	ret = SPI_execute_with_args(sql, 2, types, args, NULL, false, 0);
@@ -189,12 +211,30 @@ smx_realtime_send(Oid nsp, uint64 tick)
 	SmxRealtimeSend rs;
 	ErrorData  *edata;
 
+	Oid			as_user;
+	int			nest;
+
 	if (!OidIsValid(smx_realtime_send_fn(&owner, &name)))
 		return;
+	as_user = smx_realtime_role(owner);
+	if (!OidIsValid(as_user))
+	{
+		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+		smx_shared->realtime_errors++;
+		LWLockRelease(smx_shared->lock);
+		ereport(LOG,
+				(errmsg("sim_metrics: not calling realtime.send: its owner is a superuser and sim_metrics.admin_role names no plain role to run it as")));
+		return;
+	}
 	rs.fn = name;
 	rs.nsp = nsp;
 	rs.tick = tick;
-	edata = smx_try_in_subxact(smx_realtime_send_step, &rs, owner);
+	/* whatever the callee sets goes with it; it gets 5 s */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("statement_timeout", "5s", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	edata = smx_try_in_subxact(smx_realtime_send_step, &rs, as_user);
+	AtEOXact_GUC(false, nest);
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	if (edata == NULL)
 		smx_shared->realtime_messages++;

@@ -244,7 +244,11 @@ is($ret, 0, 'postgres made an operator numeric >= integer in public') or diag $e
 ($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION sim_metrics');
 like($err, qr/it holds operator (?:public\.)?>=\(numeric,integer\) \(owner postgres\)/,
 	'and so is one holding an operator postgres made (the CHECKs would bind to it)');
-$node->safe_psql('postgres', 'DROP OPERATOR public.>= (numeric, integer); DROP SCHEMA own CASCADE');
+as_role('postgres', 'CREATE SCHEMA empty_owned');
+($ret, $out, $err) = $node->psql('postgres', 'CREATE EXTENSION sim_metrics WITH SCHEMA empty_owned');
+like($err, qr/cannot be installed into schema "empty_owned": it holds the schema itself \(owner postgres\)/,
+	'and so is a schema postgres owns (it could rename it and put another in its place)');
+$node->safe_psql('postgres', 'DROP OPERATOR public.>= (numeric, integer); DROP SCHEMA own CASCADE; DROP SCHEMA empty_owned');
 $node->safe_psql('postgres', 'CREATE EXTENSION sim_metrics');
 ok(wait_until($node, 'SELECT servers FROM public.sim_status()', '15', 30), 'public: fleet loaded');
 scenario('public');

@@ -96,10 +96,30 @@ is($node->safe_psql('postgres', q{SELECT payload->'summary'->'total', jsonb_arra
 	'the message is the dashboard document of the fleet');
 is($node->safe_psql('postgres', 'SELECT realtime_errors FROM sim_status()'), '0', 'no error');
 
+# owned by a superuser: never run as its owner, but as sim_metrics.admin_role
+$node->safe_psql('postgres', q{CREATE ROLE dash_admin NOLOGIN;
+	GRANT USAGE ON SCHEMA realtime TO dash_admin; GRANT INSERT ON realtime.sent TO dash_admin;
+	ALTER FUNCTION realtime.send(jsonb, text, text, boolean) OWNER TO CURRENT_USER;
+	ALTER SYSTEM SET sim_metrics.admin_role = 'dash_admin'; SELECT pg_reload_conf()});
+$node->safe_psql('postgres', 'SELECT sim_tick(1)');
+ok(wait_until($node, q{SELECT count(*) > 0 FROM realtime.sent WHERE sender = 'dash_admin'}, 't', 30),
+	'realtime.send owned by a superuser runs as the admin role');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM realtime.sent WHERE sender NOT IN ('supabase_realtime_admin', 'dash_admin')}),
+	'0', 'and never as its owner or the writer');
+# and with no plain role to run it as: not called, counted
+$node->safe_psql('postgres', q{ALTER SYSTEM SET sim_metrics.admin_role = 'no_such_role'; SELECT pg_reload_conf()});
+$node->safe_psql('postgres', 'SELECT sim_tick(1)');
+ok(wait_until($node, 'SELECT realtime_errors > 0 FROM sim_status()', 't', 30),
+	'owned by a superuser and no admin role: not called, counted');
+like(slurp_file($node->logfile), qr/not calling realtime\.send: its owner is a superuser/, 'and logged');
+$node->safe_psql('postgres', q{ALTER FUNCTION realtime.send(jsonb, text, text, boolean) OWNER TO supabase_realtime_admin;
+	ALTER SYSTEM RESET sim_metrics.admin_role; SELECT pg_reload_conf()});
+
 # a failing realtime.send: counted, logged, the writer goes on
+my $errors = $node->safe_psql('postgres', 'SELECT realtime_errors FROM sim_status()');
 $node->safe_psql('postgres', q{ALTER SYSTEM SET sim_metrics.realtime_topic = 'fail'; SELECT pg_reload_conf()});
 $node->safe_psql('postgres', 'SELECT sim_tick(2)');
-ok(wait_until($node, 'SELECT realtime_errors > 0 FROM sim_status()', 't', 30), 'a failing send is counted');
+ok(wait_until($node, "SELECT realtime_errors > $errors FROM sim_status()", 't', 30), 'a failing send is counted');
 $node->safe_psql('postgres', q{SELECT sim_scenario_start('server_down', '{web-nginx-icn-01}', 1, '5 min')});
 $node->safe_psql('postgres', 'SELECT sim_tick(12)');
 ok(wait_until($node, q{SELECT count(*) >= 4 FROM scenario_execution_log WHERE run_id = 2 AND ended_at IS NOT NULL}, 't', 30),
