@@ -288,3 +288,39 @@ smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user)
 	CurrentResourceOwner = owner;
 	return edata;
 }
+
+/* Column col of an SPI row: its text into dst (clipped), "" when NULL. */
+void
+smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+
+	smx_copy_clipped(dst, v ? v : "", len);
+}
+
+/* Column col (float8) of an SPI row, or dflt when NULL. */
+double
+smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? dflt : DatumGetFloat8(d);
+}
+
+/*
+ * The simulated time of a tick as a timestamptz datum. Out of range:
+ * *isnull is set when asked for, else the time is 'infinity'.
+ */
+Datum
+smx_tick_time_datum(int64 tick, bool *isnull)
+{
+	TimestampTz ts;
+	bool		valid = smx_epoch_to_timestamptz(smx_sim_epoch_at((uint64) Max(tick, 0)), &ts);
+
+	if (isnull != NULL)
+		*isnull = !valid;
+	else if (!valid)
+		ts = DT_NOEND;
+	return TimestampTzGetDatum(ts);
+}

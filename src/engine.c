@@ -319,24 +319,6 @@ smx_engine_tick(int64 n, bool from_worker)
 	return tick;
 }
 
-/* A copy of a text column, or "" when NULL. */
-static void
-smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len)
-{
-	char	   *v = SPI_getvalue(tup, desc, col);
-
-	smx_copy_clipped(dst, v ? v : "", len);
-}
-
-static double
-smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
-
-	return isnull ? dflt : DatumGetFloat8(d);
-}
-
 /* The enabled templates, read and checked, ready to become the fleet. */
 typedef struct SmxTemplates
 {

@@ -52,23 +52,6 @@ smx_relation(const char *nspname, const char *relname)
 	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
 }
 
-static double
-smx_float(HeapTuple tup, TupleDesc td, int col, double dflt)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(tup, td, col, &isnull);
-
-	return isnull ? dflt : DatumGetFloat8(d);
-}
-
-static void
-smx_text(HeapTuple tup, TupleDesc td, int col, char *dst, size_t len)
-{
-	char	   *v = SPI_getvalue(tup, td, col);
-
-	smx_copy_clipped(dst, v ? v : "", len);
-}
-
 /*
  * The catalog columns, from column `first` of a row selected with
  * SMX_DEF_COLUMNS (a sim_scenarios row) or from a log row's parameters.
@@ -86,15 +69,15 @@ smx_def_from_row(HeapTuple tup, TupleDesc td, int first, SmxScenarioDef *d)
 	double		sum = 0;
 
 	memset(d, 0, sizeof(*d));
-	smx_text(tup, td, first, d->name, SMX_SCENARIO_LEN);
-	d->roles = (uint32) smx_float(tup, td, first + 1, 0);
+	smx_copy_text(tup, td, first, d->name, SMX_SCENARIO_LEN);
+	d->roles = (uint32) smx_get_double(tup, td, first + 1, 0);
 	for (int k = 0; k < SMX_PH_COUNT; k++)
 	{
 		char		curve[16];
 		int			c;
 
-		d->share[k] = (float) smx_float(tup, td, first + 2 + k, -1);
-		smx_text(tup, td, first + 6 + k, curve, sizeof(curve));
+		d->share[k] = (float) smx_get_double(tup, td, first + 2 + k, -1);
+		smx_copy_text(tup, td, first + 6 + k, curve, sizeof(curve));
 		c = smx_curve_from_name(curve);
 		if (!(d->share[k] > 0) || c < 0)
 			return false;
@@ -104,15 +87,15 @@ smx_def_from_row(HeapTuple tup, TupleDesc td, int first, SmxScenarioDef *d)
 	if (fabs(sum - 1.0) > 0.01)
 		return false;
 	for (int m = 0; m < SMX_M_COUNT; m++)
-		d->effects.add[m] = (float) smx_float(tup, td, first + 10 + m, 0);
-	d->effects.response = (float) Max(1.0, smx_float(tup, td, first + 14, 1));
+		d->effects.add[m] = (float) smx_get_double(tup, td, first + 10 + m, 0);
+	d->effects.response = (float) Max(1.0, smx_get_double(tup, td, first + 14, 1));
 	d->effects.offline = DatumGetBool(SPI_getbinval(tup, td, first + 15, &isnull)) && !isnull;
-	d->auto_weight = (float) Max(0.0, smx_float(tup, td, first + 16, 0));
-	smx_text(tup, td, first + 17, d->cascade, SMX_SCENARIO_LEN);
-	d->cascade_p = (float) smx_float(tup, td, first + 18, 0);
-	d->cascade_intensity = (float) smx_float(tup, td, first + 19, 0);
-	d->cascade_delay_s[0] = (float) Max(0.0, smx_float(tup, td, first + 20, 0));
-	d->cascade_delay_s[1] = (float) Max(d->cascade_delay_s[0], smx_float(tup, td, first + 21, 0));
+	d->auto_weight = (float) Max(0.0, smx_get_double(tup, td, first + 16, 0));
+	smx_copy_text(tup, td, first + 17, d->cascade, SMX_SCENARIO_LEN);
+	d->cascade_p = (float) smx_get_double(tup, td, first + 18, 0);
+	d->cascade_intensity = (float) smx_get_double(tup, td, first + 19, 0);
+	d->cascade_delay_s[0] = (float) Max(0.0, smx_get_double(tup, td, first + 20, 0));
+	d->cascade_delay_s[1] = (float) Max(d->cascade_delay_s[0], smx_get_double(tup, td, first + 21, 0));
 	for (int m = 0; m < SMX_M_COUNT; m++)
 		if (!isfinite(d->effects.add[m]))
 			return false;
@@ -225,7 +208,7 @@ smx_runs_read_open_step(void *arg)
 	ret = SPI_execute(psprintf("SELECT pg_catalog.max(run_id)::float8 FROM %s.scenario_execution_log", nsp),
 					  true, 0);
 	if (ret == SPI_OK_SELECT && SPI_processed == 1)
-		*st->next_id = (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1;
+		*st->next_id = (int64) smx_get_double(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1;
 
 	/*
 	 * The last flush may have written samples of runs the log had not
@@ -239,7 +222,7 @@ smx_runs_read_open_step(void *arg)
 					  true, 0);
 	if (ret == SPI_OK_SELECT && SPI_processed == 1)
 		*st->next_id = Max(*st->next_id,
-					   (int64) smx_float(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1);
+					   (int64) smx_get_double(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, 0) + 1);
 	sql = psprintf("SELECT " SMX_DEF_COLUMNS ","
 				   " run_id, parent_run_id, intensity, targets, begun, ended,"
 				   " t0, t1, t2, t3, t4, step, requested, from_level, automatic, stopped"
@@ -290,9 +273,9 @@ smx_runs_read_open_step(void *arg)
 		memset(r, 0, sizeof(*r));
 		if (!smx_def_from_row(tup, td, 1, &r->def))
 			continue;
-		r->id = (int64) smx_float(tup, td, c, 0);
-		r->parent_id = (int64) smx_float(tup, td, c + 1, 0);
-		r->intensity = (float) smx_float(tup, td, c + 2, 0.5);
+		r->id = (int64) smx_get_double(tup, td, c, 0);
+		r->parent_id = (int64) smx_get_double(tup, td, c + 1, 0);
+		r->intensity = (float) smx_get_double(tup, td, c + 2, 0.5);
 		targets = SPI_getbinval(tup, td, c + 3, &isnull);
 		if (!isnull)
 		{
@@ -307,13 +290,13 @@ smx_runs_read_open_step(void *arg)
 					smx_copy_clipped(r->targets[r->ntargets++], TextDatumGetCString(elems[e]),
 									 SMX_ID_LEN);
 		}
-		r->logged_begun = (uint8) smx_float(tup, td, c + 4, 0);
-		r->logged_ended = (uint8) smx_float(tup, td, c + 5, 0);
+		r->logged_begun = (uint8) smx_get_double(tup, td, c + 4, 0);
+		r->logged_ended = (uint8) smx_get_double(tup, td, c + 5, 0);
 		for (int k = 0; k <= SMX_PH_COUNT; k++)
-			r->ticks[k] = (int64) smx_float(tup, td, c + 6 + k, -1);
-		r->step_seconds = smx_float(tup, td, c + 11, 0);
-		r->requested_s = smx_float(tup, td, c + 12, 0);
-		r->from_level = (float) smx_float(tup, td, c + 13, 1);
+			r->ticks[k] = (int64) smx_get_double(tup, td, c + 6 + k, -1);
+		r->step_seconds = smx_get_double(tup, td, c + 11, 0);
+		r->requested_s = smx_get_double(tup, td, c + 12, 0);
+		r->from_level = (float) smx_get_double(tup, td, c + 13, 1);
 		r->automatic = DatumGetBool(SPI_getbinval(tup, td, c + 14, &isnull)) && !isnull;
 		r->stopped = DatumGetBool(SPI_getbinval(tup, td, c + 15, &isnull)) && !isnull;
 		r->stop_logged = r->stopped;
@@ -407,17 +390,6 @@ smx_runs_install(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *de
 	}
 	smx_shared->runs_resumed = true;
 	LWLockRelease(smx_shared->lock);
-}
-
-/* Simulated time of a tick, as timestamptz. */
-static Datum
-smx_tick_time(int64 tick)
-{
-	TimestampTz ts;
-
-	if (!smx_epoch_to_timestamptz(smx_sim_epoch_at((uint64) Max(tick, 0)), &ts))
-		ts = DT_NOEND;
-	return TimestampTzGetDatum(ts);
 }
 
 /* The affected servers of a run, as a json array. */
@@ -552,8 +524,8 @@ smx_log_insert(const SmxLogSql *q, const SmxRun *r, const char *phase, const cha
 	v[4] = CStringGetTextDatum(servers);
 	v[5] = Float8GetDatum(rint(r->intensity * 100.0) / 100.0);
 	v[6] = Int32GetDatum(secs);
-	v[7] = smx_tick_time(from);
-	v[8] = smx_tick_time(to);
+	v[7] = smx_tick_time_datum(from, NULL);
+	v[8] = smx_tick_time_datum(to, NULL);
 	n[8] = ended ? ' ' : 'n';
 	v[9] = CStringGetTextDatum(params);
 	if (SPI_execute_with_args(q->insert, 10, (Oid *) types, v, n, false, 0) != SPI_OK_INSERT)
@@ -613,7 +585,7 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
 		else if (ended && (r->logged_begun & bit) && !(r->logged_ended & bit))
 		{
 			Datum		v[4] = {Int64GetDatum(r->id), CStringGetTextDatum(smx_phase_names[k]),
-			smx_tick_time(ticks[k + 1]), Int32GetDatum(secs)};
+			smx_tick_time_datum(ticks[k + 1], NULL), Int32GetDatum(secs)};
 
 			if (SPI_execute_with_args(q->close, 4, (Oid[]) {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID},
 									  v, NULL, false, 0) != SPI_OK_UPDATE)

@@ -446,15 +446,6 @@ smx_run_state_text(const SmxRun *r)
 	}
 }
 
-static Datum
-smx_time_datum(int64 tick, bool *isnull)
-{
-	TimestampTz ts;
-
-	*isnull = !smx_epoch_to_timestamptz(smx_sim_epoch_at((uint64) Max(tick, 0)), &ts);
-	return TimestampTzGetDatum(ts);
-}
-
 /* sim_scenario_runs(): the runs in shared memory, active and recent. */
 Datum
 sim_scenario_runs(PG_FUNCTION_ARGS)
@@ -505,8 +496,8 @@ sim_scenario_runs(PG_FUNCTION_ARGS)
 		values[6] = Float4GetDatum(rintf(r->intensity * 100.0f) / 100.0f);
 		values[7] = PointerGetDatum(construct_array(names, nnames, TEXTOID, -1, false, TYPALIGN_INT));
 		values[8] = BoolGetDatum(r->automatic);
-		values[9] = smx_time_datum(r->ticks[0], &nulls[9]);
-		values[10] = smx_time_datum(r->ticks[SMX_PH_COUNT], &nulls[10]);
+		values[9] = smx_tick_time_datum(r->ticks[0], &nulls[9]);
+		values[10] = smx_tick_time_datum(r->ticks[SMX_PH_COUNT], &nulls[10]);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

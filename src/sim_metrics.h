@@ -11,6 +11,8 @@
 
 #include <math.h>
 
+#include "access/htup.h"
+#include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "port/atomics.h"
@@ -307,6 +309,9 @@ extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 extern void smx_set_state(char *slot, const char *state);
 extern void smx_pin_session_settings(void);
 extern int	smx_desc_find(const SmxServerDesc *desc, int n, const char *id);
+extern void smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len);
+extern double smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt);
+extern Datum smx_tick_time_datum(int64 tick, bool *isnull);
 extern ErrorData *smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user);
 extern void smx_desc_match(const SmxServerDesc *old_desc, int old_n,
 						   const SmxServerDesc *desc, int n, int *old_index);
