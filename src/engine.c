@@ -686,7 +686,6 @@ smx_engine_clear(void)
 	/* the runs belonged to the dropped extension's log */
 	memset(smx_shared->runs, 0, sizeof(smx_shared->runs));
 	smx_shared->nscenarios = 0;
-	smx_shared->runs_resumed = false;
 	smx_shared->log_tick = 0;
 	smx_shared->state_version++;
 	smx_shared->fleet_version++;

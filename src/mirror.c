@@ -226,8 +226,7 @@ smx_mirror_snapshot(SmxMirrorSnap *snap)
 		memcpy(smx_rref, smx_shared_id_ref(), snap->n * sizeof(int32));
 	}
 	memcpy(smx_rstate, smx_shared_state(), snap->n * sizeof(smx_state));
-	for (int r = 0; r < SMX_MAX_RUNS; r++)
-		memcpy(smx_rruns[r + 1], smx_shared->runs[r].def.name, SMX_SCENARIO_LEN);
+	smx_copy_run_names(smx_rruns);
 	LWLockRelease(smx_shared->lock);
 }
 

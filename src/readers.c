@@ -216,8 +216,7 @@ smx_current_copy(uint64 *version, bool *fleet_changed, uint64 *tick,
 	if (!smx_rows_valid || smx_rows_version != *version || *fleet_changed)
 	{
 		memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
-		for (int r = 0; r < SMX_MAX_RUNS; r++)
-			memcpy(smx_reader_runs[r + 1], smx_shared->runs[r].def.name, SMX_SCENARIO_LEN);
+		smx_copy_run_names(smx_reader_runs);
 	}
 	*tick = smx_shared->tick;
 	*updated_at = smx_shared->last_tick_at;

@@ -50,13 +50,15 @@ smx_scenario_find(const char *name)
 	return NULL;
 }
 
-/* The scenario of a server's run (smx_state.run); caller holds `lock`. */
-const char *
-smx_run_scenario_name(int run)
+/*
+ * The scenario of each run slot, by smx_state.run (names[0] unused), for
+ * a reader that copies the states. Caller holds `lock`.
+ */
+void
+smx_copy_run_names(char (*names)[SMX_SCENARIO_LEN])
 {
-	if (run < 1 || run > SMX_MAX_RUNS)
-		return NULL;
-	return smx_shared->runs[run - 1].def.name;
+	for (int r = 0; r < SMX_MAX_RUNS; r++)
+		memcpy(names[r + 1], smx_shared->runs[r].def.name, SMX_SCENARIO_LEN);
 }
 
 /*

@@ -388,7 +388,6 @@ smx_runs_install(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *de
 			smx_shared->next_run_id = r->id + 1;
 		smx_shared->runs[slot] = *r;
 	}
-	smx_shared->runs_resumed = true;
 	LWLockRelease(smx_shared->lock);
 }
 

@@ -263,7 +263,6 @@ typedef struct SmxShared
 	SmxScenarioDef scenarios[SMX_MAX_SCENARIOS];
 	SmxRun		runs[SMX_MAX_RUNS];
 	int64		next_run_id;
-	bool		runs_resumed;	/* open runs were read back from the log */
 	int64		log_tick;		/* the writer logged every phase up to it */
 
 	/*
@@ -332,7 +331,7 @@ extern int64 smx_run_install(int slot, SmxRun *r);
 extern void smx_run_plan(SmxRun *r, int64 start_tick, double duration_s, double step_s);
 extern float smx_run_level(const SmxRun *r, int64 tick, int *phase);
 extern const SmxScenarioDef *smx_scenario_find(const char *name);
-extern const char *smx_run_scenario_name(int run);	/* caller holds lock */
+extern void smx_copy_run_names(char (*names)[SMX_SCENARIO_LEN]);	/* caller holds lock */
 
 /* scenario_db.c: the catalog, the log and resumed runs (SPI) */
 extern int	smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max);
