@@ -245,34 +245,23 @@ smx_desc_find(const SmxServerDesc *desc, int n, const char *id)
 }
 
 /*
- * Run fn(arg) in a subtransaction, connected to SPI, as as_user in a
- * security-restricted operation (InvalidOid: as the current user). Returns
- * NULL when it succeeded, else the error: the subtransaction was rolled
- * back and the caller says what failed. Must run inside a transaction,
- * not connected to SPI.
+ * Run fn(arg) in a subtransaction. Returns NULL when it succeeded, else
+ * the error: the subtransaction was rolled back (with it any SPI
+ * connection and user change made inside) and the caller says what
+ * failed. Must run inside a transaction.
  */
 ErrorData *
-smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user)
+smx_subxact(void (*fn) (void *), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	Oid			save_user;
-	int			save_sec;
 	ErrorData  *volatile edata = NULL;
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		if (OidIsValid(as_user))
-			SetUserIdAndSecContext(as_user, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-								   SECURITY_RESTRICTED_OPERATION);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
 		fn(arg);
-		SPI_finish();
-		SetUserIdAndSecContext(save_user, save_sec);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -281,12 +270,50 @@ smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
-		SetUserIdAndSecContext(save_user, save_sec);
 	}
 	PG_END_TRY();
 	MemoryContextSwitchTo(cxt);
 	CurrentResourceOwner = owner;
 	return edata;
+}
+
+/* What smx_try_in_subxact runs inside the subtransaction. */
+typedef struct SmxSpiStep
+{
+	void		(*fn) (void *);
+	void	   *arg;
+	Oid			as_user;
+} SmxSpiStep;
+
+static void
+smx_spi_step(void *arg)
+{
+	SmxSpiStep *st = arg;
+	Oid			save_user;
+	int			save_sec;
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	if (OidIsValid(st->as_user))
+		SetUserIdAndSecContext(st->as_user, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	st->fn(st->arg);
+	SPI_finish();
+	SetUserIdAndSecContext(save_user, save_sec);
+}
+
+/*
+ * smx_subxact(fn, arg), connected to SPI, as as_user in a security-
+ * restricted operation (InvalidOid: as the current user). Must run inside
+ * a transaction, not connected to SPI.
+ */
+ErrorData *
+smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user)
+{
+	SmxSpiStep	st = {fn, arg, as_user};
+
+	return smx_subxact(smx_spi_step, &st);
 }
 
 /* Column col of an SPI row: its text into dst (clipped), "" when NULL. */

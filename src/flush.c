@@ -313,6 +313,24 @@ smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
 	return (int64) SPI_processed;
 }
 
+/* One flush step to run in a subtransaction. */
+typedef struct SmxFlushStep
+{
+	int64		(*fn) (SmxFlushCtx *, uint64, int, ErrorData *);
+	SmxFlushCtx *fc;
+	uint64		from;
+	int			k;
+	ErrorData  *arg;
+} SmxFlushStep;
+
+static void
+smx_flush_step(void *arg)
+{
+	SmxFlushStep *st = arg;
+
+	(void) st->fn(st->fc, st->from, st->k, st->arg);
+}
+
 /*
  * Run fn(fc, from, k) in a subtransaction. Returns NULL when it succeeded,
  * else the error (the subtransaction rolled back).
@@ -321,28 +339,9 @@ static ErrorData *
 smx_in_subxact(int64 (*fn) (SmxFlushCtx *, uint64, int, ErrorData *),
 			   SmxFlushCtx *fc, uint64 from, int k, ErrorData *arg)
 {
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
+	SmxFlushStep st = {fn, fc, from, k, arg};
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		(void) fn(fc, from, k, arg);
-		ReleaseCurrentSubTransaction();
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(cxt);
-	CurrentResourceOwner = owner;
-	return edata;
+	return smx_subxact(smx_flush_step, &st);
 }
 
 /* Insert [from, from + k) in statements of SMX_FLUSH_BATCH rows. */

@@ -311,6 +311,7 @@ extern int	smx_desc_find(const SmxServerDesc *desc, int n, const char *id);
 extern void smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len);
 extern double smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt);
 extern Datum smx_tick_time_datum(int64 tick, bool *isnull);
+extern ErrorData *smx_subxact(void (*fn) (void *), void *arg);
 extern ErrorData *smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user);
 extern void smx_desc_match(const SmxServerDesc *old_desc, int old_n,
 						   const SmxServerDesc *desc, int n, int *old_index);
