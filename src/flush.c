@@ -709,15 +709,9 @@ smx_history_flush(bool final, int budget_ms)
 					head;
 
 		smx_ring_bounds(&tail0, &head);
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "sim_metrics: flushing history");
+		smx_worker_xact_begin("sim_metrics: flushing history", NULL);
 		rows = smx_flush_pending(true, final, SMX_WORKER_FLUSH_ROWS, stop);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
+		smx_worker_xact_end(cxt);
 		total += rows;
 		smx_ring_bounds(&tail1, &head);
 		if (tail1 - tail0 < SMX_WORKER_FLUSH_ROWS || tail1 == head)

@@ -278,10 +278,7 @@ smx_notify_step(bool unused)
 			return true;
 	}
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "sim_metrics: notifications");
+	smx_worker_xact_begin("sim_metrics: notifications", NULL);
 	sent = smx_notify_changes();
 	nsp = smx_extension_schema(&ext);
 	if (realtime_due && OidIsValid(nsp))
@@ -289,10 +286,7 @@ smx_notify_step(bool unused)
 		smx_realtime_send(nsp, tick);
 		smx_realtime_tick = tick;
 	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(smx_loop_cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	smx_worker_xact_end(smx_loop_cxt);
 	if (sent > 0)
 	{
 		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);

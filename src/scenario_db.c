@@ -635,12 +635,7 @@ smx_scenario_log(bool unused)
 
 	if (ntodo > 0)
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		(void) set_config_option("lock_timeout", "1s", PGC_SUSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "sim_metrics: scenario log");
+		smx_worker_xact_begin("sim_metrics: scenario log", "1s");
 		nsp = smx_extension_schema(&ext);
 		relid = OidIsValid(nsp) ? get_relname_relid("scenario_execution_log", nsp) : InvalidOid;
 		if (OidIsValid(relid) && OidIsValid(get_relname_relid("sim_scenarios", nsp)))
@@ -658,10 +653,7 @@ smx_scenario_log(bool unused)
 			SPI_finish();
 			SetUserIdAndSecContext(save_user, save_sec);
 		}
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(smx_loop_cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
+		smx_worker_xact_end(smx_loop_cxt);
 	}
 
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);

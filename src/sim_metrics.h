@@ -433,6 +433,8 @@ extern bool smx_worker_guarded(bool (*step) (bool), bool arg, bool *result);
 extern void smx_timeout_cancel_handler(SIGNAL_ARGS);
 extern void smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database);
 extern void smx_worker_wait(long timeout_ms);
+extern void smx_worker_xact_begin(const char *activity, const char *lock_timeout);
+extern void smx_worker_xact_end(MemoryContext cxt);
 extern MemoryContext smx_loop_cxt;
 
 /* ticker.c, writer.c, mirror.c */

@@ -29,7 +29,9 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "tcop/tcopprot.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timeout.h"
 
 #include "compat.h"
@@ -146,4 +148,31 @@ smx_worker_guarded(bool (*step) (bool), bool arg, bool *result)
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * A worker step's transaction: the statement time, a snapshot, the
+ * activity pg_stat_activity shows; lock_timeout (NULL: none) bounds its
+ * waits for locks.
+ */
+void
+smx_worker_xact_begin(const char *activity, const char *lock_timeout)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (lock_timeout != NULL)
+		(void) set_config_option("lock_timeout", lock_timeout, PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/* Commit it, back in cxt, idle. */
+void
+smx_worker_xact_end(MemoryContext cxt)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(cxt);
+	pgstat_report_activity(STATE_IDLE, NULL);
 }

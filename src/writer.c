@@ -72,13 +72,8 @@ smx_writer_prepare(bool paused)
 	Oid			ext;
 	Oid			nsp;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
 	/* a locked history table (restore) must not stall the writer or its exit */
-	(void) set_config_option("lock_timeout", "1s", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "sim_metrics: checking templates");
+	smx_worker_xact_begin("sim_metrics: checking templates", "1s");
 
 	if (RecoveryInProgress())
 		state = "waiting for recovery";
@@ -110,10 +105,7 @@ smx_writer_prepare(bool paused)
 		ready = smx_shared->loaded_extension == ext;
 	}
 
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(smx_loop_cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
+	smx_worker_xact_end(smx_loop_cxt);
 	pgstat_report_stat(false);
 
 	smx_set_state(smx_shared->worker_state, state);
@@ -140,15 +132,9 @@ smx_writer_retention(bool unused)
 	smx_set_state(smx_shared->writer_state, "retention");
 	do
 	{
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pgstat_report_activity(STATE_RUNNING, "sim_metrics: history retention");
+		smx_worker_xact_begin("sim_metrics: history retention", NULL);
 		deleted = smx_history_retention();
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		MemoryContextSwitchTo(smx_loop_cxt);
-		pgstat_report_activity(STATE_IDLE, NULL);
+		smx_worker_xact_end(smx_loop_cxt);
 	} while (deleted > 0 && GetCurrentTimestamp() < stop && !ShutdownRequestPending);
 	smx_set_state(smx_shared->writer_state, "idle");
 	return true;
