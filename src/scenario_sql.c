@@ -352,6 +352,15 @@ smx_stop_run(SmxRun *r, int64 T)
 	LWLockRelease(smx_shared->lock);
 }
 
+static bool
+smx_id_listed(const int64 *ids, int n, int64 id)
+{
+	for (int k = 0; k < n; k++)
+		if (ids[k] == id)
+			return true;
+	return false;
+}
+
 /* sim_scenario_stop(run_id): end a run (and its cascades) through recovery. */
 Datum
 sim_scenario_stop(PG_FUNCTION_ARGS)
@@ -395,15 +404,11 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 				for (int i = 0; i < SMX_MAX_RUNS; i++)
 				{
 					SmxRun	   *c = &smx_shared->runs[i];
-					bool		child = false;
 
-					if (c->state != SMX_RUN_PENDING && c->state != SMX_RUN_ACTIVE)
-						continue;
-					for (int k = 0; k < nstopped && !child; k++)
-						child = c->parent_id == stopped[k] && c->id != stopped[k];
-					for (int k = 0; k < nstopped && child; k++)
-						child = c->id != stopped[k];
-					if (child && !c->stopped && nstopped < SMX_MAX_RUNS)
+					if ((c->state == SMX_RUN_PENDING || c->state == SMX_RUN_ACTIVE) &&
+						!c->stopped && nstopped < SMX_MAX_RUNS &&
+						smx_id_listed(stopped, nstopped, c->parent_id) &&
+						!smx_id_listed(stopped, nstopped, c->id))
 					{
 						smx_stop_run(c, T);
 						stopped[nstopped++] = c->id;
