@@ -6,7 +6,7 @@
 #   make HIREDIS_STATIC=1         hiredis linked in statically, symbols hidden
 EXTENSION = sim_metrics
 MODULE_big = sim_metrics
-DATA = sim_metrics--1.0.sql sim_metrics--1.5.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql sim_metrics--1.4--1.5.sql
+DATA = sim_metrics--1.0.sql sim_metrics--1.6.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql sim_metrics--1.4--1.5.sql sim_metrics--1.5--1.6.sql
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
 

@@ -3,6 +3,45 @@
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION sim_metrics" to load this file. \quit
 
+-- (Since 1.6, in this base too: every install path guards.) The schema must not hold operators or functions that someone other than a
+-- superuser made, nor belong to such a role: the CHECK constraints below bind their operators and
+-- functions when they are created, and the privileged writer evaluates
+-- them on every insert (as the tables' owner).
+DO $guard$
+DECLARE
+    nsp pg_catalog.oid := (SELECT n.oid FROM pg_catalog.pg_namespace n
+                            WHERE n.nspname OPERATOR(pg_catalog.=) pg_catalog.current_schema());
+    culprit text;
+BEGIN
+    SELECT pg_catalog.format('%s %s (owner %s)', kind, what, who) INTO culprit FROM (
+        SELECT 'operator' AS kind, o.oid::pg_catalog.regoperator::text AS what, r.rolname AS who
+          FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) o.oprowner
+         WHERE o.oprnamespace OPERATOR(pg_catalog.=) nsp AND NOT r.rolsuper
+        UNION ALL
+        SELECT 'function', p.oid::pg_catalog.regprocedure::text, r.rolname
+          FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) p.proowner
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) nsp AND NOT r.rolsuper) x
+     LIMIT 1;
+    -- nor belong to one: its owner could rename it and put another in its place
+    IF culprit IS NULL THEN
+        SELECT pg_catalog.format('the schema itself (owner %s)', r.rolname) INTO culprit
+          FROM pg_catalog.pg_namespace n
+          JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=)
+               CASE WHEN n.nspowner OPERATOR(pg_catalog.=) 'pg_database_owner'::pg_catalog.regrole::pg_catalog.oid
+                    THEN (SELECT d.datdba FROM pg_catalog.pg_database d
+                           WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+                    ELSE n.nspowner END
+         WHERE n.oid OPERATOR(pg_catalog.=) nsp AND NOT r.rolsuper;
+    END IF;
+    IF culprit IS NOT NULL THEN
+        RAISE EXCEPTION 'sim_metrics cannot be installed into schema "%": it holds % made by a role that is not a superuser',
+            pg_catalog.current_schema(), culprit
+            USING ERRCODE = '42501',
+                  HINT = 'Install it into a schema only superusers create in: CREATE EXTENSION sim_metrics WITH SCHEMA extensions (or a new schema).';
+    END IF;
+END
+$guard$;
+
 --------------------------------------------------------------------------
 -- Tables (the seed's names and columns are a contract)
 --------------------------------------------------------------------------
@@ -279,3 +318,36 @@ REVOKE ALL ON FUNCTION sim_start(), sim_stop(), sim_tick(integer), sim_reload(),
     sim_flush(), sim_templates_changed() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION sim_current_metrics(), sim_status(),
     sim_history(text, timestamptz, timestamptz) TO PUBLIC;
+
+--------------------------------------------------------------------------
+-- The writer role (1.6, here too: the library of 1.6 needs it)
+--------------------------------------------------------------------------
+
+-- Every statement sim_metrics runs on its tables (the writer's flush, dead
+-- letters, retention, scenario log, reloads, restore and Redis recovery,
+-- and sim_flush() in a backend) runs as sim_metrics_writer: no attribute,
+-- no membership, only the grants below. Whatever another role attaches to
+-- these tables (a trigger, a CHECK or an index on a partition it owns)
+-- then runs with nothing worth taking. A role of that name made by someone
+-- else is used only when it is just as bare.
+DO $writer$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'sim_metrics_writer'::pg_catalog.name;
+    IF NOT FOUND THEN
+        CREATE ROLE sim_metrics_writer NOLOGIN NOINHERIT;
+        COMMENT ON ROLE sim_metrics_writer IS 'sim_metrics reads and writes its tables as this role only';
+    ELSIF r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls OR r.rolcanlogin
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m WHERE m.member OPERATOR(pg_catalog.=) r.oid) THEN
+        RAISE EXCEPTION 'role sim_metrics_writer exists and holds more than writing history needs'
+            USING ERRCODE = '42501',
+                  DETAIL = 'sim_metrics runs every statement on its tables as that role; it must have no attribute (NOLOGIN, NOSUPERUSER, NOCREATEROLE, NOCREATEDB, NOREPLICATION, NOBYPASSRLS) and be a member of no role.',
+                  HINT = 'As a superuser: DROP ROLE sim_metrics_writer (or strip it), then install again.';
+    END IF;
+END
+$writer$;
+GRANT USAGE ON SCHEMA @extschema@ TO sim_metrics_writer;
+GRANT SELECT ON server_templates TO sim_metrics_writer;
+GRANT SELECT, INSERT, DELETE ON server_metrics_history TO sim_metrics_writer;
+GRANT SELECT, INSERT, UPDATE ON scenario_execution_log TO sim_metrics_writer;

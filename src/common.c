@@ -18,6 +18,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -314,6 +315,59 @@ smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user)
 	SmxSpiStep	st = {fn, arg, as_user};
 
 	return smx_subxact(smx_spi_step, &st);
+}
+
+/*
+ * The writer role. Every statement our C code runs on the extension's
+ * tables -- the writer's flush, dead letters, retention, scenario log,
+ * template and catalog reads, restore and Redis recovery, and the same
+ * paths reached from sim_flush(), sim_tick() or sim_reload() in a backend --
+ * runs as SMX_WRITER_ROLE in a security-restricted operation, never as the
+ * tables' owner nor as the worker's login role. The install creates that
+ * role with no attribute and grants it only what writing history needs, so
+ * whatever someone else attached to those tables (a trigger, a CHECK, a
+ * default or an index expression on a partition they own, an operator a
+ * CHECK bound to) runs with nothing worth taking, whatever was granted on
+ * the tables later. Refuses to go on when the role is missing or has been
+ * made a superuser.
+ */
+Oid
+smx_writer_role(void)
+{
+	Oid			role = get_role_oid(SMX_WRITER_ROLE, true);
+
+	if (!OidIsValid(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role \"%s\" does not exist", SMX_WRITER_ROLE),
+				 errdetail("sim_metrics reads and writes its tables only as that role."),
+				 errhint("Run ALTER EXTENSION %s UPDATE, or DROP and CREATE EXTENSION %s, which create it.",
+						 SMX_EXTENSION_NAME, SMX_EXTENSION_NAME)));
+	if (superuser_arg(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" is a superuser: sim_metrics writes nothing as a superuser",
+						SMX_WRITER_ROLE),
+				 errdetail("Code others attached to the tables (triggers, constraints) would run with its rights."),
+				 errhint("ALTER ROLE %s NOSUPERUSER.", SMX_WRITER_ROLE)));
+	return role;
+}
+
+/* Switch to the writer role (see smx_writer_role); undo with smx_restore_user. */
+void
+smx_become_writer(SmxSavedUser *saved)
+{
+	Oid			role = smx_writer_role();
+
+	GetUserIdAndSecContext(&saved->user, &saved->sec);
+	SetUserIdAndSecContext(role, saved->sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+void
+smx_restore_user(const SmxSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->user, saved->sec);
 }
 
 /* Column col of an SPI row: its text into dst (clipped), "" when NULL. */

@@ -421,6 +421,7 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 	int			ret;
 	int			nrows;
 	Datum	   *deps;
+	SmxSavedUser saved;
 
 	t->version = pg_atomic_read_u32(&smx_shared->templates_version);
 	initStringInfo(&sql);
@@ -435,6 +436,7 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 					 smx_templates_have("disk_growth") ? "disk_growth::float8" : "NULL::float8",
 					 nspname, cap);
 
+	smx_become_writer(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
@@ -493,6 +495,7 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 	}
 	smx_set_traffic_groups(t, deps);
 	SPI_finish();
+	smx_restore_user(&saved);
 }
 
 /* What history said about the fleet at its first load (restore.c). */

@@ -15,8 +15,9 @@
  * time: a transaction lock with a tag of type "userlock", which no SQL
  * function can build (advisory locks use another type), so no session can
  * take it to stall flushing; it goes away by itself with its transaction.
- * The inserts run as the history table's owner in a security-restricted
- * operation, so EXECUTE on sim_flush() is all a caller needs.
+ * The inserts run as the writer role (common.c) in a security-restricted
+ * operation, so EXECUTE on sim_flush() is all a caller needs, and nothing
+ * attached to the tables runs with more than that role holds.
  */
 #include "postgres.h"
 
@@ -244,7 +245,6 @@ typedef struct SmxFlushCtx
 	SPIPlanPtr	plan;
 	Oid			nsp;			/* the extension's schema */
 	SPIPlanPtr	dead_plan;		/* prepared at the first refused row */
-	Oid			dead_owner;		/* its owner: dead letters are inserted as it */
 	SmxDeadLetter *dead;		/* refused rows of the current batch */
 	int			ndead;
 	Datum		status_text[4];
@@ -379,7 +379,7 @@ smx_sample_json(SmxFlushCtx *fc, const SmxSample *s)
 
 /*
  * Insert dead letters [first, first + k) of fc->dead into
- * server_metrics_rejected in one statement, as that table's owner.
+ * server_metrics_rejected in one statement (as the writer role).
  */
 static int64
 smx_dead_letter_step(SmxFlushCtx *fc, uint64 first, int k, ErrorData *unused)
@@ -387,8 +387,6 @@ smx_dead_letter_step(SmxFlushCtx *fc, uint64 first, int k, ErrorData *unused)
 	static const Oid types[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
 	Datum	   *col[6];
 	Datum		args[6];
-	Oid			save_user;
-	int			save_sec;
 	int			ret;
 
 	for (int c = 0; c < 6; c++)
@@ -408,11 +406,7 @@ smx_dead_letter_step(SmxFlushCtx *fc, uint64 first, int k, ErrorData *unused)
 	for (int c = 0; c < 6; c++)
 		args[c] = smx_history_array(col[c], NULL, k, types[c]);
 
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(fc->dead_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
 	ret = SPI_execute_plan(fc->dead_plan, args, NULL, false, 0);
-	SetUserIdAndSecContext(save_user, save_sec);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into server_metrics_rejected failed: %s",
 			 SPI_result_code_string(ret));
@@ -434,15 +428,12 @@ smx_log_lost_sample(const SmxDeadLetter *d, const char *why)
 }
 
 static SPIPlanPtr smx_get_dead_plan(Oid nsp);
-static Oid	smx_dead_plan_rel;
 
 /* Prepare the dead-letter insert (NULL when there is no such table). */
 static int64
 smx_prepare_dead_step(SmxFlushCtx *fc, uint64 unused1, int unused2, ErrorData *unused3)
 {
 	fc->dead_plan = smx_get_dead_plan(fc->nsp);
-	if (fc->dead_plan != NULL)
-		fc->dead_owner = smx_rel_owner(smx_dead_plan_rel);
 	return 0;
 }
 
@@ -564,20 +555,6 @@ smx_get_dead_plan(Oid nsp)
 	return plan;
 }
 
-/* Owner of a relation. */
-Oid
-smx_rel_owner(Oid relid)
-{
-	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 /* Fill fc for a flush into schema nsp; must be connected to SPI. */
 static void
 smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
@@ -618,8 +595,7 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 	uint64		tail,
 				head,
 				pos;
-	Oid			save_user;
-	int			save_sec;
+	SmxSavedUser saved;
 	SmxFlushCtx fc;
 
 	if (smx_xact_flush_upto != 0)
@@ -661,10 +637,8 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 				 errdetail("%llu samples stay buffered until a flush succeeds.",
 						   (unsigned long long) (head - tail))));
 
-	/* insert as the table's owner, whoever was granted sim_flush() */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(smx_rel_owner(relid),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	/* as the writer role, whoever was granted sim_flush() */
+	smx_become_writer(&saved);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -682,7 +656,7 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 			break;
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_user, save_sec);
+	smx_restore_user(&saved);
 	smx_flush_remember(pos, fc.rows, fc.rejected);
 	return fc.rows;
 }

@@ -16,7 +16,7 @@
  * ticks recovered end at the same tick for every server (the tick
  * numbering then continues from the newest tick stored), so no chart has a
  * hole and nothing is inserted twice. Every field of a sample is checked
- * before * it reaches the table; the insert runs as the table's owner in a
+ * before it reaches the table; the insert runs as the writer role in a
  * subtransaction: if it fails, recovery is skipped and logged, the fleet
  * still starts.
  */
@@ -323,7 +323,7 @@ smx_recover_fetch(SmxRecoverCtx *ctx, char *err, size_t errlen)
 	return ok && p.error_replies == 0;
 }
 
-/* Insert rows [0, upto - stored] of every server, as the table's owner. */
+/* Insert rows [0, upto - stored] of every server (as the writer role). */
 static int64
 smx_recover_insert(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *srv, int64 upto)
 {
@@ -428,7 +428,7 @@ smx_recover_step(void *arg)
 }
 
 /*
- * Run the recovery in a subtransaction as the table's owner. Returns the
+ * Run the recovery in a subtransaction as the writer role. Returns the
  * rows inserted; on an error, logs it and returns 0 (nothing inserted).
  */
 static int64
@@ -441,7 +441,7 @@ smx_recover_guarded(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverCtx *ct
 
 	if (!OidIsValid(relid))
 		return 0;
-	edata = smx_try_in_subxact(smx_recover_step, &st, smx_rel_owner(relid));
+	edata = smx_try_in_subxact(smx_recover_step, &st, smx_writer_role());
 	if (edata == NULL)
 		return st.rows;
 	ereport(LOG,

@@ -140,6 +140,7 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 						 bool *found, uint64 *max_tick, double *max_tick_epoch)
 {
 	int			nfound = 0;
+	SmxSavedUser saved;
 
 	*max_tick = 0;
 	*max_tick_epoch = 0;
@@ -147,6 +148,7 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 	if (n == 0)
 		return 0;
 
+	smx_become_writer(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	smx_select_latest_rows(nsp, desc, n, smx_restore_columns(nsp), false);
@@ -182,6 +184,7 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 	if (nfound > 0)
 		smx_restore_newest_tick(nsp, max_tick, max_tick_epoch);
 	SPI_finish();
+	smx_restore_user(&saved);
 	return nfound;
 }
 

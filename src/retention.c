@@ -40,8 +40,7 @@ smx_history_retention(void)
 	Datum		arg;
 	int			ret;
 	int64		deleted;
-	Oid			save_user;
-	int			save_sec;
+	SmxSavedUser saved;
 
 	if (smx_history_retention_s <= 0 || !OidIsValid(ext))
 		return 0;
@@ -70,12 +69,10 @@ smx_history_retention(void)
 							 true, 0, false);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	/* as the table's owner, like the flush: the writer's role needs no grant */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(smx_rel_owner(relid), save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
+	/* as the writer role, like the flush: DELETE triggers fire as it */
+	smx_become_writer(&saved);
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, false, 0);
-	SetUserIdAndSecContext(save_user, save_sec);
+	smx_restore_user(&saved);
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "history retention failed: %s", SPI_result_code_string(ret));
 	deleted = (int64) SPI_processed;

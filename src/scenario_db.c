@@ -135,9 +135,11 @@ smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max)
 {
 	int			n = 0;
 	int			ret;
+	SmxSavedUser saved;
 
 	if (!OidIsValid(smx_relation(nspname, "sim_scenarios")))
 		return 0;
+	smx_become_writer(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ret = SPI_execute(smx_catalog_query(nspname, "", max + 1), true, 0);
@@ -158,6 +160,7 @@ smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max)
 							SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1))));
 	}
 	SPI_finish();
+	smx_restore_user(&saved);
 	return n;
 }
 
@@ -326,7 +329,7 @@ smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick
 	*next_id = 1;
 	if (!OidIsValid(smx_relation(nspname, "sim_scenarios")))
 		return 0;
-	edata = smx_try_in_subxact(smx_runs_read_open_step, &st, InvalidOid);
+	edata = smx_try_in_subxact(smx_runs_read_open_step, &st, smx_writer_role());
 	if (edata == NULL)
 		return st.n;
 	ereport(LOG,
@@ -618,8 +621,7 @@ smx_scenario_log(bool unused)
 	Oid			ext;
 	Oid			nsp;
 	Oid			relid;
-	Oid			save_user;
-	int			save_sec;
+	SmxSavedUser saved;
 
 	todo = palloc(sizeof(SmxRun) * SMX_MAX_RUNS);
 	slots = palloc(sizeof(int) * SMX_MAX_RUNS);
@@ -643,15 +645,13 @@ smx_scenario_log(bool unused)
 			SmxLogSql	q;
 
 			smx_log_sql(quote_identifier(get_namespace_name(nsp)), &q);
-			GetUserIdAndSecContext(&save_user, &save_sec);
-			SetUserIdAndSecContext(smx_rel_owner(relid), save_sec | SECURITY_LOCAL_USERID_CHANGE |
-								   SECURITY_RESTRICTED_OPERATION);
+			smx_become_writer(&saved);
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			for (int i = 0; i < ntodo; i++)
 				smx_log_run(&q, &todo[i], T);
 			SPI_finish();
-			SetUserIdAndSecContext(save_user, save_sec);
+			smx_restore_user(&saved);
 		}
 		smx_worker_xact_end(smx_loop_cxt);
 	}

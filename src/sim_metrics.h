@@ -22,6 +22,8 @@
 #include "model.h"
 
 #define SMX_EXTENSION_NAME	"sim_metrics"
+/* the role every table access of ours runs as (common.c, smx_writer_role) */
+#define SMX_WRITER_ROLE		"sim_metrics_writer"
 #define SMX_TICKER_TYPE		"sim_metrics ticker"
 #define SMX_WRITER_TYPE		"sim_metrics writer"
 #define SMX_MIRROR_TYPE		"sim_metrics mirror"
@@ -313,6 +315,16 @@ extern double smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt
 extern Datum smx_tick_time_datum(int64 tick, bool *isnull);
 extern ErrorData *smx_subxact(void (*fn) (void *), void *arg);
 extern ErrorData *smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user);
+
+/* the user a switch to the writer role saved, to switch back */
+typedef struct SmxSavedUser
+{
+	Oid			user;
+	int			sec;
+} SmxSavedUser;
+extern Oid	smx_writer_role(void);
+extern void smx_become_writer(SmxSavedUser *saved);
+extern void smx_restore_user(const SmxSavedUser *saved);
 extern void smx_desc_match(const SmxServerDesc *old_desc, int old_n,
 						   const SmxServerDesc *desc, int n, int *old_index);
 
@@ -364,7 +376,6 @@ extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
 extern struct _SPI_plan *smx_history_insert_plan(Oid nsp);
 extern Datum smx_history_array(Datum *elems, bool *nulls, int n, Oid type);
 extern Datum smx_hundredths_numeric(int16 v);
-extern Oid	smx_rel_owner(Oid relid);
 extern int64 smx_history_flush(bool final, int budget_ms);
 extern bool smx_history_flush_due(TimestampTz now);
 

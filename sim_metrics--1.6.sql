@@ -1,4 +1,4 @@
-/* sim_metrics--1.5.sql */
+/* sim_metrics--1.6.sql */
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION sim_metrics" to load this file. \quit
@@ -752,3 +752,37 @@ BEGIN
     EXECUTE pg_catalog.format('GRANT SELECT ON server_metrics_rejected TO %I WITH GRANT OPTION', admin);
 END
 $admin$;
+
+--------------------------------------------------------------------------
+-- The writer role (1.6)
+--------------------------------------------------------------------------
+
+-- Every statement sim_metrics runs on its tables (the writer's flush, dead
+-- letters, retention, scenario log, reloads, restore and Redis recovery,
+-- and sim_flush() in a backend) runs as sim_metrics_writer: no attribute,
+-- no membership, only the grants below. Whatever another role attaches to
+-- these tables (a trigger, a CHECK or an index on a partition it owns)
+-- then runs with nothing worth taking. A role of that name made by someone
+-- else is used only when it is just as bare.
+DO $writer$
+DECLARE
+    r record;
+BEGIN
+    SELECT * INTO r FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'sim_metrics_writer'::pg_catalog.name;
+    IF NOT FOUND THEN
+        CREATE ROLE sim_metrics_writer NOLOGIN NOINHERIT;
+        COMMENT ON ROLE sim_metrics_writer IS 'sim_metrics reads and writes its tables as this role only';
+    ELSIF r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls OR r.rolcanlogin
+          OR EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m WHERE m.member OPERATOR(pg_catalog.=) r.oid) THEN
+        RAISE EXCEPTION 'role sim_metrics_writer exists and holds more than writing history needs'
+            USING ERRCODE = '42501',
+                  DETAIL = 'sim_metrics runs every statement on its tables as that role; it must have no attribute (NOLOGIN, NOSUPERUSER, NOCREATEROLE, NOCREATEDB, NOREPLICATION, NOBYPASSRLS) and be a member of no role.',
+                  HINT = 'As a superuser: DROP ROLE sim_metrics_writer (or strip it), then install again.';
+    END IF;
+END
+$writer$;
+GRANT USAGE ON SCHEMA @extschema@ TO sim_metrics_writer;
+GRANT SELECT ON server_templates, sim_scenarios TO sim_metrics_writer;
+GRANT SELECT, INSERT, DELETE ON server_metrics_history TO sim_metrics_writer;
+GRANT SELECT, INSERT, UPDATE ON scenario_execution_log TO sim_metrics_writer;
+GRANT INSERT ON server_metrics_rejected TO sim_metrics_writer;
