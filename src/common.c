@@ -353,6 +353,25 @@ smx_writer_role(void)
 	return role;
 }
 
+/*
+ * Refuse, with the grant to make, when the writer role lacks `mode` on
+ * relid: a table that replaced one of ours (a partitioned history, say)
+ * starts without the extension's grants.
+ */
+void
+smx_writer_may(Oid relid, AclMode mode, const char *grant)
+{
+	if (pg_class_aclcheck(relid, smx_writer_role(), mode) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not write %s", SMX_WRITER_ROLE, get_rel_name(relid)),
+				 errdetail("sim_metrics reads and writes its tables only as that role."),
+				 errhint("GRANT %s ON %s TO %s", grant,
+						 quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													get_rel_name(relid)),
+						 SMX_WRITER_ROLE)));
+}
+
 /* Switch to the writer role (see smx_writer_role); undo with smx_restore_user. */
 void
 smx_become_writer(SmxSavedUser *saved)

@@ -638,6 +638,7 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 						   (unsigned long long) (head - tail))));
 
 	/* as the writer role, whoever was granted sim_flush() */
+	smx_writer_may(relid, ACL_INSERT, "SELECT, INSERT, DELETE");
 	smx_become_writer(&saved);
 
 	if (SPI_connect() != SPI_OK_CONNECT)

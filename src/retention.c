@@ -70,6 +70,7 @@ smx_history_retention(void)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* as the writer role, like the flush: DELETE triggers fire as it */
+	smx_writer_may(relid, ACL_SELECT | ACL_DELETE, "SELECT, INSERT, DELETE");
 	smx_become_writer(&saved);
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, false, 0);
 	smx_restore_user(&saved);

@@ -15,6 +15,7 @@
 #include "access/tupdesc.h"
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "nodes/parsenodes.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/lwlock.h"
@@ -323,6 +324,7 @@ typedef struct SmxSavedUser
 	int			sec;
 } SmxSavedUser;
 extern Oid	smx_writer_role(void);
+extern void smx_writer_may(Oid relid, AclMode mode, const char *grant);
 extern void smx_become_writer(SmxSavedUser *saved);
 extern void smx_restore_user(const SmxSavedUser *saved);
 extern void smx_desc_match(const SmxServerDesc *old_desc, int old_n,

@@ -38,37 +38,7 @@ sim_metrics.flush_interval = '1h'
 EOC
 $node->start;
 
-# the roles and schemas, as Supabase's init scripts and migrations leave them
-$node->safe_psql('postgres', <<'EOS');
-CREATE ROLE postgres LOGIN NOSUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS;
-GRANT pg_monitor, pg_read_all_data, pg_signal_backend TO postgres;
-CREATE ROLE anon NOLOGIN NOINHERIT;
-CREATE ROLE authenticated NOLOGIN NOINHERIT;
-CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
-CREATE ROLE authenticator LOGIN NOINHERIT;
-GRANT anon, authenticated, service_role TO authenticator;
-GRANT anon, authenticated, service_role TO postgres;
-CREATE SCHEMA extensions;
-GRANT USAGE ON SCHEMA extensions TO postgres, anon, authenticated, service_role;
-GRANT USAGE ON SCHEMA public TO postgres, anon, authenticated, service_role;
-GRANT CREATE ON SCHEMA public TO postgres;
-GRANT CREATE ON DATABASE postgres TO postgres;
--- 20230224042246_grant_extensions_perms_for_postgres.sql, in effect
-GRANT ALL ON ALL TABLES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
-GRANT ALL ON ALL ROUTINES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
-GRANT ALL ON ALL SEQUENCES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
-ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON TABLES TO postgres WITH GRANT OPTION;
-ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON ROUTINES TO postgres WITH GRANT OPTION;
-ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON SEQUENCES TO postgres WITH GRANT OPTION;
--- public, as the initial schema sets it up for the API roles
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON ROUTINES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
-ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON ROUTINES TO anon, authenticated, service_role;
-CREATE SCHEMA tap;
-CREATE EXTENSION pgtap WITH SCHEMA tap;
-GRANT USAGE ON SCHEMA tap TO PUBLIC;
-EOS
+supabase_shape($node);
 
 my @reads = ('sim_current_metrics()', 'sim_status()', 'sim_history(text,timestamp with time zone,timestamp with time zone)',
 	'sim_server_metrics(text)', 'sim_scenario_runs()', 'sim_scenarios()',

@@ -18,7 +18,7 @@ use Test::More;
 our @EXPORT = qw(
   sim_node wait_until wait_value worker_pid wait_new_worker worker_pids_sql
   sim_status_hash sim_tick_now
-  quiet_window log_offset log_since crash_lines
+  quiet_window log_offset log_since crash_lines supabase_shape
 );
 
 # Waits in the test framework (wait_for_log, background_psql, safe_psql)
@@ -167,6 +167,49 @@ sub crash_lines
 	return join "\n",
 	  grep { /\b(?:ERROR|FATAL|PANIC):|terminated by signal|exited with exit code|server process .* was terminated/ }
 	  split /\n/, $log;
+}
+
+# The roles and schemas of self-hosted Supabase, as its init scripts and
+# migrations leave them, on a cluster whose bootstrap superuser is
+# supabase_admin: a non-superuser postgres (CREATEROLE, pg_monitor,
+# pg_read_all_data), the API roles reached through authenticator, the
+# schema extensions with the default privileges of migration
+# 20230224042246_grant_extensions_perms_for_postgres (ALL to postgres WITH
+# GRANT OPTION on whatever the superuser creates there), public's (ALL to
+# the API roles), and pgTAP in schema tap.
+sub supabase_shape
+{
+	my ($node) = @_;
+	$node->safe_psql('postgres', <<'EOS');
+CREATE ROLE postgres LOGIN NOSUPERUSER CREATEDB CREATEROLE REPLICATION BYPASSRLS;
+GRANT pg_monitor, pg_read_all_data, pg_signal_backend TO postgres;
+CREATE ROLE anon NOLOGIN NOINHERIT;
+CREATE ROLE authenticated NOLOGIN NOINHERIT;
+CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+CREATE ROLE authenticator LOGIN NOINHERIT;
+GRANT anon, authenticated, service_role TO authenticator;
+GRANT anon, authenticated, service_role TO postgres;
+CREATE SCHEMA extensions;
+GRANT USAGE ON SCHEMA extensions TO postgres, anon, authenticated, service_role;
+GRANT USAGE ON SCHEMA public TO postgres, anon, authenticated, service_role;
+GRANT CREATE ON SCHEMA public TO postgres;
+GRANT CREATE ON DATABASE postgres TO postgres;
+-- 20230224042246_grant_extensions_perms_for_postgres.sql, in effect
+GRANT ALL ON ALL TABLES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
+GRANT ALL ON ALL ROUTINES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA extensions TO postgres WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON TABLES TO postgres WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON ROUTINES TO postgres WITH GRANT OPTION;
+ALTER DEFAULT PRIVILEGES IN SCHEMA extensions GRANT ALL ON SEQUENCES TO postgres WITH GRANT OPTION;
+-- public, as the initial schema sets it up for the API roles
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON ROUTINES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON SEQUENCES TO anon, authenticated, service_role;
+ALTER DEFAULT PRIVILEGES FOR ROLE postgres IN SCHEMA public GRANT ALL ON ROUTINES TO anon, authenticated, service_role;
+CREATE SCHEMA tap;
+CREATE EXTENSION pgtap WITH SCHEMA tap;
+GRANT USAGE ON SCHEMA tap TO PUBLIC;
+EOS
 }
 
 1;
