@@ -11,12 +11,17 @@ DO $bound$
 DECLARE
     culprit text;
 BEGIN
-    SELECT pg_catalog.format('%s uses %s', x.what, x.used) INTO culprit FROM (
+    SELECT pg_catalog.format('%s uses %s of schema %s', x.what, x.used,
+           (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) x.nsp)) INTO culprit FROM (
         SELECT pg_catalog.format('constraint %s of %s', c.conname, c.conrelid::pg_catalog.regclass) AS what,
                CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
                     THEN 'operator ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regoperator::text
                     ELSE 'function ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regprocedure::text END AS used,
-               d.refclassid, d.refobjid
+               d.refclassid, d.refobjid,
+               COALESCE((SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) d.refobjid
+                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid),
+                        (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) d.refobjid
+                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid)) AS nsp
           FROM pg_catalog.pg_constraint c
           JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass::pg_catalog.oid
                                     AND d.objid OPERATOR(pg_catalog.=) c.oid
@@ -31,7 +36,11 @@ BEGIN
                CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
                     THEN 'operator ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regoperator::text
                     ELSE 'function ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regprocedure::text END,
-               d.refclassid, d.refobjid
+               d.refclassid, d.refobjid,
+               COALESCE((SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) d.refobjid
+                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid),
+                        (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) d.refobjid
+                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid))
           FROM pg_catalog.pg_attrdef a
           JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass::pg_catalog.oid
                                     AND d.objid OPERATOR(pg_catalog.=) a.oid
@@ -42,13 +51,9 @@ BEGIN
                       AND e.refobjid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension
                                                             WHERE extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name)))
         ) x
-     WHERE (x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
-            AND (SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) x.refobjid)
-                OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid)
-        OR (x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
-            AND (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) x.refobjid)
-                OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid
-            AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+     WHERE x.nsp OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid
+       AND (x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
+            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
                              WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
                                AND e.objid OPERATOR(pg_catalog.=) x.refobjid
                                AND e.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char"))

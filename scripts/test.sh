@@ -17,6 +17,10 @@ run_as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$
 
 make -s PG_CONFIG=$PG_CONFIG clean >/dev/null
 make -s PG_CONFIG=$PG_CONFIG || { echo "0 passed, 1 failed"; exit 1; }
+# scripts an earlier install left (a base script since replaced) would
+# change which path CREATE EXTENSION ... VERSION takes
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+as_root find "$($PG_CONFIG --sharedir)/extension" -maxdepth 1 -name 'sim_metrics--*.sql' -delete
 if [ "$(id -u)" -eq 0 ]; then make -s PG_CONFIG=$PG_CONFIG install >/dev/null
 else sudo make -s PG_CONFIG=$PG_CONFIG install >/dev/null; fi
 

@@ -495,7 +495,14 @@ smx_insert_isolating(SmxFlushCtx *fc, uint64 from, int k)
 
 	if (edata == NULL)
 		return;
-	if (!smx_error_is_per_row(edata->sqlerrcode))
+
+	/*
+	 * The writer role's INSERT was checked before: a privilege error now
+	 * comes from code attached to the table (a trigger, a CHECK, a default)
+	 * refusing rows, so those rows become dead letters like any refusal.
+	 */
+	if (!smx_error_is_per_row(edata->sqlerrcode) &&
+		edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE)
 		ReThrowError(edata);
 	CHECK_FOR_INTERRUPTS();
 	if (k == 1)
