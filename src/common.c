@@ -61,8 +61,9 @@ smx_extension_schema(Oid *ext)
 }
 
 /*
- * The extension's schema, quoted for use in SQL text; ERROR when the
- * extension is not installed in this database.
+ * The extension's schema, by name as in pg_namespace (not quoted: quote it
+ * with quote_identifier() where SQL text is built, and only there); ERROR
+ * when the extension is not installed in this database.
  */
 char *
 smx_extension_schema_name(void)
@@ -77,7 +78,7 @@ smx_extension_schema_name(void)
 				 errmsg("extension \"%s\" is not installed in this database",
 						SMX_EXTENSION_NAME),
 				 errhint("Run CREATE EXTENSION %s.", SMX_EXTENSION_NAME)));
-	return (char *) quote_identifier(name);
+	return name;
 }
 
 /*

@@ -191,7 +191,7 @@ smx_history_check_known(const char *nspname, text *server_t, const char *server_
 					 "               WHERE id OPERATOR(pg_catalog.=) $1)"
 					 " OR EXISTS (SELECT 1 FROM %1$s.server_metrics_history"
 					 "            WHERE server_id OPERATOR(pg_catalog.=) $1)",
-					 nspname);
+					 quote_identifier(nspname));
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "checking server \"%s\" failed", server_id);
@@ -224,7 +224,7 @@ smx_history_open_cursor(const char *nspname, Datum *args)
 					 "   AND \"timestamp\" OPERATOR(pg_catalog.>=) $2"
 					 "   AND \"timestamp\" OPERATOR(pg_catalog.<=) $3"
 					 " ORDER BY \"timestamp\", tick",
-					 nspname);
+					 quote_identifier(nspname));
 	plan = SPI_prepare_cursor(sql.data, 3, argtypes, CURSOR_OPT_NO_SCROLL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));

@@ -209,7 +209,7 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 					 "SELECT cpu_usage::float8, memory_usage::float8, disk_usage::float8,"
 					 " network_io, status, tick, \"timestamp\""
 					 " FROM %s.server_metrics_history WHERE server_id OPERATOR(pg_catalog.=) $1"
-					 " ORDER BY \"timestamp\" DESC LIMIT 1", nspname);
+					 " ORDER BY \"timestamp\" DESC LIMIT 1", quote_identifier(nspname));
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
@@ -256,7 +256,8 @@ smx_point_describe(const char *nspname, text *id_t, Datum *values, bool *nulls)
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT name, hostname, role, location, environment"
-					 " FROM %s.server_templates WHERE id OPERATOR(pg_catalog.=) $1", nspname);
+					 " FROM %s.server_templates WHERE id OPERATOR(pg_catalog.=) $1",
+					 quote_identifier(nspname));
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed == 0)
 		return;
