@@ -82,17 +82,29 @@ like($e, qr/unknown server "no-such-server"/, 'sim_server_metrics(): an unknown 
 }
 
 # 4. a server leaving the fleet leaves the live set at once; its hash stays
+# (it leaves in the middle of a scenario run, which every layer names)
+my $run = q1(q{SELECT sim_scenario_start('memory_leak', '{web-nginx-pus-01}', 0.9, '2 hours')});
+ok(wait_until($node, q{SELECT source, scenario FROM sim_server_metrics('web-nginx-pus-01')},
+	'memory|memory_leak', 30), 'sim_server_metrics(): the run\'s scenario from memory');
+ok(defined rwait(sub { $_[0] eq 'memory_leak' }, 'the hash names the scenario', 'HGET',
+	'sim:server:web-nginx-pus-01', 'scenario'), 'the hash names the run\'s scenario');
+ok(defined wait_value($node, qq{SELECT count(*) FROM scenario_execution_log WHERE run_id = $run},
+	sub { $_[0] > 0 }, 30), 'the run is logged');
 q1(q{UPDATE server_templates SET enabled = false WHERE id = 'web-nginx-pus-01'});
 ok(defined rwait(sub { $_[0] eq '0' }, 'removed from the set', 'SISMEMBER', 'sim:servers', 'web-nginx-pus-01'),
 	'a disabled server leaves the live set');
 is(rcli('EXISTS', 'sim:server:web-nginx-pus-01'), '1', 'its hash stays until its TTL');
-is(q1(q{SELECT source, name, status IS NOT NULL, tick > 0, sim_time IS NOT NULL, updated_at IS NOT NULL
-	FROM sim_server_metrics('web-nginx-pus-01')}),
-	'redis|Nginx Web PUS-01|t|t|t|t', 'sim_server_metrics(): a server out of the fleet answers from Redis');
+is(q1(q{SELECT source, name, status IS NOT NULL, tick > 0, sim_time IS NOT NULL, updated_at IS NOT NULL,
+	scenario FROM sim_server_metrics('web-nginx-pus-01')}),
+	'redis|Nginx Web PUS-01|t|t|t|t|memory_leak',
+	'sim_server_metrics(): a server out of the fleet answers from Redis, with the scenario');
 rcli('DEL', 'sim:server:web-nginx-pus-01');
 q1('SELECT sim_flush()');
-like(q1(q{SELECT source FROM sim_server_metrics('web-nginx-pus-01')}), qr/^table$/,
-	'its keys gone: from the table');
+is(q1(qq{SELECT scenario_run_id FROM server_metrics_history WHERE server_id = 'web-nginx-pus-01'
+	ORDER BY "timestamp" DESC LIMIT 1}), $run, 'its last sample in the history is of the run');
+is(q1(q{SELECT source, scenario FROM sim_server_metrics('web-nginx-pus-01')}), 'table|memory_leak',
+	'its keys gone: from the table, the scenario as the log names the run');
+q1(qq{SELECT sim_scenario_stop($run)});
 q1(q{UPDATE server_templates SET enabled = true WHERE id = 'web-nginx-pus-01'});
 ok(defined rwait(sub { $_[0] eq '15' }, 'back', 'SCARD', 'sim:servers'), 'and comes back');
 
