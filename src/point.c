@@ -4,7 +4,9 @@
  * server that left the fleet less than redis_ttl ago, or whatever the
  * mirror last wrote), else its latest history row. Column `source` says
  * which. Redis is asked through a connection of the call's own, every step
- * bounded by redis_timeout, so a down or slow Redis costs at most that.
+ * bounded by redis_timeout, so a down or slow Redis costs at most that; and
+ * only for an id server_templates or the history knows (anyone may call
+ * this, through sim_expose()'s wrappers too), with a bounded reply.
  */
 #include "postgres.h"
 
@@ -317,11 +319,14 @@ sim_server_metrics(PG_FUNCTION_ARGS)
 		source = "memory";
 	else
 	{
-		bool		from_redis = smx_point_redis(id, values, nulls);
+		bool		from_redis;
 
-		source = from_redis ? "redis" : "table";
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		/* an id nobody knows never reaches Redis */
+		smx_require_known_server(nspname, id_t, id);
+		from_redis = smx_point_redis(id, values, nulls);
+		source = from_redis ? "redis" : "table";
 		if (!from_redis && !smx_point_table(nspname, id_t, values, nulls))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -70,6 +70,40 @@ is(q1(q{SELECT source, cpu_usage, status, tick FROM sim_server_metrics('retired-
 my ($r, $o, $e) = $node->psql('postgres', q{SELECT * FROM sim_server_metrics('no-such-server')});
 like($e, qr/unknown server "no-such-server"/, 'sim_server_metrics(): an unknown server is an error');
 
+# an id nobody knows is refused before Redis is asked: no connection comes
+# in for it (each redis-cli INFO is one connection of its own); a known one
+# out of the fleet is asked for in Redis, with one connection
+sub redis_connections { return (rcli('INFO', 'stats') =~ /total_connections_received:(\d+)/)[0]; }
+{
+	my $c0 = redis_connections();
+	($r, $o, $e) = $node->psql('postgres', join('; ',
+		map { "SELECT * FROM sim_server_metrics('no-such-server-$_')" } 1 .. 5));
+	like($e, qr/unknown server "no-such-server-1"/, 'sim_server_metrics(): an unknown server, while Redis is up');
+	like($e, qr/HINT:  Use an id from server_templates or server_metrics_history/, 'with a hint');
+	my $c1 = redis_connections();
+	is($c1 - $c0, 1, 'unknown servers: no connection to Redis');
+	is(q1(q{SELECT source FROM sim_server_metrics('retired-01')}), 'table', 'a known server not in Redis');
+	is(redis_connections() - $c1, 2, 'a known server out of the fleet: Redis was asked');
+}
+
+# a reply larger than a hash of ours can be is not taken in
+{
+	my @fields = (cpu_usage => 1, memory_usage => 2, disk_usage => 3, network_usage => 4,
+		response_time_ms => 5, network_io => 6, status => 'warning', scenario => 'memory_leak',
+		tick => 8, sim_time => '', updated_at => '');
+	rcli('HSET', 'sim:server:retired-01', @fields);
+	is(q1(q{SELECT source, cpu_usage, status, scenario, tick FROM sim_server_metrics('retired-01')}),
+		'redis|1|warning|memory_leak|8', 'a hash in Redis is read, its scenario too');
+	rcli('HSET', 'sim:server:retired-01', 'padding', 'x' x 100_000);
+	is(q1(q{SELECT source, cpu_usage FROM sim_server_metrics('retired-01')}), 'table|12.5',
+		'a reply of 100 kB is refused: from the table');
+	rcli('DEL', 'sim:server:retired-01');
+	rcli('HSET', 'sim:server:retired-01', @fields, map { ("extra$_" => $_) } 1 .. 40);
+	is(q1(q{SELECT source FROM sim_server_metrics('retired-01')}), 'table',
+		'a reply of more elements than a hash of ours has is refused');
+	rcli('DEL', 'sim:server:retired-01');
+}
+
 # 3. change detection: at most one write a server per redis_min_interval
 {
 	my ($w0, $s0) = split /\|/, q1('SELECT redis_writes, redis_skipped FROM sim_status()');
