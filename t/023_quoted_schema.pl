@@ -54,8 +54,8 @@ is(q1(qq{SELECT scenario, servers FROM $s.sim_scenario_runs() WHERE run_id = $ru
 	'memory_leak|{cache-redis-icn-01}', 'sim_scenario_runs() shows the run');
 ok(wait_until($node, qq{SELECT scenario FROM $s.sim_current_metrics() WHERE server_id = 'cache-redis-icn-01'},
 	'memory_leak', 30), 'sim_current_metrics(): the run acts on its server');
-is(q1(qq{SELECT source FROM $s.sim_server_metrics('cache-redis-icn-01')}), 'memory',
-	'sim_server_metrics(): a live server from memory');
+is(q1(qq{SELECT source, scenario FROM $s.sim_server_metrics('cache-redis-icn-01')}), 'memory|memory_leak',
+	'sim_server_metrics(): a live server from memory, with its scenario');
 
 # the worker flushes history into the schema, and logs the run there
 ok(defined wait_value($node, qq{SELECT count(*) FROM $s.server_metrics_history WHERE scenario_run_id = $run},
