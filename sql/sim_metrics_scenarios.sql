@@ -86,12 +86,29 @@ FROM server_metrics_history h, sim_incident_labels l
 WHERE l.run_id = :leak AND l.server_id = h.server_id
   AND h."timestamp" >= l.started_at AND h."timestamp" < l.ended_at
   AND h.scenario_run_id IS DISTINCT FROM :leak;
+-- a server out of the fleet answers from its latest history row (Redis is
+-- off here), with the scenario of that row's run as the log names it
+INSERT INTO server_metrics_history (server_id, cpu_usage, memory_usage, disk_usage, network_io,
+                                    status, "timestamp", tick, scenario_run_id)
+VALUES ('retired-01', 12.5, 40, 50, 1000, 'online', '2026-01-05 00:30:00+00', 60, NULL),
+       ('retired-01', 12.5, 90, 50, 1000, 'critical', '2026-01-05 01:00:00+00', 120, :leak),
+       ('retired-02', 12.5, 40, 50, 1000, 'online', '2026-01-05 01:00:00+00', 120, NULL);
+SELECT p.server_id, p.source, p.status, p.scenario, p.tick
+FROM unnest(ARRAY['retired-01', 'retired-02']) id CROSS JOIN LATERAL sim_server_metrics(id) p;
+DELETE FROM server_metrics_history WHERE server_id IN ('retired-01', 'retired-02');
 
 -- slow_database on the primary cascades up the callers, each a linked run
 SELECT sim_scenario_start('slow_database', '{db-mysql-icn-primary}', 0.8, '15 min') AS slow \gset
 SELECT sim_scenario_start('memory_leak', '{db-mysql-icn-primary}');
 SELECT sim_tick(10) > 0;
 SELECT server_id, status, scenario FROM sim_current_metrics() WHERE scenario IS NOT NULL ORDER BY server_id;
+-- the point read names the scenario as sim_current_metrics() does
+SELECT m.server_id, p.source, p.scenario
+FROM sim_current_metrics() m CROSS JOIN LATERAL sim_server_metrics(m.server_id) p
+WHERE m.scenario IS NOT NULL ORDER BY m.server_id;
+SELECT count(*) AS differences
+FROM sim_current_metrics() m CROSS JOIN LATERAL sim_server_metrics(m.server_id) p
+WHERE p.scenario IS DISTINCT FROM m.scenario;
 SELECT sim_tick(30) > 0;
 SELECT sim_flush() >= 0 AS flushed;
 WITH RECURSIVE tree AS (

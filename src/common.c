@@ -15,7 +15,9 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -62,8 +64,9 @@ smx_extension_schema(Oid *ext)
 }
 
 /*
- * The extension's schema, quoted for use in SQL text; ERROR when the
- * extension is not installed in this database.
+ * The extension's schema, by name as in pg_namespace (not quoted: quote it
+ * with quote_identifier() where SQL text is built, and only there); ERROR
+ * when the extension is not installed in this database.
  */
 char *
 smx_extension_schema_name(void)
@@ -78,7 +81,7 @@ smx_extension_schema_name(void)
 				 errmsg("extension \"%s\" is not installed in this database",
 						SMX_EXTENSION_NAME),
 				 errhint("Run CREATE EXTENSION %s.", SMX_EXTENSION_NAME)));
-	return (char *) quote_identifier(name);
+	return name;
 }
 
 /*
@@ -423,4 +426,35 @@ smx_tick_time_datum(int64 tick, bool *isnull)
 	else if (!valid)
 		ts = DT_NOEND;
 	return TimestampTzGetDatum(ts);
+}
+
+/*
+ * Error out unless the server is in server_templates or has history: what
+ * the readers take as a server id (sim_history, sim_server_metrics). Read
+ * as the caller; must be connected to SPI.
+ */
+void
+smx_require_known_server(const char *nspname, text *server_t, const char *server_id)
+{
+	StringInfoData sql;
+	Oid			argtype = TEXTOID;
+	Datum		arg = PointerGetDatum(server_t);
+	bool		isnull;
+	int			ret;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT EXISTS (SELECT 1 FROM %1$s.server_templates"
+					 "               WHERE id OPERATOR(pg_catalog.=) $1)"
+					 " OR EXISTS (SELECT 1 FROM %1$s.server_metrics_history"
+					 "            WHERE server_id OPERATOR(pg_catalog.=) $1)",
+					 quote_identifier(nspname));
+	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "checking server \"%s\" failed", server_id);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("unknown server \"%s\"", server_id),
+				 errhint("Use an id from server_templates or server_metrics_history.")));
 }

@@ -434,7 +434,7 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 					 " FROM %s.server_templates WHERE enabled"
 					 " ORDER BY id COLLATE \"C\" LIMIT %d",
 					 smx_templates_have("disk_growth") ? "disk_growth::float8" : "NULL::float8",
-					 nspname, cap);
+					 quote_identifier(nspname), cap);
 
 	smx_become_writer(&saved);
 	if (SPI_connect() != SPI_OK_CONNECT)

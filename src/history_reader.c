@@ -175,33 +175,6 @@ smx_history_table_row(HeapTuple tup, TupleDesc td, SmxHistRow *t)
 	t->from_memory = false;
 }
 
-/* Error out unless the server is in the templates or the table. */
-static void
-smx_history_check_known(const char *nspname, text *server_t, const char *server_id)
-{
-	StringInfoData sql;
-	Oid			argtype = TEXTOID;
-	Datum		arg = PointerGetDatum(server_t);
-	bool		isnull;
-	int			ret;
-
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT EXISTS (SELECT 1 FROM %1$s.server_templates"
-					 "               WHERE id OPERATOR(pg_catalog.=) $1)"
-					 " OR EXISTS (SELECT 1 FROM %1$s.server_metrics_history"
-					 "            WHERE server_id OPERATOR(pg_catalog.=) $1)",
-					 nspname);
-	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "checking server \"%s\" failed", server_id);
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("unknown server \"%s\"", server_id),
-				 errhint("Use an id from server_templates or server_metrics_history.")));
-}
-
 /*
  * Open a cursor on the server's table rows in [since, until], ordered by
  * (timestamp, tick), with a snapshot newer than the ring read, whatever
@@ -224,7 +197,7 @@ smx_history_open_cursor(const char *nspname, Datum *args)
 					 "   AND \"timestamp\" OPERATOR(pg_catalog.>=) $2"
 					 "   AND \"timestamp\" OPERATOR(pg_catalog.<=) $3"
 					 " ORDER BY \"timestamp\", tick",
-					 nspname);
+					 quote_identifier(nspname));
 	plan = SPI_prepare_cursor(sql.data, 3, argtypes, CURSOR_OPT_NO_SCROLL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -272,7 +245,7 @@ sim_history(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (nmem == 0)
-		smx_history_check_known(nspname, server_t, server_id);
+		smx_require_known_server(nspname, server_t, server_id);
 
 	args[0] = PointerGetDatum(server_t);
 	args[1] = TimestampTzGetDatum(since);

@@ -4,7 +4,9 @@
  * server that left the fleet less than redis_ttl ago, or whatever the
  * mirror last wrote), else its latest history row. Column `source` says
  * which. Redis is asked through a connection of the call's own, every step
- * bounded by redis_timeout, so a down or slow Redis costs at most that.
+ * bounded by redis_timeout, so a down or slow Redis costs at most that; and
+ * only for an id server_templates or the history knows (anyone may call
+ * this, through sim_expose()'s wrappers too), with a bounded reply.
  */
 #include "postgres.h"
 
@@ -40,6 +42,7 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 	TimestampTz updated_at = 0;
 	TimestampTz sim_time = 0;
 	bool		sim_time_valid = false;
+	char		runs[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
 
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	{
@@ -51,6 +54,7 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 			s = smx_shared_state()[i];
 			role = smx_shared_params()[i].role;
 			found = true;
+			smx_copy_run_names(runs);
 		}
 		tick = smx_shared->tick;
 		updated_at = smx_shared->last_tick_at;
@@ -73,7 +77,9 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 	values[10] = smx_pct_datum(s.network);
 	values[11] = smx_pct_datum(s.response_ms);
 	values[12] = CStringGetTextDatum(smx_status_names[s.status & 3]);
-	nulls[13] = true;
+	/* the run acting on it, as sim_current_metrics() names it */
+	nulls[13] = s.run == 0 || s.run > SMX_MAX_RUNS;
+	values[13] = nulls[13] ? (Datum) 0 : CStringGetTextDatum(runs[s.run]);
 	values[14] = Int64GetDatum((int64) tick);
 	values[15] = TimestampTzGetDatum(sim_time);
 	nulls[15] = !sim_time_valid;
@@ -89,6 +95,7 @@ typedef struct SmxPointHash
 	int64		network_io;
 	int64		tick;
 	int			status;
+	char		scenario[SMX_SCENARIO_LEN];	/* "" = none */
 	bool		sim_time_valid;
 	TimestampTz sim_time;
 	bool		updated_valid;
@@ -150,6 +157,16 @@ smx_point_parse(void *r, SmxPointHash *h)
 			return false;
 	if (!smx_point_int64(r, "network_io", &h->network_io) || !smx_point_int64(r, "tick", &h->tick))
 		return false;
+	/* the mirror writes "" for none; no field (an older mirror) is none too */
+	{
+		const char *scenario = smx_redis_point_field(r, "scenario");
+
+		if (scenario == NULL)
+			scenario = "";
+		if (strlen(scenario) >= SMX_SCENARIO_LEN)
+			return false;
+		strlcpy(h->scenario, scenario, SMX_SCENARIO_LEN);
+	}
 	h->sim_time_valid = smx_point_time(r, "sim_time", &h->sim_time);
 	h->updated_valid = smx_point_time(r, "updated_at", &h->updated_at);
 	return true;
@@ -184,7 +201,8 @@ smx_point_redis(const char *id, Datum *values, bool *nulls)
 	values[10] = smx_pct_datum(h.pct[3]);
 	values[11] = smx_pct_datum(h.pct[4]);
 	values[12] = CStringGetTextDatum(smx_status_names[h.status]);
-	nulls[13] = true;
+	nulls[13] = h.scenario[0] == '\0';
+	values[13] = nulls[13] ? (Datum) 0 : CStringGetTextDatum(h.scenario);
 	values[14] = Int64GetDatum(h.tick);
 	values[15] = TimestampTzGetDatum(h.sim_time);
 	nulls[15] = !h.sim_time_valid;
@@ -193,7 +211,10 @@ smx_point_redis(const char *id, Datum *values, bool *nulls)
 	return true;
 }
 
-/* From the table: the latest history row. Must be connected to SPI. */
+/*
+ * From the table: the latest history row, and the scenario of its run
+ * (scenario_run_id) as the log names it. Must be connected to SPI.
+ */
 static bool
 smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 {
@@ -206,10 +227,13 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "SELECT cpu_usage::float8, memory_usage::float8, disk_usage::float8,"
-					 " network_io, status, tick, \"timestamp\""
-					 " FROM %s.server_metrics_history WHERE server_id OPERATOR(pg_catalog.=) $1"
-					 " ORDER BY \"timestamp\" DESC LIMIT 1", nspname);
+					 "SELECT h.cpu_usage::float8, h.memory_usage::float8, h.disk_usage::float8,"
+					 " h.network_io, h.status, h.tick, h.\"timestamp\","
+					 " (SELECT l.scenario_name FROM %1$s.scenario_execution_log l"
+					 "   WHERE l.run_id OPERATOR(pg_catalog.=) h.scenario_run_id"
+					 "   ORDER BY l.id LIMIT 1)"
+					 " FROM %1$s.server_metrics_history h WHERE h.server_id OPERATOR(pg_catalog.=) $1"
+					 " ORDER BY h.\"timestamp\" DESC LIMIT 1", quote_identifier(nspname));
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
@@ -228,15 +252,16 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 	nulls[10] = nulls[11] = true;	/* not kept in history */
 	values[12] = n[4] ? (Datum) 0 : PointerGetDatum(DatumGetTextPCopy(v[4]));
 	nulls[12] = n[4];
-	nulls[13] = true;
 	values[14] = v[5];
 	nulls[14] = n[5];
 	{
 		bool		tn;
 		Datum		ts = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 7, &tn);
+		Datum		sc = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 8, &nulls[13]);
 
 		values[15] = ts;
 		nulls[15] = tn;
+		values[13] = nulls[13] ? (Datum) 0 : PointerGetDatum(DatumGetTextPCopy(sc));
 	}
 	nulls[16] = true;			/* the wall clock of the sample is not kept */
 	return true;
@@ -256,7 +281,8 @@ smx_point_describe(const char *nspname, text *id_t, Datum *values, bool *nulls)
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT name, hostname, role, location, environment"
-					 " FROM %s.server_templates WHERE id OPERATOR(pg_catalog.=) $1", nspname);
+					 " FROM %s.server_templates WHERE id OPERATOR(pg_catalog.=) $1",
+					 quote_identifier(nspname));
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed == 0)
 		return;
@@ -293,11 +319,14 @@ sim_server_metrics(PG_FUNCTION_ARGS)
 		source = "memory";
 	else
 	{
-		bool		from_redis = smx_point_redis(id, values, nulls);
+		bool		from_redis;
 
-		source = from_redis ? "redis" : "table";
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		/* an id nobody knows never reaches Redis */
+		smx_require_known_server(nspname, id_t, id);
+		from_redis = smx_point_redis(id, values, nulls);
+		source = from_redis ? "redis" : "table";
 		if (!from_redis && !smx_point_table(nspname, id_t, values, nulls))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -386,11 +386,82 @@ smx_reply_element(const void *reply, int i, int *len)
 }
 
 /*
+ * The most of a point reply taken in: the hash the mirror writes (the
+ * columns of sim_current_metrics()) is well under 1 kB; a reply that
+ * grows past these limits is not read on.
+ */
+#define SMX_POINT_REPLY_BYTES		16384
+#define SMX_POINT_REPLY_ELEMENTS	64
+
+#if HIREDIS_MAJOR >= 1
+typedef size_t smx_array_len;
+#else
+typedef int smx_array_len;
+#endif
+
+/* hiredis's own reply builders, wrapped for the point read */
+static redisReplyObjectFunctions *smx_point_builders;
+
+/*
+ * Arrays in a point reply: the top one only, of at most
+ * SMX_POINT_REPLY_ELEMENTS (hiredis allocates as many elements as the
+ * header announces before any arrives). NULL makes the reader fail.
+ */
+static void *
+smx_point_create_array(const redisReadTask *task, smx_array_len elements)
+{
+	if (task->parent != NULL || elements > SMX_POINT_REPLY_ELEMENTS)
+		return NULL;
+	return smx_point_builders->createArray(task, elements);
+}
+
+/*
+ * Send one command and read its reply, taking in at most
+ * SMX_POINT_REPLY_BYTES from the socket; NULL on any failure or a reply
+ * over the limits. Each read waits at most redis_timeout.
+ */
+static redisReply *
+smx_redis_bounded_command(redisContext *c, int argc, const char **argv)
+{
+	redisReplyObjectFunctions bounded;
+	void	   *reply = NULL;
+	size_t		taken = 0;
+	int			done = 0;
+	bool		ok = true;
+
+	if (c->reader->fn == NULL || c->reader->fn->createArray == NULL ||
+		redisAppendCommandArgv(c, argc, argv, NULL) != REDIS_OK)
+		return NULL;
+	while (!done)
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			return NULL;
+	smx_point_builders = c->reader->fn;
+	bounded = *c->reader->fn;
+	bounded.createArray = smx_point_create_array;
+	c->reader->fn = &bounded;
+	while (ok)
+	{
+		size_t		before;
+
+		if (redisGetReplyFromReader(c, &reply) != REDIS_OK || reply != NULL)
+			break;
+		/* what a read appends to the reader's buffer is what came in */
+		before = c->reader->len;
+		ok = redisBufferRead(c) == REDIS_OK;
+		taken += c->reader->len - before;
+		ok = ok && taken <= SMX_POINT_REPLY_BYTES;
+	}
+	c->reader->fn = smx_point_builders;
+	return (redisReply *) reply;
+}
+
+/*
  * For a backend's point read (sim_server_metrics): the fields of
  * {prefix}server:{id}, through a connection of its own that lives for this
- * call only and waits at most redis_timeout for each step. Returns the
- * reply (caller frees with smx_redis_point_free) or NULL when Redis is off,
- * unreachable, or has no such key.
+ * call only and waits at most redis_timeout for each step, taking in a
+ * reply of bounded size. Returns the reply (caller frees with
+ * smx_redis_point_free) or NULL when Redis is off, unreachable, has no
+ * such key, or answers with more than a hash of ours can be.
  */
 void *
 smx_redis_point_fetch(const char *id)
@@ -408,7 +479,7 @@ smx_redis_point_fetch(const char *id)
 		return NULL;
 	key = psprintf("%sserver:%s", smx_redis_key_prefix, id);
 	argv[1] = key;
-	r = redisCommandArgv(c, 2, argv, NULL);
+	r = smx_redis_bounded_command(c, 2, argv);
 	redisFree(c);
 	if (r != NULL && (r->type != REDIS_REPLY_ARRAY || r->elements == 0))
 	{

@@ -313,6 +313,7 @@ extern void smx_pin_session_settings(void);
 extern int	smx_desc_find(const SmxServerDesc *desc, int n, const char *id);
 extern void smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len);
 extern double smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt);
+extern void smx_require_known_server(const char *nspname, text *server_t, const char *server_id);
 extern Datum smx_tick_time_datum(int64 tick, bool *isnull);
 extern ErrorData *smx_subxact(void (*fn) (void *), void *arg);
 extern ErrorData *smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user);

@@ -70,6 +70,40 @@ is(q1(q{SELECT source, cpu_usage, status, tick FROM sim_server_metrics('retired-
 my ($r, $o, $e) = $node->psql('postgres', q{SELECT * FROM sim_server_metrics('no-such-server')});
 like($e, qr/unknown server "no-such-server"/, 'sim_server_metrics(): an unknown server is an error');
 
+# an id nobody knows is refused before Redis is asked: no connection comes
+# in for it (each redis-cli INFO is one connection of its own); a known one
+# out of the fleet is asked for in Redis, with one connection
+sub redis_connections { return (rcli('INFO', 'stats') =~ /total_connections_received:(\d+)/)[0]; }
+{
+	my $c0 = redis_connections();
+	($r, $o, $e) = $node->psql('postgres', join('; ',
+		map { "SELECT * FROM sim_server_metrics('no-such-server-$_')" } 1 .. 5));
+	like($e, qr/unknown server "no-such-server-1"/, 'sim_server_metrics(): an unknown server, while Redis is up');
+	like($e, qr/HINT:  Use an id from server_templates or server_metrics_history/, 'with a hint');
+	my $c1 = redis_connections();
+	is($c1 - $c0, 1, 'unknown servers: no connection to Redis');
+	is(q1(q{SELECT source FROM sim_server_metrics('retired-01')}), 'table', 'a known server not in Redis');
+	is(redis_connections() - $c1, 2, 'a known server out of the fleet: Redis was asked');
+}
+
+# a reply larger than a hash of ours can be is not taken in
+{
+	my @fields = (cpu_usage => 1, memory_usage => 2, disk_usage => 3, network_usage => 4,
+		response_time_ms => 5, network_io => 6, status => 'warning', scenario => 'memory_leak',
+		tick => 8, sim_time => '', updated_at => '');
+	rcli('HSET', 'sim:server:retired-01', @fields);
+	is(q1(q{SELECT source, cpu_usage, status, scenario, tick FROM sim_server_metrics('retired-01')}),
+		'redis|1|warning|memory_leak|8', 'a hash in Redis is read, its scenario too');
+	rcli('HSET', 'sim:server:retired-01', 'padding', 'x' x 100_000);
+	is(q1(q{SELECT source, cpu_usage FROM sim_server_metrics('retired-01')}), 'table|12.5',
+		'a reply of 100 kB is refused: from the table');
+	rcli('DEL', 'sim:server:retired-01');
+	rcli('HSET', 'sim:server:retired-01', @fields, map { ("extra$_" => $_) } 1 .. 40);
+	is(q1(q{SELECT source FROM sim_server_metrics('retired-01')}), 'table',
+		'a reply of more elements than a hash of ours has is refused');
+	rcli('DEL', 'sim:server:retired-01');
+}
+
 # 3. change detection: at most one write a server per redis_min_interval
 {
 	my ($w0, $s0) = split /\|/, q1('SELECT redis_writes, redis_skipped FROM sim_status()');
@@ -82,17 +116,29 @@ like($e, qr/unknown server "no-such-server"/, 'sim_server_metrics(): an unknown 
 }
 
 # 4. a server leaving the fleet leaves the live set at once; its hash stays
+# (it leaves in the middle of a scenario run, which every layer names)
+my $run = q1(q{SELECT sim_scenario_start('memory_leak', '{web-nginx-pus-01}', 0.9, '2 hours')});
+ok(wait_until($node, q{SELECT source, scenario FROM sim_server_metrics('web-nginx-pus-01')},
+	'memory|memory_leak', 30), 'sim_server_metrics(): the run\'s scenario from memory');
+ok(defined rwait(sub { $_[0] eq 'memory_leak' }, 'the hash names the scenario', 'HGET',
+	'sim:server:web-nginx-pus-01', 'scenario'), 'the hash names the run\'s scenario');
+ok(defined wait_value($node, qq{SELECT count(*) FROM scenario_execution_log WHERE run_id = $run},
+	sub { $_[0] > 0 }, 30), 'the run is logged');
 q1(q{UPDATE server_templates SET enabled = false WHERE id = 'web-nginx-pus-01'});
 ok(defined rwait(sub { $_[0] eq '0' }, 'removed from the set', 'SISMEMBER', 'sim:servers', 'web-nginx-pus-01'),
 	'a disabled server leaves the live set');
 is(rcli('EXISTS', 'sim:server:web-nginx-pus-01'), '1', 'its hash stays until its TTL');
-is(q1(q{SELECT source, name, status IS NOT NULL, tick > 0, sim_time IS NOT NULL, updated_at IS NOT NULL
-	FROM sim_server_metrics('web-nginx-pus-01')}),
-	'redis|Nginx Web PUS-01|t|t|t|t', 'sim_server_metrics(): a server out of the fleet answers from Redis');
+is(q1(q{SELECT source, name, status IS NOT NULL, tick > 0, sim_time IS NOT NULL, updated_at IS NOT NULL,
+	scenario FROM sim_server_metrics('web-nginx-pus-01')}),
+	'redis|Nginx Web PUS-01|t|t|t|t|memory_leak',
+	'sim_server_metrics(): a server out of the fleet answers from Redis, with the scenario');
 rcli('DEL', 'sim:server:web-nginx-pus-01');
 q1('SELECT sim_flush()');
-like(q1(q{SELECT source FROM sim_server_metrics('web-nginx-pus-01')}), qr/^table$/,
-	'its keys gone: from the table');
+is(q1(qq{SELECT scenario_run_id FROM server_metrics_history WHERE server_id = 'web-nginx-pus-01'
+	ORDER BY "timestamp" DESC LIMIT 1}), $run, 'its last sample in the history is of the run');
+is(q1(q{SELECT source, scenario FROM sim_server_metrics('web-nginx-pus-01')}), 'table|memory_leak',
+	'its keys gone: from the table, the scenario as the log names the run');
+q1(qq{SELECT sim_scenario_stop($run)});
 q1(q{UPDATE server_templates SET enabled = true WHERE id = 'web-nginx-pus-01'});
 ok(defined rwait(sub { $_[0] eq '15' }, 'back', 'SCARD', 'sim:servers'), 'and comes back');
 
