@@ -11,7 +11,8 @@
  *    pg_cancel_backend() cancels nothing of theirs: the ticker and the
  *    mirror ignore SIGINT, the writer passes it on only when its own
  *    lock_timeout or statement_timeout fired (they cancel through a SIGINT
- *    to self);
+ *    to self); SIGTERM also cancels what runs under
+ *    smx_cancel_on_shutdown (the writer's realtime.send);
  *  - they wait only on MyLatch with WL_EXIT_ON_PM_DEATH and call
  *    CHECK_FOR_INTERRUPTS() after each wait;
  *  - a loop memory context reset every iteration and switched back to
