@@ -15,6 +15,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
@@ -23,12 +24,15 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "portability/instr_time.h"
+#include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -36,6 +40,8 @@
 
 /* Upper bound of server-ticks computed per lock hold, to stay cancellable. */
 #define SMX_WORK_PER_CHUNK	2000000
+/* How long a backend's reload waits for the writer's first load. */
+#define SMX_FIRST_LOAD_WAIT_MS	15000
 
 static MemoryContext smx_engine_cxt = NULL;
 static smx_params *smx_priv_params = NULL;
@@ -589,10 +595,80 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 }
 
 /*
+ * Whether this transaction created the extension's history table (CREATE
+ * EXTENSION not committed yet): then no other session can see the table,
+ * nothing in it or in Redis can be recovered for it, and a rollback takes
+ * the extension, and with it the fleet, away.
+ */
+static bool
+smx_history_created_here(Oid nsp)
+{
+	Oid			relid = get_relname_relid("server_metrics_history", nsp);
+	Relation	rel;
+	bool		here;
+
+	if (!OidIsValid(relid))
+		return false;
+	rel = relation_open(relid, AccessShareLock);
+	here = rel->rd_createSubid != InvalidSubTransactionId;
+	relation_close(rel, AccessShareLock);
+	return here;
+}
+
+/*
+ * A backend's reload found the first load since the restart not done yet:
+ * that load inserts the samples recovered from Redis and sets
+ * history_restored, so it is the writer's alone, in a transaction of its
+ * own. A backend's transaction could roll the recovered rows back after the
+ * flag was set (losing them), and two loaders would both insert them. Wake
+ * the writer and wait (bounded, cancellable) until it has done it; ERROR
+ * when it cannot.
+ */
+static void
+smx_wait_first_load(Oid ext)
+{
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   SMX_FIRST_LOAD_WAIT_MS);
+
+	for (;;)
+	{
+		bool		done;
+		bool		none;
+
+		LWLockAcquire(smx_shared->lock, LW_SHARED);
+		done = smx_shared->history_restored;
+		/* the writer loaded the committed templates and found no server */
+		none = smx_shared->loaded_extension == ext && smx_shared->nservers == 0 &&
+			smx_shared->loaded_templates_version ==
+			pg_atomic_read_u32(&smx_shared->templates_version);
+		LWLockRelease(smx_shared->lock);
+		if (done)
+			return;
+		if (none || GetCurrentTimestamp() >= deadline)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("sim_metrics: the writer has not made the first load of the fleet yet"),
+					 errdetail(none ?
+							   "The first load after a restart recovers unflushed samples and continues from history; only the writer makes it, and it sees no enabled server committed." :
+							   "The first load after a restart recovers unflushed samples and continues from history; only the writer makes it."),
+					 errhint(none ?
+							 "Commit the template changes first: the writer then loads them." :
+							 "See sim_status().worker_state and last_error, then try again.")));
+		smx_wake_writer();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
+						 SMX_WAIT_EVENT_MAIN);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
  * Re-read server_templates (enabled rows, by id) and make them the fleet.
  * The first load since shared memory was set up (server start or crash
  * restart) continues every server from its latest history row, and the
- * tick numbering after the newest tick stored. Must run inside a
+ * tick numbering after the newest tick stored, after taking back from
+ * Redis what the restart took from the ring; only the writer makes it (a
+ * backend waits for it, see smx_wait_first_load). Must run inside a
  * transaction with a snapshot; connects to SPI itself. Returns the number
  * of servers loaded.
  */
@@ -618,6 +694,12 @@ smx_engine_reload(bool from_worker)
 
 	memset(&rs, 0, sizeof(rs));
 	rs.done = !smx_shared->history_restored && n > 0;
+	if (rs.done && !from_worker && !smx_history_created_here(nsp))
+	{
+		/* the writer's; it is done once this returns */
+		smx_wait_first_load(ext);
+		rs.done = false;
+	}
 	if (rs.done)
 	{
 		rs.state = palloc(sizeof(smx_state) * n);

@@ -13,8 +13,18 @@
  * realtime.send() is not ours: the writer runs it as its owner, in a
  * security-restricted operation, so whoever created it gets nothing the
  * owner did not have. It is looked up at each send; the install script
- * never names it. A failure is counted (sim_status().realtime_errors) and
- * never stops the writer.
+ * never names it. A failure is counted (sim_status().realtime_errors),
+ * kept in sim_status().last_error and never stops the writer.
+ *
+ * It gets SMX_REALTIME_TIMEOUT_MS. A background worker never arms the
+ * statement timer itself (only postgres.c does, per client statement), so
+ * setting statement_timeout alone bounds nothing: the timer is armed here
+ * around the call, its SIGINT turned into a cancel by the writer's handler
+ * (smx_timeout_cancel_handler), and lock_timeout bounds each lock wait. A
+ * shutdown request cancels the call at once. A send that timed out is
+ * tried again only after a backoff (SMX_REALTIME_TIMEOUT_MS x 2^(n-1), at
+ * most SMX_REALTIME_MAX_BACKOFF_MS), so a send that is always slow does
+ * not hold up the writer's flushes and scenario log every tick.
  */
 #include "postgres.h"
 
@@ -29,6 +39,7 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "pgstat.h"
+#include "postmaster/interrupt.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -38,6 +49,7 @@
 #include "utils/regproc.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timeout.h"
 #include "utils/timestamp.h"
 
 #include "sim_metrics.h"
@@ -45,12 +57,17 @@
 #define SMX_NOTIFY_CHANNEL	"sim_metrics_status"
 #define SMX_NOTIFY_CHUNK	4096	/* samples copied from the ring at a time */
 #define SMX_NOTIFY_MAX		10000	/* notifications a step, the rest next step */
+#define SMX_REALTIME_TIMEOUT_MS	5000	/* what realtime.send gets */
+#define SMX_REALTIME_LOCK_TIMEOUT "2s"	/* each of its lock waits */
+#define SMX_REALTIME_MAX_BACKOFF_MS 60000	/* after sends that timed out */
 
 /* What the writer saw: the ring position read up to, each id's status. */
 static uint64 smx_notify_pos = 0;
 static uint8 *smx_notify_seen = NULL;	/* by id pool index; 255 = not seen */
 static SmxSample *smx_notify_chunk = NULL;
 static uint64 smx_realtime_tick = 0;	/* tick of the last message sent */
+static int	smx_realtime_slow = 0;	/* sends in a row that timed out */
+static TimestampTz smx_realtime_retry_at = 0;	/* no send before; 0 = now */
 
 /* sim_metrics.realtime: off, public or private */
 int			smx_realtime = SMX_REALTIME_OFF;
@@ -200,6 +217,53 @@ smx_realtime_send_step(void *arg)
 }
 
 /*
+ * Count a send's outcome. A failure is logged and kept in last_error; one
+ * that ran out of time (the timer or lock_timeout) also puts the next send
+ * off by the backoff.
+ */
+static void
+smx_realtime_result(ErrorData *edata)
+{
+	char		msg[SMX_ERROR_LEN];
+	long		backoff_ms = 0;
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (edata == NULL)
+		smx_shared->realtime_messages++;
+	else
+		smx_shared->realtime_errors++;
+	LWLockRelease(smx_shared->lock);
+	if (edata == NULL)
+	{
+		smx_realtime_slow = 0;
+		smx_realtime_retry_at = 0;
+		return;
+	}
+	/* (a shutdown's cancel says nothing about the send) */
+	if (!ShutdownRequestPending &&
+		(edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+		 edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE))
+	{
+		smx_realtime_slow++;
+		backoff_ms = smx_realtime_slow > 8 ? SMX_REALTIME_MAX_BACKOFF_MS :
+			Min((long) SMX_REALTIME_MAX_BACKOFF_MS,
+				(long) SMX_REALTIME_TIMEOUT_MS << (smx_realtime_slow - 1));
+		smx_realtime_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff_ms);
+	}
+	snprintf(msg, sizeof(msg), "realtime.send failed: %s", edata->message);
+	smx_record_error(msg);
+	if (backoff_ms > 0)
+		ereport(LOG,
+				(errmsg("sim_metrics: %s", msg),
+				 errdetail("realtime.send gets %d ms; %d sends in a row ran out of time, the next is tried in %ld s.",
+						   SMX_REALTIME_TIMEOUT_MS, smx_realtime_slow, backoff_ms / 1000)));
+	else
+		ereport(LOG,
+				(errmsg("sim_metrics: %s", msg)));
+	FreeErrorData(edata);
+}
+
+/*
  * Send the tick's message when realtime.send exists; a failure is counted
  * and logged, never raised. Must run in a transaction.
  */
@@ -209,7 +273,7 @@ smx_realtime_send(Oid nsp, uint64 tick)
 	Oid			owner = InvalidOid;
 	char	   *name = NULL;
 	SmxRealtimeSend rs;
-	ErrorData  *edata;
+	ErrorData  *volatile edata = NULL;
 
 	Oid			as_user;
 	int			nest;
@@ -229,24 +293,34 @@ smx_realtime_send(Oid nsp, uint64 tick)
 	rs.fn = name;
 	rs.nsp = nsp;
 	rs.tick = tick;
-	/* whatever the callee sets goes with it; it gets 5 s */
+	/* whatever the callee sets goes with it */
 	nest = NewGUCNestLevel();
-	(void) set_config_option("statement_timeout", "5s", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	edata = smx_try_in_subxact(smx_realtime_send_step, &rs, as_user);
-	AtEOXact_GUC(false, nest);
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	if (edata == NULL)
-		smx_shared->realtime_messages++;
-	else
-		smx_shared->realtime_errors++;
-	LWLockRelease(smx_shared->lock);
-	if (edata != NULL)
+	(void) set_config_option("statement_timeout", CppAsString2(SMX_REALTIME_TIMEOUT_MS) "ms",
+							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("lock_timeout", SMX_REALTIME_LOCK_TIMEOUT, PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	PG_TRY();
 	{
-		ereport(LOG,
-				(errmsg("sim_metrics: realtime.send failed: %s", edata->message)));
-		FreeErrorData(edata);
+		/* the timer the setting above does not arm in a background worker */
+		enable_timeout_after(STATEMENT_TIMEOUT, SMX_REALTIME_TIMEOUT_MS);
+		smx_cancel_on_shutdown = true;
+		edata = smx_try_in_subxact(smx_realtime_send_step, &rs, as_user);
 	}
+	PG_FINALLY();
+	{
+		smx_cancel_on_shutdown = false;
+		disable_timeout(STATEMENT_TIMEOUT, false);
+
+		/*
+		 * A cancel that came (timer, shutdown) just as the call returned is
+		 * for the call: nothing after it must see it. Only these two set it
+		 * here: the writer ignores anyone else's SIGINT.
+		 */
+		QueryCancelPending = false;
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(false, nest);
+	smx_realtime_result(edata);
 }
 
 /*
@@ -266,7 +340,8 @@ smx_notify_step(bool unused)
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	tick = smx_shared->tick;
 	LWLockRelease(smx_shared->lock);
-	realtime_due = smx_realtime != SMX_REALTIME_OFF && tick != smx_realtime_tick;
+	realtime_due = smx_realtime != SMX_REALTIME_OFF && tick != smx_realtime_tick &&
+		GetCurrentTimestamp() >= smx_realtime_retry_at && !ShutdownRequestPending;
 	if (!realtime_due && smx_notify_seen != NULL)
 	{
 		uint64		tail,

@@ -10,6 +10,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <signal.h>
 
 #include "access/htup.h"
 #include "access/tupdesc.h"
@@ -445,6 +446,7 @@ extern int64 smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n);
 extern void smx_register_workers(void);
 extern bool smx_worker_guarded(bool (*step) (bool), bool arg, bool *result);
 extern void smx_timeout_cancel_handler(SIGNAL_ARGS);
+extern volatile sig_atomic_t smx_cancel_on_shutdown;
 extern void smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database);
 extern void smx_worker_wait(long timeout_ms);
 extern void smx_worker_xact_begin(const char *activity, const char *lock_timeout);

@@ -11,7 +11,8 @@
  *    pg_cancel_backend() cancels nothing of theirs: the ticker and the
  *    mirror ignore SIGINT, the writer passes it on only when its own
  *    lock_timeout or statement_timeout fired (they cancel through a SIGINT
- *    to self);
+ *    to self); SIGTERM also cancels what runs under
+ *    smx_cancel_on_shutdown (the writer's realtime.send);
  *  - they wait only on MyLatch with WL_EXIT_ON_PM_DEATH and call
  *    CHECK_FOR_INTERRUPTS() after each wait;
  *  - a loop memory context reset every iteration and switched back to
@@ -42,6 +43,13 @@
 /* Reset every iteration; current again after every commit or abort. */
 MemoryContext smx_loop_cxt = NULL;
 
+/*
+ * Set while the writer runs code it does not own (realtime.send): a
+ * shutdown request then also cancels that code, so the exit is not held up
+ * by it.
+ */
+volatile sig_atomic_t smx_cancel_on_shutdown = false;
+
 static void
 smx_register_one(const char *type, const char *function, bool database)
 {
@@ -67,15 +75,34 @@ smx_register_workers(void)
 }
 
 /*
+ * SIGTERM: the core handler (ShutdownRequestPending and the latch); while
+ * smx_cancel_on_shutdown is set, the running statement is cancelled too.
+ */
+static void
+smx_shutdown_handler(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (smx_cancel_on_shutdown)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SignalHandlerForShutdownRequest(postgres_signal_arg);
+	errno = save_errno;
+}
+
+/*
  * Start a worker: core handlers for SIGHUP and SIGTERM (the latter only
- * sets ShutdownRequestPending and the latch), `on_sigint` for SIGINT, then
- * a connection to `database` (NULL: none, shared catalogs only).
+ * sets ShutdownRequestPending and the latch, and cancels a statement only
+ * under smx_cancel_on_shutdown), `on_sigint` for SIGINT, then a connection
+ * to `database` (NULL: none, shared catalogs only).
  */
 void
 smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database)
 {
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGTERM, smx_shutdown_handler);
 	pqsignal(SIGINT, on_sigint);
 	BackgroundWorkerUnblockSignals();
 

@@ -13,7 +13,7 @@ use lib $FindBin::RealBin;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
+use Time::HiRes qw(time usleep);
 use SimMetricsTest;
 
 my $node = sim_node('live_push', <<'EOC');
@@ -130,5 +130,89 @@ like(slurp_file($node->logfile), qr/sim_metrics: realtime\.send failed: stand-in
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics writer'}),
 	'1', 'the writer runs');
 
-$node->stop;
+# A realtime.send that takes too long: one that sleeps (and turns
+# statement_timeout off first, which must not help it), one that waits on a
+# lock another session holds. A background worker arms no statement timer
+# of its own: the writer's limit has to be real.
+$node->safe_psql('postgres', <<'EOS');
+SET ROLE supabase_realtime_admin;
+CREATE OR REPLACE FUNCTION realtime.send(payload jsonb, event text, topic text, private boolean DEFAULT true)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  IF topic = 'fail' THEN RAISE EXCEPTION 'stand-in failure'; END IF;
+  IF topic = 'sleep' THEN
+    PERFORM pg_catalog.set_config('statement_timeout', '0', true);
+    PERFORM pg_catalog.pg_sleep(60);
+  END IF;
+  INSERT INTO realtime.sent (payload, event, topic, private) VALUES (payload, event, topic, private);
+END $$;
+RESET ROLE;
+ALTER SYSTEM SET sim_metrics.flush_interval = '1s';
+ALTER SYSTEM SET sim_metrics.realtime_topic = 'sleep';
+SELECT pg_reload_conf();
+EOS
+ok(wait_until($node, 'SHOW sim_metrics.realtime_topic', 'sleep', 10), 'topic sleep');
+$errors = $node->safe_psql('postgres', 'SELECT realtime_errors FROM sim_status()');
+my $writer_in = sub {
+	my ($event) = @_;
+	return qq{SELECT count(*) FROM pg_stat_activity
+	          WHERE backend_type = 'sim_metrics writer' AND wait_event = '$event'};
+};
+my $t0 = time;
+$node->safe_psql('postgres', 'SELECT sim_tick(1)');
+ok(wait_until($node, $writer_in->('PgSleep'), '1', 20), 'the writer is in the sleeping realtime.send');
+# the ring does not wait for it: ticks keep coming, the writer's flush takes
+# them once the send is cut off (at most 5 s), and while it backs off
+for my $round (1 .. 3)
+{
+	$node->safe_psql('postgres', 'SELECT sim_tick(3)');
+	ok(wait_until($node, 'SELECT pending_samples = 0 FROM sim_status()', 't', 15),
+		"round $round: the writer flushed the new ticks meanwhile");
+}
+ok(wait_until($node, "SELECT realtime_errors > $errors FROM sim_status()", 't', 20),
+	'the sleeping send is cut off and counted');
+my $elapsed = time - $t0;
+cmp_ok($elapsed, '<', 15, sprintf('within the limit (%.1f s), not the 60 s it asked for', $elapsed));
+like($node->safe_psql('postgres', 'SELECT last_error FROM sim_status()'),
+	qr/^realtime\.send failed: canceling statement due to statement timeout$/,
+	'last_error says it ran out of time');
+ok(eval { $node->wait_for_log(qr/realtime\.send failed: canceling statement due to statement timeout.*\n.*DETAIL:  .*the next is tried in 5 s/); 1 },
+	'logged, with the backoff');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics writer'}),
+	'1', 'the writer runs');
+
+# a lock held by another session: lock_timeout cuts the wait short
+my $locker = $node->background_psql('postgres');
+$locker->query_safe('BEGIN; LOCK TABLE realtime.sent IN ACCESS EXCLUSIVE MODE');
+$errors = $node->safe_psql('postgres', 'SELECT realtime_errors FROM sim_status()');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET sim_metrics.realtime_topic = 'lock'; SELECT pg_reload_conf()});
+ok(wait_until($node, 'SHOW sim_metrics.realtime_topic', 'lock', 10), 'topic lock');
+$node->safe_psql('postgres', 'SELECT sim_tick(1)');
+ok(wait_until($node, $writer_in->('relation'), '1', 20), 'after the backoff the writer waits on the lock');
+$node->safe_psql('postgres', 'SELECT sim_tick(3)');
+ok(wait_until($node, "SELECT realtime_errors > $errors FROM sim_status()", 't', 20),
+	'the waiting send is cut off and counted');
+like($node->safe_psql('postgres', 'SELECT last_error FROM sim_status()'),
+	qr/^realtime\.send failed: canceling statement due to (lock|statement) timeout$/,
+	'last_error says it ran out of time');
+ok(wait_until($node, 'SELECT pending_samples = 0 FROM sim_status()', 't', 15),
+	'the writer flushed the ticks that came meanwhile');
+$locker->query_safe('ROLLBACK');
+$locker->quit;
+
+# a fast shutdown while the writer sits in a sleeping send is not held up by it
+$node->safe_psql('postgres', q{ALTER SYSTEM SET sim_metrics.realtime_topic = 'sleep'; SELECT pg_reload_conf()});
+ok(wait_until($node, 'SHOW sim_metrics.realtime_topic', 'sleep', 10), 'topic sleep again');
+$node->safe_psql('postgres', 'SELECT sim_tick(1)');
+ok(wait_until($node, $writer_in->('PgSleep'), '1', 40), 'the writer is in the sleeping send again');
+$node->safe_psql('postgres', 'SELECT sim_tick(2)');
+my $off = log_offset($node);
+$t0 = time;
+$node->stop('fast');
+$elapsed = time - $t0;
+cmp_ok($elapsed, '<', 10, sprintf('pg_ctl stop -m fast took %.1f s', $elapsed));
+my $tail = slurp_file($node->logfile, $off);
+like($tail, qr/realtime\.send failed: canceling statement due to user request/,
+	'the shutdown cancelled the send');
+like($tail, qr/sim_metrics writer flushed its buffered samples/, 'and the writer flushed before it left');
 done_testing();
