@@ -11,52 +11,44 @@ DO $bound$
 DECLARE
     culprit text;
 BEGIN
-    SELECT pg_catalog.format('%s uses %s of schema %s', x.what, x.used,
-           (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) x.nsp)) INTO culprit FROM (
+    WITH members AS (
+        SELECT e.objid AS rel FROM pg_catalog.pg_depend e
+         WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+           AND e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
+           AND e.refobjid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension
+                                                 WHERE extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name)),
+    -- what the tables' CHECKs and defaults depend on
+    uses AS (
         SELECT pg_catalog.format('constraint %s of %s', c.conname, c.conrelid::pg_catalog.regclass) AS what,
-               CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
-                    THEN 'operator ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regoperator::text
-                    ELSE 'function ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regprocedure::text END AS used,
-               d.refclassid, d.refobjid,
-               COALESCE((SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) d.refobjid
-                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid),
-                        (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) d.refobjid
-                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid)) AS nsp
+               d.refclassid, d.refobjid
           FROM pg_catalog.pg_constraint c
           JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_constraint'::pg_catalog.regclass::pg_catalog.oid
                                     AND d.objid OPERATOR(pg_catalog.=) c.oid
-         WHERE c.conrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT e.objid FROM pg_catalog.pg_depend e
-                    WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
-                      AND e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
-                      AND e.refobjid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension
-                                                            WHERE extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name)))
+         WHERE c.conrelid IN (SELECT rel FROM members)
         UNION ALL
         SELECT pg_catalog.format('the default of %s.%s', a.adrelid::pg_catalog.regclass, a.adnum),
-               CASE WHEN d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
-                    THEN 'operator ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regoperator::text
-                    ELSE 'function ' OPERATOR(pg_catalog.||) d.refobjid::pg_catalog.regprocedure::text END,
-               d.refclassid, d.refobjid,
-               COALESCE((SELECT o.oprnamespace FROM pg_catalog.pg_operator o WHERE o.oid OPERATOR(pg_catalog.=) d.refobjid
-                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid),
-                        (SELECT p.pronamespace FROM pg_catalog.pg_proc p WHERE p.oid OPERATOR(pg_catalog.=) d.refobjid
-                          AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid))
+               d.refclassid, d.refobjid
           FROM pg_catalog.pg_attrdef a
           JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_attrdef'::pg_catalog.regclass::pg_catalog.oid
                                     AND d.objid OPERATOR(pg_catalog.=) a.oid
-         WHERE a.adrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
-                   SELECT e.objid FROM pg_catalog.pg_depend e
-                    WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
-                      AND e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass::pg_catalog.oid
-                      AND e.refobjid OPERATOR(pg_catalog.=) (SELECT oid FROM pg_catalog.pg_extension
-                                                            WHERE extname OPERATOR(pg_catalog.=) 'sim_metrics'::pg_catalog.name)))
-        ) x
-     WHERE x.nsp OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace::pg_catalog.oid
-       AND (x.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
-            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
-                             WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
-                               AND e.objid OPERATOR(pg_catalog.=) x.refobjid
-                               AND e.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char"))
+         WHERE a.adrelid IN (SELECT rel FROM members)),
+    -- the operators and functions among them, with their schema; the
+    -- extension's own functions are its own
+    used AS (
+        SELECT u.what, 'operator ' OPERATOR(pg_catalog.||) o.oid::pg_catalog.regoperator::text AS obj, o.oprnamespace AS nsp
+          FROM uses u JOIN pg_catalog.pg_operator o ON o.oid OPERATOR(pg_catalog.=) u.refobjid
+         WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass::pg_catalog.oid
+        UNION ALL
+        SELECT u.what, 'function ' OPERATOR(pg_catalog.||) p.oid::pg_catalog.regprocedure::text, p.pronamespace
+          FROM uses u JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) u.refobjid
+         WHERE u.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                            WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+                              AND e.objid OPERATOR(pg_catalog.=) p.oid
+                              AND e.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog."char"))
+    SELECT pg_catalog.format('%s uses %s of schema %s', x.what, x.obj, n.nspname) INTO culprit
+      FROM used x JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) x.nsp
+     WHERE n.nspname OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.name
      LIMIT 1;
     IF culprit IS NOT NULL THEN
         RAISE EXCEPTION 'sim_metrics cannot be updated: %, which is not pg_catalog''s', culprit

@@ -71,15 +71,7 @@ sub crash_without_writer
 {
 	my ($what) = @_;
 	q1('ALTER ROLE sim_worker NOLOGIN');
-	my $old = worker_pid($node, 'ticker');
-	my $bg = $node->background_psql('postgres', on_error_stop => 0);
-	my $victim = $bg->query_safe('SELECT pg_backend_pid()');
-	my $off = log_offset($node);
-	ok(kill('KILL', $victim), "$what: SIGKILL to backend $victim");
-	ok(eval { $node->wait_for_log(qr/all server processes terminated; reinitializing/, $off); 1 },
-		"$what: the postmaster reinitialises");
-	eval { $bg->quit };
-	ok(defined wait_new_worker($node, $old, "$what: ticker", 60, 'ticker'), "$what: a new ticker");
+	my $off = crash_restart($node, $what);
 	ok(eval { $node->wait_for_log(qr/role "sim_worker" is not permitted to log in/, $off); 1 },
 		"$what: the writer cannot connect yet");
 	is(q1('SELECT servers FROM sim_status()'), '0', "$what: no fleet loaded");

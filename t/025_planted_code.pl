@@ -168,14 +168,9 @@ my $ticks = q1('SELECT tick FROM extensions.sim_status()');
 ok(defined wait_value($node, 'SELECT tick FROM extensions.sim_status()', sub { $_[0] >= $ticks + 10 }, 30),
 	'ten more ticks only in the ring and in Redis');
 my $fired_before = q1('SELECT count(*) FROM public.fired');
-my $old = worker_pid($node, 'ticker');
-my $bg = $node->background_psql('postgres', on_error_stop => 0);
-my $victim = $bg->query_safe('SELECT pg_backend_pid()');
-my $off = log_offset($node);
-ok(kill('KILL', $victim), "SIGKILL to backend $victim");
+my $off = crash_restart($node, 'crash');
 ok(eval { $node->wait_for_log(qr/recovered \d+ unflushed samples of 15 servers from Redis/, $off); 1 },
 	'the writer recovered the samples from Redis');
-eval { $bg->quit };
 cmp_ok(q1('SELECT count(*) FROM public.fired'), '>', $fired_before, 'the recovery fired the planted triggers');
 still_plain('recovery');
 q1(q{ALTER SYSTEM SET sim_metrics.flush_interval = '1s'; SELECT pg_reload_conf()});

@@ -18,7 +18,7 @@ use Test::More;
 our @EXPORT = qw(
   sim_node wait_until wait_value worker_pid wait_new_worker worker_pids_sql
   sim_status_hash sim_tick_now
-  quiet_window log_offset log_since crash_lines supabase_shape
+  quiet_window log_offset log_since crash_lines supabase_shape crash_restart
 );
 
 # Waits in the test framework (wait_for_log, background_psql, safe_psql)
@@ -167,6 +167,24 @@ sub crash_lines
 	return join "\n",
 	  grep { /\b(?:ERROR|FATAL|PANIC):|terminated by signal|exited with exit code|server process .* was terminated/ }
 	  split /\n/, $log;
+}
+
+# SIGKILL a backend, wait for the postmaster's crash-restart and a new
+# ticker (four tests, named after $what). Returns the log offset from
+# before the crash.
+sub crash_restart
+{
+	my ($node, $what) = @_;
+	my $old = worker_pid($node, 'ticker');
+	my $bg = $node->background_psql('postgres', on_error_stop => 0);
+	my $victim = $bg->query_safe('SELECT pg_backend_pid()');
+	my $off = log_offset($node);
+	ok(kill('KILL', $victim), "$what: SIGKILL to backend $victim");
+	ok(eval { $node->wait_for_log(qr/all server processes terminated; reinitializing/, $off); 1 },
+		"$what: the postmaster reinitialises");
+	eval { $bg->quit };
+	ok(defined wait_new_worker($node, $old, "$what: ticker", 60, 'ticker'), "$what: a new ticker");
+	return $off;
 }
 
 # The roles and schemas of self-hosted Supabase, as its init scripts and
