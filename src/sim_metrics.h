@@ -45,6 +45,7 @@
 #define SMX_SCENARIO_LEN	32
 #define SMX_MAX_RUNS		64	/* runs in shared memory, active or recent */
 #define SMX_RUN_TARGETS		32	/* servers a run may name */
+#define SMX_REDIS_PREFIX_MAX 128	/* bytes of sim_metrics.redis_key_prefix */
 
 /* GUCs (module.c) */
 extern char *smx_database_name;
