@@ -13,6 +13,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -349,6 +350,39 @@ smx_templates_have(const char *column)
 }
 
 /*
+ * The depends_on arrays the reload takes, at most: SMX_MAX_DEPENDS ids
+ * (SMX_CALLS of them carry cascades, every one links traffic) and the
+ * bytes such an array of ids may take. The table does not bound the
+ * array; a bigger one is refused whole (WARNING, the server loads without
+ * its edges) before it is detoasted or taken apart.
+ */
+#define SMX_MAX_DEPENDS			256
+#define SMX_MAX_DEPENDS_BYTES	(SMX_MAX_DEPENDS * (SMX_ID_LEN + 8) + 1024)
+
+static bool
+smx_depends_ok(Datum d, const char *id)
+{
+	Size		bytes = toast_raw_datum_size(d);
+	ArrayType  *a;
+	int			k;
+
+	if (bytes <= SMX_MAX_DEPENDS_BYTES)
+	{
+		a = DatumGetArrayTypeP(d);
+		k = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+		if (k <= SMX_MAX_DEPENDS)
+			return true;
+	}
+	ereport(WARNING,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("sim_metrics: ignoring the depends_on of server \"%s\": more than %d ids (%zu bytes)",
+					id, SMX_MAX_DEPENDS, (size_t) bytes),
+			 errhint("Keep depends_on to the servers it really calls, at most %d.",
+					 SMX_MAX_DEPENDS)));
+	return false;
+}
+
+/*
  * Servers linked by depends_on (within the fleet) share their traffic: the
  * model gives them one traffic key, the key of the group's first server.
  * deps[i]: the depends_on array of server i (0 when NULL).
@@ -368,7 +402,7 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 		bool	   *nulls;
 		int			k;
 
-		if (deps[i] == (Datum) 0)
+		if (deps[i] == (Datum) 0 || !smx_depends_ok(deps[i], t->desc[i].id))
 			continue;
 		deconstruct_array(DatumGetArrayTypeP(deps[i]), TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &k);
