@@ -359,27 +359,19 @@ smx_templates_have(const char *column)
 #define SMX_MAX_DEPENDS			256
 #define SMX_MAX_DEPENDS_BYTES	(SMX_MAX_DEPENDS * (SMX_ID_LEN + 8) + 1024)
 
-static bool
-smx_depends_ok(Datum d, const char *id)
+/* Warn that server id's depends_on is refused. */
+static void
+smx_depends_refused(const char *id, int k, Size bytes)
 {
-	Size		bytes = toast_raw_datum_size(d);
-	ArrayType  *a;
-	int			k;
-
-	if (bytes <= SMX_MAX_DEPENDS_BYTES)
-	{
-		a = DatumGetArrayTypeP(d);
-		k = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-		if (k <= SMX_MAX_DEPENDS)
-			return true;
-	}
 	ereport(WARNING,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("sim_metrics: ignoring the depends_on of server \"%s\": more than %d ids (%zu bytes)",
-					id, SMX_MAX_DEPENDS, (size_t) bytes),
+			 errmsg("sim_metrics: ignoring the depends_on of server \"%s\": more than %d ids",
+					id, SMX_MAX_DEPENDS),
+			 errdetail_internal("%s", k >= 0 ? psprintf("It names %d ids.", k) :
+								psprintf("It takes %zu bytes, more than %d ids can.",
+										 (size_t) bytes, SMX_MAX_DEPENDS)),
 			 errhint("Keep depends_on to the servers it really calls, at most %d.",
 					 SMX_MAX_DEPENDS)));
-	return false;
 }
 
 /*
@@ -402,10 +394,21 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 		bool	   *nulls;
 		int			k;
 
-		if (deps[i] == (Datum) 0 || !smx_depends_ok(deps[i], t->desc[i].id))
+		if (deps[i] == (Datum) 0)
 			continue;
+		/* its size first (no detoasting), its ids once taken apart */
+		if (toast_raw_datum_size(deps[i]) > SMX_MAX_DEPENDS_BYTES)
+		{
+			smx_depends_refused(t->desc[i].id, -1, toast_raw_datum_size(deps[i]));
+			continue;
+		}
 		deconstruct_array(DatumGetArrayTypeP(deps[i]), TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &k);
+		if (k > SMX_MAX_DEPENDS)
+		{
+			smx_depends_refused(t->desc[i].id, k, toast_raw_datum_size(deps[i]));
+			continue;
+		}
 		for (int e = 0; e < k; e++)
 		{
 			int			j;
