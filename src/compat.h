@@ -26,4 +26,28 @@
 /* MemoryContextResetAndDeleteChildren went away in 17. */
 #define SMX_RESET_CONTEXT(cxt)	MemoryContextReset(cxt)
 
+/*
+ * Memory a string setting's check hook hands back to the GUC machinery
+ * (a replaced *newval, an extra). Up to 15 GUC strings and extras live in
+ * malloc and guc.c releases them with free(). From 16 they are chunks of
+ * GUCMemoryContext: guc.c allocates them with guc_malloc/guc_strdup and
+ * releases them with guc_free (a pfree that asserts the chunk's context),
+ * so a hook must free *newval with guc_free and allocate what it returns
+ * with guc_malloc/guc_strdup; free() of such a chunk, or a malloc'ed value
+ * reaching guc_free, corrupts memory. Each returns NULL when out of memory
+ * (from 16 after a LOG line); free accepts NULL.
+ */
+#if PG_VERSION_NUM >= 160000
+#include "utils/guc.h"
+#define SMX_GUC_MALLOC(size)	guc_malloc(LOG, (size))
+#define SMX_GUC_STRDUP(s)		guc_strdup(LOG, (s))
+#define SMX_GUC_FREE(ptr)		guc_free(ptr)
+#else
+#include <stdlib.h>
+#include <string.h>
+#define SMX_GUC_MALLOC(size)	malloc(size)
+#define SMX_GUC_STRDUP(s)		strdup(s)
+#define SMX_GUC_FREE(ptr)		free(ptr)
+#endif
+
 #endif							/* SMX_COMPAT_H */

@@ -13,6 +13,7 @@
 
 #include <math.h>
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
@@ -349,6 +350,31 @@ smx_templates_have(const char *column)
 }
 
 /*
+ * The depends_on arrays the reload takes, at most: SMX_MAX_DEPENDS ids
+ * (SMX_CALLS of them carry cascades, every one links traffic) and the
+ * bytes such an array of ids may take. The table does not bound the
+ * array; a bigger one is refused whole (WARNING, the server loads without
+ * its edges) before it is detoasted or taken apart.
+ */
+#define SMX_MAX_DEPENDS			256
+#define SMX_MAX_DEPENDS_BYTES	(SMX_MAX_DEPENDS * (SMX_ID_LEN + 8) + 1024)
+
+/* Warn that server id's depends_on is refused. */
+static void
+smx_depends_refused(const char *id, int k, Size bytes)
+{
+	ereport(WARNING,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("sim_metrics: ignoring the depends_on of server \"%s\": more than %d ids",
+					id, SMX_MAX_DEPENDS),
+			 errdetail_internal("%s", k >= 0 ? psprintf("It names %d ids.", k) :
+								psprintf("It takes %zu bytes, more than %d ids can.",
+										 (size_t) bytes, SMX_MAX_DEPENDS)),
+			 errhint("Keep depends_on to the servers it really calls, at most %d.",
+					 SMX_MAX_DEPENDS)));
+}
+
+/*
  * Servers linked by depends_on (within the fleet) share their traffic: the
  * model gives them one traffic key, the key of the group's first server.
  * deps[i]: the depends_on array of server i (0 when NULL).
@@ -370,8 +396,19 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 
 		if (deps[i] == (Datum) 0)
 			continue;
+		/* its size first (no detoasting), its ids once taken apart */
+		if (toast_raw_datum_size(deps[i]) > SMX_MAX_DEPENDS_BYTES)
+		{
+			smx_depends_refused(t->desc[i].id, -1, toast_raw_datum_size(deps[i]));
+			continue;
+		}
 		deconstruct_array(DatumGetArrayTypeP(deps[i]), TEXTOID, -1, false, TYPALIGN_INT,
 						  &elems, &nulls, &k);
+		if (k > SMX_MAX_DEPENDS)
+		{
+			smx_depends_refused(t->desc[i].id, k, toast_raw_datum_size(deps[i]));
+			continue;
+		}
 		for (int e = 0; e < k; e++)
 		{
 			int			j;

@@ -19,7 +19,8 @@
  *  - {prefix}events        channel: a JSON message per status change
  *  - {prefix}journal:{tick} hash, server id -> sample (as above): every
  *                          sample of the tick until the table has them all,
- *                          then UNLINK (EXPIRE redis_ttl in any case)
+ *                          then UNLINK (in any case EXPIRE the larger of
+ *                          redis_ttl and 2 x flush_interval + 60 s)
  *  - {prefix}mirror        hash: tick (every sample up to it is in the
  *                          journal or already in the table), session,
  *                          system, extension, updated_at; what the writer's
@@ -265,11 +266,29 @@ smx_arg_z(SmxPipe *p, const char *s)
 	smx_pipe_arg(p, s, strlen(s));
 }
 
-/* "{prefix}{kind}{id}" into key; returns the length. */
+/* The longest kind a key is built with (smx_key callers). */
+#define SMX_KEY_KIND_MAX	8		/* "samples:", "journal:" */
+StaticAssertDecl(SMX_REDIS_PREFIX_MAX + SMX_KEY_KIND_MAX + SMX_ID_LEN <= SMX_KEY_LEN,
+				 "every {prefix}{kind}{id} must fit SMX_KEY_LEN");
+
+/*
+ * "{prefix}{kind}{id}" into key (SMX_KEY_LEN bytes); returns its length.
+ * The prefix's check hook and the id's CHECK keep it within the buffer; a
+ * key that would not fit raises rather than send a cut or overlong key.
+ */
 static int
 smx_key(char *key, const char *kind, const char *id)
 {
-	return snprintf(key, SMX_KEY_LEN, "%s%s%s", smx_redis_key_prefix, kind, id);
+	int			len = snprintf(key, SMX_KEY_LEN, "%s%s%s", smx_redis_key_prefix, kind, id);
+
+	if (len < 0 || len >= SMX_KEY_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("sim_metrics: a Redis key of %d bytes is longer than the %d allowed",
+						len, SMX_KEY_LEN - 1),
+				 errhint("Shorten sim_metrics.redis_key_prefix (at most %d bytes).",
+						 SMX_REDIS_PREFIX_MAX)));
+	return len;
 }
 
 static const char *
@@ -376,6 +395,23 @@ typedef struct SmxJournalBatch
 	bool		expired;		/* EXPIRE sent for this tick this round */
 } SmxJournalBatch;
 
+/*
+ * The journal's TTL, in seconds. A journal tick is dropped (UNLINK) once
+ * the table has it; the TTL only bounds what is left behind. It must
+ * outlive the flush that makes the tick redundant, else a late flush
+ * finds the oldest unflushed samples expired while the mark still claims
+ * them: twice flush_interval and a minute (a flush that runs late or is
+ * retried), never less than redis_ttl. Recovery still checks every tick
+ * it reads and stops at the first one missing (recover.c).
+ */
+static int
+smx_journal_ttl_s(void)
+{
+	int64		ttl = (int64) smx_flush_interval_ms / 1000 * 2 + 60;
+
+	return (int) Min(Max(ttl, (int64) smx_redis_ttl_s), (int64) INT_MAX);
+}
+
 static void
 smx_journal_emit(SmxPipe *p, SmxJournalBatch *b)
 {
@@ -394,7 +430,7 @@ smx_journal_emit(SmxPipe *p, SmxJournalBatch *b)
 	{
 		char		ttl[16];
 
-		snprintf(ttl, sizeof(ttl), "%d", smx_redis_ttl_s);
+		snprintf(ttl, sizeof(ttl), "%d", smx_journal_ttl_s());
 		smx_pipe_argv(p, 3, (const char *[]) {"EXPIRE", key, ttl});
 		b->expired = true;
 	}
@@ -813,7 +849,18 @@ static bool smx_mirror_more = false;
 static bool
 smx_mirror_step(bool unused)
 {
-	smx_mirror_round(&smx_mirror_more);
+	PG_TRY();
+	{
+		smx_mirror_round(&smx_mirror_more);
+	}
+	PG_CATCH();
+	{
+		/* a pipeline cut short may owe replies: never read them as the next round's */
+		smx_mirror_disconnect();
+		smx_mirror_backoff(GetCurrentTimestamp());
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	return true;
 }
 

@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "compat.h"
 #include "sim_metrics.h"
 
 PG_MODULE_MAGIC;
@@ -155,28 +156,53 @@ smx_define_reload_gucs(void)
  * sim_metrics.redis_password: the value is kept aside (extra) and the
  * setting itself always reads as empty, so neither SHOW nor the
  * postmaster's "parameter ... changed to" line on a reload ever shows it.
+ * Runs on the boot value too. *newval (the GUC machinery's copy) is wiped
+ * and released, and both the empty value and the extra are allocated, the
+ * way the running server's GUC code expects (SMX_GUC_*, compat.h: malloc
+ * up to 15, GUCMemoryContext from 16).
  */
 static bool
 smx_check_redis_password(char **newval, void **extra, GucSource source)
 {
-	char	   *secret = malloc(strlen(*newval ? *newval : "") + 1);
-	char	   *empty = strdup("");
+	char	   *secret = SMX_GUC_STRDUP(*newval ? *newval : "");
+	char	   *empty = SMX_GUC_STRDUP("");
 
 	if (secret == NULL || empty == NULL)
 	{
-		free(secret);
-		free(empty);
-		GUC_check_errdetail("out of memory");
+		if (secret)
+			explicit_bzero(secret, strlen(secret));
+		SMX_GUC_FREE(secret);
+		SMX_GUC_FREE(empty);
+		GUC_check_errcode(ERRCODE_OUT_OF_MEMORY);
+		GUC_check_errdetail("Out of memory while keeping the password aside.");
 		return false;
 	}
-	strcpy(secret, *newval ? *newval : "");
 	if (*newval)
 	{
-		memset(*newval, 0, strlen(*newval));
-		free(*newval);
+		explicit_bzero(*newval, strlen(*newval));
+		SMX_GUC_FREE(*newval);
 	}
 	*newval = empty;
 	*extra = secret;
+	return true;
+}
+
+/*
+ * sim_metrics.redis_key_prefix: at most SMX_REDIS_PREFIX_MAX bytes, so
+ * every key the mirror builds ({prefix}{kind}{id or tick}) fits its buffer.
+ */
+static bool
+smx_check_redis_key_prefix(char **newval, void **extra, GucSource source)
+{
+	size_t		len = *newval ? strlen(*newval) : 0;
+
+	if (len > SMX_REDIS_PREFIX_MAX)
+	{
+		GUC_check_errdetail("The prefix is %zu bytes long; at most %d bytes are allowed.",
+							len, SMX_REDIS_PREFIX_MAX);
+		GUC_check_errhint("Every Redis key is the prefix followed by a kind (\"server:\", \"journal:\", ...) and a server id or a tick: choose a shorter prefix.");
+		return false;
+	}
 	return true;
 }
 
@@ -216,8 +242,10 @@ smx_define_redis_gucs(void)
 							   "File whose first line is the Redis password, read at each connect.",
 							   NULL, &smx_redis_password_file, "", PGC_SIGHUP, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
-	DefineCustomStringVariable("sim_metrics.redis_key_prefix", "Prefix of every Redis key.", NULL,
-							   &smx_redis_key_prefix, "sim:", PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("sim_metrics.redis_key_prefix", "Prefix of every Redis key.",
+							   "At most 128 bytes.",
+							   &smx_redis_key_prefix, "sim:", PGC_SIGHUP, 0,
+							   smx_check_redis_key_prefix, NULL, NULL);
 	DefineCustomIntVariable("sim_metrics.redis_ttl",
 							"Lifetime of a server's Redis keys; refreshed at half of it.", NULL,
 							&smx_redis_ttl_s, 300, 2, 86400 * 30, PGC_SIGHUP, GUC_UNIT_S,

@@ -364,25 +364,34 @@ smx_pipe_finish(SmxPipe *p, SmxReplyFn on_reply, void *arg)
 }
 
 /* Elements of an array reply, or -1 when it is not one. */
-int
+int64
 smx_reply_elements(const void *reply)
 {
 	const redisReply *r = (const redisReply *) reply;
 
-	return r->type == REDIS_REPLY_ARRAY ? (int) r->elements : -1;
+	if (r->type != REDIS_REPLY_ARRAY)
+		return -1;
+	return r->elements > (size_t) PG_INT64_MAX ? PG_INT64_MAX : (int64) r->elements;
 }
 
-/* Element i of an array reply when it is a string, else NULL. */
+/*
+ * Element i of an array reply when it is a string of at most
+ * SMX_REPLY_STRING_MAX bytes, else NULL: the caller sees nothing longer
+ * than that, whatever Redis holds.
+ */
 const char *
-smx_reply_element(const void *reply, int i, int *len)
+smx_reply_element(const void *reply, int64 i, size_t *len)
 {
 	const redisReply *r = (const redisReply *) reply;
+	const redisReply *e;
 
-	if (r->type != REDIS_REPLY_ARRAY || i < 0 || (size_t) i >= r->elements ||
-		r->element[i]->type != REDIS_REPLY_STRING)
+	if (r->type != REDIS_REPLY_ARRAY || i < 0 || (uint64) i >= (uint64) r->elements)
 		return NULL;
-	*len = (int) r->element[i]->len;
-	return r->element[i]->str;
+	e = r->element[i];
+	if (e == NULL || e->type != REDIS_REPLY_STRING || e->len > SMX_REPLY_STRING_MAX)
+		return NULL;
+	*len = e->len;
+	return e->str;
 }
 
 /*
@@ -495,10 +504,13 @@ smx_redis_point_field(void *reply, const char *name)
 {
 	redisReply *r = (redisReply *) reply;
 
+	/* a value longer than SMX_REPLY_STRING_MAX, or with a NUL inside, is not ours */
 	for (size_t i = 0; i + 1 < r->elements; i += 2)
 		if (r->element[i]->type == REDIS_REPLY_STRING &&
 			strcmp(r->element[i]->str, name) == 0 &&
-			r->element[i + 1]->type == REDIS_REPLY_STRING)
+			r->element[i + 1]->type == REDIS_REPLY_STRING &&
+			r->element[i + 1]->len <= SMX_REPLY_STRING_MAX &&
+			strlen(r->element[i + 1]->str) == r->element[i + 1]->len)
 			return r->element[i + 1]->str;
 	return NULL;
 }

@@ -63,7 +63,7 @@ smx_select_latest_rows(Oid nsp, const SmxServerDesc *desc, int n, const char *se
  * newest tick, so the BRIN index on tick reads only the last block ranges.
  * Must be connected to SPI.
  */
-static void
+void
 smx_restore_newest_tick(Oid nsp, uint64 *max_tick, double *max_tick_epoch)
 {
 	StringInfoData sql;

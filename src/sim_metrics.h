@@ -45,6 +45,7 @@
 #define SMX_SCENARIO_LEN	32
 #define SMX_MAX_RUNS		64	/* runs in shared memory, active or recent */
 #define SMX_RUN_TARGETS		32	/* servers a run may name */
+#define SMX_REDIS_PREFIX_MAX 128	/* bytes of sim_metrics.redis_key_prefix */
 
 /* GUCs (module.c) */
 extern char *smx_database_name;
@@ -389,6 +390,7 @@ extern int64 smx_history_retention(void);
 /* restore.c */
 extern void smx_select_latest_rows(Oid nsp, const SmxServerDesc *desc, int n,
 								   const char *select, bool read_only);
+extern void smx_restore_newest_tick(Oid nsp, uint64 *max_tick, double *max_tick_epoch);
 extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 const smx_params *params, int n,
 									 smx_state *restored, bool *found,
@@ -420,8 +422,17 @@ extern void smx_pipe_raw(SmxPipe *p, const char *data, int len);
 extern void smx_pipe_end(SmxPipe *p);
 extern void smx_pipe_argv(SmxPipe *p, int argc, const char **argv);
 extern bool smx_pipe_finish(SmxPipe *p, SmxReplyFn on_reply, void *arg);
-extern int	smx_reply_elements(const void *reply);
-extern const char *smx_reply_element(const void *reply, int i, int *len);
+/*
+ * The longest string the extension takes from a Redis reply (a sample, a
+ * field of the mark or of a server's hash, an id). What the mirror writes
+ * stays under 300 bytes (a sample: tick, ISO time, three percentages,
+ * network_io, status, session); anything longer was not written by it and
+ * is treated as absent, so no size Redis sends reaches a copy or a cast.
+ */
+#define SMX_REPLY_STRING_MAX	4096
+
+extern int64 smx_reply_elements(const void *reply);
+extern const char *smx_reply_element(const void *reply, int64 i, size_t *len);
 extern int	smx_fmt_int64(char *dst, int64 v);
 extern int	smx_fmt_pct(char *dst, double v);
 extern int	smx_sample_text(char *dst, int size, const char *tick, const char *sim_time,
