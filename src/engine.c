@@ -377,7 +377,10 @@ smx_depends_refused(const char *id, int k, Size bytes)
 /*
  * Servers linked by depends_on (within the fleet) share their traffic: the
  * model gives them one traffic key, the key of the group's first server.
- * deps[i]: the depends_on array of server i (0 when NULL).
+ * deps[i]: the depends_on array of server i (0 when NULL). Also fills
+ * t->calls. Runs connected to SPI (smx_read_templates): what it returns
+ * must be allocated with SPI_palloc, as t->desc and t->params are; a
+ * plain palloc lands in SPI's procedure context, which SPI_finish frees.
  */
 static void
 smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
@@ -428,7 +431,8 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 			nedges++;
 		}
 	}
-	t->calls = palloc(sizeof(int32) * SMX_CALLS * Max(t->n, 1));
+	/* outlives SPI_finish: the reload publishes it after */
+	t->calls = SPI_palloc(sizeof(int32) * SMX_CALLS * Max(t->n, 1));
 	memset(t->calls, 0xff, sizeof(int32) * SMX_CALLS * Max(t->n, 1));
 	for (int e = 0; e < nedges; e++)
 	{
