@@ -36,7 +36,6 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "postmaster/interrupt.h"
@@ -521,57 +520,36 @@ smx_recover_fetch(SmxRecoverCtx *ctx, Oid nsp, char *err, size_t errlen)
 static int64
 smx_recover_insert(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *srv, int64 upto)
 {
-	int64		total = 0,
-				k = 0;
-	Datum	   *col[10];
-	bool	   *sess_null,
-			   *run_null;
-	Datum		args[10];
-	Datum		status_text[4];
-	static const Oid types[10] = {TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID,
-	INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID};
-	int			ret;
+	int64		total = 0;
+	SmxHistoryBatch batch;
 
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++)
 			total++;
 	if (total == 0)
 		return 0;
-	for (int c = 0; c < 10; c++)
-		col[c] = palloc(sizeof(Datum) * total);
-	sess_null = palloc(sizeof(bool) * total);
-	run_null = palloc(sizeof(bool) * total);
-	for (int i = 0; i < 4; i++)
-		status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+	smx_history_batch_init(&batch, nsp, (int) total);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		id = CStringGetTextDatum(desc[i].id);
 
-		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++, k++)
+		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++)
 		{
 			SmxRecovered *r = &srv[i].rows[j];
+			SmxHistoryRow row;
 
-			col[0][k] = id;
-			for (int c = 0; c < 3; c++)
-				col[1 + c][k] = smx_hundredths_numeric(r->pct[c]);
-			col[4][k] = Int64GetDatum(r->network_io);
-			col[5][k] = status_text[r->status];
-			col[6][k] = TimestampTzGetDatum(r->sim_time);
-			sess_null[k] = r->session[0] == '\0';
-			col[7][k] = sess_null[k] ? (Datum) 0 : CStringGetTextDatum(r->session);
-			col[8][k] = Int64GetDatum(r->tick);
-			col[9][k] = (Datum) 0;
-			run_null[k] = true;
+			row.server_id = id;
+			row.session_id = r->session[0] == '\0' ? (Datum) 0 : CStringGetTextDatum(r->session);
+			row.tick = r->tick;
+			row.sim_time = r->sim_time;
+			memcpy(row.pct, r->pct, sizeof(row.pct));
+			row.network_io = r->network_io;
+			row.status = r->status;
+			row.scenario_run = 0;	/* the journal does not carry it */
+			smx_history_batch_add(&batch, &row);
 		}
 	}
-	for (int c = 0; c < 10; c++)
-		args[c] = smx_history_array(col[c], c == 7 ? sess_null : c == 9 ? run_null : NULL,
-									(int) k, types[c]);
-	ret = SPI_execute_plan(smx_history_insert_plan(nsp), args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into server_metrics_history failed: %s",
-			 SPI_result_code_string(ret));
-	return (int64) SPI_processed;
+	return smx_history_batch_insert(&batch);
 }
 
 /* The tick every server's recovered samples reach: the least of their ends. */

@@ -378,11 +378,49 @@ extern int	smx_ring_copy(uint64 from, int k, SmxSample *dst);
 extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
 
 /* flush.c */
+extern int64 smx_history_flush(bool final, int budget_ms);
+extern bool smx_history_flush_due(TimestampTz now);
+
+/*
+ * sample_rows.c: samples and rows, the one place a sample becomes a
+ * history row, a current row, Redis text or a status event; every writer
+ * and reader of those shapes goes through it, so they cannot drift apart.
+ */
+
+/* History rows: the one INSERT into server_metrics_history. */
+#define SMX_HISTORY_INSERT_COLS 10
+
+/* One row of server_metrics_history, whatever it came from. */
+typedef struct SmxHistoryRow
+{
+	Datum		server_id;		/* text */
+	Datum		session_id;		/* text; (Datum) 0 = NULL */
+	int64		tick;
+	TimestampTz sim_time;		/* the "timestamp" column */
+	int16		pct[3];			/* cpu, memory, disk in hundredths */
+	int64		network_io;
+	uint8		status;			/* smx_status */
+	int64		scenario_run;	/* 0 = NULL */
+} SmxHistoryRow;
+
+/* Rows gathered for one INSERT (column arrays in lockstep). */
+typedef struct SmxHistoryBatch
+{
+	struct _SPI_plan *plan;		/* the kept insert plan */
+	int			cap;
+	int			n;				/* rows added since the last insert */
+	Datum	   *col[SMX_HISTORY_INSERT_COLS];
+	bool	   *sess_null;
+	bool	   *run_null;
+	Datum		status_text[4];
+} SmxHistoryBatch;
+
 extern struct _SPI_plan *smx_history_insert_plan(Oid nsp);
 extern Datum smx_history_array(Datum *elems, bool *nulls, int n, Oid type);
 extern Datum smx_hundredths_numeric(int16 v);
-extern int64 smx_history_flush(bool final, int budget_ms);
-extern bool smx_history_flush_due(TimestampTz now);
+extern void smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap);
+extern void smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r);
+extern int64 smx_history_batch_insert(SmxHistoryBatch *b);
 
 /* retention.c */
 extern int64 smx_history_retention(void);

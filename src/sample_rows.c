@@ -1,0 +1,199 @@
+/*
+ * sample_rows.c — samples and rows: the one place a sample becomes a
+ * history row, a current row, Redis text or a status event.
+ *
+ * Each of these shapes used to be written out where it was needed (the
+ * history INSERT in the flush and again in the Redis recovery, the
+ * current-metrics row in three readers, the Redis sample text encoded in
+ * one file and decoded in another, the status event twice with different
+ * escaping). A column added or a field changed is now one edit here, and
+ * a coming writer of history rows (a backfill) takes the same builder.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "sim_metrics.h"
+
+/* ---------------------------------------------------------------------
+ * History rows: server_metrics_history, one INSERT ... SELECT unnest()
+ * of column arrays through a kept plan.
+ * --------------------------------------------------------------------- */
+
+/* The columns the history INSERT writes, in the order of its arrays. */
+static const struct
+{
+	const char *name;
+	Oid			type;			/* element type */
+	Oid			array_type;
+}			smx_history_cols[SMX_HISTORY_INSERT_COLS] =
+{
+	{"server_id", TEXTOID, TEXTARRAYOID},
+	{"cpu_usage", NUMERICOID, NUMERICARRAYOID},
+	{"memory_usage", NUMERICOID, NUMERICARRAYOID},
+	{"disk_usage", NUMERICOID, NUMERICARRAYOID},
+	{"network_io", INT8OID, INT8ARRAYOID},
+	{"status", TEXTOID, TEXTARRAYOID},
+	{"\"timestamp\"", TIMESTAMPTZOID, TIMESTAMPTZARRAYOID},
+	{"session_id", TEXTOID, TEXTARRAYOID},
+	{"tick", INT8OID, INT8ARRAYOID},
+	{"scenario_run_id", INT8OID, INT8ARRAYOID},
+};
+
+/* the columns that may be NULL, and where their null flags are kept */
+#define SMX_HCOL_SESSION	7
+#define SMX_HCOL_RUN		9
+
+static SPIPlanPtr smx_insert_plan = NULL;
+static Oid	smx_insert_plan_nsp = InvalidOid;
+
+/* The kept INSERT plan for the history table of schema nsp (SPI connected). */
+SPIPlanPtr
+smx_history_insert_plan(Oid nsp)
+{
+	Oid			argtypes[SMX_HISTORY_INSERT_COLS];
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	if (smx_insert_plan != NULL && smx_insert_plan_nsp == nsp)
+		return smx_insert_plan;
+	if (smx_insert_plan != NULL)
+	{
+		SPI_freeplan(smx_insert_plan);
+		smx_insert_plan = NULL;
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s.server_metrics_history (",
+					 quote_identifier(get_namespace_name(nsp)));
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		appendStringInfo(&sql, "%s%s", c ? ", " : "", smx_history_cols[c].name);
+	appendStringInfoString(&sql, ") SELECT ");
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	{
+		appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
+		argtypes[c] = smx_history_cols[c].array_type;
+	}
+	plan = SPI_prepare(sql.data, SMX_HISTORY_INSERT_COLS, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for the history insert: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	smx_insert_plan = plan;
+	smx_insert_plan_nsp = nsp;
+	pfree(sql.data);
+	return plan;
+}
+
+/*
+ * numeric datums of the hundredths 0..10000 (0.00 .. 100.00), built once
+ * per backend: a flush then allocates no numeric per value.
+ */
+static Datum *smx_numeric_cache = NULL;
+
+Datum
+smx_hundredths_numeric(int16 v)
+{
+	if (v < 0 || v > 10000)
+		return NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+	if (smx_numeric_cache == NULL)
+		smx_numeric_cache = MemoryContextAllocZero(TopMemoryContext, sizeof(Datum) * 10001);
+	if (smx_numeric_cache[v] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		smx_numeric_cache[v] = NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+		MemoryContextSwitchTo(old);
+	}
+	return smx_numeric_cache[v];
+}
+
+/* A one-dimensional array of n elements (nulls may be NULL: none). */
+Datum
+smx_history_array(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * Room for cap rows of the history table of schema nsp; prepares (or
+ * finds) the kept plan, so SPI must be connected.
+ */
+void
+smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap)
+{
+	memset(b, 0, sizeof(*b));
+	b->plan = smx_history_insert_plan(nsp);
+	b->cap = Max(cap, 1);
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		b->col[c] = palloc(sizeof(Datum) * b->cap);
+	b->sess_null = palloc(sizeof(bool) * b->cap);
+	b->run_null = palloc(sizeof(bool) * b->cap);
+	for (int i = 0; i < 4; i++)
+		b->status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+}
+
+/* Add one row (b->n < b->cap). */
+void
+smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r)
+{
+	int			k = b->n++;
+
+	Assert(k < b->cap);
+	b->col[0][k] = r->server_id;
+	b->col[1][k] = smx_hundredths_numeric(r->pct[0]);
+	b->col[2][k] = smx_hundredths_numeric(r->pct[1]);
+	b->col[3][k] = smx_hundredths_numeric(r->pct[2]);
+	b->col[4][k] = Int64GetDatum(r->network_io);
+	b->col[5][k] = b->status_text[r->status & 3];
+	b->col[6][k] = TimestampTzGetDatum(r->sim_time);
+	b->sess_null[k] = r->session_id == (Datum) 0;
+	b->col[SMX_HCOL_SESSION][k] = r->session_id;
+	b->col[8][k] = Int64GetDatum(r->tick);
+	b->run_null[k] = r->scenario_run == 0;
+	b->col[SMX_HCOL_RUN][k] = Int64GetDatum(r->scenario_run);
+}
+
+/*
+ * Insert the rows added since the last insert in one statement (as
+ * whoever the caller runs as) and start the batch over, whatever happens.
+ * Returns the rows inserted.
+ */
+int64
+smx_history_batch_insert(SmxHistoryBatch *b)
+{
+	Datum		args[SMX_HISTORY_INSERT_COLS];
+	int			k = b->n;
+	int			ret;
+
+	b->n = 0;
+	if (k == 0)
+		return 0;
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		args[c] = smx_history_array(b->col[c],
+									c == SMX_HCOL_SESSION ? b->sess_null :
+									c == SMX_HCOL_RUN ? b->run_null : NULL,
+									k, smx_history_cols[c].type);
+	ret = SPI_execute_plan(b->plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into server_metrics_history failed: %s",
+			 SPI_result_code_string(ret));
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		pfree(DatumGetPointer(args[c]));
+	return (int64) SPI_processed;
+}
