@@ -197,3 +197,82 @@ smx_history_batch_insert(SmxHistoryBatch *b)
 		pfree(DatumGetPointer(args[c]));
 	return (int64) SPI_processed;
 }
+
+/* ---------------------------------------------------------------------
+ * Current rows: sim_current_metrics() and sim_server_metrics(), whether
+ * the values come from shared memory or from the mirror's Redis hash.
+ * --------------------------------------------------------------------- */
+
+/* The status names as text datums, built once per backend. */
+static Datum smx_status_datum[4];
+
+static Datum
+smx_status_text_datum(int status)
+{
+	if (smx_status_datum[0] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int i = 0; i < 4; i++)
+			smx_status_datum[i] = CStringGetTextDatum(smx_status_names[i]);
+		MemoryContextSwitchTo(old);
+	}
+	return smx_status_datum[status & 3];
+}
+
+/* The descriptive columns (id, name, hostname, role, location, environment). */
+void
+smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role)
+{
+	t[0] = CStringGetTextDatum(d->id);
+	t[1] = CStringGetTextDatum(d->name);
+	t[2] = CStringGetTextDatum(d->hostname);
+	t[3] = CStringGetTextDatum(smx_role_names[role]);
+	t[4] = CStringGetTextDatum(d->location);
+	t[5] = CStringGetTextDatum(d->environment);
+}
+
+/*
+ * The values of a live server's state; runs names the scenario of each run
+ * slot (smx_copy_run_names). The descriptive columns and the clock are the
+ * caller's to set.
+ */
+void
+smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
+					   const char (*runs)[SMX_SCENARIO_LEN])
+{
+	r->cpu = s->cpu;
+	r->memory = s->memory;
+	r->disk = s->disk;
+	r->network_io = s->network_io;
+	r->network = s->network;
+	r->response_ms = s->response_ms;
+	r->status = s->status;
+	/* the run acting on it, by the scenario it runs */
+	r->scenario = s->run == 0 || s->run > SMX_MAX_RUNS ? NULL : runs[s->run];
+}
+
+/* One row of sim_current_metrics() into values/nulls (SMX_CURRENT_COLS). */
+void
+smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls)
+{
+	memset(nulls, 0, sizeof(bool) * SMX_CURRENT_COLS);
+	if (r->desc_text != NULL)
+		memcpy(values, r->desc_text, SMX_CURRENT_DESC_COLS * sizeof(Datum));
+	else
+		values[0] = CStringGetTextDatum(r->id);
+	values[6] = smx_pct_datum(r->cpu);
+	values[7] = smx_pct_datum(r->memory);
+	values[8] = smx_pct_datum(r->disk);
+	values[9] = Int64GetDatum(r->network_io);
+	values[10] = smx_pct_datum(r->network);
+	values[11] = smx_pct_datum(r->response_ms);
+	values[12] = smx_status_text_datum(r->status);
+	nulls[13] = r->scenario == NULL;
+	values[13] = nulls[13] ? (Datum) 0 : CStringGetTextDatum(r->scenario);
+	values[14] = Int64GetDatum(r->tick);
+	values[15] = TimestampTzGetDatum(r->sim_time);
+	nulls[15] = !r->sim_time_valid;
+	values[16] = TimestampTzGetDatum(r->updated_at);
+	nulls[16] = !r->updated_valid;
+}

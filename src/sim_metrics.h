@@ -422,6 +422,36 @@ extern void smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap);
 extern void smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r);
 extern int64 smx_history_batch_insert(SmxHistoryBatch *b);
 
+/* Current rows: sim_current_metrics()'s columns, from memory or Redis. */
+#define SMX_CURRENT_COLS		17
+#define SMX_CURRENT_DESC_COLS	6	/* id, name, hostname, role, location, env */
+
+/* One row of sim_current_metrics(), whatever layer it came from. */
+typedef struct SmxCurrentRow
+{
+	const Datum *desc_text;		/* the SMX_CURRENT_DESC_COLS as text, or
+								 * NULL: only the id (the rest left as is) */
+	const char *id;				/* when desc_text is NULL */
+	double		cpu,
+				memory,
+				disk,
+				network,
+				response_ms;
+	int64		network_io;
+	int			status;			/* smx_status */
+	const char *scenario;		/* the acting run's scenario; NULL = none */
+	int64		tick;
+	TimestampTz sim_time;
+	bool		sim_time_valid;
+	TimestampTz updated_at;
+	bool		updated_valid;
+} SmxCurrentRow;
+
+extern void smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role);
+extern void smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
+								   const char (*runs)[SMX_SCENARIO_LEN]);
+extern void smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls);
+
 /* retention.c */
 extern int64 smx_history_retention(void);
 
