@@ -62,7 +62,6 @@
 #define SMX_REDIS_MAX_BACKOFF_MS	30000
 #define SMX_REDIS_LOG_EVERY_MS		60000	/* errors logged at most this often */
 #define SMX_KEY_LEN					(SMX_ID_LEN + 160)
-#define SMX_SAMPLE_TEXT				(MAXDATELEN + SMX_SESSION_LEN + 128)
 
 /* What the mirror last sent for a server of the mirrored fleet. */
 typedef struct SmxMirror
@@ -468,7 +467,7 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 			SmxSample  *s = &smx_chunk[i];
 			int			idx = s->id_ref >= 0 && s->id_ref < smx_shared->id_pool_size ?
 				smx_ref_index[s->id_ref] : -1;
-			char		text[SMX_SAMPLE_TEXT];
+			char		text[SMX_SAMPLE_TEXT_MAX];
 			const char *id;
 
 			if (idx < 0)
@@ -487,10 +486,10 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 			id = smx_rdesc[idx].id;
 			smx_resp_arg(&b.args, id, strlen(id));
 			smx_resp_arg(&b.args, text,
-						 smx_sample_text(text, sizeof(text), b.tick_text, when,
-										 s->cpu / 100.0, s->memory / 100.0, s->disk / 100.0,
-										 s->network_io, s->status,
-										 s->session < SMX_SESSIONS ? snap->sessions[s->session] : ""));
+						 smx_sample_encode(text, sizeof(text), b.tick_text, when,
+										   s->cpu / 100.0, s->memory / 100.0, s->disk / 100.0,
+										   s->network_io, s->status,
+										   s->session < SMX_SESSIONS ? snap->sessions[s->session] : ""));
 			b.pairs++;
 			*last_tick = s->tick;
 			smx_journal_note(s->tick, from + i + 1);
@@ -543,15 +542,15 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 	smx_arg_z(p, rt->updated_at);
 	smx_pipe_end(p);
 	{
-		char		text[SMX_SAMPLE_TEXT];
+		char		text[SMX_SAMPLE_TEXT_MAX];
 
 		smx_pipe_command(p, 4);
 		smx_pipe_arg(p, "ZADD", 4);
 		smx_pipe_arg(p, skey, smx_key(skey, "samples:", smx_rdesc[i].id));
 		smx_arg_z(p, rt->tick);
-		smx_pipe_arg(p, text, smx_sample_text(text, sizeof(text), rt->tick, rt->sim_time,
-											  s->cpu, s->memory, s->disk, (int64) s->network_io,
-											  s->status, snap->session_id));
+		smx_pipe_arg(p, text, smx_sample_encode(text, sizeof(text), rt->tick, rt->sim_time,
+												s->cpu, s->memory, s->disk, (int64) s->network_io,
+												s->status, snap->session_id));
 		smx_pipe_end(p);
 	}
 	/* HSET and ZADD keep a key's TTL: set it (and trim) only when new or due */

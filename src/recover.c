@@ -49,24 +49,12 @@
 
 #define SMX_RECOVER_BATCH		1024	/* journal ticks asked for a round trip */
 #define SMX_RECOVER_MARK_FIELDS 16	/* fields of the mark read, at most */
-#define SMX_RECOVER_SAMPLE_MAX	512 /* bytes of a journal sample, at most */
-
-/* One recovered sample, checked. */
-typedef struct SmxRecovered
-{
-	int64		tick;
-	TimestampTz sim_time;
-	int16		pct[3];			/* cpu, memory, disk in hundredths */
-	int64		network_io;
-	uint8		status;
-	char		session[SMX_SESSION_LEN];
-} SmxRecovered;
 
 /* What recovery learns per server. */
 typedef struct SmxRecoverServer
 {
 	int64		stored;			/* newest tick in the table, 0 = none */
-	SmxRecovered *rows;			/* recovered, in tick order, no gap */
+	SmxRedisSample *rows;		/* recovered, in tick order, no gap */
 	int			nrows;
 } SmxRecoverServer;
 
@@ -74,7 +62,7 @@ typedef struct SmxRecoverServer
 typedef struct SmxRecoverItem
 {
 	int			idx;
-	SmxRecovered r;
+	SmxRedisSample r;
 } SmxRecoverItem;
 
 typedef struct SmxRecoverCtx
@@ -131,79 +119,6 @@ smx_add_sat(int64 a, int64 b)
 	return a > PG_INT64_MAX - b ? PG_INT64_MAX : a + b;
 }
 
-/* A percentage with at most two decimals in [0, 100] as hundredths. */
-static bool
-smx_parse_pct(const char *s, int16 *out)
-{
-	char	   *end;
-	double		v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > 100)
-		return false;
-	*out = (int16) rint(v * 100.0);
-	return true;
-}
-
-static bool
-smx_parse_int64(const char *s, int64 *out)
-{
-	char	   *end;
-
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	return *s != '\0' && *end == '\0' && errno == 0;
-}
-
-/* A sample member "tick|sim_time|cpu|memory|disk|network_io|status|session". */
-static bool
-smx_parse_member(const char *member, size_t len, SmxRecovered *r)
-{
-	char		buf[SMX_RECOVER_SAMPLE_MAX];
-	char	   *f[8];
-	int			nf = 0;
-	double		epoch;
-	double		usecs;
-
-	if (len == 0 || len >= sizeof(buf) || memchr(member, '\0', len) != NULL)
-		return false;
-	memcpy(buf, member, len);
-	buf[len] = '\0';
-	f[nf++] = buf;
-	for (char *c = buf; *c; c++)
-		if (*c == '|')
-		{
-			if (nf == 8)
-				return false;
-			*c = '\0';
-			f[nf++] = c + 1;
-		}
-	if (nf != 8 || !smx_parse_int64(f[0], &r->tick) || r->tick <= 0 ||
-		!smx_parse_pct(f[2], &r->pct[0]) || !smx_parse_pct(f[3], &r->pct[1]) ||
-		!smx_parse_pct(f[4], &r->pct[2]) ||
-		!smx_parse_int64(f[5], &r->network_io) || r->network_io < 0)
-		return false;
-	if (!smx_parse_iso8601(f[1], &epoch))
-		return false;
-	usecs = rint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-				 USECS_PER_SEC);
-	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
-		return false;
-	r->sim_time = (TimestampTz) usecs;
-	r->status = 255;
-	for (int i = 0; i < 4; i++)
-		if (strcmp(f[6], smx_status_names[i]) == 0)
-			r->status = (uint8) i;
-	if (r->status == 255 || strlen(f[7]) >= SMX_SESSION_LEN)
-		return false;
-	for (const char *c = f[7]; *c; c++)
-		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-'))
-			return false;
-	strlcpy(r->session, f[7], SMX_SESSION_LEN);
-	return true;
-}
-
 /* The {prefix}mirror hash: trusted only from this cluster and extension. */
 static void
 smx_recover_mark_reply(void *arg, int64 index, const void *reply)
@@ -238,7 +153,7 @@ smx_recover_mark_reply(void *arg, int64 index, const void *reply)
 			continue;
 		memcpy(val, v, vlen);
 		val[vlen] = '\0';
-		if (strcmp(k, "tick") == 0 && smx_parse_int64(val, &ctx->mark))
+		if (strcmp(k, "tick") == 0 && smx_text_int64(val, &ctx->mark))
 			matched++;
 		else if (strcmp(k, "system") == 0 && strcmp(val, sys) == 0)
 			matched++;
@@ -289,9 +204,9 @@ smx_recover_journal_reply(void *arg, int64 index, const void *reply)
 		const char *id = smx_reply_element(reply, i, &idlen);
 		const char *v = smx_reply_element(reply, i + 1, &len);
 		int			idx = id ? smx_recover_index(ctx, id, idlen) : -1;
-		SmxRecovered r;
+		SmxRedisSample r;
 
-		if (idx < 0 || v == NULL || !smx_parse_member(v, len, &r) || r.tick != tick)
+		if (idx < 0 || v == NULL || !smx_sample_decode(v, len, &r) || r.tick != tick)
 			continue;
 		kept++;
 		if (tick <= ctx->srv[idx].stored)
@@ -380,7 +295,7 @@ smx_recover_runs(SmxRecoverCtx *ctx)
 			i = j;
 			continue;
 		}
-		s->rows = palloc(sizeof(SmxRecovered) * (j - i));
+		s->rows = palloc(sizeof(SmxRedisSample) * (j - i));
 		for (int64 k = i; k < j; k++)
 		{
 			if (s->nrows > 0 && ctx->items[k].r.tick != s->rows[s->nrows - 1].tick + 1)
@@ -535,7 +450,7 @@ smx_recover_insert(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *
 
 		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++)
 		{
-			SmxRecovered *r = &srv[i].rows[j];
+			SmxRedisSample *r = &srv[i].rows[j];
 			SmxHistoryRow row;
 
 			row.server_id = id;

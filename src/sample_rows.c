@@ -11,6 +11,10 @@
  */
 #include "postgres.h"
 
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/array.h"
@@ -275,4 +279,111 @@ smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls)
 	nulls[15] = !r->sim_time_valid;
 	values[16] = TimestampTzGetDatum(r->updated_at);
 	nulls[16] = !r->updated_valid;
+}
+
+/* ---------------------------------------------------------------------
+ * Sample text: how Redis keeps a sample (the journal's values, the
+ * members of samples:{id}), "tick|sim_time|cpu|memory|disk|network_io|
+ * status|session". The mirror encodes it, the recovery decodes it: the
+ * two sides of the format sit here together.
+ * --------------------------------------------------------------------- */
+
+/*
+ * Encode a sample into dst (size bytes, SMX_SAMPLE_TEXT_MAX will do); tick
+ * and sim_time come as text, formatted once for many samples. Returns the
+ * length.
+ */
+int
+smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
+				  double cpu, double memory, double disk, int64 network_io,
+				  int status, const char *session)
+{
+	int			m = snprintf(dst, size, "%s|%s|", tick, sim_time);
+
+	m += smx_fmt_pct(dst + m, cpu);
+	dst[m++] = '|';
+	m += smx_fmt_pct(dst + m, memory);
+	dst[m++] = '|';
+	m += smx_fmt_pct(dst + m, disk);
+	dst[m++] = '|';
+	m += smx_fmt_int64(dst + m, network_io);
+	m += snprintf(dst + m, size - m, "|%s|%s", smx_status_names[status & 3], session);
+	return Min(m, size - 1);
+}
+
+/* A percentage with at most two decimals in [0, 100] as hundredths. */
+static bool
+smx_text_pct(const char *s, int16 *out)
+{
+	char	   *end;
+	double		v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > 100)
+		return false;
+	*out = (int16) rint(v * 100.0);
+	return true;
+}
+
+/* A whole decimal int64, nothing else. */
+bool
+smx_text_int64(const char *s, int64 *out)
+{
+	char	   *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return *s != '\0' && *end == '\0' && errno == 0;
+}
+
+/*
+ * Decode a sample text of len bytes (not NUL-terminated), checking every
+ * field; false when anything is off.
+ */
+bool
+smx_sample_decode(const char *text, size_t len, SmxRedisSample *r)
+{
+	char		buf[SMX_SAMPLE_TEXT_MAX];
+	char	   *f[8];
+	int			nf = 0;
+	double		epoch;
+	double		usecs;
+
+	if (len == 0 || len >= sizeof(buf) || memchr(text, '\0', len) != NULL)
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	f[nf++] = buf;
+	for (char *c = buf; *c; c++)
+		if (*c == '|')
+		{
+			if (nf == 8)
+				return false;
+			*c = '\0';
+			f[nf++] = c + 1;
+		}
+	if (nf != 8 || !smx_text_int64(f[0], &r->tick) || r->tick <= 0 ||
+		!smx_text_pct(f[2], &r->pct[0]) || !smx_text_pct(f[3], &r->pct[1]) ||
+		!smx_text_pct(f[4], &r->pct[2]) ||
+		!smx_text_int64(f[5], &r->network_io) || r->network_io < 0)
+		return false;
+	if (!smx_parse_iso8601(f[1], &epoch))
+		return false;
+	usecs = rint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+				 USECS_PER_SEC);
+	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
+		return false;
+	r->sim_time = (TimestampTz) usecs;
+	r->status = 255;
+	for (int i = 0; i < 4; i++)
+		if (strcmp(f[6], smx_status_names[i]) == 0)
+			r->status = (uint8) i;
+	if (r->status == 255 || strlen(f[7]) >= SMX_SESSION_LEN)
+		return false;
+	for (const char *c = f[7]; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-'))
+			return false;
+	strlcpy(r->session, f[7], SMX_SESSION_LEN);
+	return true;
 }

@@ -452,6 +452,30 @@ extern void smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
 								   const char (*runs)[SMX_SCENARIO_LEN]);
 extern void smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls);
 
+/*
+ * Sample text: "tick|sim_time|cpu|memory|disk|network_io|status|session",
+ * how Redis keeps a sample (the mirror writes it, the recovery reads it).
+ * A longer text was not written by the mirror.
+ */
+#define SMX_SAMPLE_TEXT_MAX		512
+
+/* A sample decoded from its Redis text, every field checked. */
+typedef struct SmxRedisSample
+{
+	int64		tick;
+	TimestampTz sim_time;
+	int16		pct[3];			/* cpu, memory, disk in hundredths */
+	int64		network_io;
+	uint8		status;			/* smx_status */
+	char		session[SMX_SESSION_LEN];	/* "" = none */
+} SmxRedisSample;
+
+extern int	smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
+							  double cpu, double memory, double disk, int64 network_io,
+							  int status, const char *session);
+extern bool smx_sample_decode(const char *text, size_t len, SmxRedisSample *r);
+extern bool smx_text_int64(const char *s, int64 *out);
+
 /* retention.c */
 extern int64 smx_history_retention(void);
 
@@ -503,9 +527,6 @@ extern int64 smx_reply_elements(const void *reply);
 extern const char *smx_reply_element(const void *reply, int64 i, size_t *len);
 extern int	smx_fmt_int64(char *dst, int64 v);
 extern int	smx_fmt_pct(char *dst, double v);
-extern int	smx_sample_text(char *dst, int size, const char *tick, const char *sim_time,
-							double cpu, double memory, double disk, int64 network_io,
-							int status, const char *session);
 extern void *smx_redis_point_fetch(const char *id);
 extern const char *smx_redis_point_field(void *reply, const char *name);
 extern void smx_redis_point_free(void *reply);
