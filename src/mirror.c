@@ -90,6 +90,7 @@ static SmxServerDesc *smx_rdesc = NULL;
 static smx_state *smx_rstate = NULL;
 /* the scenario of each run slot (smx_state.run), copied with the states */
 static char smx_rruns[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
+static int64 smx_rrun_ids[SMX_MAX_RUNS + 1];	/* and its id (events) */
 static int32 *smx_rref = NULL;	/* id pool entry of each server */
 static int32 *smx_ref_index = NULL; /* server of each id pool entry, or -1 */
 static SmxSample *smx_chunk = NULL;
@@ -227,6 +228,8 @@ smx_mirror_snapshot(SmxMirrorSnap *snap)
 	}
 	memcpy(smx_rstate, smx_shared_state(), snap->n * sizeof(smx_state));
 	smx_copy_run_names(smx_rruns);
+	for (int r = 0; r < SMX_MAX_RUNS; r++)
+		smx_rrun_ids[r + 1] = smx_shared->runs[r].id;
 	LWLockRelease(smx_shared->lock);
 }
 
@@ -592,16 +595,19 @@ smx_mirror_write_live_set(SmxPipe *p, int n)
 	smx_pipe_argv(p, 1, exec);
 }
 
-/* Append a status-change event of server i. */
+/* Append a status-change event of server i (the NOTIFY payload's JSON). */
 static void
 smx_mirror_event(SmxPipe *p, int i, uint8 from, const SmxMirrorSnap *snap,
 				 const SmxRoundText *rt)
 {
-	const char *argv[3] = {"PUBLISH", psprintf("%sevents", smx_redis_key_prefix),
-		psprintf("{\"server_id\": \"%s\", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " UINT64_FORMAT ", \"sim_time\": \"%s\"}",
-				 smx_rdesc[i].id, smx_status_names[from & 3],
-				 smx_status_names[smx_rstate[i].status & 3], snap->tick, rt->sim_time)};
+	smx_state  *s = &smx_rstate[i];
+	StringInfoData ev;
+	const char *argv[3] = {"PUBLISH", psprintf("%sevents", smx_redis_key_prefix), NULL};
 
+	initStringInfo(&ev);
+	smx_status_event(&ev, smx_rdesc[i].id, from, s->status, (int64) snap->tick, rt->sim_time,
+					 s->run != 0 && s->run <= SMX_MAX_RUNS ? smx_rrun_ids[s->run] : 0);
+	argv[2] = ev.data;
 	smx_pipe_argv(p, 3, argv);
 }
 

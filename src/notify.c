@@ -73,22 +73,6 @@ static TimestampTz smx_realtime_retry_at = 0;	/* no send before; 0 = now */
 int			smx_realtime = SMX_REALTIME_OFF;
 char	   *smx_realtime_topic = NULL;
 
-/* One status change as a NOTIFY payload (well under the 8000-byte limit). */
-static void
-smx_change_payload(StringInfo buf, const char *id, int from, const SmxSample *s)
-{
-	resetStringInfo(buf);
-	appendStringInfoString(buf, "{\"server_id\": ");
-	escape_json(buf, id);
-	appendStringInfo(buf, ", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " INT64_FORMAT,
-					 smx_status_names[from & 3], smx_status_names[s->status & 3], s->tick);
-	appendStringInfoString(buf, ", \"sim_time\": ");
-	escape_json(buf, timestamptz_to_str(s->sim_time));
-	if (s->scenario_run != 0)
-		appendStringInfo(buf, ", \"scenario_run_id\": " INT64_FORMAT, s->scenario_run);
-	appendStringInfoChar(buf, '}');
-}
-
 /*
  * Queue a NOTIFY for every status change in the ring since the last step
  * (at most SMX_NOTIFY_MAX; the rest next step). Must run in a transaction;
@@ -129,7 +113,9 @@ smx_notify_changes(void)
 			smx_notify_seen[s->id_ref] = s->status;
 			if (before == 255 || before == s->status)
 				continue;
-			smx_change_payload(&buf, smx_shared_id_pool()[s->id_ref].id, before, s);
+			resetStringInfo(&buf);
+			smx_status_event(&buf, smx_shared_id_pool()[s->id_ref].id, before, s->status,
+							 s->tick, timestamptz_to_str(s->sim_time), s->scenario_run);
 			Async_Notify(SMX_NOTIFY_CHANNEL, buf.data);
 			sent++;
 		}

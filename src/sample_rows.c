@@ -19,6 +19,7 @@
 #include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -386,4 +387,29 @@ smx_sample_decode(const char *text, size_t len, SmxRedisSample *r)
 			return false;
 	strlcpy(r->session, f[7], SMX_SESSION_LEN);
 	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Status events: a server's status changed. The same JSON goes out as
+ * the NOTIFY sim_metrics_status payload and on Redis {prefix}events.
+ * --------------------------------------------------------------------- */
+
+/*
+ * Append the event to buf: {"server_id", "from", "to", "tick", "sim_time"}
+ * and "scenario_run_id" when a run acts on the server (scenario_run != 0).
+ * Strings are JSON-escaped. Well under NOTIFY's 8000-byte limit.
+ */
+void
+smx_status_event(StringInfo buf, const char *server_id, int from, int to, int64 tick,
+				 const char *sim_time, int64 scenario_run)
+{
+	appendStringInfoString(buf, "{\"server_id\": ");
+	escape_json(buf, server_id);
+	appendStringInfo(buf, ", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " INT64_FORMAT,
+					 smx_status_names[from & 3], smx_status_names[to & 3], tick);
+	appendStringInfoString(buf, ", \"sim_time\": ");
+	escape_json(buf, sim_time);
+	if (scenario_run != 0)
+		appendStringInfo(buf, ", \"scenario_run_id\": " INT64_FORMAT, scenario_run);
+	appendStringInfoChar(buf, '}');
 }

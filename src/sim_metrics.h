@@ -476,6 +476,10 @@ extern int	smx_sample_encode(char *dst, int size, const char *tick, const char *
 extern bool smx_sample_decode(const char *text, size_t len, SmxRedisSample *r);
 extern bool smx_text_int64(const char *s, int64 *out);
 
+/* Status events: NOTIFY sim_metrics_status and Redis {prefix}events. */
+extern void smx_status_event(StringInfo buf, const char *server_id, int from, int to,
+							 int64 tick, const char *sim_time, int64 scenario_run);
+
 /* retention.c */
 extern int64 smx_history_retention(void);
 
