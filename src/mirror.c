@@ -58,7 +58,6 @@
 
 #define SMX_MIRROR_POLL_MS			1000	/* a round at least this often */
 #define SMX_MIRROR_ROUND_SAMPLES	262144	/* ring samples sent per round */
-#define SMX_MIRROR_CHUNK			16384	/* ring samples copied per step */
 #define SMX_REDIS_MAX_BACKOFF_MS	30000
 #define SMX_REDIS_LOG_EVERY_MS		60000	/* errors logged at most this often */
 #define SMX_KEY_LEN					(SMX_ID_LEN + 160)
@@ -179,7 +178,7 @@ smx_mirror_reserve(void)
 	smx_rref = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(int32) * n);
 	smx_ref_index = MemoryContextAllocHuge(smx_mirror_cxt,
 										   sizeof(int32) * Max(smx_shared->id_pool_size, 1));
-	smx_chunk = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxSample) * SMX_MIRROR_CHUNK);
+	smx_chunk = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxSample) * SMX_RING_CHUNK);
 	smx_rcap = n;
 	smx_mirror_fleet = 0;
 }
@@ -455,19 +454,20 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 	uint64		end = Min(snap->ring_head, smx_cursor + SMX_MIRROR_ROUND_SAMPLES);
 	SmxJournalBatch b;
 	char		when[MAXDATELEN + 1] = "";
+	SmxRingIter it;
+	int			k,
+				first_ok;
 
 	memset(&b, 0, sizeof(b));
 	initStringInfo(&b.args);
 	b.tick = -1;
 	*last_tick = -1;
-	for (uint64 from = smx_cursor; from < end;)
+	smx_ring_iter_begin(&it, smx_cursor, end, smx_chunk);
+	while ((k = smx_ring_iter_next(&it, &first_ok)) > 0)
 	{
-		int			k = (int) Min((uint64) SMX_MIRROR_CHUNK, end - from);
-		int			first_ok = smx_ring_copy(from, k, smx_chunk);
-
 		for (int i = first_ok; i < k; i++)
 		{
-			SmxSample  *s = &smx_chunk[i];
+			SmxSample  *s = &it.buf[i];
 			int			idx = s->id_ref >= 0 && s->id_ref < smx_shared->id_pool_size ?
 				smx_ref_index[s->id_ref] : -1;
 			char		text[SMX_SAMPLE_TEXT_MAX];
@@ -495,9 +495,8 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 										   s->session < SMX_SESSIONS ? snap->sessions[s->session] : ""));
 			b.pairs++;
 			*last_tick = s->tick;
-			smx_journal_note(s->tick, from + i + 1);
+			smx_journal_note(s->tick, it.from + i + 1);
 		}
-		from += k;
 	}
 	smx_journal_emit(p, &b);
 	pfree(b.args.data);

@@ -374,7 +374,18 @@ extern int	smx_id_pool_find(const char *server_id, int32 *refs, int max_refs);
 extern void smx_wait_ring_room(uint64 need, TimestampTz deadline);
 extern uint64 smx_ring_free(void);
 extern void smx_ring_bounds(uint64 *tail, uint64 *head);
-extern int	smx_ring_copy(uint64 from, int k, SmxSample *dst);
+
+/* A lock-free scan of the ring, a chunk at a time (ring.c). */
+#define SMX_RING_CHUNK	16384	/* samples copied a step */
+typedef struct SmxRingIter
+{
+	uint64		next;			/* position of the next chunk */
+	uint64		end;			/* the scan stops before it */
+	uint64		from;			/* position of buf[0] */
+	SmxSample  *buf;			/* the chunk copied */
+} SmxRingIter;
+extern void smx_ring_iter_begin(SmxRingIter *it, uint64 from, uint64 end, SmxSample *buf);
+extern int	smx_ring_iter_next(SmxRingIter *it, int *first);
 extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
 
 /* flush.c */
