@@ -59,85 +59,6 @@
 
 PG_FUNCTION_INFO_V1(sim_flush);
 
-static SPIPlanPtr smx_insert_plan = NULL;
-static Oid	smx_insert_plan_nsp = InvalidOid;
-
-/* The kept INSERT plan for the history table of schema nsp (SPI connected). */
-SPIPlanPtr
-smx_history_insert_plan(Oid nsp)
-{
-	Oid			argtypes[10] = {TEXTARRAYOID, NUMERICARRAYOID, NUMERICARRAYOID,
-		NUMERICARRAYOID, INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID,
-	TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID};
-	StringInfoData sql;
-	SPIPlanPtr	plan;
-
-	if (smx_insert_plan != NULL && smx_insert_plan_nsp == nsp)
-		return smx_insert_plan;
-	if (smx_insert_plan != NULL)
-	{
-		SPI_freeplan(smx_insert_plan);
-		smx_insert_plan = NULL;
-	}
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "INSERT INTO %s.server_metrics_history"
-					 " (server_id, cpu_usage, memory_usage, disk_usage, network_io,"
-					 "  status, \"timestamp\", session_id, tick, scenario_run_id)"
-					 " SELECT pg_catalog.unnest($1), pg_catalog.unnest($2),"
-					 "  pg_catalog.unnest($3), pg_catalog.unnest($4), pg_catalog.unnest($5),"
-					 "  pg_catalog.unnest($6), pg_catalog.unnest($7), pg_catalog.unnest($8),"
-					 "  pg_catalog.unnest($9), pg_catalog.unnest($10)",
-					 quote_identifier(get_namespace_name(nsp)));
-	plan = SPI_prepare(sql.data, 10, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed for the history insert: %s",
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(plan) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	smx_insert_plan = plan;
-	smx_insert_plan_nsp = nsp;
-	return plan;
-}
-
-/*
- * numeric datums of the hundredths 0..10000 (0.00 .. 100.00), built once
- * per backend: a flush then allocates no numeric per value.
- */
-static Datum *smx_numeric_cache = NULL;
-
-Datum
-smx_hundredths_numeric(int16 v)
-{
-	if (v < 0 || v > 10000)
-		return NumericGetDatum(int64_div_fast_to_numeric(v, 2));
-	if (smx_numeric_cache == NULL)
-		smx_numeric_cache = MemoryContextAllocZero(TopMemoryContext, sizeof(Datum) * 10001);
-	if (smx_numeric_cache[v] == (Datum) 0)
-	{
-		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-		smx_numeric_cache[v] = NumericGetDatum(int64_div_fast_to_numeric(v, 2));
-		MemoryContextSwitchTo(old);
-	}
-	return smx_numeric_cache[v];
-}
-
-/* A one-dimensional array of n elements (nulls may be NULL: none). */
-Datum
-smx_history_array(Datum *elems, bool *nulls, int n, Oid type)
-{
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-
-	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
-											  typlen, typbyval, typalign));
-}
-
 /*
  * A flush moves ring_tail when its transaction commits, from the commit
  * callback: that runs before the transaction's locks (the flusher's
@@ -242,17 +163,13 @@ typedef struct SmxDeadLetter
 /* What one flush needs for building batches; lives in the SPI context. */
 typedef struct SmxFlushCtx
 {
-	SPIPlanPtr	plan;
 	Oid			nsp;			/* the extension's schema */
 	SPIPlanPtr	dead_plan;		/* prepared at the first refused row */
 	SmxDeadLetter *dead;		/* refused rows of the current batch */
 	int			ndead;
-	Datum		status_text[4];
 	Datum		session_text[SMX_SESSIONS];
 	Datum	   *id_text;		/* server_id datum per id pool entry, lazily */
-	Datum	   *col[10];		/* column values of one batch */
-	bool	   *sess_null;
-	bool	   *run_null;
+	SmxHistoryBatch batch;		/* the rows of one INSERT */
 	int64		rows;			/* inserted into the history table */
 	int64		rejected;		/* sent to the dead-letter table */
 } SmxFlushCtx;
@@ -277,40 +194,28 @@ smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
 	SmxSample  *ring = smx_shared_ring();
 	SmxIdEntry *pool = smx_shared_id_pool();
 	uint64		cap = smx_shared->ring_capacity;
-	static const Oid types[10] = {TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID,
-	INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID};
-	Datum		args[10];
-	int			ret;
 
+	fc->batch.n = 0;
 	for (int i = 0; i < k; i++)
 	{
 		SmxSample  *s = &ring[(from + i) % cap];
+		SmxHistoryRow r;
 
 		if (fc->id_text[s->id_ref] == (Datum) 0)
 			fc->id_text[s->id_ref] = CStringGetTextDatum(pool[s->id_ref].id);
-		fc->col[0][i] = fc->id_text[s->id_ref];
-		fc->col[1][i] = smx_hundredths_numeric(s->cpu);
-		fc->col[2][i] = smx_hundredths_numeric(s->memory);
-		fc->col[3][i] = smx_hundredths_numeric(s->disk);
-		fc->col[4][i] = Int64GetDatum(s->network_io);
-		fc->col[5][i] = fc->status_text[s->status & 3];
-		fc->col[6][i] = TimestampTzGetDatum(s->sim_time);
-		fc->sess_null[i] = s->session >= SMX_SESSIONS;
-		fc->col[7][i] = fc->sess_null[i] ? (Datum) 0 : fc->session_text[s->session];
-		fc->col[8][i] = Int64GetDatum(s->tick);
-		fc->col[9][i] = Int64GetDatum(s->scenario_run);
-		fc->run_null[i] = s->scenario_run == 0;
+		r.server_id = fc->id_text[s->id_ref];
+		r.session_id = s->session >= SMX_SESSIONS ? (Datum) 0 : fc->session_text[s->session];
+		r.tick = s->tick;
+		r.sim_time = s->sim_time;
+		r.pct[0] = s->cpu;
+		r.pct[1] = s->memory;
+		r.pct[2] = s->disk;
+		r.network_io = s->network_io;
+		r.status = s->status;
+		r.scenario_run = s->scenario_run;
+		smx_history_batch_add(&fc->batch, &r);
 	}
-	for (int c = 0; c < 10; c++)
-		args[c] = smx_history_array(fc->col[c], c == 7 ? fc->sess_null : c == 9 ? fc->run_null : NULL,
-							k, types[c]);
-	ret = SPI_execute_plan(fc->plan, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into server_metrics_history failed: %s",
-			 SPI_result_code_string(ret));
-	for (int c = 0; c < 10; c++)
-		pfree(DatumGetPointer(args[c]));
-	return (int64) SPI_processed;
+	return smx_history_batch_insert(&fc->batch);
 }
 
 /* One flush step to run in a subtransaction. */
@@ -567,20 +472,14 @@ static void
 smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
 {
 	memset(fc, 0, sizeof(*fc));
-	fc->plan = smx_history_insert_plan(nsp);
 	fc->nsp = nsp;
 	fc->dead = palloc(sizeof(SmxDeadLetter) * batch);
-	for (int i = 0; i < 4; i++)
-		fc->status_text[i] = CStringGetTextDatum(smx_status_names[i]);
 	LWLockAcquire(smx_shared->lock, LW_SHARED);
 	for (int i = 0; i < SMX_SESSIONS; i++)
 		fc->session_text[i] = CStringGetTextDatum(smx_shared->sessions[i]);
 	LWLockRelease(smx_shared->lock);
 	fc->id_text = palloc0(sizeof(Datum) * smx_shared->id_pool_size);
-	for (int c = 0; c < 10; c++)
-		fc->col[c] = palloc(sizeof(Datum) * Min(batch, SMX_FLUSH_BATCH));
-	fc->sess_null = palloc(sizeof(bool) * Min(batch, SMX_FLUSH_BATCH));
-	fc->run_null = palloc(sizeof(bool) * Min(batch, SMX_FLUSH_BATCH));
+	smx_history_batch_init(&fc->batch, nsp, Min(batch, SMX_FLUSH_BATCH));
 }
 
 /*

@@ -26,7 +26,6 @@
 #include "compat.h"
 #include "sim_metrics.h"
 
-#define SMX_RING_CHUNK		65536	/* ring positions copied per step */
 #define SMX_FETCH_ROWS		1000	/* table rows per cursor fetch */
 
 PG_FUNCTION_INFO_V1(sim_history);
@@ -91,7 +90,9 @@ smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz unti
 	int32		refs[SMX_MAX_REFS];
 	int			nrefs;
 	char		sessions[SMX_SESSIONS][SMX_SESSION_LEN];
-	SmxSample  *chunk;
+	SmxRingIter it;
+	int			k,
+				first_ok;
 	SmxHistRow *rows = NULL;
 	int			n = 0,
 				size = 0;
@@ -110,15 +111,12 @@ smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz unti
 	if (nrefs == 0)
 		return NULL;
 
-	chunk = palloc(sizeof(SmxSample) * Min((uint64) SMX_RING_CHUNK, Max(head0 - tail0, 1)));
-	for (uint64 from = tail0; from < head0;)
+	smx_ring_iter_begin(&it, tail0, head0, NULL);
+	while ((k = smx_ring_iter_next(&it, &first_ok)) > 0)
 	{
-		uint64		k = Min((uint64) SMX_RING_CHUNK, head0 - from);
-		int			first_ok = smx_ring_copy(from, (int) k, chunk);
-
-		for (int i = first_ok; i < (int) k; i++)
+		for (int i = first_ok; i < k; i++)
 		{
-			SmxSample  *s = &chunk[i];
+			SmxSample  *s = &it.buf[i];
 			SmxHistRow *r;
 			bool		match = false;
 
@@ -145,10 +143,9 @@ smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz unti
 			r->run = s->scenario_run;
 			r->from_memory = true;
 		}
-		from += k;
 		CHECK_FOR_INTERRUPTS();
 	}
-	pfree(chunk);
+	pfree(it.buf);
 	*nmem = n;
 	return rows;
 }

@@ -58,11 +58,9 @@
 
 #define SMX_MIRROR_POLL_MS			1000	/* a round at least this often */
 #define SMX_MIRROR_ROUND_SAMPLES	262144	/* ring samples sent per round */
-#define SMX_MIRROR_CHUNK			16384	/* ring samples copied per step */
 #define SMX_REDIS_MAX_BACKOFF_MS	30000
 #define SMX_REDIS_LOG_EVERY_MS		60000	/* errors logged at most this often */
 #define SMX_KEY_LEN					(SMX_ID_LEN + 160)
-#define SMX_SAMPLE_TEXT				(MAXDATELEN + SMX_SESSION_LEN + 128)
 
 /* What the mirror last sent for a server of the mirrored fleet. */
 typedef struct SmxMirror
@@ -91,6 +89,7 @@ static SmxServerDesc *smx_rdesc = NULL;
 static smx_state *smx_rstate = NULL;
 /* the scenario of each run slot (smx_state.run), copied with the states */
 static char smx_rruns[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
+static int64 smx_rrun_ids[SMX_MAX_RUNS + 1];	/* and its id (events) */
 static int32 *smx_rref = NULL;	/* id pool entry of each server */
 static int32 *smx_ref_index = NULL; /* server of each id pool entry, or -1 */
 static SmxSample *smx_chunk = NULL;
@@ -179,7 +178,7 @@ smx_mirror_reserve(void)
 	smx_rref = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(int32) * n);
 	smx_ref_index = MemoryContextAllocHuge(smx_mirror_cxt,
 										   sizeof(int32) * Max(smx_shared->id_pool_size, 1));
-	smx_chunk = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxSample) * SMX_MIRROR_CHUNK);
+	smx_chunk = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxSample) * SMX_RING_CHUNK);
 	smx_rcap = n;
 	smx_mirror_fleet = 0;
 }
@@ -228,6 +227,8 @@ smx_mirror_snapshot(SmxMirrorSnap *snap)
 	}
 	memcpy(smx_rstate, smx_shared_state(), snap->n * sizeof(smx_state));
 	smx_copy_run_names(smx_rruns);
+	for (int r = 0; r < SMX_MAX_RUNS; r++)
+		smx_rrun_ids[r + 1] = smx_shared->runs[r].id;
 	LWLockRelease(smx_shared->lock);
 }
 
@@ -453,22 +454,23 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 	uint64		end = Min(snap->ring_head, smx_cursor + SMX_MIRROR_ROUND_SAMPLES);
 	SmxJournalBatch b;
 	char		when[MAXDATELEN + 1] = "";
+	SmxRingIter it;
+	int			k,
+				first_ok;
 
 	memset(&b, 0, sizeof(b));
 	initStringInfo(&b.args);
 	b.tick = -1;
 	*last_tick = -1;
-	for (uint64 from = smx_cursor; from < end;)
+	smx_ring_iter_begin(&it, smx_cursor, end, smx_chunk);
+	while ((k = smx_ring_iter_next(&it, &first_ok)) > 0)
 	{
-		int			k = (int) Min((uint64) SMX_MIRROR_CHUNK, end - from);
-		int			first_ok = smx_ring_copy(from, k, smx_chunk);
-
 		for (int i = first_ok; i < k; i++)
 		{
-			SmxSample  *s = &smx_chunk[i];
+			SmxSample  *s = &it.buf[i];
 			int			idx = s->id_ref >= 0 && s->id_ref < smx_shared->id_pool_size ?
 				smx_ref_index[s->id_ref] : -1;
-			char		text[SMX_SAMPLE_TEXT];
+			char		text[SMX_SAMPLE_TEXT_MAX];
 			const char *id;
 
 			if (idx < 0)
@@ -487,15 +489,14 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 			id = smx_rdesc[idx].id;
 			smx_resp_arg(&b.args, id, strlen(id));
 			smx_resp_arg(&b.args, text,
-						 smx_sample_text(text, sizeof(text), b.tick_text, when,
-										 s->cpu / 100.0, s->memory / 100.0, s->disk / 100.0,
-										 s->network_io, s->status,
-										 s->session < SMX_SESSIONS ? snap->sessions[s->session] : ""));
+						 smx_sample_encode(text, sizeof(text), b.tick_text, when,
+										   s->cpu / 100.0, s->memory / 100.0, s->disk / 100.0,
+										   s->network_io, s->status,
+										   s->session < SMX_SESSIONS ? snap->sessions[s->session] : ""));
 			b.pairs++;
 			*last_tick = s->tick;
-			smx_journal_note(s->tick, from + i + 1);
+			smx_journal_note(s->tick, it.from + i + 1);
 		}
-		from += k;
 	}
 	smx_journal_emit(p, &b);
 	pfree(b.args.data);
@@ -543,15 +544,15 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 	smx_arg_z(p, rt->updated_at);
 	smx_pipe_end(p);
 	{
-		char		text[SMX_SAMPLE_TEXT];
+		char		text[SMX_SAMPLE_TEXT_MAX];
 
 		smx_pipe_command(p, 4);
 		smx_pipe_arg(p, "ZADD", 4);
 		smx_pipe_arg(p, skey, smx_key(skey, "samples:", smx_rdesc[i].id));
 		smx_arg_z(p, rt->tick);
-		smx_pipe_arg(p, text, smx_sample_text(text, sizeof(text), rt->tick, rt->sim_time,
-											  s->cpu, s->memory, s->disk, (int64) s->network_io,
-											  s->status, snap->session_id));
+		smx_pipe_arg(p, text, smx_sample_encode(text, sizeof(text), rt->tick, rt->sim_time,
+												s->cpu, s->memory, s->disk, (int64) s->network_io,
+												s->status, snap->session_id));
 		smx_pipe_end(p);
 	}
 	/* HSET and ZADD keep a key's TTL: set it (and trim) only when new or due */
@@ -593,16 +594,19 @@ smx_mirror_write_live_set(SmxPipe *p, int n)
 	smx_pipe_argv(p, 1, exec);
 }
 
-/* Append a status-change event of server i. */
+/* Append a status-change event of server i (the NOTIFY payload's JSON). */
 static void
 smx_mirror_event(SmxPipe *p, int i, uint8 from, const SmxMirrorSnap *snap,
 				 const SmxRoundText *rt)
 {
-	const char *argv[3] = {"PUBLISH", psprintf("%sevents", smx_redis_key_prefix),
-		psprintf("{\"server_id\": \"%s\", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " UINT64_FORMAT ", \"sim_time\": \"%s\"}",
-				 smx_rdesc[i].id, smx_status_names[from & 3],
-				 smx_status_names[smx_rstate[i].status & 3], snap->tick, rt->sim_time)};
+	smx_state  *s = &smx_rstate[i];
+	StringInfoData ev;
+	const char *argv[3] = {"PUBLISH", psprintf("%sevents", smx_redis_key_prefix), NULL};
 
+	initStringInfo(&ev);
+	smx_status_event(&ev, smx_rdesc[i].id, from, s->status, (int64) snap->tick, rt->sim_time,
+					 s->run != 0 && s->run <= SMX_MAX_RUNS ? smx_rrun_ids[s->run] : 0);
+	argv[2] = ev.data;
 	smx_pipe_argv(p, 3, argv);
 }
 

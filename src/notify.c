@@ -55,7 +55,6 @@
 #include "sim_metrics.h"
 
 #define SMX_NOTIFY_CHANNEL	"sim_metrics_status"
-#define SMX_NOTIFY_CHUNK	4096	/* samples copied from the ring at a time */
 #define SMX_NOTIFY_MAX		10000	/* notifications a step, the rest next step */
 #define SMX_REALTIME_TIMEOUT_MS	5000	/* what realtime.send gets */
 #define SMX_REALTIME_LOCK_TIMEOUT "2s"	/* each of its lock waits */
@@ -73,22 +72,6 @@ static TimestampTz smx_realtime_retry_at = 0;	/* no send before; 0 = now */
 int			smx_realtime = SMX_REALTIME_OFF;
 char	   *smx_realtime_topic = NULL;
 
-/* One status change as a NOTIFY payload (well under the 8000-byte limit). */
-static void
-smx_change_payload(StringInfo buf, const char *id, int from, const SmxSample *s)
-{
-	resetStringInfo(buf);
-	appendStringInfoString(buf, "{\"server_id\": ");
-	escape_json(buf, id);
-	appendStringInfo(buf, ", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " INT64_FORMAT,
-					 smx_status_names[from & 3], smx_status_names[s->status & 3], s->tick);
-	appendStringInfoString(buf, ", \"sim_time\": ");
-	escape_json(buf, timestamptz_to_str(s->sim_time));
-	if (s->scenario_run != 0)
-		appendStringInfo(buf, ", \"scenario_run_id\": " INT64_FORMAT, s->scenario_run);
-	appendStringInfoChar(buf, '}');
-}
-
 /*
  * Queue a NOTIFY for every status change in the ring since the last step
  * (at most SMX_NOTIFY_MAX; the rest next step). Must run in a transaction;
@@ -101,26 +84,28 @@ smx_notify_changes(void)
 				head;
 	int64		sent = 0;
 	StringInfoData buf;
+	SmxRingIter it;
+	int			k,
+				skip;
 
 	if (smx_notify_seen == NULL)
 	{
 		smx_notify_seen = MemoryContextAllocHuge(TopMemoryContext, smx_shared->id_pool_size);
 		memset(smx_notify_seen, 255, smx_shared->id_pool_size);
-		smx_notify_chunk = MemoryContextAlloc(TopMemoryContext, sizeof(SmxSample) * SMX_NOTIFY_CHUNK);
+		smx_notify_chunk = MemoryContextAlloc(TopMemoryContext, sizeof(SmxSample) * SMX_RING_CHUNK);
 	}
 	smx_ring_bounds(&tail, &head);
 	if (smx_notify_pos < tail || smx_notify_pos > head)
 		smx_notify_pos = tail;
 	initStringInfo(&buf);
-	while (smx_notify_pos < head && sent < SMX_NOTIFY_MAX)
+	smx_ring_iter_begin(&it, smx_notify_pos, head, smx_notify_chunk);
+	while (sent < SMX_NOTIFY_MAX && (k = smx_ring_iter_next(&it, &skip)) > 0)
 	{
-		int			k = (int) Min(head - smx_notify_pos, (uint64) SMX_NOTIFY_CHUNK);
-		int			skip = smx_ring_copy(smx_notify_pos, k, smx_notify_chunk);
 		int			i;
 
 		for (i = skip; i < k && sent < SMX_NOTIFY_MAX; i++)
 		{
-			const SmxSample *s = &smx_notify_chunk[i];
+			const SmxSample *s = &it.buf[i];
 			uint8		before;
 
 			if (s->id_ref < 0 || s->id_ref >= smx_shared->id_pool_size)
@@ -129,11 +114,13 @@ smx_notify_changes(void)
 			smx_notify_seen[s->id_ref] = s->status;
 			if (before == 255 || before == s->status)
 				continue;
-			smx_change_payload(&buf, smx_shared_id_pool()[s->id_ref].id, before, s);
+			resetStringInfo(&buf);
+			smx_status_event(&buf, smx_shared_id_pool()[s->id_ref].id, before, s->status,
+							 s->tick, timestamptz_to_str(s->sim_time), s->scenario_run);
 			Async_Notify(SMX_NOTIFY_CHANNEL, buf.data);
 			sent++;
 		}
-		smx_notify_pos += i;
+		smx_notify_pos = it.from + i;
 	}
 	pfree(buf.data);
 	return sent;

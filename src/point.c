@@ -64,27 +64,21 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 	if (!found)
 		return false;
 
-	values[0] = CStringGetTextDatum(d.id);
-	values[1] = CStringGetTextDatum(d.name);
-	values[2] = CStringGetTextDatum(d.hostname);
-	values[3] = CStringGetTextDatum(smx_role_names[role]);
-	values[4] = CStringGetTextDatum(d.location);
-	values[5] = CStringGetTextDatum(d.environment);
-	values[6] = smx_pct_datum(s.cpu);
-	values[7] = smx_pct_datum(s.memory);
-	values[8] = smx_pct_datum(s.disk);
-	values[9] = Int64GetDatum(s.network_io);
-	values[10] = smx_pct_datum(s.network);
-	values[11] = smx_pct_datum(s.response_ms);
-	values[12] = CStringGetTextDatum(smx_status_names[s.status & 3]);
-	/* the run acting on it, as sim_current_metrics() names it */
-	nulls[13] = s.run == 0 || s.run > SMX_MAX_RUNS;
-	values[13] = nulls[13] ? (Datum) 0 : CStringGetTextDatum(runs[s.run]);
-	values[14] = Int64GetDatum((int64) tick);
-	values[15] = TimestampTzGetDatum(sim_time);
-	nulls[15] = !sim_time_valid;
-	values[16] = TimestampTzGetDatum(updated_at);
-	nulls[16] = updated_at == 0;
+	{
+		SmxCurrentRow r;
+		Datum		desc_text[SMX_CURRENT_DESC_COLS];
+
+		smx_current_desc_text(desc_text, &d, role);
+		smx_current_from_state(&r, &s, runs);
+		r.desc_text = desc_text;
+		r.id = NULL;
+		r.tick = (int64) tick;
+		r.sim_time = sim_time;
+		r.sim_time_valid = sim_time_valid;
+		r.updated_at = updated_at;
+		r.updated_valid = updated_at != 0;
+		smx_current_row_values(&r, values, nulls);
+	}
 	return true;
 }
 
@@ -193,21 +187,26 @@ smx_point_redis(const char *id, Datum *values, bool *nulls)
 	smx_redis_point_free(r);
 	if (!ok)
 		return false;
-	values[0] = CStringGetTextDatum(id);
-	values[6] = smx_pct_datum(h.pct[0]);
-	values[7] = smx_pct_datum(h.pct[1]);
-	values[8] = smx_pct_datum(h.pct[2]);
-	values[9] = Int64GetDatum(h.network_io);
-	values[10] = smx_pct_datum(h.pct[3]);
-	values[11] = smx_pct_datum(h.pct[4]);
-	values[12] = CStringGetTextDatum(smx_status_names[h.status]);
-	nulls[13] = h.scenario[0] == '\0';
-	values[13] = nulls[13] ? (Datum) 0 : CStringGetTextDatum(h.scenario);
-	values[14] = Int64GetDatum(h.tick);
-	values[15] = TimestampTzGetDatum(h.sim_time);
-	nulls[15] = !h.sim_time_valid;
-	values[16] = TimestampTzGetDatum(h.updated_at);
-	nulls[16] = !h.updated_valid;
+	{
+		SmxCurrentRow row;
+
+		row.desc_text = NULL;	/* from server_templates (smx_point_describe) */
+		row.id = id;
+		row.cpu = h.pct[0];
+		row.memory = h.pct[1];
+		row.disk = h.pct[2];
+		row.network = h.pct[3];
+		row.response_ms = h.pct[4];
+		row.network_io = h.network_io;
+		row.status = h.status;
+		row.scenario = h.scenario[0] == '\0' ? NULL : h.scenario;
+		row.tick = h.tick;
+		row.sim_time = h.sim_time;
+		row.sim_time_valid = h.sim_time_valid;
+		row.updated_at = h.updated_at;
+		row.updated_valid = h.updated_valid;
+		smx_current_row_values(&row, values, nulls);
+	}
 	return true;
 }
 

@@ -32,7 +32,6 @@ PG_FUNCTION_INFO_V1(sim_tick);
 PG_FUNCTION_INFO_V1(sim_reload);
 PG_FUNCTION_INFO_V1(sim_templates_changed);
 
-#define SMX_CURRENT_COLS	17
 #define SMX_STATUS_COLS		36
 
 
@@ -43,7 +42,7 @@ PG_FUNCTION_INFO_V1(sim_templates_changed);
  * The buffers live for the backend, so repeated reads do not fault in fresh
  * pages every call.
  */
-#define SMX_TEXT_COLS	6		/* id, name, hostname, role, location, env */
+#define SMX_TEXT_COLS	SMX_CURRENT_DESC_COLS
 
 static MemoryContext smx_reader_cxt = NULL;
 static MemoryContext smx_reader_text_cxt = NULL;
@@ -54,7 +53,6 @@ static smx_state *smx_reader_state = NULL;
 static SmxServerDesc *smx_reader_desc = NULL;
 static uint8 *smx_reader_role = NULL;
 static Datum *smx_reader_text = NULL;	/* SMX_TEXT_COLS per server */
-static Datum smx_status_text[4];
 /* the scenario of each run slot (smx_state.run), copied with the states */
 static char smx_reader_runs[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
 
@@ -63,17 +61,9 @@ static void
 smx_reader_reserve(int n)
 {
 	if (smx_reader_cxt == NULL)
-	{
-		MemoryContext old;
-
 		smx_reader_cxt = AllocSetContextCreate(TopMemoryContext,
 											   "sim_metrics reader",
 											   ALLOCSET_DEFAULT_SIZES);
-		old = MemoryContextSwitchTo(smx_reader_cxt);
-		for (int i = 0; i < 4; i++)
-			smx_status_text[i] = CStringGetTextDatum(smx_status_names[i]);
-		MemoryContextSwitchTo(old);
-	}
 	if (n <= smx_reader_cap)
 		return;
 	n = Max(n, 64);
@@ -126,17 +116,8 @@ smx_reader_build_text(int n)
 											 sizeof(Datum) * SMX_TEXT_COLS * Max(n, 1));
 	old = MemoryContextSwitchTo(smx_reader_text_cxt);
 	for (int i = 0; i < n; i++)
-	{
-		Datum	   *t = &smx_reader_text[i * SMX_TEXT_COLS];
-		SmxServerDesc *d = &smx_reader_desc[i];
-
-		t[0] = CStringGetTextDatum(d->id);
-		t[1] = CStringGetTextDatum(d->name);
-		t[2] = CStringGetTextDatum(d->hostname);
-		t[3] = CStringGetTextDatum(smx_role_names[smx_reader_role[i]]);
-		t[4] = CStringGetTextDatum(d->location);
-		t[5] = CStringGetTextDatum(d->environment);
-	}
+		smx_current_desc_text(&smx_reader_text[i * SMX_TEXT_COLS], &smx_reader_desc[i],
+							  smx_reader_role[i]);
 	MemoryContextSwitchTo(old);
 }
 
@@ -159,24 +140,17 @@ static void
 smx_current_row(int i, Datum *values, bool *nulls, uint64 tick, TimestampTz sim_time,
 				bool sim_time_valid, TimestampTz updated_at)
 {
-	smx_state  *s = &smx_reader_state[i];
+	SmxCurrentRow r;
 
-	memset(nulls, 0, sizeof(bool) * SMX_CURRENT_COLS);
-	memcpy(values, &smx_reader_text[i * SMX_TEXT_COLS], SMX_TEXT_COLS * sizeof(Datum));
-	values[6] = smx_pct_datum(s->cpu);
-	values[7] = smx_pct_datum(s->memory);
-	values[8] = smx_pct_datum(s->disk);
-	values[9] = Int64GetDatum(s->network_io);
-	values[10] = smx_pct_datum(s->network);
-	values[11] = smx_pct_datum(s->response_ms);
-	values[12] = smx_status_text[s->status];
-	nulls[13] = s->run == 0;
-	values[13] = s->run == 0 ? (Datum) 0 : CStringGetTextDatum(smx_reader_runs[s->run]);
-	values[14] = Int64GetDatum((int64) tick);
-	values[15] = TimestampTzGetDatum(sim_time);
-	nulls[15] = !sim_time_valid;
-	values[16] = TimestampTzGetDatum(updated_at);
-	nulls[16] = updated_at == 0;
+	smx_current_from_state(&r, &smx_reader_state[i], smx_reader_runs);
+	r.desc_text = &smx_reader_text[i * SMX_TEXT_COLS];
+	r.id = NULL;
+	r.tick = (int64) tick;
+	r.sim_time = sim_time;
+	r.sim_time_valid = sim_time_valid;
+	r.updated_at = updated_at;
+	r.updated_valid = updated_at != 0;
+	smx_current_row_values(&r, values, nulls);
 }
 
 /*

@@ -36,7 +36,6 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "postmaster/interrupt.h"
@@ -50,24 +49,12 @@
 
 #define SMX_RECOVER_BATCH		1024	/* journal ticks asked for a round trip */
 #define SMX_RECOVER_MARK_FIELDS 16	/* fields of the mark read, at most */
-#define SMX_RECOVER_SAMPLE_MAX	512 /* bytes of a journal sample, at most */
-
-/* One recovered sample, checked. */
-typedef struct SmxRecovered
-{
-	int64		tick;
-	TimestampTz sim_time;
-	int16		pct[3];			/* cpu, memory, disk in hundredths */
-	int64		network_io;
-	uint8		status;
-	char		session[SMX_SESSION_LEN];
-} SmxRecovered;
 
 /* What recovery learns per server. */
 typedef struct SmxRecoverServer
 {
 	int64		stored;			/* newest tick in the table, 0 = none */
-	SmxRecovered *rows;			/* recovered, in tick order, no gap */
+	SmxRedisSample *rows;		/* recovered, in tick order, no gap */
 	int			nrows;
 } SmxRecoverServer;
 
@@ -75,7 +62,7 @@ typedef struct SmxRecoverServer
 typedef struct SmxRecoverItem
 {
 	int			idx;
-	SmxRecovered r;
+	SmxRedisSample r;
 } SmxRecoverItem;
 
 typedef struct SmxRecoverCtx
@@ -132,79 +119,6 @@ smx_add_sat(int64 a, int64 b)
 	return a > PG_INT64_MAX - b ? PG_INT64_MAX : a + b;
 }
 
-/* A percentage with at most two decimals in [0, 100] as hundredths. */
-static bool
-smx_parse_pct(const char *s, int16 *out)
-{
-	char	   *end;
-	double		v;
-
-	errno = 0;
-	v = strtod(s, &end);
-	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > 100)
-		return false;
-	*out = (int16) rint(v * 100.0);
-	return true;
-}
-
-static bool
-smx_parse_int64(const char *s, int64 *out)
-{
-	char	   *end;
-
-	errno = 0;
-	*out = strtoll(s, &end, 10);
-	return *s != '\0' && *end == '\0' && errno == 0;
-}
-
-/* A sample member "tick|sim_time|cpu|memory|disk|network_io|status|session". */
-static bool
-smx_parse_member(const char *member, size_t len, SmxRecovered *r)
-{
-	char		buf[SMX_RECOVER_SAMPLE_MAX];
-	char	   *f[8];
-	int			nf = 0;
-	double		epoch;
-	double		usecs;
-
-	if (len == 0 || len >= sizeof(buf) || memchr(member, '\0', len) != NULL)
-		return false;
-	memcpy(buf, member, len);
-	buf[len] = '\0';
-	f[nf++] = buf;
-	for (char *c = buf; *c; c++)
-		if (*c == '|')
-		{
-			if (nf == 8)
-				return false;
-			*c = '\0';
-			f[nf++] = c + 1;
-		}
-	if (nf != 8 || !smx_parse_int64(f[0], &r->tick) || r->tick <= 0 ||
-		!smx_parse_pct(f[2], &r->pct[0]) || !smx_parse_pct(f[3], &r->pct[1]) ||
-		!smx_parse_pct(f[4], &r->pct[2]) ||
-		!smx_parse_int64(f[5], &r->network_io) || r->network_io < 0)
-		return false;
-	if (!smx_parse_iso8601(f[1], &epoch))
-		return false;
-	usecs = rint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-				 USECS_PER_SEC);
-	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
-		return false;
-	r->sim_time = (TimestampTz) usecs;
-	r->status = 255;
-	for (int i = 0; i < 4; i++)
-		if (strcmp(f[6], smx_status_names[i]) == 0)
-			r->status = (uint8) i;
-	if (r->status == 255 || strlen(f[7]) >= SMX_SESSION_LEN)
-		return false;
-	for (const char *c = f[7]; *c; c++)
-		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-'))
-			return false;
-	strlcpy(r->session, f[7], SMX_SESSION_LEN);
-	return true;
-}
-
 /* The {prefix}mirror hash: trusted only from this cluster and extension. */
 static void
 smx_recover_mark_reply(void *arg, int64 index, const void *reply)
@@ -239,7 +153,7 @@ smx_recover_mark_reply(void *arg, int64 index, const void *reply)
 			continue;
 		memcpy(val, v, vlen);
 		val[vlen] = '\0';
-		if (strcmp(k, "tick") == 0 && smx_parse_int64(val, &ctx->mark))
+		if (strcmp(k, "tick") == 0 && smx_text_int64(val, &ctx->mark))
 			matched++;
 		else if (strcmp(k, "system") == 0 && strcmp(val, sys) == 0)
 			matched++;
@@ -290,9 +204,9 @@ smx_recover_journal_reply(void *arg, int64 index, const void *reply)
 		const char *id = smx_reply_element(reply, i, &idlen);
 		const char *v = smx_reply_element(reply, i + 1, &len);
 		int			idx = id ? smx_recover_index(ctx, id, idlen) : -1;
-		SmxRecovered r;
+		SmxRedisSample r;
 
-		if (idx < 0 || v == NULL || !smx_parse_member(v, len, &r) || r.tick != tick)
+		if (idx < 0 || v == NULL || !smx_sample_decode(v, len, &r) || r.tick != tick)
 			continue;
 		kept++;
 		if (tick <= ctx->srv[idx].stored)
@@ -381,7 +295,7 @@ smx_recover_runs(SmxRecoverCtx *ctx)
 			i = j;
 			continue;
 		}
-		s->rows = palloc(sizeof(SmxRecovered) * (j - i));
+		s->rows = palloc(sizeof(SmxRedisSample) * (j - i));
 		for (int64 k = i; k < j; k++)
 		{
 			if (s->nrows > 0 && ctx->items[k].r.tick != s->rows[s->nrows - 1].tick + 1)
@@ -521,57 +435,36 @@ smx_recover_fetch(SmxRecoverCtx *ctx, Oid nsp, char *err, size_t errlen)
 static int64
 smx_recover_insert(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *srv, int64 upto)
 {
-	int64		total = 0,
-				k = 0;
-	Datum	   *col[10];
-	bool	   *sess_null,
-			   *run_null;
-	Datum		args[10];
-	Datum		status_text[4];
-	static const Oid types[10] = {TEXTOID, NUMERICOID, NUMERICOID, NUMERICOID,
-	INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTOID, INT8OID, INT8OID};
-	int			ret;
+	int64		total = 0;
+	SmxHistoryBatch batch;
 
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++)
 			total++;
 	if (total == 0)
 		return 0;
-	for (int c = 0; c < 10; c++)
-		col[c] = palloc(sizeof(Datum) * total);
-	sess_null = palloc(sizeof(bool) * total);
-	run_null = palloc(sizeof(bool) * total);
-	for (int i = 0; i < 4; i++)
-		status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+	smx_history_batch_init(&batch, nsp, (int) total);
 	for (int i = 0; i < n; i++)
 	{
 		Datum		id = CStringGetTextDatum(desc[i].id);
 
-		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++, k++)
+		for (int j = 0; j < srv[i].nrows && srv[i].rows[j].tick <= upto; j++)
 		{
-			SmxRecovered *r = &srv[i].rows[j];
+			SmxRedisSample *r = &srv[i].rows[j];
+			SmxHistoryRow row;
 
-			col[0][k] = id;
-			for (int c = 0; c < 3; c++)
-				col[1 + c][k] = smx_hundredths_numeric(r->pct[c]);
-			col[4][k] = Int64GetDatum(r->network_io);
-			col[5][k] = status_text[r->status];
-			col[6][k] = TimestampTzGetDatum(r->sim_time);
-			sess_null[k] = r->session[0] == '\0';
-			col[7][k] = sess_null[k] ? (Datum) 0 : CStringGetTextDatum(r->session);
-			col[8][k] = Int64GetDatum(r->tick);
-			col[9][k] = (Datum) 0;
-			run_null[k] = true;
+			row.server_id = id;
+			row.session_id = r->session[0] == '\0' ? (Datum) 0 : CStringGetTextDatum(r->session);
+			row.tick = r->tick;
+			row.sim_time = r->sim_time;
+			memcpy(row.pct, r->pct, sizeof(row.pct));
+			row.network_io = r->network_io;
+			row.status = r->status;
+			row.scenario_run = 0;	/* the journal does not carry it */
+			smx_history_batch_add(&batch, &row);
 		}
 	}
-	for (int c = 0; c < 10; c++)
-		args[c] = smx_history_array(col[c], c == 7 ? sess_null : c == 9 ? run_null : NULL,
-									(int) k, types[c]);
-	ret = SPI_execute_plan(smx_history_insert_plan(nsp), args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "inserting into server_metrics_history failed: %s",
-			 SPI_result_code_string(ret));
-	return (int64) SPI_processed;
+	return smx_history_batch_insert(&batch);
 }
 
 /* The tick every server's recovered samples reach: the least of their ends. */

@@ -191,29 +191,6 @@ smx_fmt_pct(char *dst, double v)
 	return len;
 }
 
-/*
- * A sample as Redis keeps it (the journal's values and the members of
- * samples:{id}), "tick|sim_time|cpu|memory|disk|network_io|status|session";
- * recover.c reads it back. Returns the length (dst holds at least 256).
- */
-int
-smx_sample_text(char *dst, int size, const char *tick, const char *sim_time,
-				double cpu, double memory, double disk, int64 network_io,
-				int status, const char *session)
-{
-	int			m = snprintf(dst, size, "%s|%s|", tick, sim_time);
-
-	m += smx_fmt_pct(dst + m, cpu);
-	dst[m++] = '|';
-	m += smx_fmt_pct(dst + m, memory);
-	dst[m++] = '|';
-	m += smx_fmt_pct(dst + m, disk);
-	dst[m++] = '|';
-	m += smx_fmt_int64(dst + m, network_io);
-	m += snprintf(dst + m, size - m, "|%s|%s", smx_status_names[status & 3], session);
-	return Min(m, size - 1);
-}
-
 /* The header of a command of argc arguments. */
 void
 smx_pipe_command(SmxPipe *p, int argc)

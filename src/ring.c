@@ -10,6 +10,10 @@
  * A sample names its server through the id pool (SmxIdEntry), so it stays
  * resolvable after a reload retired the server. See shmem.c for the
  * locking rules of both.
+ *
+ * Readers that do not flush (sim_history, the mirror, the writer's
+ * notifications) scan the ring without a lock through one iterator
+ * (smx_ring_iter_begin / smx_ring_iter_next), SMX_RING_CHUNK samples a copy.
  */
 #include "postgres.h"
 
@@ -35,10 +39,9 @@ smx_ring_bounds(uint64 *tail, uint64 *head)
  * Copy the k samples at ring positions [from, from + k) into dst without a
  * lock. Returns how many leading ones to skip: slots below the tail seen
  * after the copy may have been rewritten meanwhile (the table has those
- * samples). The readers that do not flush (sim_history, the mirror) read
- * the ring this way.
+ * samples).
  */
-int
+static int
 smx_ring_copy(uint64 from, int k, SmxSample *dst)
 {
 	SmxSample  *ring = smx_shared_ring();
@@ -51,6 +54,43 @@ smx_ring_copy(uint64 from, int k, SmxSample *dst)
 	pg_read_barrier();
 	smx_ring_bounds(&tail_now, &unused);
 	return tail_now > from ? (int) Min(tail_now - from, (uint64) k) : 0;
+}
+
+/*
+ * The lock-free scan of ring positions [from, end) in chunks of
+ * SMX_RING_CHUNK samples: how every reader that does not flush
+ * (sim_history, the mirror, the writer's notifications) reads the ring.
+ * buf holds SMX_RING_CHUNK samples; NULL: allocated here, in the current
+ * memory context, no larger than the range needs.
+ */
+void
+smx_ring_iter_begin(SmxRingIter *it, uint64 from, uint64 end, SmxSample *buf)
+{
+	it->next = from;
+	it->end = Max(end, from);
+	it->from = from;
+	it->buf = buf != NULL ? buf :
+		palloc(sizeof(SmxSample) * Min((uint64) SMX_RING_CHUNK, Max(it->end - from, 1)));
+}
+
+/*
+ * Copy the next chunk into it->buf (it->from: the position of buf[0]).
+ * Returns its samples, 0 when the range is done; *first gets the first
+ * one to use: those before it a flush freed while they were copied (the
+ * table has them).
+ */
+int
+smx_ring_iter_next(SmxRingIter *it, int *first)
+{
+	int			k;
+
+	if (it->next >= it->end)
+		return 0;
+	k = (int) Min((uint64) SMX_RING_CHUNK, it->end - it->next);
+	it->from = it->next;
+	*first = smx_ring_copy(it->from, k, it->buf);
+	it->next += k;
+	return k;
 }
 
 /* Free slots in the ring (never more than the truth: tail only grows). */

@@ -374,15 +374,122 @@ extern int	smx_id_pool_find(const char *server_id, int32 *refs, int max_refs);
 extern void smx_wait_ring_room(uint64 need, TimestampTz deadline);
 extern uint64 smx_ring_free(void);
 extern void smx_ring_bounds(uint64 *tail, uint64 *head);
-extern int	smx_ring_copy(uint64 from, int k, SmxSample *dst);
+
+/* A lock-free scan of the ring, a chunk at a time (ring.c). */
+#define SMX_RING_CHUNK	16384	/* samples copied a step */
+typedef struct SmxRingIter
+{
+	uint64		next;			/* position of the next chunk */
+	uint64		end;			/* the scan stops before it */
+	uint64		from;			/* position of buf[0] */
+	SmxSample  *buf;			/* the chunk copied */
+} SmxRingIter;
+extern void smx_ring_iter_begin(SmxRingIter *it, uint64 from, uint64 end, SmxSample *buf);
+extern int	smx_ring_iter_next(SmxRingIter *it, int *first);
 extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
 
 /* flush.c */
+extern int64 smx_history_flush(bool final, int budget_ms);
+extern bool smx_history_flush_due(TimestampTz now);
+
+/*
+ * sample_rows.c: samples and rows, the one place a sample becomes a
+ * history row, a current row, Redis text or a status event; every writer
+ * and reader of those shapes goes through it, so they cannot drift apart.
+ */
+
+/* History rows: the one INSERT into server_metrics_history. */
+#define SMX_HISTORY_INSERT_COLS 10
+
+/* One row of server_metrics_history, whatever it came from. */
+typedef struct SmxHistoryRow
+{
+	Datum		server_id;		/* text */
+	Datum		session_id;		/* text; (Datum) 0 = NULL */
+	int64		tick;
+	TimestampTz sim_time;		/* the "timestamp" column */
+	int16		pct[3];			/* cpu, memory, disk in hundredths */
+	int64		network_io;
+	uint8		status;			/* smx_status */
+	int64		scenario_run;	/* 0 = NULL */
+} SmxHistoryRow;
+
+/* Rows gathered for one INSERT (column arrays in lockstep). */
+typedef struct SmxHistoryBatch
+{
+	struct _SPI_plan *plan;		/* the kept insert plan */
+	int			cap;
+	int			n;				/* rows added since the last insert */
+	Datum	   *col[SMX_HISTORY_INSERT_COLS];
+	bool	   *sess_null;
+	bool	   *run_null;
+	Datum		status_text[4];
+} SmxHistoryBatch;
+
 extern struct _SPI_plan *smx_history_insert_plan(Oid nsp);
 extern Datum smx_history_array(Datum *elems, bool *nulls, int n, Oid type);
 extern Datum smx_hundredths_numeric(int16 v);
-extern int64 smx_history_flush(bool final, int budget_ms);
-extern bool smx_history_flush_due(TimestampTz now);
+extern void smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap);
+extern void smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r);
+extern int64 smx_history_batch_insert(SmxHistoryBatch *b);
+
+/* Current rows: sim_current_metrics()'s columns, from memory or Redis. */
+#define SMX_CURRENT_COLS		17
+#define SMX_CURRENT_DESC_COLS	6	/* id, name, hostname, role, location, env */
+
+/* One row of sim_current_metrics(), whatever layer it came from. */
+typedef struct SmxCurrentRow
+{
+	const Datum *desc_text;		/* the SMX_CURRENT_DESC_COLS as text, or
+								 * NULL: only the id (the rest left as is) */
+	const char *id;				/* when desc_text is NULL */
+	double		cpu,
+				memory,
+				disk,
+				network,
+				response_ms;
+	int64		network_io;
+	int			status;			/* smx_status */
+	const char *scenario;		/* the acting run's scenario; NULL = none */
+	int64		tick;
+	TimestampTz sim_time;
+	bool		sim_time_valid;
+	TimestampTz updated_at;
+	bool		updated_valid;
+} SmxCurrentRow;
+
+extern void smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role);
+extern void smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
+								   const char (*runs)[SMX_SCENARIO_LEN]);
+extern void smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls);
+
+/*
+ * Sample text: "tick|sim_time|cpu|memory|disk|network_io|status|session",
+ * how Redis keeps a sample (the mirror writes it, the recovery reads it).
+ * A longer text was not written by the mirror.
+ */
+#define SMX_SAMPLE_TEXT_MAX		512
+
+/* A sample decoded from its Redis text, every field checked. */
+typedef struct SmxRedisSample
+{
+	int64		tick;
+	TimestampTz sim_time;
+	int16		pct[3];			/* cpu, memory, disk in hundredths */
+	int64		network_io;
+	uint8		status;			/* smx_status */
+	char		session[SMX_SESSION_LEN];	/* "" = none */
+} SmxRedisSample;
+
+extern int	smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
+							  double cpu, double memory, double disk, int64 network_io,
+							  int status, const char *session);
+extern bool smx_sample_decode(const char *text, size_t len, SmxRedisSample *r);
+extern bool smx_text_int64(const char *s, int64 *out);
+
+/* Status events: NOTIFY sim_metrics_status and Redis {prefix}events. */
+extern void smx_status_event(StringInfo buf, const char *server_id, int from, int to,
+							 int64 tick, const char *sim_time, int64 scenario_run);
 
 /* retention.c */
 extern int64 smx_history_retention(void);
@@ -435,9 +542,6 @@ extern int64 smx_reply_elements(const void *reply);
 extern const char *smx_reply_element(const void *reply, int64 i, size_t *len);
 extern int	smx_fmt_int64(char *dst, int64 v);
 extern int	smx_fmt_pct(char *dst, double v);
-extern int	smx_sample_text(char *dst, int size, const char *tick, const char *sim_time,
-							double cpu, double memory, double disk, int64 network_io,
-							int status, const char *session);
 extern void *smx_redis_point_fetch(const char *id);
 extern const char *smx_redis_point_field(void *reply, const char *name);
 extern void smx_redis_point_free(void *reply);

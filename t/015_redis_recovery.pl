@@ -91,6 +91,13 @@ is(rcli('HLEN', "sim:journal:$mark"), '15', 'a tick of the journal: 15 servers')
 like(rcli('HGET', "sim:journal:$mark", 'web-nginx-icn-01'),
 	qr/^$mark\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+\|$old_session$/,
 	'a journal sample: tick|sim_time|cpu|memory|disk|network_io|status|session');
+# the ring's samples of one server, to compare with what recovery writes
+# (the sample text's round trip: mirror encodes, recovery decodes)
+my $sample_cols = q{format('%s|%s|%s|%s|%s|%s|%s|%s', tick, "timestamp", cpu_usage::float8,
+	memory_usage::float8, disk_usage::float8, network_io, status, session_id)};
+my $ring_rows = q1("SELECT string_agg($sample_cols, ',' ORDER BY tick)
+	FROM sim_history('web-nginx-icn-01', '-infinity', 'infinity')
+	WHERE source = 'memory' AND tick > $flushed AND tick <= $mark");
 
 # 2. crash: the unflushed samples come back
 my $off = crash('crash');
@@ -106,6 +113,9 @@ is(q1("SELECT count(*), count(DISTINCT server_id), min(tick), max(tick) FROM ser
        WHERE session_id = '$old_session' AND tick > $flushed"),
 	15 * ($upto - $flushed) . "|15|" . ($flushed + 1) . "|$upto",
 	'the recovered rows carry their session');
+is(q1("SELECT string_agg($sample_cols, ',' ORDER BY tick) FROM server_metrics_history
+       WHERE server_id = 'web-nginx-icn-01' AND tick > $flushed AND tick <= $mark"),
+	$ring_rows, 'the recovered rows hold the values the ring had (the sample text round trip)');
 isnt(q1('SELECT session_id FROM sim_status()'), $old_session, 'a new session after the crash');
 is(q1("SELECT min(tick) FROM server_metrics_history WHERE session_id <> '$old_session'"),
 	$upto + 1, 'the new session continues after the last recovered tick');

@@ -1,0 +1,415 @@
+/*
+ * sample_rows.c — samples and rows: the one place a sample becomes a
+ * history row, a current row, Redis text or a status event.
+ *
+ * Each of these shapes used to be written out where it was needed (the
+ * history INSERT in the flush and again in the Redis recovery, the
+ * current-metrics row in three readers, the Redis sample text encoded in
+ * one file and decoded in another, the status event twice with different
+ * escaping). A column added or a field changed is now one edit here, and
+ * a coming writer of history rows (a backfill) takes the same builder.
+ */
+#include "postgres.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "sim_metrics.h"
+
+/* ---------------------------------------------------------------------
+ * History rows: server_metrics_history, one INSERT ... SELECT unnest()
+ * of column arrays through a kept plan.
+ * --------------------------------------------------------------------- */
+
+/* The columns the history INSERT writes, in the order of its arrays. */
+static const struct
+{
+	const char *name;
+	Oid			type;			/* element type */
+	Oid			array_type;
+}			smx_history_cols[SMX_HISTORY_INSERT_COLS] =
+{
+	{"server_id", TEXTOID, TEXTARRAYOID},
+	{"cpu_usage", NUMERICOID, NUMERICARRAYOID},
+	{"memory_usage", NUMERICOID, NUMERICARRAYOID},
+	{"disk_usage", NUMERICOID, NUMERICARRAYOID},
+	{"network_io", INT8OID, INT8ARRAYOID},
+	{"status", TEXTOID, TEXTARRAYOID},
+	{"\"timestamp\"", TIMESTAMPTZOID, TIMESTAMPTZARRAYOID},
+	{"session_id", TEXTOID, TEXTARRAYOID},
+	{"tick", INT8OID, INT8ARRAYOID},
+	{"scenario_run_id", INT8OID, INT8ARRAYOID},
+};
+
+/* the columns that may be NULL, and where their null flags are kept */
+#define SMX_HCOL_SESSION	7
+#define SMX_HCOL_RUN		9
+
+static SPIPlanPtr smx_insert_plan = NULL;
+static Oid	smx_insert_plan_nsp = InvalidOid;
+
+/* The kept INSERT plan for the history table of schema nsp (SPI connected). */
+SPIPlanPtr
+smx_history_insert_plan(Oid nsp)
+{
+	Oid			argtypes[SMX_HISTORY_INSERT_COLS];
+	StringInfoData sql;
+	SPIPlanPtr	plan;
+
+	if (smx_insert_plan != NULL && smx_insert_plan_nsp == nsp)
+		return smx_insert_plan;
+	if (smx_insert_plan != NULL)
+	{
+		SPI_freeplan(smx_insert_plan);
+		smx_insert_plan = NULL;
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "INSERT INTO %s.server_metrics_history (",
+					 quote_identifier(get_namespace_name(nsp)));
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		appendStringInfo(&sql, "%s%s", c ? ", " : "", smx_history_cols[c].name);
+	appendStringInfoString(&sql, ") SELECT ");
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	{
+		appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
+		argtypes[c] = smx_history_cols[c].array_type;
+	}
+	plan = SPI_prepare(sql.data, SMX_HISTORY_INSERT_COLS, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for the history insert: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	smx_insert_plan = plan;
+	smx_insert_plan_nsp = nsp;
+	pfree(sql.data);
+	return plan;
+}
+
+/*
+ * numeric datums of the hundredths 0..10000 (0.00 .. 100.00), built once
+ * per backend: a flush then allocates no numeric per value.
+ */
+static Datum *smx_numeric_cache = NULL;
+
+Datum
+smx_hundredths_numeric(int16 v)
+{
+	if (v < 0 || v > 10000)
+		return NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+	if (smx_numeric_cache == NULL)
+		smx_numeric_cache = MemoryContextAllocZero(TopMemoryContext, sizeof(Datum) * 10001);
+	if (smx_numeric_cache[v] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		smx_numeric_cache[v] = NumericGetDatum(int64_div_fast_to_numeric(v, 2));
+		MemoryContextSwitchTo(old);
+	}
+	return smx_numeric_cache[v];
+}
+
+/* A one-dimensional array of n elements (nulls may be NULL: none). */
+Datum
+smx_history_array(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * Room for cap rows of the history table of schema nsp; prepares (or
+ * finds) the kept plan, so SPI must be connected.
+ */
+void
+smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap)
+{
+	memset(b, 0, sizeof(*b));
+	b->plan = smx_history_insert_plan(nsp);
+	b->cap = Max(cap, 1);
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		b->col[c] = palloc(sizeof(Datum) * b->cap);
+	b->sess_null = palloc(sizeof(bool) * b->cap);
+	b->run_null = palloc(sizeof(bool) * b->cap);
+	for (int i = 0; i < 4; i++)
+		b->status_text[i] = CStringGetTextDatum(smx_status_names[i]);
+}
+
+/* Add one row (b->n < b->cap). */
+void
+smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r)
+{
+	int			k = b->n++;
+
+	Assert(k < b->cap);
+	b->col[0][k] = r->server_id;
+	b->col[1][k] = smx_hundredths_numeric(r->pct[0]);
+	b->col[2][k] = smx_hundredths_numeric(r->pct[1]);
+	b->col[3][k] = smx_hundredths_numeric(r->pct[2]);
+	b->col[4][k] = Int64GetDatum(r->network_io);
+	b->col[5][k] = b->status_text[r->status & 3];
+	b->col[6][k] = TimestampTzGetDatum(r->sim_time);
+	b->sess_null[k] = r->session_id == (Datum) 0;
+	b->col[SMX_HCOL_SESSION][k] = r->session_id;
+	b->col[8][k] = Int64GetDatum(r->tick);
+	b->run_null[k] = r->scenario_run == 0;
+	b->col[SMX_HCOL_RUN][k] = Int64GetDatum(r->scenario_run);
+}
+
+/*
+ * Insert the rows added since the last insert in one statement (as
+ * whoever the caller runs as) and start the batch over, whatever happens.
+ * Returns the rows inserted.
+ */
+int64
+smx_history_batch_insert(SmxHistoryBatch *b)
+{
+	Datum		args[SMX_HISTORY_INSERT_COLS];
+	int			k = b->n;
+	int			ret;
+
+	b->n = 0;
+	if (k == 0)
+		return 0;
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		args[c] = smx_history_array(b->col[c],
+									c == SMX_HCOL_SESSION ? b->sess_null :
+									c == SMX_HCOL_RUN ? b->run_null : NULL,
+									k, smx_history_cols[c].type);
+	ret = SPI_execute_plan(b->plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "inserting into server_metrics_history failed: %s",
+			 SPI_result_code_string(ret));
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+		pfree(DatumGetPointer(args[c]));
+	return (int64) SPI_processed;
+}
+
+/* ---------------------------------------------------------------------
+ * Current rows: sim_current_metrics() and sim_server_metrics(), whether
+ * the values come from shared memory or from the mirror's Redis hash.
+ * --------------------------------------------------------------------- */
+
+/* The status names as text datums, built once per backend. */
+static Datum smx_status_datum[4];
+
+static Datum
+smx_status_text_datum(int status)
+{
+	if (smx_status_datum[0] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int i = 0; i < 4; i++)
+			smx_status_datum[i] = CStringGetTextDatum(smx_status_names[i]);
+		MemoryContextSwitchTo(old);
+	}
+	return smx_status_datum[status & 3];
+}
+
+/* The descriptive columns (id, name, hostname, role, location, environment). */
+void
+smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role)
+{
+	t[0] = CStringGetTextDatum(d->id);
+	t[1] = CStringGetTextDatum(d->name);
+	t[2] = CStringGetTextDatum(d->hostname);
+	t[3] = CStringGetTextDatum(smx_role_names[role]);
+	t[4] = CStringGetTextDatum(d->location);
+	t[5] = CStringGetTextDatum(d->environment);
+}
+
+/*
+ * The values of a live server's state; runs names the scenario of each run
+ * slot (smx_copy_run_names). The descriptive columns and the clock are the
+ * caller's to set.
+ */
+void
+smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
+					   const char (*runs)[SMX_SCENARIO_LEN])
+{
+	r->cpu = s->cpu;
+	r->memory = s->memory;
+	r->disk = s->disk;
+	r->network_io = s->network_io;
+	r->network = s->network;
+	r->response_ms = s->response_ms;
+	r->status = s->status;
+	/* the run acting on it, by the scenario it runs */
+	r->scenario = s->run == 0 || s->run > SMX_MAX_RUNS ? NULL : runs[s->run];
+}
+
+/* One row of sim_current_metrics() into values/nulls (SMX_CURRENT_COLS). */
+void
+smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls)
+{
+	memset(nulls, 0, sizeof(bool) * SMX_CURRENT_COLS);
+	if (r->desc_text != NULL)
+		memcpy(values, r->desc_text, SMX_CURRENT_DESC_COLS * sizeof(Datum));
+	else
+		values[0] = CStringGetTextDatum(r->id);
+	values[6] = smx_pct_datum(r->cpu);
+	values[7] = smx_pct_datum(r->memory);
+	values[8] = smx_pct_datum(r->disk);
+	values[9] = Int64GetDatum(r->network_io);
+	values[10] = smx_pct_datum(r->network);
+	values[11] = smx_pct_datum(r->response_ms);
+	values[12] = smx_status_text_datum(r->status);
+	nulls[13] = r->scenario == NULL;
+	values[13] = nulls[13] ? (Datum) 0 : CStringGetTextDatum(r->scenario);
+	values[14] = Int64GetDatum(r->tick);
+	values[15] = TimestampTzGetDatum(r->sim_time);
+	nulls[15] = !r->sim_time_valid;
+	values[16] = TimestampTzGetDatum(r->updated_at);
+	nulls[16] = !r->updated_valid;
+}
+
+/* ---------------------------------------------------------------------
+ * Sample text: how Redis keeps a sample (the journal's values, the
+ * members of samples:{id}), "tick|sim_time|cpu|memory|disk|network_io|
+ * status|session". The mirror encodes it, the recovery decodes it: the
+ * two sides of the format sit here together.
+ * --------------------------------------------------------------------- */
+
+/*
+ * Encode a sample into dst (size bytes, SMX_SAMPLE_TEXT_MAX will do); tick
+ * and sim_time come as text, formatted once for many samples. Returns the
+ * length.
+ */
+int
+smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
+				  double cpu, double memory, double disk, int64 network_io,
+				  int status, const char *session)
+{
+	int			m = snprintf(dst, size, "%s|%s|", tick, sim_time);
+
+	m += smx_fmt_pct(dst + m, cpu);
+	dst[m++] = '|';
+	m += smx_fmt_pct(dst + m, memory);
+	dst[m++] = '|';
+	m += smx_fmt_pct(dst + m, disk);
+	dst[m++] = '|';
+	m += smx_fmt_int64(dst + m, network_io);
+	m += snprintf(dst + m, size - m, "|%s|%s", smx_status_names[status & 3], session);
+	return Min(m, size - 1);
+}
+
+/* A percentage with at most two decimals in [0, 100] as hundredths. */
+static bool
+smx_text_pct(const char *s, int16 *out)
+{
+	char	   *end;
+	double		v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (*s == '\0' || *end != '\0' || errno != 0 || !isfinite(v) || v < 0 || v > 100)
+		return false;
+	*out = (int16) rint(v * 100.0);
+	return true;
+}
+
+/* A whole decimal int64, nothing else. */
+bool
+smx_text_int64(const char *s, int64 *out)
+{
+	char	   *end;
+
+	errno = 0;
+	*out = strtoll(s, &end, 10);
+	return *s != '\0' && *end == '\0' && errno == 0;
+}
+
+/*
+ * Decode a sample text of len bytes (not NUL-terminated), checking every
+ * field; false when anything is off.
+ */
+bool
+smx_sample_decode(const char *text, size_t len, SmxRedisSample *r)
+{
+	char		buf[SMX_SAMPLE_TEXT_MAX];
+	char	   *f[8];
+	int			nf = 0;
+	double		epoch;
+	double		usecs;
+
+	if (len == 0 || len >= sizeof(buf) || memchr(text, '\0', len) != NULL)
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	f[nf++] = buf;
+	for (char *c = buf; *c; c++)
+		if (*c == '|')
+		{
+			if (nf == 8)
+				return false;
+			*c = '\0';
+			f[nf++] = c + 1;
+		}
+	if (nf != 8 || !smx_text_int64(f[0], &r->tick) || r->tick <= 0 ||
+		!smx_text_pct(f[2], &r->pct[0]) || !smx_text_pct(f[3], &r->pct[1]) ||
+		!smx_text_pct(f[4], &r->pct[2]) ||
+		!smx_text_int64(f[5], &r->network_io) || r->network_io < 0)
+		return false;
+	if (!smx_parse_iso8601(f[1], &epoch))
+		return false;
+	usecs = rint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+				 USECS_PER_SEC);
+	if (!(usecs >= (double) MIN_TIMESTAMP && usecs < (double) END_TIMESTAMP))
+		return false;
+	r->sim_time = (TimestampTz) usecs;
+	r->status = 255;
+	for (int i = 0; i < 4; i++)
+		if (strcmp(f[6], smx_status_names[i]) == 0)
+			r->status = (uint8) i;
+	if (r->status == 255 || strlen(f[7]) >= SMX_SESSION_LEN)
+		return false;
+	for (const char *c = f[7]; *c; c++)
+		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-'))
+			return false;
+	strlcpy(r->session, f[7], SMX_SESSION_LEN);
+	return true;
+}
+
+/* ---------------------------------------------------------------------
+ * Status events: a server's status changed. The same JSON goes out as
+ * the NOTIFY sim_metrics_status payload and on Redis {prefix}events.
+ * --------------------------------------------------------------------- */
+
+/*
+ * Append the event to buf: {"server_id", "from", "to", "tick", "sim_time"}
+ * and "scenario_run_id" when a run acts on the server (scenario_run != 0).
+ * Strings are JSON-escaped. Well under NOTIFY's 8000-byte limit.
+ */
+void
+smx_status_event(StringInfo buf, const char *server_id, int from, int to, int64 tick,
+				 const char *sim_time, int64 scenario_run)
+{
+	appendStringInfoString(buf, "{\"server_id\": ");
+	escape_json(buf, server_id);
+	appendStringInfo(buf, ", \"from\": \"%s\", \"to\": \"%s\", \"tick\": " INT64_FORMAT,
+					 smx_status_names[from & 3], smx_status_names[to & 3], tick);
+	appendStringInfoString(buf, ", \"sim_time\": ");
+	escape_json(buf, sim_time);
+	if (scenario_run != 0)
+		appendStringInfo(buf, ", \"scenario_run_id\": " INT64_FORMAT, scenario_run);
+	appendStringInfoChar(buf, '}');
+}
