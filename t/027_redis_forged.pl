@@ -88,6 +88,9 @@ sub unflushed_ticks
 sub recovered
 {
 	my ($off) = @_;
+	# the line follows the WARNINGs the tests wait for: wait for it too
+	eval { $node->wait_for_log(qr/recovered \d+ unflushed samples of 15 servers from Redis/, $off); 1 }
+	  or diag 'no "recovered" line in the log';
 	return log_since($node, $off) =~ /recovered (\d+) unflushed samples of 15 servers from Redis, up to tick (\d+)/;
 }
 
