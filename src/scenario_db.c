@@ -608,11 +608,11 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
 /*
  * The writer's step: bring scenario_execution_log up to the published
  * tick. One transaction for every run that needs a row; the marks in
- * shared memory move only after it committed. Returns true (a failure
- * raises, and the step is retried at the next iteration).
+ * shared memory move only after it committed. A failure raises, and the
+ * step is retried at the next iteration. Takes no arguments (a step).
  */
-bool
-smx_scenario_log(bool unused)
+void
+smx_scenario_log(void *arg)
 {
 	SmxRun	   *todo;
 	int		   *slots;
@@ -674,7 +674,6 @@ smx_scenario_log(bool unused)
 	if (T > smx_shared->log_tick)
 		smx_shared->log_tick = T;
 	LWLockRelease(smx_shared->lock);
-	return true;
 }
 
 /*
