@@ -616,8 +616,8 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	}
 
 	if (rs->done)
-		smx_runs_install(rs->runs, rs->nruns, rs->next_run_id, t->desc, state, n,
-						 (int64) new_tick);
+		smx_runs_resume(rs->runs, rs->nruns, rs->next_run_id, t->desc, state, n,
+						(int64) new_tick);
 	fleet.desc = t->desc;
 	fleet.calls = t->calls;
 	fleet.defs = t->defs;

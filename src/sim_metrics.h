@@ -353,21 +353,22 @@ extern const smx_overlay *smx_runs_tick(const smx_tick_ctx *ctx, smx_state *stat
 										const smx_params *params, int n,
 										int64 *run_ids);
 extern int	smx_run_alloc(void);
-extern int64 smx_run_install(int slot, SmxRun *r);
+extern int64 smx_run_add(int slot, SmxRun *r);
+extern void smx_run_stop(int slot, int64 T);
+extern void smx_runs_resume(SmxRun *runs, int nruns, int64 next_id,
+							const SmxServerDesc *desc, smx_state *state, int n,
+							int64 tick);
 extern void smx_run_plan(SmxRun *r, int64 start_tick, double duration_s, double step_s);
 extern float smx_run_level(const SmxRun *r, int64 tick, int *phase);
 extern const SmxScenarioDef *smx_scenario_find(const char *name);
 extern void smx_copy_run_names(char (*names)[SMX_SCENARIO_LEN]);	/* caller holds lock */
 
-/* scenario_db.c: the catalog, the log and resumed runs (SPI) */
+/* scenario_db.c: the catalog, the log and the runs read back (SPI) */
 extern int	smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max);
 extern bool smx_scenario_read_one(const char *nspname, const char *name,
 								  SmxScenarioDef *def, bool *runnable);
 extern int	smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick,
 							   int64 *next_id);
-extern void smx_runs_install(SmxRun *runs, int nruns, int64 next_id,
-							 const SmxServerDesc *desc, smx_state *state, int n,
-							 int64 tick);
 extern void smx_scenario_log(void *arg);
 extern void smx_wait_scenario_log(int64 tick, int timeout_ms);
 
