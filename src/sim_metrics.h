@@ -462,6 +462,26 @@ extern void smx_notify_step(void *arg);
 /* recover.c: the writer takes unflushed samples back from Redis */
 extern int64 smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n);
 
+/*
+ * startup.c: what the first fleet load after a restart reads back (the
+ * writer's, see smx_engine_reload): the servers' state from history, after
+ * the samples recovered from Redis, and the runs still open in the log.
+ */
+typedef struct SmxRestored
+{
+	bool		done;			/* history was consulted */
+	int			nfound;
+	smx_state  *state;
+	bool	   *found;
+	uint64		max_tick;
+	double		max_tick_epoch;
+	SmxRun	   *runs;			/* scenario runs still open in the log */
+	int			nruns;
+	int64		next_run_id;
+} SmxRestored;
+extern void smx_startup_read(Oid nsp, const char *nspname, const SmxServerDesc *desc,
+							 const smx_params *params, int n, SmxRestored *rs);
+
 /* worker.c: what both workers share */
 extern void smx_register_workers(void);
 extern bool smx_worker_guarded(SmxStep step, void *arg);
