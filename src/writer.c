@@ -2,12 +2,12 @@
  * writer.c — the writer: every database read and write of the simulator,
  * so the ticker never waits on I/O.
  *
- * Each iteration, in this order:
+ * Each iteration runs the stages of smx_writer_stages, in this order:
  *  1. prepare: check the extension, reload server_templates when they
  *     changed (at once on an edit's commit, else once a second); the first
- *     load takes unflushed samples back from Redis (recover.c), then
- *     continues from history (restore.c). A failure backs off while
- *     the loaded fleet keeps ticking.
+ *     load reads back what the restart took (startup.c): unflushed samples
+ *     from Redis, then history, then the open scenario runs. A failure
+ *     backs off while the loaded fleet keeps ticking.
  *  2. the scenario log (scenario_db.c): a row for every phase that began,
  *     its end once it ended, up to the published tick; then the live push
  *     (notify.c): NOTIFY on status changes, a Realtime message a tick.
@@ -46,7 +46,7 @@
 #define SMX_RETENTION_EVERY_MS	60000
 #define SMX_RETENTION_BUDGET_MS	2000
 
-/* A step retried with backoff after failures (reload, flush). */
+/* A stage retried with backoff after failures (all but retention). */
 typedef struct SmxRetry
 {
 	int			failures;		/* in a row */
