@@ -249,13 +249,13 @@ smx_desc_find(const SmxServerDesc *desc, int n, const char *id)
 }
 
 /*
- * Run fn(arg) in a subtransaction. Returns NULL when it succeeded, else
+ * Run step(arg) in a subtransaction. Returns NULL when it succeeded, else
  * the error: the subtransaction was rolled back (with it any SPI
  * connection and user change made inside) and the caller says what
  * failed. Must run inside a transaction.
  */
 ErrorData *
-smx_subxact(void (*fn) (void *), void *arg)
+smx_subxact(SmxStep step, void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
@@ -265,7 +265,7 @@ smx_subxact(void (*fn) (void *), void *arg)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		fn(arg);
+		step(arg);
 		ReleaseCurrentSubTransaction();
 	}
 	PG_CATCH();
@@ -284,7 +284,7 @@ smx_subxact(void (*fn) (void *), void *arg)
 /* What smx_try_in_subxact runs inside the subtransaction. */
 typedef struct SmxSpiStep
 {
-	void		(*fn) (void *);
+	SmxStep		step;
 	void	   *arg;
 	Oid			as_user;
 } SmxSpiStep;
@@ -302,20 +302,20 @@ smx_spi_step(void *arg)
 							   SECURITY_RESTRICTED_OPERATION);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	st->fn(st->arg);
+	st->step(st->arg);
 	SPI_finish();
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
 /*
- * smx_subxact(fn, arg), connected to SPI, as as_user in a security-
+ * smx_subxact(step, arg), connected to SPI, as as_user in a security-
  * restricted operation (InvalidOid: as the current user). Must run inside
  * a transaction, not connected to SPI.
  */
 ErrorData *
-smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user)
+smx_try_in_subxact(SmxStep step, void *arg, Oid as_user)
 {
-	SmxSpiStep	st = {fn, arg, as_user};
+	SmxSpiStep	st = {step, arg, as_user};
 
 	return smx_subxact(smx_spi_step, &st);
 }

@@ -545,20 +545,6 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 	smx_restore_user(&saved);
 }
 
-/* What history said about the fleet at its first load (restore.c). */
-typedef struct SmxRestored
-{
-	bool		done;			/* history was consulted */
-	int			nfound;
-	smx_state  *state;
-	bool	   *found;
-	uint64		max_tick;
-	double		max_tick_epoch;
-	SmxRun	   *runs;			/* scenario runs still open in the log */
-	int			nruns;
-	int64		next_run_id;
-} SmxRestored;
-
 /*
  * Merge the templates with the current fleet and publish the result:
  * servers that stay keep their state, restored ones continue from history,
@@ -616,8 +602,8 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	}
 
 	if (rs->done)
-		smx_runs_install(rs->runs, rs->nruns, rs->next_run_id, t->desc, state, n,
-						 (int64) new_tick);
+		smx_runs_resume(rs->runs, rs->nruns, rs->next_run_id, t->desc, state, n,
+						(int64) new_tick);
 	fleet.desc = t->desc;
 	fleet.calls = t->calls;
 	fleet.defs = t->defs;
@@ -638,7 +624,7 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 /*
  * Whether this transaction created the extension's history table (CREATE
  * EXTENSION not committed yet): then no other session can see the table,
- * nothing in it or in Redis can be recovered for it, and a rollback takes
+ * nothing can be read back for it (startup.c), and a rollback takes
  * the extension, and with it the fleet, away.
  */
 static bool
@@ -658,7 +644,7 @@ smx_history_created_here(Oid nsp)
 
 /*
  * A backend's reload found the first load since the restart not done yet:
- * that load inserts the samples recovered from Redis and sets
+ * that load inserts the samples it recovers (startup.c) and sets
  * history_restored, so it is the writer's alone, in a transaction of its
  * own. A backend's transaction could roll the recovered rows back after the
  * flag was set (losing them), and two loaders would both insert them. Wake
@@ -706,10 +692,10 @@ smx_wait_first_load(Oid ext)
 /*
  * Re-read server_templates (enabled rows, by id) and make them the fleet.
  * The first load since shared memory was set up (server start or crash
- * restart) continues every server from its latest history row, and the
- * tick numbering after the newest tick stored, after taking back from
- * Redis what the restart took from the ring; only the writer makes it (a
- * backend waits for it, see smx_wait_first_load). Must run inside a
+ * restart) first reads back what the restart took (startup.c): every
+ * server continues from history, the tick numbering after the newest tick
+ * stored; only the writer makes it (a backend waits for it, see
+ * smx_wait_first_load). Must run inside a
  * transaction with a snapshot; connects to SPI itself. Returns the number
  * of servers loaded.
  */
@@ -742,17 +728,7 @@ smx_engine_reload(bool from_worker)
 		rs.done = false;
 	}
 	if (rs.done)
-	{
-		rs.state = palloc(sizeof(smx_state) * n);
-		rs.found = palloc(sizeof(bool) * n);
-		/* what a crash took from the ring first, so the restore sees it */
-		(void) smx_recover_from_redis(nsp, t.desc, n);
-		rs.nfound = smx_restore_from_history(nsp, t.desc, t.params, n, rs.state, rs.found,
-											 &rs.max_tick, &rs.max_tick_epoch);
-		rs.runs = palloc0(sizeof(SmxRun) * SMX_MAX_RUNS);
-		rs.nruns = smx_runs_read_open(nspname, rs.runs, SMX_MAX_RUNS, (int64) rs.max_tick,
-									  &rs.next_run_id);
-	}
+		smx_startup_read(nsp, nspname, t.desc, t.params, n, &rs);
 
 	skipped = t.total > smx_shared->capacity ? (int) (t.total - smx_shared->capacity) : 0;
 	if (skipped > 0)

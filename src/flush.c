@@ -218,47 +218,39 @@ smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
 	return smx_history_batch_insert(&fc->batch);
 }
 
-/* One flush step to run in a subtransaction. */
+/* A flush step's arguments: fc, and the samples [from, from + k). */
 typedef struct SmxFlushStep
 {
-	int64		(*fn) (SmxFlushCtx *, uint64, int, ErrorData *);
 	SmxFlushCtx *fc;
 	uint64		from;
 	int			k;
-	ErrorData  *arg;
 } SmxFlushStep;
 
-static void
-smx_flush_step(void *arg)
-{
-	SmxFlushStep *st = arg;
-
-	(void) st->fn(st->fc, st->from, st->k, st->arg);
-}
-
 /*
- * Run fn(fc, from, k) in a subtransaction. Returns NULL when it succeeded,
- * else the error (the subtransaction rolled back).
+ * Run step(&{fc, from, k}) in a subtransaction. Returns NULL when it
+ * succeeded, else the error (the subtransaction rolled back).
  */
 static ErrorData *
-smx_in_subxact(int64 (*fn) (SmxFlushCtx *, uint64, int, ErrorData *),
-			   SmxFlushCtx *fc, uint64 from, int k, ErrorData *arg)
+smx_in_subxact(SmxStep step, SmxFlushCtx *fc, uint64 from, int k)
 {
-	SmxFlushStep st = {fn, fc, from, k, arg};
+	SmxFlushStep st = {fc, from, k};
 
-	return smx_subxact(smx_flush_step, &st);
+	return smx_subxact(step, &st);
 }
 
 /* Insert [from, from + k) in statements of SMX_FLUSH_BATCH rows. */
-static int64
-smx_insert_step(SmxFlushCtx *fc, uint64 from, int k, ErrorData *unused)
+static void
+smx_insert_step(void *arg)
 {
+	SmxFlushStep *st = arg;
+	SmxFlushCtx *fc = st->fc;
+	uint64		from = st->from;
+	int			k = st->k;
 	int64		rows = 0;
 
 	for (int done = 0; done < k; done += SMX_FLUSH_BATCH)
 		rows += smx_insert_samples(fc, from + done, Min(SMX_FLUSH_BATCH, k - done));
 	fc->rows += rows;
-	return rows;
 }
 
 /* A refused sample as the dead-letter "sample" json. */
@@ -286,10 +278,14 @@ smx_sample_json(SmxFlushCtx *fc, const SmxSample *s)
  * Insert dead letters [first, first + k) of fc->dead into
  * server_metrics_rejected in one statement (as the writer role).
  */
-static int64
-smx_dead_letter_step(SmxFlushCtx *fc, uint64 first, int k, ErrorData *unused)
+static void
+smx_dead_letter_step(void *arg)
 {
 	static const Oid types[6] = {TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID};
+	SmxFlushStep *st = arg;
+	SmxFlushCtx *fc = st->fc;
+	uint64		first = st->from;
+	int			k = st->k;
 	Datum	   *col[6];
 	Datum		args[6];
 	int			ret;
@@ -315,7 +311,6 @@ smx_dead_letter_step(SmxFlushCtx *fc, uint64 first, int k, ErrorData *unused)
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into server_metrics_rejected failed: %s",
 			 SPI_result_code_string(ret));
-	return (int64) SPI_processed;
 }
 
 /* A refused sample that could not be kept: say so in the log. */
@@ -334,12 +329,13 @@ smx_log_lost_sample(const SmxDeadLetter *d, const char *why)
 
 static SPIPlanPtr smx_get_dead_plan(Oid nsp);
 
-/* Prepare the dead-letter insert (NULL when there is no such table). */
-static int64
-smx_prepare_dead_step(SmxFlushCtx *fc, uint64 unused1, int unused2, ErrorData *unused3)
+/* Prepare the dead-letter insert (NULL when there is no such table); arg is fc. */
+static void
+smx_prepare_dead_step(void *arg)
 {
+	SmxFlushCtx *fc = arg;
+
 	fc->dead_plan = smx_get_dead_plan(fc->nsp);
-	return 0;
 }
 
 /*
@@ -360,7 +356,7 @@ smx_keep_dead_letters(SmxFlushCtx *fc)
 	fc->rejected += fc->ndead;
 	/* prepared only now: a broken dead-letter table must not stop flushes */
 	if (fc->dead_plan == NULL)
-		err = smx_in_subxact(smx_prepare_dead_step, fc, 0, 0, NULL);
+		err = smx_subxact(smx_prepare_dead_step, fc);
 	else
 		err = NULL;
 	if (fc->dead_plan == NULL)
@@ -371,12 +367,12 @@ smx_keep_dead_letters(SmxFlushCtx *fc)
 		fc->ndead = 0;
 		return;
 	}
-	err = smx_in_subxact(smx_dead_letter_step, fc, 0, fc->ndead, NULL);
+	err = smx_in_subxact(smx_dead_letter_step, fc, 0, fc->ndead);
 	if (err != NULL && !smx_error_is_per_row(err->sqlerrcode))
 		ReThrowError(err);
 	for (int i = 0; err != NULL && i < fc->ndead; i++)
 	{
-		ErrorData  *one = smx_in_subxact(smx_dead_letter_step, fc, i, 1, NULL);
+		ErrorData  *one = smx_in_subxact(smx_dead_letter_step, fc, i, 1);
 
 		if (one != NULL && !smx_error_is_per_row(one->sqlerrcode))
 			ReThrowError(one);
@@ -396,7 +392,7 @@ smx_keep_dead_letters(SmxFlushCtx *fc)
 static void
 smx_insert_isolating(SmxFlushCtx *fc, uint64 from, int k)
 {
-	ErrorData  *edata = smx_in_subxact(smx_insert_step, fc, from, k, NULL);
+	ErrorData  *edata = smx_in_subxact(smx_insert_step, fc, from, k);
 
 	if (edata == NULL)
 		return;

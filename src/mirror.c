@@ -848,14 +848,13 @@ smx_mirror_exit(int code, Datum arg)
 	pg_atomic_write_u32(&smx_shared->mirror_pid, 0);
 }
 
-static bool smx_mirror_more = false;
-
-static bool
-smx_mirror_step(bool unused)
+/* The mirror's step: one round; arg is its bool *more (see smx_mirror_round). */
+static void
+smx_mirror_step(void *arg)
 {
 	PG_TRY();
 	{
-		smx_mirror_round(&smx_mirror_more);
+		smx_mirror_round((bool *) arg);
 	}
 	PG_CATCH();
 	{
@@ -865,7 +864,6 @@ smx_mirror_step(bool unused)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	return true;
 }
 
 void
@@ -882,7 +880,7 @@ sim_metrics_mirror_main(Datum main_arg)
 										 ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		bool		unused;
+		bool		more = false;
 		long		timeout_ms = SMX_MIRROR_POLL_MS;
 		TimestampTz now;
 
@@ -895,12 +893,11 @@ sim_metrics_mirror_main(Datum main_arg)
 			smx_mirror_reconfigure();
 		}
 
-		smx_mirror_more = false;
-		(void) smx_worker_guarded(smx_mirror_step, false, &unused);
+		(void) smx_worker_guarded(smx_mirror_step, &more);
 
 		/* the ticker wakes the mirror after each tick; else poll, or retry */
 		now = GetCurrentTimestamp();
-		if (smx_mirror_more)
+		if (more)
 			timeout_ms = 0;
 		else if (smx_retry_at != 0)
 			timeout_ms = smx_retry_at <= now ? 0 :

@@ -313,10 +313,11 @@ smx_realtime_send(Oid nsp, uint64 tick)
 /*
  * The writer's step: notifications of the status changes since the last
  * step, then (sim_metrics.realtime) the tick's Realtime message. A failed
- * Realtime send is counted and logged, never raised.
+ * Realtime send is counted and logged, never raised. Takes no arguments
+ * (a step).
  */
-bool
-smx_notify_step(bool unused)
+void
+smx_notify_step(void *arg)
 {
 	uint64		tick;
 	Oid			ext;
@@ -337,7 +338,7 @@ smx_notify_step(bool unused)
 		/* nothing new in the ring: no transaction */
 		smx_ring_bounds(&tail, &head);
 		if (smx_notify_pos == head)
-			return true;
+			return;
 	}
 
 	smx_worker_xact_begin("sim_metrics: notifications", NULL);
@@ -355,5 +356,4 @@ smx_notify_step(bool unused)
 		smx_shared->notifications += sent;
 		LWLockRelease(smx_shared->lock);
 	}
-	return true;
 }

@@ -16,8 +16,11 @@
  * ticks, from the ticker or from sim_tick(), and a server no run touches
  * is what it would have been without any.
  *
- * Run records change under `lock` exclusive (shmem.c); the log fields are
- * the writer's (scenario_db.c).
+ * Every change of a run's state is here: a new run (smx_run_add), a stop
+ * down its cascade (smx_run_stop), the runs resumed after a restart
+ * (smx_runs_resume), and the tick's activations and ends. Run records
+ * change under `lock` exclusive (shmem.c); the log fields are the
+ * writer's (scenario_db.c).
  */
 #include "postgres.h"
 
@@ -137,9 +140,12 @@ smx_run_alloc(void)
 	return best;
 }
 
-/* Put a made run into its slot, with the next run id. Caller holds sim_lock. */
+/*
+ * Add a new run (sim_scenario_start, an automatic incident, a cascade) in
+ * slot, giving it the next run id; returns the id. Caller holds sim_lock.
+ */
 int64
-smx_run_install(int slot, SmxRun *r)
+smx_run_add(int slot, SmxRun *r)
 {
 	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
 	r->id = smx_shared->next_run_id++;
@@ -211,7 +217,7 @@ smx_run_cascade(const smx_tick_ctx *ctx, const SmxRun *parent, const int *target
 			strlcpy(r.targets[0], desc[i].id, SMX_ID_LEN);
 			smx_run_plan(&r, start, (double) (parent->ticks[SMX_PH_COUNT] - start) * step, step);
 			r.requested_s = 0;
-			(void) smx_run_install(slot, &r);
+			(void) smx_run_add(slot, &r);
 		}
 	}
 }
@@ -332,7 +338,140 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
 	r.def = *def;
 	smx_run_plan(&r, (int64) ctx->tick,
 				 600.0 + 1800.0 * smx_unit_key(ctx->seed, SMX_KEY_AUTO_LONG, ctx->tick), ctx->dt);
-	(void) smx_run_install(slot, &r);
+	(void) smx_run_add(slot, &r);
+}
+
+/*
+ * End a run through its recovery: the phase it is in ends now, the phases
+ * before recovery are skipped, and the recovery starts from where the
+ * envelope is. Caller holds sim_lock.
+ */
+static void
+smx_run_stop_one(SmxRun *r, int64 T)
+{
+	int			phase;
+	float		level = smx_run_level(r, T, &phase);
+	int64		rec = r->ticks[SMX_PH_COUNT] - r->ticks[SMX_PH_RECOVERY];
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (r->state == SMX_RUN_PENDING)
+	{
+		r->state = SMX_RUN_DONE;
+		r->log_closed = true;	/* never began: nothing to log */
+	}
+	else if (phase < SMX_PH_RECOVERY)
+	{
+		/* phase -1: read back after a restart, not begun again yet */
+		r->from_level = phase < 0 ? 0.0f : level;
+		for (int k = phase + 1; k <= SMX_PH_RECOVERY; k++)
+			r->ticks[k] = T + 1;
+		r->ticks[SMX_PH_COUNT] = T + 1 + rec;
+		r->stopped = true;
+		r->stop_logged = false;
+	}
+	LWLockRelease(smx_shared->lock);
+}
+
+static bool
+smx_id_listed(const int64 *ids, int n, int64 id)
+{
+	for (int k = 0; k < n; k++)
+		if (ids[k] == id)
+			return true;
+	return false;
+}
+
+/*
+ * Stop the run in slot at tick T (pending: it never begins; else it ends
+ * through its recovery), and with it what it caused, down the whole
+ * cascade. Caller holds sim_lock; the run is pending or active.
+ */
+void
+smx_run_stop(int slot, int64 T)
+{
+	int64		stopped[SMX_MAX_RUNS];
+	int			nstopped = 1;
+	bool		more = true;
+
+	stopped[0] = smx_shared->runs[slot].id;
+	smx_run_stop_one(&smx_shared->runs[slot], T);
+	/* what it caused ends with it, down the whole cascade */
+	while (more)
+	{
+		more = false;
+		for (int i = 0; i < SMX_MAX_RUNS; i++)
+		{
+			SmxRun	   *c = &smx_shared->runs[i];
+
+			if ((c->state == SMX_RUN_PENDING || c->state == SMX_RUN_ACTIVE) &&
+				!c->stopped && nstopped < SMX_MAX_RUNS &&
+				smx_id_listed(stopped, nstopped, c->parent_id) &&
+				!smx_id_listed(stopped, nstopped, c->id))
+			{
+				smx_run_stop_one(c, T);
+				stopped[nstopped++] = c->id;
+				more = true;
+			}
+		}
+	}
+}
+
+/*
+ * Resume the runs read back from the log after a restart (startup.c): put
+ * them into free slots with their servers (in state, the new fleet of n
+ * servers), at the first fleet load; they keep their ids, and the next run
+ * id moves past them and next_id. A run whose end is at or before the tick
+ * the fleet continues from is over: the writer closes it as interrupted.
+ * Caller holds sim_lock.
+ */
+void
+smx_runs_resume(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *desc,
+				smx_state *state, int n, int64 tick)
+{
+	int			slot = 0;
+
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	if (next_id > smx_shared->next_run_id)
+		smx_shared->next_run_id = next_id;
+	for (int i = 0; i < nruns; i++)
+	{
+		SmxRun	   *r = &runs[i];
+
+		while (slot < SMX_MAX_RUNS && smx_shared->runs[slot].state != SMX_RUN_FREE)
+			slot++;
+		if (slot == SMX_MAX_RUNS)
+			break;
+		r->affected = 0;
+		r->resumed_at = tick + 1;
+		if (r->ticks[SMX_PH_COUNT] <= tick)
+		{
+			r->state = SMX_RUN_DONE;
+			r->interrupted = true;
+		}
+		else
+		{
+			r->state = SMX_RUN_ACTIVE;
+			for (int t = 0; t < r->ntargets; t++)
+			{
+				int			j = smx_desc_find(desc, n, r->targets[t]);
+
+				if (j >= 0 && state[j].run == 0)
+				{
+					state[j].run = (uint8) (slot + 1);
+					r->affected |= (uint32) 1 << t;
+				}
+			}
+			if (r->affected == 0)
+			{
+				r->state = SMX_RUN_DONE;
+				r->interrupted = true;
+			}
+		}
+		if (r->id >= smx_shared->next_run_id)
+			smx_shared->next_run_id = r->id + 1;
+		smx_shared->runs[slot] = *r;
+	}
+	LWLockRelease(smx_shared->lock);
 }
 
 /*

@@ -338,62 +338,6 @@ smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick
 	return 0;
 }
 
-/*
- * Put runs read back from the log into shared memory, with their servers
- * (in state, the new fleet of n servers), at the first fleet load. A run
- * whose end is at or before the tick the fleet continues from is over:
- * the writer closes it as interrupted. Caller holds sim_lock.
- */
-void
-smx_runs_install(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *desc,
-				 smx_state *state, int n, int64 tick)
-{
-	int			slot = 0;
-
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	if (next_id > smx_shared->next_run_id)
-		smx_shared->next_run_id = next_id;
-	for (int i = 0; i < nruns; i++)
-	{
-		SmxRun	   *r = &runs[i];
-
-		while (slot < SMX_MAX_RUNS && smx_shared->runs[slot].state != SMX_RUN_FREE)
-			slot++;
-		if (slot == SMX_MAX_RUNS)
-			break;
-		r->affected = 0;
-		r->resumed_at = tick + 1;
-		if (r->ticks[SMX_PH_COUNT] <= tick)
-		{
-			r->state = SMX_RUN_DONE;
-			r->interrupted = true;
-		}
-		else
-		{
-			r->state = SMX_RUN_ACTIVE;
-			for (int t = 0; t < r->ntargets; t++)
-			{
-				int			j = smx_desc_find(desc, n, r->targets[t]);
-
-				if (j >= 0 && state[j].run == 0)
-				{
-					state[j].run = (uint8) (slot + 1);
-					r->affected |= (uint32) 1 << t;
-				}
-			}
-			if (r->affected == 0)
-			{
-				r->state = SMX_RUN_DONE;
-				r->interrupted = true;
-			}
-		}
-		if (r->id >= smx_shared->next_run_id)
-			smx_shared->next_run_id = r->id + 1;
-		smx_shared->runs[slot] = *r;
-	}
-	LWLockRelease(smx_shared->lock);
-}
-
 /* The affected servers of a run, as a json array. */
 static char *
 smx_run_servers_json(const SmxRun *r)
@@ -608,11 +552,11 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
 /*
  * The writer's step: bring scenario_execution_log up to the published
  * tick. One transaction for every run that needs a row; the marks in
- * shared memory move only after it committed. Returns true (a failure
- * raises, and the step is retried at the next iteration).
+ * shared memory move only after it committed. A failure raises, and the
+ * step is retried at the next iteration. Takes no arguments (a step).
  */
-bool
-smx_scenario_log(bool unused)
+void
+smx_scenario_log(void *arg)
 {
 	SmxRun	   *todo;
 	int		   *slots;
@@ -674,7 +618,6 @@ smx_scenario_log(bool unused)
 	if (T > smx_shared->log_tick)
 		smx_shared->log_tick = T;
 	LWLockRelease(smx_shared->lock);
-	return true;
 }
 
 /*

@@ -314,51 +314,11 @@ sim_scenario_start(PG_FUNCTION_ARGS)
 						"Stop runs with sim_scenario_stop(), or wait for the writer to log the finished ones.",
 						"%d scenario runs are active or not yet logged", SMX_MAX_RUNS);
 	if (e.code == 0)
-		(void) smx_run_install(slot, &r);
+		(void) smx_run_add(slot, &r);
 	LWLockRelease(smx_shared->sim_lock);
 	if (e.code != 0)
 		ereport(ERROR, (errcode(e.code), errmsg("%s", e.msg), errhint("%s", e.hint)));
 	PG_RETURN_INT64(r.id);
-}
-
-/*
- * End a run through its recovery: the phase it is in ends now, the phases
- * before recovery are skipped, and the recovery starts from where the
- * envelope is. Caller holds sim_lock.
- */
-static void
-smx_stop_run(SmxRun *r, int64 T)
-{
-	int			phase;
-	float		level = smx_run_level(r, T, &phase);
-	int64		rec = r->ticks[SMX_PH_COUNT] - r->ticks[SMX_PH_RECOVERY];
-
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	if (r->state == SMX_RUN_PENDING)
-	{
-		r->state = SMX_RUN_DONE;
-		r->log_closed = true;	/* never began: nothing to log */
-	}
-	else if (phase < SMX_PH_RECOVERY)
-	{
-		/* phase -1: read back after a restart, not begun again yet */
-		r->from_level = phase < 0 ? 0.0f : level;
-		for (int k = phase + 1; k <= SMX_PH_RECOVERY; k++)
-			r->ticks[k] = T + 1;
-		r->ticks[SMX_PH_COUNT] = T + 1 + rec;
-		r->stopped = true;
-		r->stop_logged = false;
-	}
-	LWLockRelease(smx_shared->lock);
-}
-
-static bool
-smx_id_listed(const int64 *ids, int n, int64 id)
-{
-	for (int k = 0; k < n; k++)
-		if (ids[k] == id)
-			return true;
-	return false;
 }
 
 /* sim_scenario_stop(run_id): end a run (and its cascades) through recovery. */
@@ -390,33 +350,7 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 		state = r->state;
 		(void) smx_run_level(r, T, &phase);
 		if (state == SMX_RUN_PENDING || state == SMX_RUN_ACTIVE)
-		{
-			int64		stopped[SMX_MAX_RUNS];
-			int			nstopped = 1;
-			bool		more = true;
-
-			smx_stop_run(r, T);
-			stopped[0] = id;
-			/* what it caused ends with it, down the whole cascade */
-			while (more)
-			{
-				more = false;
-				for (int i = 0; i < SMX_MAX_RUNS; i++)
-				{
-					SmxRun	   *c = &smx_shared->runs[i];
-
-					if ((c->state == SMX_RUN_PENDING || c->state == SMX_RUN_ACTIVE) &&
-						!c->stopped && nstopped < SMX_MAX_RUNS &&
-						smx_id_listed(stopped, nstopped, c->parent_id) &&
-						!smx_id_listed(stopped, nstopped, c->id))
-					{
-						smx_stop_run(c, T);
-						stopped[nstopped++] = c->id;
-						more = true;
-					}
-				}
-			}
-		}
+			smx_run_stop(found, T);
 	}
 	LWLockRelease(smx_shared->sim_lock);
 	if (found < 0)

@@ -317,8 +317,16 @@ extern void smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, siz
 extern double smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt);
 extern void smx_require_known_server(const char *nspname, text *server_t, const char *server_id);
 extern Datum smx_tick_time_datum(int64 tick, bool *isnull);
-extern ErrorData *smx_subxact(void (*fn) (void *), void *arg);
-extern ErrorData *smx_try_in_subxact(void (*fn) (void *), void *arg, Oid as_user);
+
+/*
+ * A step: code run under a guard, step(arg). Its arguments and its results
+ * go through arg (NULL when it has none). The workers' loop steps
+ * (smx_worker_guarded) and the code run in a subtransaction (smx_subxact,
+ * smx_try_in_subxact) share this shape.
+ */
+typedef void (*SmxStep) (void *arg);
+extern ErrorData *smx_subxact(SmxStep step, void *arg);
+extern ErrorData *smx_try_in_subxact(SmxStep step, void *arg, Oid as_user);
 
 /* the user a switch to the writer role saved, to switch back */
 typedef struct SmxSavedUser
@@ -345,22 +353,23 @@ extern const smx_overlay *smx_runs_tick(const smx_tick_ctx *ctx, smx_state *stat
 										const smx_params *params, int n,
 										int64 *run_ids);
 extern int	smx_run_alloc(void);
-extern int64 smx_run_install(int slot, SmxRun *r);
+extern int64 smx_run_add(int slot, SmxRun *r);
+extern void smx_run_stop(int slot, int64 T);
+extern void smx_runs_resume(SmxRun *runs, int nruns, int64 next_id,
+							const SmxServerDesc *desc, smx_state *state, int n,
+							int64 tick);
 extern void smx_run_plan(SmxRun *r, int64 start_tick, double duration_s, double step_s);
 extern float smx_run_level(const SmxRun *r, int64 tick, int *phase);
 extern const SmxScenarioDef *smx_scenario_find(const char *name);
 extern void smx_copy_run_names(char (*names)[SMX_SCENARIO_LEN]);	/* caller holds lock */
 
-/* scenario_db.c: the catalog, the log and resumed runs (SPI) */
+/* scenario_db.c: the catalog, the log and the runs read back (SPI) */
 extern int	smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max);
 extern bool smx_scenario_read_one(const char *nspname, const char *name,
 								  SmxScenarioDef *def, bool *runnable);
 extern int	smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick,
 							   int64 *next_id);
-extern void smx_runs_install(SmxRun *runs, int nruns, int64 next_id,
-							 const SmxServerDesc *desc, smx_state *state, int n,
-							 int64 tick);
-extern bool smx_scenario_log(bool unused);
+extern void smx_scenario_log(void *arg);
 extern void smx_wait_scenario_log(int64 tick, int timeout_ms);
 
 /* ring.c */
@@ -552,14 +561,34 @@ extern void smx_mirror_shutdown(void);
 extern void smx_mirror_reconfigure(void);
 
 /* notify.c: NOTIFY on status changes, Supabase Realtime messages */
-extern bool smx_notify_step(bool unused);
+extern void smx_notify_step(void *arg);
 
 /* recover.c: the writer takes unflushed samples back from Redis */
 extern int64 smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n);
 
+/*
+ * startup.c: what the first fleet load after a restart reads back (the
+ * writer's, see smx_engine_reload): the servers' state from history, after
+ * the samples recovered from Redis, and the runs still open in the log.
+ */
+typedef struct SmxRestored
+{
+	bool		done;			/* history was consulted */
+	int			nfound;
+	smx_state  *state;
+	bool	   *found;
+	uint64		max_tick;
+	double		max_tick_epoch;
+	SmxRun	   *runs;			/* scenario runs still open in the log */
+	int			nruns;
+	int64		next_run_id;
+} SmxRestored;
+extern void smx_startup_read(Oid nsp, const char *nspname, const SmxServerDesc *desc,
+							 const smx_params *params, int n, SmxRestored *rs);
+
 /* worker.c: what both workers share */
 extern void smx_register_workers(void);
-extern bool smx_worker_guarded(bool (*step) (bool), bool arg, bool *result);
+extern bool smx_worker_guarded(SmxStep step, void *arg);
 extern void smx_timeout_cancel_handler(SIGNAL_ARGS);
 extern volatile sig_atomic_t smx_cancel_on_shutdown;
 extern void smx_worker_begin(const char *type, pqsigfunc on_sigint, const char *database);

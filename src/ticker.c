@@ -53,14 +53,11 @@ smx_ticker_start_session(void)
 	LWLockRelease(smx_shared->lock);
 }
 
-/* Ticks to run in one guarded step (set by smx_ticker_catch_up). */
-static int64 smx_ticker_n;
-
-static bool
-smx_ticker_step(bool unused)
+/* The ticker's step: run *(int64 *) arg ticks. */
+static void
+smx_ticker_step(void *arg)
 {
-	(void) smx_engine_tick(smx_ticker_n, true);
-	return true;
+	(void) smx_engine_tick(*(const int64 *) arg, true);
 }
 
 /*
@@ -74,18 +71,15 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 	int64		iv = (int64) smx_tick_interval_ms * 1000;
 	int64		due = 1 + (now - *next_tick) / iv;
 	int64		late = 0;
-	bool		unused;
-	bool		ok;
+	int64		n = Min(due, Max(1, SMX_CATCHUP_WORK / Max(smx_shared->nservers, 1)));
 
-	smx_ticker_n = Min(due, Max(1, SMX_CATCHUP_WORK / Max(smx_shared->nservers, 1)));
-	ok = smx_worker_guarded(smx_ticker_step, false, &unused);
-	if (!ok)
+	if (!smx_worker_guarded(smx_ticker_step, &n))
 	{
 		/* nothing was stepped: try again one interval from now */
 		*next_tick = now + iv;
 		return false;
 	}
-	for (int64 k = 0; k < smx_ticker_n; k++)
+	for (int64 k = 0; k < n; k++)
 	{
 		TimestampTz due_k = *next_tick + k * iv;
 
@@ -98,7 +92,7 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 	smx_shared->tick_lag_ms = (double) (now - *next_tick) / 1000.0;
 	LWLockRelease(smx_shared->lock);
 
-	*next_tick += smx_ticker_n * iv;
+	*next_tick += n * iv;
 	return true;
 }
 

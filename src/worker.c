@@ -142,13 +142,13 @@ smx_timeout_cancel_handler(SIGNAL_ARGS)
 }
 
 /*
- * Run one step of a loop, catching any error: the error is logged and
- * recorded for sim_status(), the transaction (if any) aborted, locks
- * released, and memory put back in the loop context. Returns false when
- * it failed.
+ * Run one step of a loop, step(arg), catching any error: the error is
+ * logged and recorded for sim_status(), the transaction (if any) aborted,
+ * locks released, and memory put back in the loop context. Returns false
+ * when it failed. What the step has to tell goes back through arg.
  */
 bool
-smx_worker_guarded(bool (*step) (bool), bool arg, bool *result)
+smx_worker_guarded(SmxStep step, void *arg)
 {
 	MemoryContext loop_cxt = smx_loop_cxt;
 
@@ -156,7 +156,7 @@ smx_worker_guarded(bool (*step) (bool), bool arg, bool *result)
 
 	PG_TRY();
 	{
-		*result = step(arg);
+		step(arg);
 	}
 	PG_CATCH();
 	{

@@ -2,12 +2,12 @@
  * writer.c — the writer: every database read and write of the simulator,
  * so the ticker never waits on I/O.
  *
- * Each iteration, in this order:
+ * Each iteration runs the stages of smx_writer_stages, in this order:
  *  1. prepare: check the extension, reload server_templates when they
  *     changed (at once on an edit's commit, else once a second); the first
- *     load takes unflushed samples back from Redis (recover.c), then
- *     continues from history (restore.c). A failure backs off while
- *     the loaded fleet keeps ticking.
+ *     load reads back what the restart took (startup.c): unflushed samples
+ *     from Redis, then history, then the open scenario runs. A failure
+ *     backs off while the loaded fleet keeps ticking.
  *  2. the scenario log (scenario_db.c): a row for every phase that began,
  *     its end once it ended, up to the published tick; then the live push
  *     (notify.c): NOTIFY on status changes, a Realtime message a tick.
@@ -46,12 +46,36 @@
 #define SMX_RETENTION_EVERY_MS	60000
 #define SMX_RETENTION_BUDGET_MS	2000
 
-/* A step retried with backoff after failures (reload, flush). */
+/* A stage retried with backoff after failures (all but retention). */
 typedef struct SmxRetry
 {
 	int			failures;		/* in a row */
 	TimestampTz retry_at;		/* not before; 0 = now */
 } SmxRetry;
+
+/* The writer's stages, in the order they run (see the top of the file). */
+typedef enum SmxWriterStageId
+{
+	SMX_STAGE_PREPARE,
+	SMX_STAGE_LOG,
+	SMX_STAGE_NOTIFY,
+	SMX_STAGE_FLUSH,
+	SMX_STAGE_RETENTION,
+	SMX_STAGES
+} SmxWriterStageId;
+
+/* The writer's loop state between iterations, and the iteration's. */
+typedef struct SmxWriterLoop
+{
+	TimestampTz last_prepare;
+	TimestampTz next_retention;
+	SmxRetry	retry[SMX_STAGES];
+	/* this iteration */
+	TimestampTz now;			/* when it began */
+	bool		paused;			/* sim_pause() in effect */
+	bool		ready;			/* a fleet from the current extension is loaded */
+	bool		final;			/* the exit flush */
+} SmxWriterLoop;
 
 static void
 smx_writer_exit(int code, Datum arg)
@@ -61,12 +85,14 @@ smx_writer_exit(int code, Datum arg)
 
 /*
  * The transactional half of an iteration: check the extension, reload the
- * templates when they changed. Returns true when a fleet from the current
- * extension is loaded.
+ * templates when they changed. Sets w->ready when a fleet from the current
+ * extension is loaded. arg is the SmxWriterLoop.
  */
-static bool
-smx_writer_prepare(bool paused)
+static void
+smx_writer_prepare(void *arg)
 {
+	SmxWriterLoop *w = arg;
+	bool		paused = w->paused;
 	bool		ready = false;
 	const char *state;
 	Oid			ext;
@@ -109,21 +135,23 @@ smx_writer_prepare(bool paused)
 	pgstat_report_stat(false);
 
 	smx_set_state(smx_shared->worker_state, state);
-	return ready;
+	w->ready = ready;
 }
 
-static bool
-smx_writer_flush(bool final)
+/* Flush the ring (w->final: the exit flush). arg is the SmxWriterLoop. */
+static void
+smx_writer_flush(void *arg)
 {
+	SmxWriterLoop *w = arg;
+
 	smx_set_state(smx_shared->writer_state, "flushing");
-	(void) smx_history_flush(final, final ? SMX_EXIT_FLUSH_MS : SMX_FLUSH_BUDGET_MS);
+	(void) smx_history_flush(w->final, w->final ? SMX_EXIT_FLUSH_MS : SMX_FLUSH_BUDGET_MS);
 	smx_set_state(smx_shared->writer_state, "idle");
-	return true;
 }
 
 /* Delete expired history rows: one transaction a batch, ~2 s at most. */
-static bool
-smx_writer_retention(bool unused)
+static void
+smx_writer_retention(void *arg)
 {
 	TimestampTz stop = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   SMX_RETENTION_BUDGET_MS);
@@ -137,7 +165,6 @@ smx_writer_retention(bool unused)
 		smx_worker_xact_end(smx_loop_cxt);
 	} while (deleted > 0 && GetCurrentTimestamp() < stop && !ShutdownRequestPending);
 	smx_set_state(smx_shared->writer_state, "idle");
-	return true;
 }
 
 /*
@@ -148,9 +175,8 @@ smx_writer_retention(bool unused)
  * postmaster starts a new writer.
  */
 static void
-smx_writer_shutdown(void)
+smx_writer_shutdown(SmxWriterLoop *w)
 {
-	bool		unused;
 	uint64		tail0,
 				tail,
 				head,
@@ -164,8 +190,9 @@ smx_writer_shutdown(void)
 	head0 = smx_shared->ring_head;
 	tick0 = smx_shared->tick;
 	LWLockRelease(smx_shared->lock);
+	w->final = true;
 	if (OidIsValid(smx_shared->loaded_extension))
-		(void) smx_worker_guarded(smx_writer_flush, true, &unused);
+		(void) smx_worker_guarded(smx_writer_flush, w);
 	smx_ring_bounds(&tail, &head);
 	if (tail >= head0)
 		ereport(LOG,
@@ -190,87 +217,164 @@ smx_backoff_ms(int failures)
 }
 
 /*
- * Run a guarded step; on failure count it and schedule the retry after the
- * backoff (at most cap_ms). Returns whether the step succeeded.
+ * When each stage runs. A stage with a backoff runs only once its retry
+ * time came; ready: only with a fleet of the current extension loaded.
  */
 static bool
-smx_run_with_backoff(bool (*step) (bool), bool arg, bool *result, SmxRetry *retry,
-					 long cap_ms)
+smx_prepare_due(SmxWriterLoop *w)
 {
-	if (smx_worker_guarded(step, arg, result))
+	if (w->ready &&
+		smx_shared->loaded_templates_version ==
+		pg_atomic_read_u32(&smx_shared->templates_version) &&
+		w->now < TimestampTzPlusMilliseconds(w->last_prepare, SMX_POLL_MS))
+		return false;
+	w->last_prepare = w->now;
+	return true;
+}
+
+static bool
+smx_when_ready(SmxWriterLoop *w)
+{
+	return w->ready;
+}
+
+static bool
+smx_flush_due(SmxWriterLoop *w)
+{
+	return w->ready && smx_history_flush_due(w->now);
+}
+
+static bool
+smx_retention_due(SmxWriterLoop *w)
+{
+	if (!w->ready || smx_history_retention_s <= 0 || w->now < w->next_retention)
+		return false;
+	w->next_retention = TimestampTzPlusMilliseconds(w->now, SMX_RETENTION_EVERY_MS);
+	return true;
+}
+
+/* Longest backoffs after failures in a row. */
+static long
+smx_prepare_backoff_cap(void)
+{
+	return SMX_MAX_BACKOFF_MS;
+}
+
+static long
+smx_short_backoff_cap(void)
+{
+	return 10000;
+}
+
+static long
+smx_flush_backoff_cap(void)
+{
+	return (long) smx_flush_interval_ms;
+}
+
+/* After a failure: what is loaded now (a failed reload may have cleared it). */
+static void
+smx_prepare_failed(SmxWriterLoop *w)
+{
+	w->ready = OidIsValid(smx_shared->loaded_extension);
+}
+
+/* After a failure: samples stay buffered, the flush is retried. */
+static void
+smx_flush_failed(SmxWriterLoop *w)
+{
+	smx_set_state(smx_shared->writer_state, "flush failed, retrying");
+	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	smx_shared->flush_errors++;
+	LWLockRelease(smx_shared->lock);
+}
+
+/*
+ * A stage of the writer's iteration: its step, run guarded with the loop
+ * state as its argument when `when` says so (and, with a backoff, once its
+ * retry time came); on failure the retry is put off by the backoff (at
+ * most backoff_cap_ms(); NULL: no backoff, `when` alone decides) and
+ * `failed` (if any) runs.
+ */
+typedef struct SmxWriterStage
+{
+	const char *name;
+	SmxStep		step;
+	bool		(*when) (SmxWriterLoop *w);
+	long		(*backoff_cap_ms) (void);
+	void		(*failed) (SmxWriterLoop *w);
+} SmxWriterStage;
+
+/*
+ * In this order: the reload; the scenario log before the flush, so what is
+ * flushed next has its labels; status changes and Realtime before the
+ * flush moves the ring's tail; the flush; retention.
+ */
+static const SmxWriterStage smx_writer_stages[SMX_STAGES] = {
+	[SMX_STAGE_PREPARE] = {"prepare", smx_writer_prepare, smx_prepare_due,
+	smx_prepare_backoff_cap, smx_prepare_failed},
+	[SMX_STAGE_LOG] = {"scenario log", smx_scenario_log, smx_when_ready,
+	smx_short_backoff_cap, NULL},
+	[SMX_STAGE_NOTIFY] = {"notify", smx_notify_step, smx_when_ready,
+	smx_short_backoff_cap, NULL},
+	[SMX_STAGE_FLUSH] = {"flush", smx_writer_flush, smx_flush_due,
+	smx_flush_backoff_cap, smx_flush_failed},
+	[SMX_STAGE_RETENTION] = {"retention", smx_writer_retention, smx_retention_due,
+	NULL, NULL},
+};
+
+/*
+ * Run a stage when it is due; on failure count it and schedule the retry
+ * after the backoff.
+ */
+static void
+smx_writer_stage(SmxWriterLoop *w, SmxWriterStageId id)
+{
+	const SmxWriterStage *st = &smx_writer_stages[id];
+	SmxRetry   *retry = &w->retry[id];
+
+	if (st->backoff_cap_ms != NULL && w->now < retry->retry_at)
+		return;
+	if (!st->when(w))
+		return;
+	if (smx_worker_guarded(st->step, w))
 	{
 		retry->failures = 0;
 		retry->retry_at = 0;
-		return true;
+		return;
 	}
-	retry->failures++;
-	retry->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-												  Min(smx_backoff_ms(retry->failures), cap_ms));
-	return false;
+	if (st->backoff_cap_ms != NULL)
+	{
+		retry->failures++;
+		retry->retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													  Min(smx_backoff_ms(retry->failures),
+														  st->backoff_cap_ms()));
+	}
+	if (st->failed != NULL)
+		st->failed(w);
 }
 
-/* The writer's loop state between iterations. */
-typedef struct SmxWriterLoop
-{
-	TimestampTz last_prepare;
-	TimestampTz next_retention;
-	SmxRetry	prepare_retry;
-	SmxRetry	log_retry;
-	SmxRetry	notify_retry;
-	SmxRetry	flush_retry;
-} SmxWriterLoop;
-
-/* One iteration: prepare, flush, retention. Returns the wait in ms. */
+/* One iteration: the stages in their order. Returns the wait in ms. */
 static long
 smx_writer_iteration(SmxWriterLoop *w)
 {
-	TimestampTz now = GetCurrentTimestamp();
-	bool		paused = pg_atomic_read_u32(&smx_shared->paused) != 0;
-	bool		ready = OidIsValid(smx_shared->loaded_extension);
-	bool		unused;
+	TimestampTz now;
 	TimestampTz wake;
+	TimestampTz prepare_retry_at;
 
-	if (now >= w->prepare_retry.retry_at &&
-		(!ready ||
-		 smx_shared->loaded_templates_version !=
-		 pg_atomic_read_u32(&smx_shared->templates_version) ||
-		 now >= TimestampTzPlusMilliseconds(w->last_prepare, SMX_POLL_MS)))
-	{
-		w->last_prepare = now;
-		if (!smx_run_with_backoff(smx_writer_prepare, paused, &ready,
-								  &w->prepare_retry, SMX_MAX_BACKOFF_MS))
-			ready = OidIsValid(smx_shared->loaded_extension);
-	}
-
-	/* the scenario log first, so what is flushed next has its labels */
-	if (ready && now >= w->log_retry.retry_at)
-		(void) smx_run_with_backoff(smx_scenario_log, false, &unused, &w->log_retry, 10000);
-	/* status changes and Realtime: before the flush moves the ring's tail */
-	if (ready && now >= w->notify_retry.retry_at)
-		(void) smx_run_with_backoff(smx_notify_step, false, &unused, &w->notify_retry, 10000);
-
-	if (ready && now >= w->flush_retry.retry_at && smx_history_flush_due(now) &&
-		!smx_run_with_backoff(smx_writer_flush, false, &unused, &w->flush_retry,
-							  (long) smx_flush_interval_ms))
-	{
-		smx_set_state(smx_shared->writer_state, "flush failed, retrying");
-		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-		smx_shared->flush_errors++;
-		LWLockRelease(smx_shared->lock);
-	}
-
-	if (ready && smx_history_retention_s > 0 && now >= w->next_retention)
-	{
-		w->next_retention = TimestampTzPlusMilliseconds(now, SMX_RETENTION_EVERY_MS);
-		(void) smx_worker_guarded(smx_writer_retention, false, &unused);
-	}
+	w->now = GetCurrentTimestamp();
+	w->paused = pg_atomic_read_u32(&smx_shared->paused) != 0;
+	w->ready = OidIsValid(smx_shared->loaded_extension);
+	for (int id = 0; id < SMX_STAGES; id++)
+		smx_writer_stage(w, (SmxWriterStageId) id);
 
 	/* sleep until the next poll, retry or due flush, whichever is first */
 	now = GetCurrentTimestamp();
 	wake = TimestampTzPlusMilliseconds(now, SMX_POLL_MS);
-	if (w->prepare_retry.retry_at > now && w->prepare_retry.retry_at < wake)
-		wake = w->prepare_retry.retry_at;
-	if (ready)
+	prepare_retry_at = w->retry[SMX_STAGE_PREPARE].retry_at;
+	if (prepare_retry_at > now && prepare_retry_at < wake)
+		wake = prepare_retry_at;
+	if (w->ready)
 	{
 		TimestampTz flush_at;
 
@@ -283,7 +387,7 @@ smx_writer_iteration(SmxWriterLoop *w)
 			flush_at = TimestampTzPlusMilliseconds(smx_shared->flush_clock, smx_flush_interval_ms);
 			LWLockRelease(smx_shared->lock);
 		}
-		flush_at = Max(flush_at, w->flush_retry.retry_at);
+		flush_at = Max(flush_at, w->retry[SMX_STAGE_FLUSH].retry_at);
 		if (flush_at < wake)
 			wake = flush_at;
 	}
@@ -325,6 +429,6 @@ sim_metrics_writer_main(Datum main_arg)
 
 		smx_worker_wait(ShutdownRequestPending ? 0 : timeout_ms);
 		if (ShutdownRequestPending)
-			smx_writer_shutdown();
+			smx_writer_shutdown(&w);
 	}
 }
