@@ -102,17 +102,17 @@ smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
 
 /*
  * Simulated time of tick `tick` on the published clock, unix seconds.
- * Caller must hold smx_shared->lock (either mode).
+ * Caller must hold smx_shared->publish_lock (either mode).
  */
 double
 smx_sim_epoch_at(uint64 tick)
 {
-	return smx_shared->start_epoch + (double) tick * smx_shared->step_seconds;
+	return smx_shared->fleet.start_epoch + (double) tick * smx_shared->fleet.step_seconds;
 }
 
 /*
  * Simulated time of the last tick, as unix seconds and timestamptz; false
- * when the clock is not set yet or out of range. Takes `lock` shared.
+ * when the clock is not set yet or out of range. Takes publish_lock shared.
  */
 bool
 smx_sim_now(double *epoch, TimestampTz *ts)
@@ -121,10 +121,10 @@ smx_sim_now(double *epoch, TimestampTz *ts)
 	double		e;
 	TimestampTz t = 0;
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	set = smx_shared->clock_set;
-	e = smx_sim_epoch_at(smx_shared->tick);
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	set = smx_shared->fleet.clock_set;
+	e = smx_sim_epoch_at(smx_shared->fleet.tick);
+	LWLockRelease(smx_shared->publish_lock);
 	if (epoch)
 		*epoch = e;
 	if (!set || !smx_epoch_to_timestamptz(e, &t))
@@ -157,20 +157,20 @@ smx_record_error(const char *msg)
 	char		clipped[SMX_ERROR_LEN];
 
 	smx_copy_clipped(clipped, msg ? msg : "unknown error", SMX_ERROR_LEN);
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	memcpy(smx_shared->last_error, clipped, SMX_ERROR_LEN);
-	smx_shared->last_error_at = GetCurrentTimestamp();
-	smx_shared->errors++;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	memcpy(smx_shared->error.message, clipped, SMX_ERROR_LEN);
+	smx_shared->error.at = GetCurrentTimestamp();
+	smx_shared->error.count++;
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /* Write a worker's state word (a 32-byte slot of SmxShared). */
 void
 smx_set_state(char *slot, const char *state)
 {
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
 	strlcpy(slot, state, 32);
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /*

@@ -2,7 +2,7 @@
  * engine.c — advancing and reloading the fleet, for the worker and for
  * sim_tick() / sim_reload() alike.
  *
- * Whoever steps the simulation takes sim_lock, brings its process-local
+ * Whoever steps the simulation takes step_lock, brings its process-local
  * copy of params + state up to date (only when another process published
  * since: state_version tells), runs the model on that copy, and publishes
  * the result with one memcpy under the exclusive lock. The worker's copy
@@ -63,9 +63,9 @@ smx_priv_alloc(void)
 	/* allocate everything first; publish the pointers only when all worked */
 	cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics engine",
 								ALLOCSET_DEFAULT_SIZES);
-	params = MemoryContextAllocExtended(cxt, (Size) smx_shared->capacity * sizeof(smx_params),
+	params = MemoryContextAllocExtended(cxt, (Size) smx_shared->fleet.capacity * sizeof(smx_params),
 										MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
-	state = MemoryContextAllocExtended(cxt, (Size) smx_shared->capacity * sizeof(smx_state),
+	state = MemoryContextAllocExtended(cxt, (Size) smx_shared->fleet.capacity * sizeof(smx_state),
 									   MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
 	if (params == NULL || state == NULL)
 	{
@@ -73,7 +73,7 @@ smx_priv_alloc(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory for the sim_metrics engine's copy of %d servers",
-						smx_shared->capacity),
+						smx_shared->fleet.capacity),
 				 errhint("Lower sim_metrics.max_servers, or free memory.")));
 	}
 	smx_priv_params = params;
@@ -82,26 +82,26 @@ smx_priv_alloc(void)
 }
 
 /*
- * Bring the process-local copy up to date. Caller must hold sim_lock, which
- * makes it the only writer, so the arrays are read without `lock`.
+ * Bring the process-local copy up to date. Caller must hold step_lock, which
+ * makes it the only writer, so the arrays are read without publish_lock.
  */
 static void
 smx_priv_sync(void)
 {
-	int			n = smx_shared->nservers;
+	int			n = smx_shared->fleet.nservers;
 
-	if (smx_priv_valid && smx_priv_version == smx_shared->state_version)
+	if (smx_priv_valid && smx_priv_version == smx_shared->fleet.state_version)
 		return;
 	memcpy(smx_priv_params, smx_shared_params(), n * sizeof(smx_params));
 	memcpy(smx_priv_state, smx_shared_state(), n * sizeof(smx_state));
-	smx_priv_version = smx_shared->state_version;
+	smx_priv_version = smx_shared->fleet.state_version;
 	smx_priv_valid = true;
 }
 
 /*
  * Simulation settings from the GUCs. The clock origin is start_time when
  * set; otherwise the origin already fixed in shared memory, or now.
- * Caller must hold sim_lock.
+ * Caller must hold step_lock.
  */
 void
 smx_current_config(smx_config *cfg)
@@ -114,8 +114,8 @@ smx_current_config(smx_config *cfg)
 	if (smx_start_time && smx_start_time[0] != '\0' &&
 		smx_parse_iso8601(smx_start_time, &epoch))
 		cfg->start_epoch = epoch;
-	else if (smx_shared->clock_set)
-		cfg->start_epoch = smx_shared->start_epoch;
+	else if (smx_shared->fleet.clock_set)
+		cfg->start_epoch = smx_shared->fleet.start_epoch;
 	else
 		cfg->start_epoch = floor((double) (GetCurrentTimestamp() / USECS_PER_SEC) +
 								 (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY);
@@ -139,7 +139,7 @@ typedef struct SmxFleetUpdate
 /*
  * Publish the process-local copy: the state of the current fleet, or with
  * fleet != NULL a new server list (descriptions, params and state in one
- * critical section). Caller must hold sim_lock; takes `lock`.
+ * critical section). Caller must hold step_lock; takes publish_lock.
  */
 static void
 smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
@@ -147,9 +147,9 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 {
 	int			n;
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	smx_shared->ring_head = ring_head;
-	smx_shared->dropped_total += dropped;
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_shared->ring.head = ring_head;
+	smx_shared->ring.dropped += dropped;
 	if (fleet != NULL)
 	{
 		n = fleet->n;
@@ -157,31 +157,31 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 		memcpy(smx_shared_params(), smx_priv_params, n * sizeof(smx_params));
 		memcpy(smx_shared_id_ref(), fleet->id_ref, n * sizeof(int32));
 		memcpy(smx_shared_calls(), fleet->calls, n * SMX_CALLS * sizeof(int32));
-		memcpy(smx_shared->scenarios, fleet->defs, fleet->ndefs * sizeof(SmxScenarioDef));
-		smx_shared->nscenarios = fleet->ndefs;
+		memcpy(smx_shared->scen.defs, fleet->defs, fleet->ndefs * sizeof(SmxScenarioDef));
+		smx_shared->scen.ndefs = fleet->ndefs;
 		if (fleet->restored)
-			smx_shared->history_restored = true;
-		smx_shared->nservers = n;
-		smx_shared->fleet_version++;
-		smx_shared->skipped_servers = fleet->skipped;
-		smx_shared->loaded_templates_version = fleet->version;
-		smx_shared->loaded_extension = fleet->extension;
+			smx_shared->fleet.history_restored = true;
+		smx_shared->fleet.nservers = n;
+		smx_shared->fleet.version++;
+		smx_shared->fleet.skipped_servers = fleet->skipped;
+		smx_shared->fleet.templates_version = fleet->version;
+		smx_shared->fleet.extension = fleet->extension;
 	}
 	else
-		n = smx_shared->nservers;
+		n = smx_shared->fleet.nservers;
 	memcpy(smx_shared_state(), smx_priv_state, n * sizeof(smx_state));
-	smx_shared->tick = tick;
-	smx_shared->start_epoch = cfg->start_epoch;
-	smx_shared->clock_set = true;
-	smx_shared->step_seconds = cfg->step_seconds;
+	smx_shared->fleet.tick = tick;
+	smx_shared->fleet.start_epoch = cfg->start_epoch;
+	smx_shared->fleet.clock_set = true;
+	smx_shared->fleet.step_seconds = cfg->step_seconds;
 	if (ticked)
 	{
-		smx_shared->last_tick_at = GetCurrentTimestamp();
-		smx_shared->tick_ms = tick_ms;
+		smx_shared->fleet.last_tick_at = GetCurrentTimestamp();
+		smx_shared->fleet.tick_ms = tick_ms;
 	}
-	smx_shared->state_version++;
-	smx_priv_version = smx_shared->state_version;
-	LWLockRelease(smx_shared->lock);
+	smx_shared->fleet.state_version++;
+	smx_priv_version = smx_shared->fleet.state_version;
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /*
@@ -195,14 +195,14 @@ smx_report_dropped(int64 dropped, bool from_worker)
 	bool		report = false;
 	int64		total;
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	if (now >= TimestampTzPlusMilliseconds(smx_shared->last_drop_log_at, 60000))
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	if (now >= TimestampTzPlusMilliseconds(smx_shared->ring.last_drop_log_at, 60000))
 	{
-		smx_shared->last_drop_log_at = now;
+		smx_shared->ring.last_drop_log_at = now;
 		report = true;
 	}
-	total = smx_shared->dropped_total;
-	LWLockRelease(smx_shared->lock);
+	total = smx_shared->ring.dropped;
+	LWLockRelease(smx_shared->publish_lock);
 	if (report)
 		ereport(from_worker ? LOG : WARNING,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
@@ -216,7 +216,7 @@ smx_report_dropped(int64 dropped, bool from_worker)
  * Refuse ticks whose simulated time leaves the timestamptz range: a
  * backend gets an ERROR; the ticker pauses the simulation and records why
  * (sim_status().last_error), since retrying would fail the same way.
- * Caller must hold sim_lock; it is released before raising.
+ * Caller must hold step_lock; it is released before raising.
  */
 static bool
 smx_check_time_range(const smx_config *cfg, uint64 last_tick, bool from_worker)
@@ -226,7 +226,7 @@ smx_check_time_range(const smx_config *cfg, uint64 last_tick, bool from_worker)
 
 	if (smx_epoch_to_timestamptz(smx_sim_epoch(cfg, last_tick), &ts))
 		return true;
-	LWLockRelease(smx_shared->sim_lock);
+	LWLockRelease(smx_shared->step_lock);
 	snprintf(msg, sizeof(msg),
 			 "simulated time of tick " UINT64_FORMAT " is past the end of the timestamp range",
 			 last_tick);
@@ -247,7 +247,7 @@ smx_check_time_range(const smx_config *cfg, uint64 last_tick, bool from_worker)
 /*
  * Advance the simulation n ticks and return the tick reached. Works in
  * chunks so that a large n can be cancelled between chunks and readers see
- * progress. The ticker waits for sim_lock like everyone else: its holders
+ * progress. The ticker waits for step_lock like everyone else: its holders
  * keep it for one bounded chunk (SMX_WORK_PER_CHUNK server-ticks) or a
  * reload's merge, and a tick that waited is caught up, never skipped.
  */
@@ -277,23 +277,23 @@ smx_engine_tick(int64 n, bool from_worker)
 		int64		run_ids[SMX_MAX_RUNS + 1];
 
 		/* a backend stepping many ticks waits for the worker's flushes */
-		if (!from_worker && smx_shared->nservers > 0 &&
-			smx_ring_free() < (uint64) smx_shared->nservers)
-			smx_wait_ring_room((uint64) smx_shared->nservers *
+		if (!from_worker && smx_shared->fleet.nservers > 0 &&
+			smx_ring_free() < (uint64) smx_shared->fleet.nservers)
+			smx_wait_ring_room((uint64) smx_shared->fleet.nservers *
 							   Min(n, (int64) smx_history_buffer / 2 + 1),
 							   wait_deadline);
 
-		LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+		LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
 		smx_priv_sync();
-		nservers = smx_shared->nservers;
+		nservers = smx_shared->fleet.nservers;
 		smx_ring_bounds(&tail, &head);	/* head: only we write it */
-		room = smx_shared->ring_capacity - (head - tail);
+		room = smx_shared->ring.capacity - (head - tail);
 
 		chunk = Min(n, Max(1, SMX_WORK_PER_CHUNK / Max(nservers, 1)));
 		if (nservers > 0)
 			chunk = Min(chunk, Max(1, (int64) (room / nservers)));
 		smx_current_config(&cfg);
-		tick = smx_shared->tick;
+		tick = smx_shared->fleet.tick;
 		if (!smx_check_time_range(&cfg, tick + chunk, from_worker))
 			return tick;
 
@@ -313,12 +313,12 @@ smx_engine_tick(int64 n, bool from_worker)
 
 		smx_publish(&cfg, tick, INSTR_TIME_GET_MILLISEC(elapsed) / chunk, true, NULL,
 					head, dropped);
-		LWLockRelease(smx_shared->sim_lock);
+		LWLockRelease(smx_shared->step_lock);
 
 		if (dropped > 0)
 			smx_report_dropped(dropped, from_worker);
 		/* three quarters full: the writer flushes early */
-		if ((head - tail) * 4 >= smx_shared->ring_capacity * 3)
+		if ((head - tail) * 4 >= smx_shared->ring.capacity * 3)
 			smx_wake_writer();
 		n -= chunk;
 		CHECK_FOR_INTERRUPTS();
@@ -463,7 +463,7 @@ smx_set_traffic_groups(SmxTemplates *t, const Datum *deps)
 static void
 smx_read_templates(const char *nspname, SmxTemplates *t)
 {
-	int			cap = smx_shared->capacity;
+	int			cap = smx_shared->fleet.capacity;
 	StringInfoData sql;
 	int			ret;
 	int			nrows;
@@ -548,14 +548,14 @@ smx_read_templates(const char *nspname, SmxTemplates *t)
 /*
  * Merge the templates with the current fleet and publish the result:
  * servers that stay keep their state, restored ones continue from history,
- * new ones start at their target. Caller must hold sim_lock. Returns false
+ * new ones start at their target. Caller must hold step_lock. Returns false
  * (nothing published) when another process already published a newer read.
  */
 static bool
 smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipped)
 {
 	SmxServerDesc *old_desc = smx_shared_desc();
-	int			old_n = smx_shared->nservers;
+	int			old_n = smx_shared->fleet.nservers;
 	int			n = t->n;
 	int		   *old_index = palloc(sizeof(int) * Max(n, 1));
 	int32	   *id_ref = palloc(sizeof(int32) * Max(n, 1));
@@ -566,23 +566,23 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	SmxFleetUpdate fleet;
 
 	smx_priv_sync();
-	if (OidIsValid(smx_shared->loaded_extension) &&
-		smx_shared->loaded_extension == ext &&
-		(int32) (t->version - smx_shared->loaded_templates_version) < 0)
+	if (OidIsValid(smx_shared->fleet.extension) &&
+		smx_shared->fleet.extension == ext &&
+		(int32) (t->version - smx_shared->fleet.templates_version) < 0)
 		return false;
 	smx_desc_match(old_desc, old_n, t->desc, n, old_index);
 	if (!smx_id_pool_assign(t->desc, old_index, n, old_n, id_ref))
 	{
-		LWLockRelease(smx_shared->sim_lock);
+		LWLockRelease(smx_shared->step_lock);
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
 				 errmsg("sim_metrics: cannot load the new servers until buffered history of removed servers is flushed"),
 				 errdetail("The id pool holds %d names, and samples of removed servers still wait in the ring.",
-						   smx_shared->id_pool_size),
+						   smx_shared->ring.id_pool_size),
 				 errhint("Call sim_flush(), or wait for the writer's next flush; the reload is retried.")));
 	}
 	smx_current_config(&cfg);
-	new_tick = smx_shared->tick;
+	new_tick = smx_shared->fleet.tick;
 	if (rs->done && rs->nfound > 0 && rs->max_tick > new_tick)
 	{
 		new_tick = rs->max_tick;
@@ -616,7 +616,7 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	fleet.extension = ext;
 	memcpy(smx_priv_params, t->params, n * sizeof(smx_params));
 	memcpy(smx_priv_state, state, n * sizeof(smx_state));
-	smx_publish(&cfg, new_tick, 0, false, &fleet, smx_shared->ring_head, 0);
+	smx_publish(&cfg, new_tick, 0, false, &fleet, smx_shared->ring.head, 0);
 	smx_priv_valid = true;
 	return true;
 }
@@ -662,13 +662,13 @@ smx_wait_first_load(Oid ext)
 		bool		done;
 		bool		none;
 
-		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		done = smx_shared->history_restored;
+		LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+		done = smx_shared->fleet.history_restored;
 		/* the writer loaded the committed templates and found no server */
-		none = smx_shared->loaded_extension == ext && smx_shared->nservers == 0 &&
-			smx_shared->loaded_templates_version ==
+		none = smx_shared->fleet.extension == ext && smx_shared->fleet.nservers == 0 &&
+			smx_shared->fleet.templates_version ==
 			pg_atomic_read_u32(&smx_shared->templates_version);
-		LWLockRelease(smx_shared->lock);
+		LWLockRelease(smx_shared->publish_lock);
 		if (done)
 			return;
 		if (none || GetCurrentTimestamp() >= deadline)
@@ -720,7 +720,7 @@ smx_engine_reload(bool from_worker)
 	t.ndefs = smx_scenarios_read(nspname, t.defs, SMX_MAX_SCENARIOS);
 
 	memset(&rs, 0, sizeof(rs));
-	rs.done = !smx_shared->history_restored && n > 0;
+	rs.done = !smx_shared->fleet.history_restored && n > 0;
 	if (rs.done && !from_worker && !smx_history_created_here(nsp))
 	{
 		/* the writer's; it is done once this returns */
@@ -730,20 +730,20 @@ smx_engine_reload(bool from_worker)
 	if (rs.done)
 		smx_startup_read(nsp, nspname, t.desc, t.params, n, &rs);
 
-	skipped = t.total > smx_shared->capacity ? (int) (t.total - smx_shared->capacity) : 0;
+	skipped = t.total > smx_shared->fleet.capacity ? (int) (t.total - smx_shared->fleet.capacity) : 0;
 	if (skipped > 0)
 		ereport(WARNING,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("sim_metrics: %lld enabled templates exceed sim_metrics.max_servers = %d",
-						(long long) t.total, smx_shared->capacity),
+						(long long) t.total, smx_shared->fleet.capacity),
 				 errdetail("Only the first %d servers by id are simulated, \"%s\" through \"%s\"; %d are left out.",
 						   n, n > 0 ? t.desc[0].id : "", n > 0 ? t.desc[n - 1].id : "", skipped),
 				 errhint("Raise sim_metrics.max_servers and restart the server, or disable templates with enabled = false.")));
 
-	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
 	if (!smx_merge_and_publish(&t, &rs, ext, skipped))
-		n = smx_shared->nservers;	/* a newer read is already published */
-	LWLockRelease(smx_shared->sim_lock);
+		n = smx_shared->fleet.nservers;	/* a newer read is already published */
+	LWLockRelease(smx_shared->step_lock);
 	/* a first fleet starts the ticker's schedule now, not at its next poll */
 	smx_wake_ticker();
 
@@ -758,8 +758,8 @@ smx_engine_reload(bool from_worker)
 bool
 smx_engine_needs_reload(Oid ext)
 {
-	return smx_shared->loaded_extension != ext ||
-		smx_shared->loaded_templates_version !=
+	return smx_shared->fleet.extension != ext ||
+		smx_shared->fleet.templates_version !=
 		pg_atomic_read_u32(&smx_shared->templates_version);
 }
 
@@ -770,28 +770,28 @@ smx_engine_needs_reload(Oid ext)
 void
 smx_engine_clear(void)
 {
-	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	smx_shared->ring_tail = smx_shared->ring_head;
-	smx_shared->history_restored = false;
+	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_shared->ring.tail = smx_shared->ring.head;
+	smx_shared->fleet.history_restored = false;
 	/* the id pool is a seqlock for lock-free readers (ring.c) */
-	pg_atomic_fetch_add_u64(&smx_shared->pool_changes, 1);
+	pg_atomic_fetch_add_u64(&smx_shared->ring.pool_changes, 1);
 	pg_write_barrier();
-	memset(smx_shared_id_pool(), 0, smx_shared->id_pool_size * sizeof(SmxIdEntry));
+	memset(smx_shared_id_pool(), 0, smx_shared->ring.id_pool_size * sizeof(SmxIdEntry));
 	pg_write_barrier();
-	pg_atomic_fetch_add_u64(&smx_shared->pool_changes, 1);
-	smx_shared->nservers = 0;
-	smx_shared->skipped_servers = 0;
-	smx_shared->tick = 0;
-	smx_shared->clock_set = false;
-	smx_shared->loaded_extension = InvalidOid;
+	pg_atomic_fetch_add_u64(&smx_shared->ring.pool_changes, 1);
+	smx_shared->fleet.nservers = 0;
+	smx_shared->fleet.skipped_servers = 0;
+	smx_shared->fleet.tick = 0;
+	smx_shared->fleet.clock_set = false;
+	smx_shared->fleet.extension = InvalidOid;
 	/* the runs belonged to the dropped extension's log */
-	memset(smx_shared->runs, 0, sizeof(smx_shared->runs));
-	smx_shared->nscenarios = 0;
-	smx_shared->log_tick = 0;
-	smx_shared->state_version++;
-	smx_shared->fleet_version++;
-	LWLockRelease(smx_shared->lock);
-	LWLockRelease(smx_shared->sim_lock);
+	memset(smx_shared->scen.runs, 0, sizeof(smx_shared->scen.runs));
+	smx_shared->scen.ndefs = 0;
+	smx_shared->scen.log_tick = 0;
+	smx_shared->fleet.state_version++;
+	smx_shared->fleet.version++;
+	LWLockRelease(smx_shared->publish_lock);
+	LWLockRelease(smx_shared->step_lock);
 	smx_priv_valid = false;
 }

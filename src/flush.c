@@ -193,7 +193,7 @@ smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
 {
 	SmxSample  *ring = smx_shared_ring();
 	SmxIdEntry *pool = smx_shared_id_pool();
-	uint64		cap = smx_shared->ring_capacity;
+	uint64		cap = smx_shared->ring.capacity;
 
 	fc->batch.n = 0;
 	for (int i = 0; i < k; i++)
@@ -295,7 +295,7 @@ smx_dead_letter_step(void *arg)
 	for (int i = 0; i < k; i++)
 	{
 		SmxDeadLetter *d = &fc->dead[first + i];
-		SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring_capacity];
+		SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring.capacity];
 
 		col[0][i] = CStringGetTextDatum(smx_shared_id_pool()[s->id_ref].id);
 		col[1][i] = TimestampTzGetDatum(s->sim_time);
@@ -317,7 +317,7 @@ smx_dead_letter_step(void *arg)
 static void
 smx_log_lost_sample(const SmxDeadLetter *d, const char *why)
 {
-	SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring_capacity];
+	SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring.capacity];
 
 	ereport(WARNING,
 			(errcode(ERRCODE_DATA_EXCEPTION),
@@ -470,11 +470,11 @@ smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
 	memset(fc, 0, sizeof(*fc));
 	fc->nsp = nsp;
 	fc->dead = palloc(sizeof(SmxDeadLetter) * batch);
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
 	for (int i = 0; i < SMX_SESSIONS; i++)
-		fc->session_text[i] = CStringGetTextDatum(smx_shared->sessions[i]);
-	LWLockRelease(smx_shared->lock);
-	fc->id_text = palloc0(sizeof(Datum) * smx_shared->id_pool_size);
+		fc->session_text[i] = CStringGetTextDatum(smx_shared->fleet.sessions[i]);
+	LWLockRelease(smx_shared->publish_lock);
+	fc->id_text = palloc0(sizeof(Datum) * smx_shared->ring.id_pool_size);
 	smx_history_batch_init(&fc->batch, nsp, Min(batch, SMX_FLUSH_BATCH));
 }
 
@@ -604,7 +604,7 @@ smx_history_flush(bool final, int budget_ms)
 
 		smx_ring_bounds(&tail, &head);
 		if (head != tail)
-			pg_atomic_write_u32(&smx_shared->flush_requested, 1);
+			pg_atomic_write_u32(&smx_shared->ring.flush_requested, 1);
 	}
 	return total;
 }
@@ -616,15 +616,15 @@ smx_history_flush_due(TimestampTz now)
 	uint64		pending;
 	TimestampTz last;
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	pending = smx_shared->ring_head - smx_shared->ring_tail;
-	last = smx_shared->flush_clock;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	pending = smx_shared->ring.head - smx_shared->ring.tail;
+	last = smx_shared->writer.flush_clock;
+	LWLockRelease(smx_shared->publish_lock);
 
 	if (pending == 0)
 		return false;
-	return pending * 4 >= smx_shared->ring_capacity * 3 ||
-		pg_atomic_read_u32(&smx_shared->flush_requested) != 0 ||
+	return pending * 4 >= smx_shared->ring.capacity * 3 ||
+		pg_atomic_read_u32(&smx_shared->ring.flush_requested) != 0 ||
 		now >= TimestampTzPlusMilliseconds(last, smx_flush_interval_ms);
 }
 
@@ -642,6 +642,6 @@ sim_flush(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("sim_flush() cannot run in a parallel worker")));
 	/* the writer logs the scenario phases up to now first (bounded wait) */
-	smx_wait_scenario_log((int64) smx_shared->tick, 10000);
+	smx_wait_scenario_log((int64) smx_shared->fleet.tick, 10000);
 	PG_RETURN_INT64(smx_flush_pending(false, false, PG_UINT64_MAX, DT_NOEND));
 }

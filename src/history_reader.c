@@ -102,11 +102,11 @@ smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz unti
 	 * The bounds first, then the names: an entry reassigned to another
 	 * server after this point has samples only at or past head0.
 	 */
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	memcpy(sessions, smx_shared->sessions, sizeof(sessions));
-	tail0 = smx_shared->ring_tail;
-	head0 = smx_shared->ring_head;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	memcpy(sessions, smx_shared->fleet.sessions, sizeof(sessions));
+	tail0 = smx_shared->ring.tail;
+	head0 = smx_shared->ring.head;
+	LWLockRelease(smx_shared->publish_lock);
 	nrefs = smx_id_pool_find(server_id, refs, SMX_MAX_REFS);
 	if (nrefs == 0)
 		return NULL;

@@ -102,14 +102,14 @@ smx_mirror_status(const char *state, const char *error)
 {
 	TimestampTz now = GetCurrentTimestamp();
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	strlcpy(smx_shared->redis_state, state, sizeof(smx_shared->redis_state));
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	strlcpy(smx_shared->mirror.state, state, sizeof(smx_shared->mirror.state));
 	if (error)
 	{
-		smx_copy_clipped(smx_shared->redis_last_error, error, SMX_ERROR_LEN);
-		smx_shared->redis_errors++;
+		smx_copy_clipped(smx_shared->mirror.last_error, error, SMX_ERROR_LEN);
+		smx_shared->mirror.errors++;
 	}
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 	if (error && now >= TimestampTzPlusMilliseconds(smx_last_log, SMX_REDIS_LOG_EVERY_MS))
 	{
 		smx_last_log = now;
@@ -166,7 +166,7 @@ smx_mirror_connect(void)
 static void
 smx_mirror_reserve(void)
 {
-	int			n = Max(smx_shared->capacity, 1);
+	int			n = Max(smx_shared->fleet.capacity, 1);
 
 	if (smx_rcap > 0)
 		return;
@@ -177,7 +177,7 @@ smx_mirror_reserve(void)
 	smx_mirror = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxMirror) * n);
 	smx_rref = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(int32) * n);
 	smx_ref_index = MemoryContextAllocHuge(smx_mirror_cxt,
-										   sizeof(int32) * Max(smx_shared->id_pool_size, 1));
+										   sizeof(int32) * Max(smx_shared->ring.id_pool_size, 1));
 	smx_chunk = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxSample) * SMX_RING_CHUNK);
 	smx_rcap = n;
 	smx_mirror_fleet = 0;
@@ -205,19 +205,19 @@ static void
 smx_mirror_snapshot(SmxMirrorSnap *snap)
 {
 	smx_mirror_reserve();
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	snap->n = Min(smx_shared->nservers, smx_rcap);
-	snap->fleet_version = smx_shared->fleet_version;
-	snap->state_version = smx_shared->state_version;
-	snap->tick = smx_shared->tick;
-	snap->updated_at = smx_shared->last_tick_at;
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	snap->n = Min(smx_shared->fleet.nservers, smx_rcap);
+	snap->fleet_version = smx_shared->fleet.version;
+	snap->state_version = smx_shared->fleet.state_version;
+	snap->tick = smx_shared->fleet.tick;
+	snap->updated_at = smx_shared->fleet.last_tick_at;
 	snap->sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(snap->tick),
 													&snap->sim_time);
-	snap->ring_tail = smx_shared->ring_tail;
-	snap->ring_head = smx_shared->ring_head;
-	snap->extension = smx_shared->loaded_extension;
-	memcpy(snap->sessions, smx_shared->sessions, sizeof(snap->sessions));
-	memcpy(snap->session_id, smx_shared->session_id, SMX_SESSION_LEN);
+	snap->ring_tail = smx_shared->ring.tail;
+	snap->ring_head = smx_shared->ring.head;
+	snap->extension = smx_shared->fleet.extension;
+	memcpy(snap->sessions, smx_shared->fleet.sessions, sizeof(snap->sessions));
+	memcpy(snap->session_id, smx_shared->fleet.session_id, SMX_SESSION_LEN);
 	snap->new_desc = NULL;
 	if (snap->fleet_version != smx_mirror_fleet)
 	{
@@ -228,8 +228,8 @@ smx_mirror_snapshot(SmxMirrorSnap *snap)
 	memcpy(smx_rstate, smx_shared_state(), snap->n * sizeof(smx_state));
 	smx_copy_run_names(smx_rruns);
 	for (int r = 0; r < SMX_MAX_RUNS; r++)
-		smx_rrun_ids[r + 1] = smx_shared->runs[r].id;
-	LWLockRelease(smx_shared->lock);
+		smx_rrun_ids[r + 1] = smx_shared->scen.runs[r].id;
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /*
@@ -254,10 +254,10 @@ smx_mirror_new_fleet(const SmxMirrorSnap *snap)
 	memcpy(smx_mirror, kept, sizeof(SmxMirror) * snap->n);
 	memcpy(smx_rdesc, snap->new_desc, sizeof(SmxServerDesc) * snap->n);
 	smx_mirror_n = snap->n;
-	for (int r = 0; r < smx_shared->id_pool_size; r++)
+	for (int r = 0; r < smx_shared->ring.id_pool_size; r++)
 		smx_ref_index[r] = -1;
 	for (int i = 0; i < snap->n; i++)
-		if (smx_rref[i] >= 0 && smx_rref[i] < smx_shared->id_pool_size)
+		if (smx_rref[i] >= 0 && smx_rref[i] < smx_shared->ring.id_pool_size)
 			smx_ref_index[smx_rref[i]] = i;
 }
 
@@ -468,7 +468,7 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 		for (int i = first_ok; i < k; i++)
 		{
 			SmxSample  *s = &it.buf[i];
-			int			idx = s->id_ref >= 0 && s->id_ref < smx_shared->id_pool_size ?
+			int			idx = s->id_ref >= 0 && s->id_ref < smx_shared->ring.id_pool_size ?
 				smx_ref_index[s->id_ref] : -1;
 			char		text[SMX_SAMPLE_TEXT_MAX];
 			const char *id;
@@ -767,7 +767,7 @@ smx_mirror_round(bool *more)
 	}
 	if (now < smx_retry_at || (smx_conn == NULL && !smx_mirror_connect()))
 		return;
-	if (!OidIsValid(smx_shared->loaded_extension))
+	if (!OidIsValid(smx_shared->fleet.extension))
 		return;
 
 	smx_mirror_snapshot(&snap);
@@ -815,10 +815,10 @@ smx_mirror_round(bool *more)
 		!smx_mirror_mark(reached == snap.ring_head ? last_tick : last_tick - 1,
 						 &snap, &rt))
 		return;
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	smx_shared->redis_writes += writes;
-	smx_shared->redis_skipped += skipped;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_shared->mirror.writes += writes;
+	smx_shared->mirror.skipped += skipped;
+	LWLockRelease(smx_shared->publish_lock);
 	smx_resync = false;
 	smx_failures = 0;
 	smx_retry_at = 0;
@@ -845,7 +845,7 @@ smx_mirror_reconfigure(void)
 static void
 smx_mirror_exit(int code, Datum arg)
 {
-	pg_atomic_write_u32(&smx_shared->mirror_pid, 0);
+	pg_atomic_write_u32(&smx_shared->mirror.pid, 0);
 }
 
 /* The mirror's step: one round; arg is its bool *more (see smx_mirror_round). */
@@ -872,7 +872,7 @@ sim_metrics_mirror_main(Datum main_arg)
 	/* no database: in nobody's way; pg_cancel_backend() cancels nothing */
 	smx_worker_begin(SMX_MIRROR_TYPE, SIG_IGN, NULL);
 	smx_pin_session_settings();
-	pg_atomic_write_u32(&smx_shared->mirror_pid, (uint32) MyProcPid);
+	pg_atomic_write_u32(&smx_shared->mirror.pid, (uint32) MyProcPid);
 	on_shmem_exit(smx_mirror_exit, (Datum) 0);
 	ereport(LOG, (errmsg("sim_metrics mirror started")));
 

@@ -90,8 +90,8 @@ smx_notify_changes(void)
 
 	if (smx_notify_seen == NULL)
 	{
-		smx_notify_seen = MemoryContextAllocHuge(TopMemoryContext, smx_shared->id_pool_size);
-		memset(smx_notify_seen, 255, smx_shared->id_pool_size);
+		smx_notify_seen = MemoryContextAllocHuge(TopMemoryContext, smx_shared->ring.id_pool_size);
+		memset(smx_notify_seen, 255, smx_shared->ring.id_pool_size);
 		smx_notify_chunk = MemoryContextAlloc(TopMemoryContext, sizeof(SmxSample) * SMX_RING_CHUNK);
 	}
 	smx_ring_bounds(&tail, &head);
@@ -108,7 +108,7 @@ smx_notify_changes(void)
 			const SmxSample *s = &it.buf[i];
 			uint8		before;
 
-			if (s->id_ref < 0 || s->id_ref >= smx_shared->id_pool_size)
+			if (s->id_ref < 0 || s->id_ref >= smx_shared->ring.id_pool_size)
 				continue;
 			before = smx_notify_seen[s->id_ref];
 			smx_notify_seen[s->id_ref] = s->status;
@@ -214,12 +214,12 @@ smx_realtime_result(ErrorData *edata)
 	char		msg[SMX_ERROR_LEN];
 	long		backoff_ms = 0;
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
 	if (edata == NULL)
-		smx_shared->realtime_messages++;
+		smx_shared->writer.realtime_messages++;
 	else
-		smx_shared->realtime_errors++;
-	LWLockRelease(smx_shared->lock);
+		smx_shared->writer.realtime_errors++;
+	LWLockRelease(smx_shared->publish_lock);
 	if (edata == NULL)
 	{
 		smx_realtime_slow = 0;
@@ -270,9 +270,9 @@ smx_realtime_send(Oid nsp, uint64 tick)
 	as_user = smx_realtime_role(owner);
 	if (!OidIsValid(as_user))
 	{
-		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-		smx_shared->realtime_errors++;
-		LWLockRelease(smx_shared->lock);
+		LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+		smx_shared->writer.realtime_errors++;
+		LWLockRelease(smx_shared->publish_lock);
 		ereport(LOG,
 				(errmsg("sim_metrics: not calling realtime.send: its owner is a superuser and sim_metrics.admin_role names no plain role to run it as")));
 		return;
@@ -325,9 +325,9 @@ smx_notify_step(void *arg)
 	int64		sent;
 	bool		realtime_due;
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	tick = smx_shared->tick;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	tick = smx_shared->fleet.tick;
+	LWLockRelease(smx_shared->publish_lock);
 	realtime_due = smx_realtime != SMX_REALTIME_OFF && tick != smx_realtime_tick &&
 		GetCurrentTimestamp() >= smx_realtime_retry_at && !ShutdownRequestPending;
 	if (!realtime_due && smx_notify_seen != NULL)
@@ -352,8 +352,8 @@ smx_notify_step(void *arg)
 	smx_worker_xact_end(smx_loop_cxt);
 	if (sent > 0)
 	{
-		LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-		smx_shared->notifications += sent;
-		LWLockRelease(smx_shared->lock);
+		LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+		smx_shared->writer.notifications += sent;
+		LWLockRelease(smx_shared->publish_lock);
 	}
 }

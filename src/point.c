@@ -44,9 +44,9 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 	bool		sim_time_valid = false;
 	char		runs[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
 	{
-		int			i = smx_desc_find(smx_shared_desc(), smx_shared->nservers, id);
+		int			i = smx_desc_find(smx_shared_desc(), smx_shared->fleet.nservers, id);
 
 		if (i >= 0)
 		{
@@ -56,11 +56,11 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 			found = true;
 			smx_copy_run_names(runs);
 		}
-		tick = smx_shared->tick;
-		updated_at = smx_shared->last_tick_at;
+		tick = smx_shared->fleet.tick;
+		updated_at = smx_shared->fleet.last_tick_at;
 		sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(tick), &sim_time);
 	}
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 	if (!found)
 		return false;
 
@@ -178,9 +178,9 @@ smx_point_redis(const char *id, Datum *values, bool *nulls)
 	bool		ok;
 	bool		up;
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	up = strcmp(smx_shared->redis_state, "connected") == 0;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	up = strcmp(smx_shared->mirror.state, "connected") == 0;
+	LWLockRelease(smx_shared->publish_lock);
 	if (!up || (r = smx_redis_point_fetch(id)) == NULL)
 		return false;
 	ok = smx_point_parse(r, &h);

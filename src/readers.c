@@ -25,6 +25,26 @@
 #include "sim_metrics.h"
 
 PG_FUNCTION_INFO_V1(sim_current_metrics);
+/*
+ * What sim_status() copies under publish_lock: whole blocks where it
+ * reports most of them, single fields of the ring and the ticker.
+ */
+typedef struct SmxStatusCopy
+{
+	SmxFleet	fleet;
+	SmxWriterStatus writer;
+	SmxMirrorStatus mirror;
+	SmxErrorStatus error;
+	int64		ticker_late_ticks;
+	double		ticker_lag_ms;
+	int			ticker_interval_ms;
+	uint64		ring_capacity;
+	uint64		ring_pending;
+	int64		ring_flushed;
+	int64		ring_dropped;
+	int64		ring_rejected;
+} SmxStatusCopy;
+
 PG_FUNCTION_INFO_V1(sim_status);
 PG_FUNCTION_INFO_V1(sim_start);
 PG_FUNCTION_INFO_V1(sim_stop);
@@ -169,15 +189,15 @@ smx_current_copy(uint64 *version, bool *fleet_changed, uint64 *tick,
 
 	for (;;)
 	{
-		smx_reader_reserve(smx_shared->nservers);
-		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		if (smx_shared->nservers <= smx_reader_cap)
+		smx_reader_reserve(smx_shared->fleet.nservers);
+		LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+		if (smx_shared->fleet.nservers <= smx_reader_cap)
 			break;
-		LWLockRelease(smx_shared->lock);
+		LWLockRelease(smx_shared->publish_lock);
 	}
-	n = smx_shared->nservers;
-	*version = smx_shared->state_version;
-	*fleet_changed = !smx_reader_valid || smx_reader_fleet != smx_shared->fleet_version;
+	n = smx_shared->fleet.nservers;
+	*version = smx_shared->fleet.state_version;
+	*fleet_changed = !smx_reader_valid || smx_reader_fleet != smx_shared->fleet.version;
 	if (*fleet_changed)
 	{
 		smx_params *params = smx_shared_params();
@@ -185,17 +205,17 @@ smx_current_copy(uint64 *version, bool *fleet_changed, uint64 *tick,
 		memcpy(smx_reader_desc, smx_shared_desc(), n * sizeof(SmxServerDesc));
 		for (int i = 0; i < n; i++)
 			smx_reader_role[i] = params[i].role;
-		smx_reader_fleet = smx_shared->fleet_version;
+		smx_reader_fleet = smx_shared->fleet.version;
 	}
 	if (!smx_rows_valid || smx_rows_version != *version || *fleet_changed)
 	{
 		memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
 		smx_copy_run_names(smx_reader_runs);
 	}
-	*tick = smx_shared->tick;
-	*updated_at = smx_shared->last_tick_at;
+	*tick = smx_shared->fleet.tick;
+	*updated_at = smx_shared->fleet.last_tick_at;
 	*sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(*tick), sim_time);
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 	return n;
 }
 
@@ -296,7 +316,7 @@ sim_status(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		values[SMX_STATUS_COLS];
 	bool		nulls[SMX_STATUS_COLS];
-	SmxShared  *sp = palloc(offsetof(SmxShared, nscenarios));
+	SmxStatusCopy *sp = palloc(sizeof(SmxStatusCopy));
 	int			pid;
 	int			writer_pid;
 	int			active = 0;
@@ -305,75 +325,86 @@ sim_status(PG_FUNCTION_ARGS)
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	memcpy(sp, smx_shared, offsetof(SmxShared, nscenarios));
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	sp->fleet = smx_shared->fleet;
+	sp->ticker_late_ticks = smx_shared->ticker.late_ticks;
+	sp->ticker_lag_ms = smx_shared->ticker.lag_ms;
+	sp->ticker_interval_ms = smx_shared->ticker.interval_ms;
+	memcpy(&sp->writer, &smx_shared->writer, sizeof(SmxWriterStatus));
+	memcpy(&sp->mirror, &smx_shared->mirror, sizeof(SmxMirrorStatus));
+	sp->error = smx_shared->error;
+	sp->ring_capacity = smx_shared->ring.capacity;
+	sp->ring_pending = smx_shared->ring.head - smx_shared->ring.tail;
+	sp->ring_flushed = smx_shared->ring.flushed;
+	sp->ring_dropped = smx_shared->ring.dropped;
+	sp->ring_rejected = smx_shared->ring.rejected;
 	for (int r = 0; r < SMX_MAX_RUNS; r++)
-		if (smx_shared->runs[r].state == SMX_RUN_PENDING ||
-			smx_shared->runs[r].state == SMX_RUN_ACTIVE)
+		if (smx_shared->scen.runs[r].state == SMX_RUN_PENDING ||
+			smx_shared->scen.runs[r].state == SMX_RUN_ACTIVE)
 			active++;
-	LWLockRelease(smx_shared->lock);
-	pid = (int) pg_atomic_read_u32(&smx_shared->ticker_pid);
+	LWLockRelease(smx_shared->publish_lock);
+	pid = (int) pg_atomic_read_u32(&smx_shared->ticker.pid);
 
 	memset(nulls, 0, sizeof(nulls));
 	values[0] = BoolGetDatum(pid != 0);
 	values[1] = BoolGetDatum(pg_atomic_read_u32(&smx_shared->paused) != 0);
-	values[2] = CStringGetTextDatum(sp->session_id);
-	nulls[2] = sp->session_id[0] == '\0';
-	values[3] = Int32GetDatum(sp->nservers);
-	values[4] = Int64GetDatum((int64) sp->tick);
-	values[5] = TimestampTzGetDatum(sp->last_tick_at);
-	nulls[5] = sp->last_tick_at == 0;
-	values[6] = Float8GetDatum(sp->tick_ms);
-	nulls[6] = sp->last_tick_at == 0;
+	values[2] = CStringGetTextDatum(sp->fleet.session_id);
+	nulls[2] = sp->fleet.session_id[0] == '\0';
+	values[3] = Int32GetDatum(sp->fleet.nservers);
+	values[4] = Int64GetDatum((int64) sp->fleet.tick);
+	values[5] = TimestampTzGetDatum(sp->fleet.last_tick_at);
+	nulls[5] = sp->fleet.last_tick_at == 0;
+	values[6] = Float8GetDatum(sp->fleet.tick_ms);
+	nulls[6] = sp->fleet.last_tick_at == 0;
 	values[7] = Int32GetDatum(pid);
 	nulls[7] = pid == 0;
-	values[8] = CStringGetTextDatum(sp->last_error);
-	nulls[8] = sp->last_error[0] == '\0';
-	values[9] = TimestampTzGetDatum(sp->last_error_at);
-	nulls[9] = sp->last_error_at == 0;
-	values[10] = CStringGetTextDatum(pid != 0 ? sp->worker_state : "not running");
+	values[8] = CStringGetTextDatum(sp->error.message);
+	nulls[8] = sp->error.message[0] == '\0';
+	values[9] = TimestampTzGetDatum(sp->error.at);
+	nulls[9] = sp->error.at == 0;
+	values[10] = CStringGetTextDatum(pid != 0 ? sp->fleet.state : "not running");
 	{
 		TimestampTz sim_time = 0;
 
-		nulls[11] = !sp->clock_set ||
-			!smx_epoch_to_timestamptz(sp->start_epoch + (double) sp->tick * sp->step_seconds,
+		nulls[11] = !sp->fleet.clock_set ||
+			!smx_epoch_to_timestamptz(sp->fleet.start_epoch + (double) sp->fleet.tick * sp->fleet.step_seconds,
 									  &sim_time);
 		values[11] = TimestampTzGetDatum(sim_time);
 	}
 	/* the interval the worker applies; this session's setting when none runs */
-	values[12] = Int32GetDatum(pid != 0 ? sp->worker_tick_interval_ms : smx_tick_interval_ms);
-	values[13] = Int32GetDatum(sp->capacity);
-	values[14] = Int32GetDatum(sp->skipped_servers);
-	values[15] = Int64GetDatum(sp->errors);
-	values[16] = Int64GetDatum((int64) (sp->ring_head - sp->ring_tail));
-	values[17] = TimestampTzGetDatum(sp->last_flush_at);
-	nulls[17] = sp->last_flush_at == 0;
-	values[18] = Int64GetDatum(sp->flushed_total);
-	values[19] = Int64GetDatum(sp->dropped_total);
-	values[20] = Int64GetDatum(sp->flush_errors);
+	values[12] = Int32GetDatum(pid != 0 ? sp->ticker_interval_ms : smx_tick_interval_ms);
+	values[13] = Int32GetDatum(sp->fleet.capacity);
+	values[14] = Int32GetDatum(sp->fleet.skipped_servers);
+	values[15] = Int64GetDatum(sp->error.count);
+	values[16] = Int64GetDatum((int64) sp->ring_pending);
+	values[17] = TimestampTzGetDatum(sp->writer.last_flush_at);
+	nulls[17] = sp->writer.last_flush_at == 0;
+	values[18] = Int64GetDatum(sp->ring_flushed);
+	values[19] = Int64GetDatum(sp->ring_dropped);
+	values[20] = Int64GetDatum(sp->writer.flush_errors);
 	values[21] = Int64GetDatum((int64) sp->ring_capacity);
 	/* 1.1: the ticker's schedule, dead letters, the writer */
-	values[22] = Int64GetDatum(sp->late_ticks);
-	values[23] = Float8GetDatum(sp->tick_lag_ms);
-	nulls[23] = sp->last_tick_at == 0;
-	values[24] = Int64GetDatum(sp->rejected_total);
-	writer_pid = (int) pg_atomic_read_u32(&smx_shared->writer_pid);
+	values[22] = Int64GetDatum(sp->ticker_late_ticks);
+	values[23] = Float8GetDatum(sp->ticker_lag_ms);
+	nulls[23] = sp->fleet.last_tick_at == 0;
+	values[24] = Int64GetDatum(sp->ring_rejected);
+	writer_pid = (int) pg_atomic_read_u32(&smx_shared->writer.pid);
 	values[25] = Int32GetDatum(writer_pid);
 	nulls[25] = writer_pid == 0;
-	values[26] = CStringGetTextDatum(writer_pid != 0 ? sp->writer_state : "not running");
+	values[26] = CStringGetTextDatum(writer_pid != 0 ? sp->writer.state : "not running");
 	/* 1.2: the Redis mirror */
-	values[27] = CStringGetTextDatum(sp->redis_state);
-	values[28] = CStringGetTextDatum(sp->redis_last_error);
-	nulls[28] = sp->redis_last_error[0] == '\0';
-	values[29] = Int64GetDatum(sp->redis_errors);
-	values[30] = Int64GetDatum(sp->redis_writes);
-	values[31] = Int64GetDatum(sp->redis_skipped);
+	values[27] = CStringGetTextDatum(sp->mirror.state);
+	values[28] = CStringGetTextDatum(sp->mirror.last_error);
+	nulls[28] = sp->mirror.last_error[0] == '\0';
+	values[29] = Int64GetDatum(sp->mirror.errors);
+	values[30] = Int64GetDatum(sp->mirror.writes);
+	values[31] = Int64GetDatum(sp->mirror.skipped);
 	/* 1.4: scenario runs pending or acting */
 	values[32] = Int32GetDatum(active);
 	/* 1.5: live push */
-	values[33] = Int64GetDatum(sp->notifications);
-	values[34] = Int64GetDatum(sp->realtime_messages);
-	values[35] = Int64GetDatum(sp->realtime_errors);
+	values[33] = Int64GetDatum(sp->writer.notifications);
+	values[34] = Int64GetDatum(sp->writer.realtime_messages);
+	values[35] = Int64GetDatum(sp->writer.realtime_errors);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
@@ -385,7 +416,7 @@ sim_start(PG_FUNCTION_ARGS)
 	pg_atomic_write_u32(&smx_shared->paused, 0);
 	smx_wake_ticker();
 	smx_wake_writer();			/* it shows the state word */
-	PG_RETURN_BOOL(pg_atomic_read_u32(&smx_shared->ticker_pid) != 0);
+	PG_RETURN_BOOL(pg_atomic_read_u32(&smx_shared->ticker.pid) != 0);
 }
 
 Datum

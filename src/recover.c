@@ -192,7 +192,7 @@ smx_recover_journal_reply(void *arg, int64 index, const void *reply)
 	 * never more than the id pool holds. A bigger one was not written by
 	 * the mirror and is left out (counted, reported once).
 	 */
-	if (n > 2 * (int64) Max(smx_shared->id_pool_size, ctx->n))
+	if (n > 2 * (int64) Max(smx_shared->ring.id_pool_size, ctx->n))
 	{
 		ctx->oversized++;
 		n = 0;
@@ -383,7 +383,7 @@ smx_recover_fetch(SmxRecoverCtx *ctx, Oid nsp, char *err, size_t errlen)
 		if (ok && ctx->mark_ok)
 		{
 			int64		oldest = ctx->mark;
-			int64		ring_ticks = (int64) (smx_shared->ring_capacity / Max(ctx->n, 1)) + 1;
+			int64		ring_ticks = (int64) (smx_shared->ring.capacity / Max(ctx->n, 1)) + 1;
 			int64		from;
 			char	   *key = palloc(strlen(smx_redis_key_prefix) + 32);
 

@@ -29,10 +29,10 @@
 void
 smx_ring_bounds(uint64 *tail, uint64 *head)
 {
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	*tail = smx_shared->ring_tail;
-	*head = smx_shared->ring_head;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	*tail = smx_shared->ring.tail;
+	*head = smx_shared->ring.head;
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /*
@@ -45,7 +45,7 @@ static int
 smx_ring_copy(uint64 from, int k, SmxSample *dst)
 {
 	SmxSample  *ring = smx_shared_ring();
-	uint64		cap = smx_shared->ring_capacity;
+	uint64		cap = smx_shared->ring.capacity;
 	uint64		tail_now,
 				unused;
 
@@ -101,7 +101,7 @@ smx_ring_free(void)
 				head;
 
 	smx_ring_bounds(&tail, &head);
-	return smx_shared->ring_capacity - (head - tail);
+	return smx_shared->ring.capacity - (head - tail);
 }
 
 static inline int16
@@ -112,7 +112,7 @@ smx_hundredths(float v)
 
 /*
  * Append one tick's samples at *head (a private copy of ring_head that the
- * caller publishes). Caller must hold sim_lock. When the ring has no room
+ * caller publishes). Caller must hold step_lock. When the ring has no room
  * for the whole tick, the tick's samples are dropped and counted.
  */
 void
@@ -121,8 +121,8 @@ smx_history_append(const smx_state *state, const int32 *id_ref,
 				   int64 *dropped)
 {
 	SmxSample  *ring = smx_shared_ring();
-	uint64		cap = smx_shared->ring_capacity;
-	uint8		session = smx_shared->session_slot;
+	uint64		cap = smx_shared->ring.capacity;
+	uint8		session = smx_shared->fleet.session_slot;
 	TimestampTz ts;
 
 	if (n == 0)
@@ -155,20 +155,20 @@ smx_history_append(const smx_state *state, const int32 *id_ref,
 /*
  * Wait until the ring has room for `need` samples or the deadline passes,
  * asking the worker to flush. Used by backends stepping many ticks; the
- * caller must not hold sim_lock. Without room by the deadline the samples
+ * caller must not hold step_lock. Without room by the deadline the samples
  * that do not fit are dropped and counted.
  */
 void
 smx_wait_ring_room(uint64 need, TimestampTz deadline)
 {
-	need = Min(need, smx_shared->ring_capacity);
-	ConditionVariablePrepareToSleep(&smx_shared->ring_cv);
+	need = Min(need, smx_shared->ring.capacity);
+	ConditionVariablePrepareToSleep(&smx_shared->ring.cv);
 	while (smx_ring_free() < need && GetCurrentTimestamp() < deadline &&
-		   pg_atomic_read_u32(&smx_shared->writer_pid) != 0)
+		   pg_atomic_read_u32(&smx_shared->writer.pid) != 0)
 	{
-		pg_atomic_write_u32(&smx_shared->flush_requested, 1);
+		pg_atomic_write_u32(&smx_shared->ring.flush_requested, 1);
 		smx_wake_writer();
-		(void) ConditionVariableTimedSleep(&smx_shared->ring_cv, 1000,
+		(void) ConditionVariableTimedSleep(&smx_shared->ring.cv, 1000,
 										   SMX_WAIT_EVENT_MAIN);
 	}
 	ConditionVariableCancelSleep();
@@ -181,24 +181,24 @@ smx_wait_ring_room(uint64 need, TimestampTz deadline)
 void
 smx_ring_advance(uint64 upto, int64 rows, int64 rejected)
 {
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	if (upto > smx_shared->ring_tail)
-		smx_shared->ring_tail = upto;
-	smx_shared->flushed_total += rows;
-	smx_shared->rejected_total += rejected;
-	smx_shared->last_flush_rows = rows;
-	smx_shared->last_flush_at = GetCurrentTimestamp();
-	smx_shared->flush_clock = smx_shared->last_flush_at;
-	LWLockRelease(smx_shared->lock);
-	pg_atomic_write_u32(&smx_shared->flush_requested, 0);
-	ConditionVariableBroadcast(&smx_shared->ring_cv);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	if (upto > smx_shared->ring.tail)
+		smx_shared->ring.tail = upto;
+	smx_shared->ring.flushed += rows;
+	smx_shared->ring.rejected += rejected;
+	smx_shared->writer.last_flush_rows = rows;
+	smx_shared->writer.last_flush_at = GetCurrentTimestamp();
+	smx_shared->writer.flush_clock = smx_shared->writer.last_flush_at;
+	LWLockRelease(smx_shared->publish_lock);
+	pg_atomic_write_u32(&smx_shared->ring.flush_requested, 0);
+	ConditionVariableBroadcast(&smx_shared->ring.cv);
 }
 
 /*
  * Give every server of the new list an id pool entry: servers that stay
  * (old_index[i] >= 0: their index in the current fleet) keep theirs, new
  * ones take a free entry, removed ones are retired at the current tick.
- * Caller must hold sim_lock. Returns false (nothing changed) when the pool
+ * Caller must hold step_lock. Returns false (nothing changed) when the pool
  * has no free entry: it is then full of retired servers whose samples
  * still wait for a flush.
  */
@@ -208,7 +208,7 @@ smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index, int n,
 {
 	SmxIdEntry *pool = smx_shared_id_pool();
 	int32	   *old_ref = smx_shared_id_ref();
-	int			pool_size = smx_shared->id_pool_size;
+	int			pool_size = smx_shared->ring.id_pool_size;
 	int64		oldest_pending;
 	int			next_free = 0;
 	bool	   *kept = palloc0(sizeof(bool) * Max(old_n, 1));
@@ -221,7 +221,7 @@ smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index, int n,
 
 		smx_ring_bounds(&tail, &head);
 		oldest_pending = tail < head ?
-			smx_shared_ring()[tail % smx_shared->ring_capacity].tick : PG_INT64_MAX;
+			smx_shared_ring()[tail % smx_shared->ring.capacity].tick : PG_INT64_MAX;
 	}
 
 	/* allocate; an entry is free if unused or retired before oldest_pending */
@@ -244,12 +244,12 @@ smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index, int n,
 	}
 
 	/* commit: retire removed servers, fill new entries (seqlock odd) */
-	changes = pg_atomic_fetch_add_u64(&smx_shared->pool_changes, 1);
+	changes = pg_atomic_fetch_add_u64(&smx_shared->ring.pool_changes, 1);
 	Assert(changes % 2 == 0);
 	pg_write_barrier();
 	for (int k = 0; k < old_n; k++)
 		if (!kept[k] && old_ref[k] >= 0)
-			pool[old_ref[k]].retired_tick = (int64) smx_shared->tick;
+			pool[old_ref[k]].retired_tick = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < n; i++)
 	{
 		SmxIdEntry *e = &pool[id_ref_out[i]];
@@ -261,7 +261,7 @@ smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index, int n,
 		e->used = true;
 	}
 	pg_write_barrier();
-	pg_atomic_write_u64(&smx_shared->pool_changes, changes + 2);
+	pg_atomic_write_u64(&smx_shared->ring.pool_changes, changes + 2);
 	return true;
 }
 
@@ -275,7 +275,7 @@ int
 smx_id_pool_find(const char *server_id, int32 *refs, int max_refs)
 {
 	SmxIdEntry *pool = smx_shared_id_pool();
-	int			size = smx_shared->id_pool_size;
+	int			size = smx_shared->ring.id_pool_size;
 	size_t		len = strlen(server_id);
 	int			n = 0;
 
@@ -283,7 +283,7 @@ smx_id_pool_find(const char *server_id, int32 *refs, int max_refs)
 		return 0;
 	for (;;)
 	{
-		uint64		before = pg_atomic_read_u64(&smx_shared->pool_changes);
+		uint64		before = pg_atomic_read_u64(&smx_shared->ring.pool_changes);
 
 		if (before % 2 == 0)
 		{
@@ -296,7 +296,7 @@ smx_id_pool_find(const char *server_id, int32 *refs, int max_refs)
 					refs[n++] = e;
 			}
 			pg_read_barrier();
-			if (pg_atomic_read_u64(&smx_shared->pool_changes) == before)
+			if (pg_atomic_read_u64(&smx_shared->ring.pool_changes) == before)
 				return n;
 		}
 		CHECK_FOR_INTERRUPTS();

@@ -1,7 +1,7 @@
 /*
  * scenario.c — incident runs in shared memory, stepped with the fleet.
  *
- * Every tick, before the model step, the sim_lock holder (the ticker or a
+ * Every tick, before the model step, the step_lock holder (the ticker or a
  * backend in sim_tick()) calls smx_runs_tick(), which
  *  1. starts an automatic incident when the seeded draw of this tick says
  *     so (sim_metrics.incident_rate, at most max_incidents at once);
@@ -19,7 +19,7 @@
  * Every change of a run's state is here: a new run (smx_run_add), a stop
  * down its cascade (smx_run_stop), the runs resumed after a restart
  * (smx_runs_resume), and the tick's activations and ends. Run records
- * change under `lock` exclusive (shmem.c); the log fields are the
+ * change under publish_lock exclusive (shmem.c); the log fields are the
  * writer's (scenario_db.c).
  */
 #include "postgres.h"
@@ -47,21 +47,21 @@ static smx_overlay smx_overlays[SMX_MAX_RUNS + 1];
 const SmxScenarioDef *
 smx_scenario_find(const char *name)
 {
-	for (int i = 0; i < smx_shared->nscenarios; i++)
-		if (strcmp(smx_shared->scenarios[i].name, name) == 0)
-			return &smx_shared->scenarios[i];
+	for (int i = 0; i < smx_shared->scen.ndefs; i++)
+		if (strcmp(smx_shared->scen.defs[i].name, name) == 0)
+			return &smx_shared->scen.defs[i];
 	return NULL;
 }
 
 /*
  * The scenario of each run slot, by smx_state.run (names[0] unused), for
- * a reader that copies the states. Caller holds `lock`.
+ * a reader that copies the states. Caller holds publish_lock.
  */
 void
 smx_copy_run_names(char (*names)[SMX_SCENARIO_LEN])
 {
 	for (int r = 0; r < SMX_MAX_RUNS; r++)
-		memcpy(names[r + 1], smx_shared->runs[r].def.name, SMX_SCENARIO_LEN);
+		memcpy(names[r + 1], smx_shared->scen.runs[r].def.name, SMX_SCENARIO_LEN);
 }
 
 /*
@@ -115,17 +115,17 @@ smx_run_level(const SmxRun *r, int64 tick, int *phase)
 
 /*
  * A slot for a new run: a free one, else the oldest finished run the
- * writer has logged. -1 when every slot is in use. Caller holds sim_lock.
+ * writer has logged. -1 when every slot is in use. Caller holds step_lock.
  */
 int
 smx_run_alloc(void)
 {
 	int			best = -1;
 
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
 	{
-		SmxRun	   *r = &smx_shared->runs[i];
+		SmxRun	   *r = &smx_shared->scen.runs[i];
 
 		if (r->state == SMX_RUN_FREE)
 		{
@@ -133,24 +133,24 @@ smx_run_alloc(void)
 			break;
 		}
 		if (r->state == SMX_RUN_DONE && r->log_closed &&
-			(best < 0 || r->id < smx_shared->runs[best].id))
+			(best < 0 || r->id < smx_shared->scen.runs[best].id))
 			best = i;
 	}
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 	return best;
 }
 
 /*
  * Add a new run (sim_scenario_start, an automatic incident, a cascade) in
- * slot, giving it the next run id; returns the id. Caller holds sim_lock.
+ * slot, giving it the next run id; returns the id. Caller holds step_lock.
  */
 int64
 smx_run_add(int slot, SmxRun *r)
 {
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	r->id = smx_shared->next_run_id++;
-	smx_shared->runs[slot] = *r;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	r->id = smx_shared->scen.next_run_id++;
+	smx_shared->scen.runs[slot] = *r;
+	LWLockRelease(smx_shared->publish_lock);
 	return r->id;
 }
 
@@ -227,7 +227,7 @@ static void
 smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
 				 const smx_params *params, int n)
 {
-	SmxRun	   *r = &smx_shared->runs[slot];
+	SmxRun	   *r = &smx_shared->scen.runs[slot];
 	const SmxServerDesc *desc = smx_shared_desc();
 	int			targets[SMX_RUN_TARGETS];
 	int			ntargets = 0;
@@ -243,12 +243,12 @@ smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
 		affected |= (uint32) 1 << i;
 		targets[ntargets++] = j;
 	}
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
 	r->affected = affected;
 	r->state = affected != 0 ? SMX_RUN_ACTIVE : SMX_RUN_DONE;
 	/* a run that found every server busy leaves nothing to log */
 	r->log_closed = affected == 0;
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 	if (affected != 0 && r->def.cascade[0] != '\0')
 		smx_run_cascade(ctx, r, targets, ntargets, state, params, n);
 }
@@ -265,7 +265,7 @@ smx_auto_running(int64 tick)
 
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
 	{
-		SmxRun	   *r = &smx_shared->runs[i];
+		SmxRun	   *r = &smx_shared->scen.runs[i];
 
 		if (!r->automatic || r->parent_id != 0 || r->state == SMX_RUN_FREE)
 			continue;
@@ -303,16 +303,16 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
 	running = smx_auto_running((int64) ctx->tick);
 	if (running < 0 || running >= smx_max_incidents)
 		return;
-	for (int i = 0; i < smx_shared->nscenarios; i++)
-		total += smx_shared->scenarios[i].auto_weight;
+	for (int i = 0; i < smx_shared->scen.ndefs; i++)
+		total += smx_shared->scen.defs[i].auto_weight;
 	if (total <= 0)
 		return;
 	pick = smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHAT, ctx->tick) * total;
-	for (int i = 0; i < smx_shared->nscenarios && def == NULL; i++)
+	for (int i = 0; i < smx_shared->scen.ndefs && def == NULL; i++)
 	{
-		pick -= smx_shared->scenarios[i].auto_weight;
-		if (pick < 0 && smx_shared->scenarios[i].auto_weight > 0)
-			def = &smx_shared->scenarios[i];
+		pick -= smx_shared->scen.defs[i].auto_weight;
+		if (pick < 0 && smx_shared->scen.defs[i].auto_weight > 0)
+			def = &smx_shared->scen.defs[i];
 	}
 	if (def == NULL)
 		return;
@@ -344,7 +344,7 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
 /*
  * End a run through its recovery: the phase it is in ends now, the phases
  * before recovery are skipped, and the recovery starts from where the
- * envelope is. Caller holds sim_lock.
+ * envelope is. Caller holds step_lock.
  */
 static void
 smx_run_stop_one(SmxRun *r, int64 T)
@@ -353,7 +353,7 @@ smx_run_stop_one(SmxRun *r, int64 T)
 	float		level = smx_run_level(r, T, &phase);
 	int64		rec = r->ticks[SMX_PH_COUNT] - r->ticks[SMX_PH_RECOVERY];
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
 	if (r->state == SMX_RUN_PENDING)
 	{
 		r->state = SMX_RUN_DONE;
@@ -369,7 +369,7 @@ smx_run_stop_one(SmxRun *r, int64 T)
 		r->stopped = true;
 		r->stop_logged = false;
 	}
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 static bool
@@ -384,7 +384,7 @@ smx_id_listed(const int64 *ids, int n, int64 id)
 /*
  * Stop the run in slot at tick T (pending: it never begins; else it ends
  * through its recovery), and with it what it caused, down the whole
- * cascade. Caller holds sim_lock; the run is pending or active.
+ * cascade. Caller holds step_lock; the run is pending or active.
  */
 void
 smx_run_stop(int slot, int64 T)
@@ -393,15 +393,15 @@ smx_run_stop(int slot, int64 T)
 	int			nstopped = 1;
 	bool		more = true;
 
-	stopped[0] = smx_shared->runs[slot].id;
-	smx_run_stop_one(&smx_shared->runs[slot], T);
+	stopped[0] = smx_shared->scen.runs[slot].id;
+	smx_run_stop_one(&smx_shared->scen.runs[slot], T);
 	/* what it caused ends with it, down the whole cascade */
 	while (more)
 	{
 		more = false;
 		for (int i = 0; i < SMX_MAX_RUNS; i++)
 		{
-			SmxRun	   *c = &smx_shared->runs[i];
+			SmxRun	   *c = &smx_shared->scen.runs[i];
 
 			if ((c->state == SMX_RUN_PENDING || c->state == SMX_RUN_ACTIVE) &&
 				!c->stopped && nstopped < SMX_MAX_RUNS &&
@@ -422,7 +422,7 @@ smx_run_stop(int slot, int64 T)
  * servers), at the first fleet load; they keep their ids, and the next run
  * id moves past them and next_id. A run whose end is at or before the tick
  * the fleet continues from is over: the writer closes it as interrupted.
- * Caller holds sim_lock.
+ * Caller holds step_lock.
  */
 void
 smx_runs_resume(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *desc,
@@ -430,14 +430,14 @@ smx_runs_resume(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *des
 {
 	int			slot = 0;
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	if (next_id > smx_shared->next_run_id)
-		smx_shared->next_run_id = next_id;
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	if (next_id > smx_shared->scen.next_run_id)
+		smx_shared->scen.next_run_id = next_id;
 	for (int i = 0; i < nruns; i++)
 	{
 		SmxRun	   *r = &runs[i];
 
-		while (slot < SMX_MAX_RUNS && smx_shared->runs[slot].state != SMX_RUN_FREE)
+		while (slot < SMX_MAX_RUNS && smx_shared->scen.runs[slot].state != SMX_RUN_FREE)
 			slot++;
 		if (slot == SMX_MAX_RUNS)
 			break;
@@ -467,18 +467,18 @@ smx_runs_resume(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *des
 				r->interrupted = true;
 			}
 		}
-		if (r->id >= smx_shared->next_run_id)
-			smx_shared->next_run_id = r->id + 1;
-		smx_shared->runs[slot] = *r;
+		if (r->id >= smx_shared->scen.next_run_id)
+			smx_shared->scen.next_run_id = r->id + 1;
+		smx_shared->scen.runs[slot] = *r;
 	}
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /*
  * The runs' work of one tick (see the top of the file). state and params
  * are the caller's copy of the fleet (n servers). Fills run_ids[run] for
  * the ring's labels and returns the overlays for smx_tick_ctx, or NULL
- * when no run acts. Caller holds sim_lock.
+ * when no run acts. Caller holds step_lock.
  */
 const smx_overlay *
 smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *params,
@@ -492,7 +492,7 @@ smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *param
 		smx_auto_incident(ctx, state, params, n);
 	for (int slot = 0; slot < SMX_MAX_RUNS; slot++)
 	{
-		SmxRun	   *r = &smx_shared->runs[slot];
+		SmxRun	   *r = &smx_shared->scen.runs[slot];
 		int			phase;
 		float		level;
 
@@ -506,9 +506,9 @@ smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *param
 			for (int i = 0; i < n; i++)
 				if (state[i].run == slot + 1)
 					state[i].run = 0;
-			LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+			LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
 			r->state = SMX_RUN_DONE;
-			LWLockRelease(smx_shared->lock);
+			LWLockRelease(smx_shared->publish_lock);
 			continue;
 		}
 		level = smx_run_level(r, t, &phase);

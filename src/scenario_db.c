@@ -569,15 +569,15 @@ smx_scenario_log(void *arg)
 
 	todo = palloc(sizeof(SmxRun) * SMX_MAX_RUNS);
 	slots = palloc(sizeof(int) * SMX_MAX_RUNS);
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	T = (int64) smx_shared->tick;
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	T = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
-		if (smx_run_needs_log(&smx_shared->runs[i], T))
+		if (smx_run_needs_log(&smx_shared->scen.runs[i], T))
 		{
-			todo[ntodo] = smx_shared->runs[i];
+			todo[ntodo] = smx_shared->scen.runs[i];
 			slots[ntodo++] = i;
 		}
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 
 	if (ntodo > 0)
 	{
@@ -600,10 +600,10 @@ smx_scenario_log(void *arg)
 		smx_worker_xact_end(smx_loop_cxt);
 	}
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
 	for (int i = 0; i < ntodo; i++)
 	{
-		SmxRun	   *r = &smx_shared->runs[slots[i]];
+		SmxRun	   *r = &smx_shared->scen.runs[slots[i]];
 
 		if (r->id != todo[i].id)
 			continue;
@@ -615,9 +615,9 @@ smx_scenario_log(void *arg)
 		if (todo[i].log_closed && r->state == SMX_RUN_DONE)
 			r->log_closed = true;
 	}
-	if (T > smx_shared->log_tick)
-		smx_shared->log_tick = T;
-	LWLockRelease(smx_shared->lock);
+	if (T > smx_shared->scen.log_tick)
+		smx_shared->scen.log_tick = T;
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /*
@@ -633,11 +633,11 @@ smx_wait_scenario_log(int64 tick, int timeout_ms)
 	{
 		bool		behind = false;
 
-		LWLockAcquire(smx_shared->lock, LW_SHARED);
-		if (smx_shared->log_tick < tick)
+		LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+		if (smx_shared->scen.log_tick < tick)
 			for (int i = 0; i < SMX_MAX_RUNS && !behind; i++)
-				behind = smx_run_needs_log(&smx_shared->runs[i], tick);
-		LWLockRelease(smx_shared->lock);
+				behind = smx_run_needs_log(&smx_shared->scen.runs[i], tick);
+		LWLockRelease(smx_shared->publish_lock);
 		if (!behind || GetCurrentTimestamp() >= deadline)
 			return;
 		smx_wake_writer();

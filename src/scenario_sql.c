@@ -5,7 +5,7 @@
  * A start is checked in full before anything changes: the scenario (read
  * from sim_scenarios as the caller), intensity, duration, and every target
  * (ids and role:/location:/env: selectors, resolved against the fleet under
- * sim_lock, so that no tick runs in between). The run starts at the next
+ * step_lock, so that no tick runs in between). The run starts at the next
  * tick. Like sim_tick(), a start or stop takes effect at once, not at
  * commit.
  */
@@ -29,7 +29,7 @@ PG_FUNCTION_INFO_V1(sim_scenario_runs);
 #define SMX_MAX_DURATION_S	(7 * 86400.0)
 #define SMX_RUNS_COLS		11
 
-/* Why a start was refused, raised after sim_lock is released. */
+/* Why a start was refused, raised after step_lock is released. */
 typedef struct SmxStartError
 {
 	int			code;			/* 0 = none */
@@ -75,10 +75,10 @@ static int64
 smx_server_busy(const smx_state *state, int i, const char *id)
 {
 	if (state[i].run != 0)
-		return smx_shared->runs[state[i].run - 1].id;
+		return smx_shared->scen.runs[state[i].run - 1].id;
 	for (int r = 0; r < SMX_MAX_RUNS; r++)
 	{
-		SmxRun	   *run = &smx_shared->runs[r];
+		SmxRun	   *run = &smx_shared->scen.runs[r];
 
 		if (run->state != SMX_RUN_PENDING)
 			continue;
@@ -164,7 +164,7 @@ smx_resolve_target(SmxRun *r, const char *target, const SmxServerDesc *desc,
 /*
  * The targets of a start, checked against the fleet; NULL servers: one
  * server the scenario suits, chosen by the seed and the start tick.
- * Caller holds sim_lock.
+ * Caller holds step_lock.
  */
 static void
 smx_resolve_targets(SmxRun *r, ArrayType *servers, SmxStartError *e)
@@ -172,7 +172,7 @@ smx_resolve_targets(SmxRun *r, ArrayType *servers, SmxStartError *e)
 	const SmxServerDesc *desc = smx_shared_desc();
 	const smx_params *params = smx_shared_params();
 	const smx_state *state = smx_shared_state();
-	int			n = smx_shared->nservers;
+	int			n = smx_shared->fleet.nservers;
 	uint32		roles = r->def.roles;
 
 	if (servers == NULL)
@@ -282,7 +282,7 @@ sim_scenario_start(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("duration must be more than 0 and at most 7 days of simulated time"),
 				 errhint("Durations are in simulated time, such as '10 min' or '2 hours'.")));
-	if (!OidIsValid(smx_shared->loaded_extension) || smx_shared->nservers == 0)
+	if (!OidIsValid(smx_shared->fleet.extension) || smx_shared->fleet.nservers == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the sim_metrics fleet is not loaded"),
@@ -304,9 +304,9 @@ sim_scenario_start(PG_FUNCTION_ARGS)
 	r.from_level = 1.0f;
 	memset(&e, 0, sizeof(e));
 
-	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
+	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
 	smx_current_config(&cfg);
-	smx_run_plan(&r, (int64) smx_shared->tick + 1, duration_s, cfg.step_seconds);
+	smx_run_plan(&r, (int64) smx_shared->fleet.tick + 1, duration_s, cfg.step_seconds);
 	smx_resolve_targets(&r, servers, &e);
 	slot = e.code == 0 ? smx_run_alloc() : -1;
 	if (e.code == 0 && slot < 0)
@@ -315,7 +315,7 @@ sim_scenario_start(PG_FUNCTION_ARGS)
 						"%d scenario runs are active or not yet logged", SMX_MAX_RUNS);
 	if (e.code == 0)
 		(void) smx_run_add(slot, &r);
-	LWLockRelease(smx_shared->sim_lock);
+	LWLockRelease(smx_shared->step_lock);
 	if (e.code != 0)
 		ereport(ERROR, (errcode(e.code), errmsg("%s", e.msg), errhint("%s", e.hint)));
 	PG_RETURN_INT64(r.id);
@@ -338,21 +338,21 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 				 errmsg("run_id must not be NULL"),
 				 errhint("sim_scenario_runs() lists the runs.")));
 	id = PG_GETARG_INT64(0);
-	LWLockAcquire(smx_shared->sim_lock, LW_EXCLUSIVE);
-	T = (int64) smx_shared->tick;
+	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
+	T = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
-		if (smx_shared->runs[i].state != SMX_RUN_FREE && smx_shared->runs[i].id == id)
+		if (smx_shared->scen.runs[i].state != SMX_RUN_FREE && smx_shared->scen.runs[i].id == id)
 			found = i;
 	if (found >= 0)
 	{
-		SmxRun	   *r = &smx_shared->runs[found];
+		SmxRun	   *r = &smx_shared->scen.runs[found];
 
 		state = r->state;
 		(void) smx_run_level(r, T, &phase);
 		if (state == SMX_RUN_PENDING || state == SMX_RUN_ACTIVE)
 			smx_run_stop(found, T);
 	}
-	LWLockRelease(smx_shared->sim_lock);
+	LWLockRelease(smx_shared->step_lock);
 	if (found < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -396,12 +396,12 @@ sim_scenario_runs(PG_FUNCTION_ARGS)
 
 	smx_require_fleet_database();
 	InitMaterializedSRF(fcinfo, 0);
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	T = (int64) smx_shared->tick;
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	T = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
-		if (smx_shared->runs[i].state != SMX_RUN_FREE)
-			runs[n++] = smx_shared->runs[i];
-	LWLockRelease(smx_shared->lock);
+		if (smx_shared->scen.runs[i].state != SMX_RUN_FREE)
+			runs[n++] = smx_shared->scen.runs[i];
+	LWLockRelease(smx_shared->publish_lock);
 
 	for (int i = 0; i < n; i++)
 	{

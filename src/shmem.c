@@ -1,5 +1,5 @@
 /*
- * shmem.c — the hot layer: one shared-memory struct holding the live fleet.
+ * shmem.c — the hot layer: the shared-memory state, in blocks by owner.
  *
  * Layout: SmxShared, then the arrays of `capacity` entries — SmxServerDesc
  * (text fields), smx_params (model inputs), smx_state (the values readers
@@ -21,42 +21,44 @@
  *    like the ticker / writer do, under the same locks; sim_flush() flushes
  *    like the writer.
  *
- * Stages of one tick (smx_engine_tick): take sim_lock; model step on the
+ * Stages of one tick (smx_engine_tick): take step_lock; model step on the
  * process-local copy; append one sample a server past ring_head; publish
- * state + ring_head under `lock`; release sim_lock.
+ * state + ring_head under publish_lock; release step_lock.
  *
  * Locking rules:
- *  - smx_shared->lock (LWLock) protects every published field and the three
- *    arrays. Writers hold it exclusive only to memcpy a finished tick or
+ *  - publish_lock (LWLock) protects what readers copy: the blocks of
+ *    SmxShared (sim_metrics.h, each with its rule beside it) and the five
+ *    arrays after it (desc, params, state, id_ref, calls).
+ *    Writers hold it exclusive only to memcpy a finished tick or
  *    fleet in; readers hold it shared only to copy what they need out, and
  *    build tuples after releasing it. No reader can see a half-written tick.
  *    No reader holds it for more than a bounded copy (sim_current_metrics
  *    copies 64 bytes a server; sim_history scans the ring without it).
- *  - smx_shared->sim_lock (LWLock) serialises whoever computes the next
+ *  - smx_shared->step_lock (LWLock) serialises whoever computes the next
  *    state (ticker, sim_tick(), reloads). Its holder is the only writer, so
- *    it may read the arrays without `lock`; it takes `lock` exclusive to
- *    publish. Order: sim_lock, then lock; never the reverse. Only
+ *    it may read the arrays without publish_lock; it takes publish_lock exclusive to
+ *    publish. Order: step_lock, then lock; never the reverse. Only
  *    privileged code paths take it: no reader does.
  *  - paused, templates_version, the workers' pids, flush_requested and
  *    pool_changes are atomics, read and written without any lock.
- *  - The history ring: the sim_lock holder writes samples past ring_head
- *    (no lock: nobody reads there) and publishes the new head under `lock`.
+ *  - The history ring: the step_lock holder writes samples past ring_head
+ *    (no lock: nobody reads there) and publishes the new head under publish_lock.
  *    A flusher (one at a time: a transaction lock whose tag SQL cannot
- *    build, see flush.c) reads [ring_tail, ring_head) without `lock`
- *    (nobody writes there) and moves ring_tail under `lock` once its insert
+ *    build, see flush.c) reads [ring_tail, ring_head) without publish_lock
+ *    (nobody writes there) and moves ring_tail under publish_lock once its insert
  *    committed. A slot is rewritten only after ring_tail passed it, so a
  *    lock-free reader that finds ring_tail still at or below the position
  *    after copying it has read a whole sample (ring.c).
- *  - The id pool is written only by the sim_lock holder, only in entries no
+ *  - The id pool is written only by the step_lock holder, only in entries no
  *    pending sample refers to, with pool_changes odd meanwhile (a seqlock):
  *    readers scan it without a lock and retry when the count moved.
  *  - Scenario runs and the catalog (SmxShared.runs, .scenarios): changed
- *    by the sim_lock holder (a tick activating, ending or cascading a run;
- *    sim_scenario_start/stop; a reload) under `lock` exclusive; the writer
- *    marks what it logged under `lock` exclusive; readers copy under
- *    `lock` shared. A server's run is its smx_state.run, published with
+ *    by the step_lock holder (a tick activating, ending or cascading a run;
+ *    sim_scenario_start/stop; a reload) under publish_lock exclusive; the writer
+ *    marks what it logged under publish_lock exclusive; readers copy under
+ *    publish_lock shared. A server's run is its smx_state.run, published with
  *    the state.
- *  - No ereport() while holding `lock`: the critical section is a copy.
+ *  - No ereport() while holding publish_lock: the critical section is a copy.
  */
 #include "postgres.h"
 
@@ -118,14 +120,14 @@ smx_params *
 smx_shared_params(void)
 {
 	return (smx_params *) ((char *) smx_shared_desc() +
-						   MAXALIGN(smx_shared->capacity * sizeof(SmxServerDesc)));
+						   MAXALIGN(smx_shared->fleet.capacity * sizeof(SmxServerDesc)));
 }
 
 smx_state *
 smx_shared_state(void)
 {
 	return (smx_state *) ((char *) smx_shared_params() +
-						  MAXALIGN(smx_shared->capacity * sizeof(smx_params)));
+						  MAXALIGN(smx_shared->fleet.capacity * sizeof(smx_params)));
 }
 
 /* Id pool index of each fleet server (parallel to desc/params/state). */
@@ -133,7 +135,7 @@ int32 *
 smx_shared_id_ref(void)
 {
 	return (int32 *) ((char *) smx_shared_state() +
-					  MAXALIGN(smx_shared->capacity * sizeof(smx_state)));
+					  MAXALIGN(smx_shared->fleet.capacity * sizeof(smx_state)));
 }
 
 /*
@@ -144,21 +146,21 @@ int32 *
 smx_shared_calls(void)
 {
 	return (int32 *) ((char *) smx_shared_id_ref() +
-					  MAXALIGN(smx_shared->capacity * sizeof(int32)));
+					  MAXALIGN(smx_shared->fleet.capacity * sizeof(int32)));
 }
 
 SmxIdEntry *
 smx_shared_id_pool(void)
 {
 	return (SmxIdEntry *) ((char *) smx_shared_calls() +
-						   MAXALIGN(smx_shared->capacity * SMX_CALLS * sizeof(int32)));
+						   MAXALIGN(smx_shared->fleet.capacity * SMX_CALLS * sizeof(int32)));
 }
 
 SmxSample *
 smx_shared_ring(void)
 {
 	return (SmxSample *) ((char *) smx_shared_id_pool() +
-						  MAXALIGN(smx_shared->id_pool_size * sizeof(SmxIdEntry)));
+						  MAXALIGN(smx_shared->ring.id_pool_size * sizeof(SmxIdEntry)));
 }
 
 static void
@@ -189,28 +191,28 @@ smx_shmem_startup(void)
 		LWLockPadded *locks = GetNamedLWLockTranche(SMX_TRANCHE);
 
 		memset(smx_shared, 0, smx_header_size());
-		smx_shared->lock = &locks[0].lock;
-		smx_shared->sim_lock = &locks[1].lock;
+		smx_shared->publish_lock = &locks[0].lock;
+		smx_shared->step_lock = &locks[1].lock;
 		pg_atomic_init_u32(&smx_shared->paused, smx_enabled ? 0 : 1);
 		pg_atomic_init_u32(&smx_shared->templates_version, 1);
-		pg_atomic_init_u32(&smx_shared->ticker_pid, 0);
-		pg_atomic_init_u32(&smx_shared->writer_pid, 0);
-		pg_atomic_init_u32(&smx_shared->mirror_pid, 0);
-		pg_atomic_init_u64(&smx_shared->pool_changes, 0);
-		smx_shared->capacity = smx_max_servers;
-		smx_shared->next_run_id = 1;
-		smx_shared->id_pool_size = smx_max_servers * 2;
-		smx_shared->ring_capacity = (uint64) smx_max_servers * smx_history_buffer;
-		ConditionVariableInit(&smx_shared->ring_cv);
+		pg_atomic_init_u32(&smx_shared->ticker.pid, 0);
+		pg_atomic_init_u32(&smx_shared->writer.pid, 0);
+		pg_atomic_init_u32(&smx_shared->mirror.pid, 0);
+		pg_atomic_init_u64(&smx_shared->ring.pool_changes, 0);
+		smx_shared->fleet.capacity = smx_max_servers;
+		smx_shared->scen.next_run_id = 1;
+		smx_shared->ring.id_pool_size = smx_max_servers * 2;
+		smx_shared->ring.capacity = (uint64) smx_max_servers * smx_history_buffer;
+		ConditionVariableInit(&smx_shared->ring.cv);
 		/* the first flush is due one flush_interval after start */
-		smx_shared->flush_clock = GetCurrentTimestamp();
-		smx_shared->session_slot = SMX_NO_SESSION;
-		pg_atomic_init_u32(&smx_shared->flush_requested, 0);
-		memset(smx_shared_id_pool(), 0, smx_shared->id_pool_size * sizeof(SmxIdEntry));
-		smx_shared->loaded_extension = InvalidOid;
-		strlcpy(smx_shared->worker_state, "not started", sizeof(smx_shared->worker_state));
-		strlcpy(smx_shared->writer_state, "not started", sizeof(smx_shared->writer_state));
-		strlcpy(smx_shared->redis_state, "off", sizeof(smx_shared->redis_state));
+		smx_shared->writer.flush_clock = GetCurrentTimestamp();
+		smx_shared->fleet.session_slot = SMX_NO_SESSION;
+		pg_atomic_init_u32(&smx_shared->ring.flush_requested, 0);
+		memset(smx_shared_id_pool(), 0, smx_shared->ring.id_pool_size * sizeof(SmxIdEntry));
+		smx_shared->fleet.extension = InvalidOid;
+		strlcpy(smx_shared->fleet.state, "not started", sizeof(smx_shared->fleet.state));
+		strlcpy(smx_shared->writer.state, "not started", sizeof(smx_shared->writer.state));
+		strlcpy(smx_shared->mirror.state, "off", sizeof(smx_shared->mirror.state));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -242,21 +244,21 @@ smx_wake_pid(pg_atomic_uint32 *pidp)
 void
 smx_wake_ticker(void)
 {
-	smx_wake_pid(&smx_shared->ticker_pid);
+	smx_wake_pid(&smx_shared->ticker.pid);
 }
 
 /* Wake the writer (a template edit, a backend waiting for ring room). */
 void
 smx_wake_writer(void)
 {
-	smx_wake_pid(&smx_shared->writer_pid);
+	smx_wake_pid(&smx_shared->writer.pid);
 }
 
 /* Wake the mirror (a new tick to send to Redis). */
 void
 smx_wake_mirror(void)
 {
-	smx_wake_pid(&smx_shared->mirror_pid);
+	smx_wake_pid(&smx_shared->mirror.pid);
 }
 
 /* Every entry point calls this first. */

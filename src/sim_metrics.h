@@ -181,54 +181,27 @@ typedef struct SmxRun
 } SmxRun;
 
 /* The one shared-memory struct; see shmem.c for the locking rules. */
-typedef struct SmxShared
+/*
+ * The shared state, split by owner. Each block says who writes it and
+ * under which lock; shmem.c has the whole picture. publish_lock guards
+ * what readers copy (the fleet, the arrays after this struct, the ring
+ * bounds, the runs); step_lock serialises whoever computes the next state.
+ */
+
+/* The published fleet: written by the step_lock holder (ticker, sim_tick(),
+ * a reload) under publish_lock exclusive; read under publish_lock shared.
+ * state is the fleet's condition as the writer last saw it. */
+typedef struct SmxFleet
 {
-	LWLock	   *lock;			/* protects the published fields below */
-	LWLock	   *sim_lock;		/* serialises simulation steps and reloads */
-
-	/* control, written without the LWLock */
-	pg_atomic_uint32 paused;	/* 1 = automatic loop paused */
-	pg_atomic_uint32 templates_version; /* bumped when templates change */
-	pg_atomic_uint32 ticker_pid;	/* 0 when no ticker runs */
-	pg_atomic_uint32 writer_pid;	/* 0 when no writer runs */
-	pg_atomic_uint32 mirror_pid;	/* 0 when no mirror runs */
-	pg_atomic_uint64 pool_changes;	/* odd while the id pool is written */
-
-	/* published state: written under lock exclusive, read under shared */
 	bool		clock_set;		/* start_epoch fixed */
 	double		start_epoch;	/* simulated clock at tick 0 */
 	double		step_seconds;	/* step of the last tick */
 	uint64		tick;			/* ticks simulated so far */
 	uint64		state_version;	/* bumped by every publish */
-	uint64		fleet_version;	/* bumped when the server list changes */
+	uint64		version;		/* bumped when the server list changes */
 	TimestampTz last_tick_at;	/* wall clock of the last tick */
 	double		tick_ms;		/* model cost of the last tick, ms */
-	int64		late_ticks;		/* ticker: ticks run > interval/2 after due */
-	double		tick_lag_ms;	/* ticker: how late the last tick ran */
-	TimestampTz worker_started_at;	/* the ticker's start */
-	int			worker_tick_interval_ms;	/* as the ticker last read it */
 	char		session_id[SMX_SESSION_LEN];
-	char		worker_state[32];	/* the ticker's: "running", "paused"... */
-	char		writer_state[32];	/* the writer's: "idle", "flushing"... */
-	char		last_error[SMX_ERROR_LEN];
-	TimestampTz last_error_at;
-	int64		errors;			/* tick errors since postmaster start */
-	uint32		loaded_templates_version;
-	Oid			loaded_extension;	/* extension OID the fleet came from */
-	int			capacity;		/* = sim_metrics.max_servers */
-	int			nservers;		/* servers in use, sorted by id */
-	int			skipped_servers;	/* enabled templates beyond capacity */
-
-	/*
-	 * History ring (samples [ring_tail, ring_head), positions count up
-	 * forever, index = position % ring_capacity). The sim_lock holder
-	 * writes past ring_head and publishes the new head under `lock`;
-	 * flushers read [tail, head) and advance ring_tail under `lock` after
-	 * their insert committed. Nobody overwrites [tail, head).
-	 */
-	uint64		ring_capacity;
-	uint64		ring_head;
-	uint64		ring_tail;
 	/*
 	 * Recent worker sessions; a sample carries the slot of the session that
 	 * produced it (SmxSample.session), so buffered samples keep their
@@ -236,39 +209,113 @@ typedef struct SmxShared
 	 */
 	char		sessions[SMX_SESSIONS][SMX_SESSION_LEN];
 	uint8		session_slot;	/* SMX_NO_SESSION before the first worker */
-	int			id_pool_size;	/* 2 x capacity */
+	uint32		templates_version;	/* templates_version of the loaded fleet */
+	Oid			extension;		/* extension OID the fleet came from */
+	int			capacity;		/* = sim_metrics.max_servers */
+	int			nservers;		/* servers in use, sorted by id */
+	int			skipped_servers;	/* enabled templates beyond capacity */
 	bool		history_restored;	/* fleet state restored from history */
-	int64		flushed_total;	/* samples written to the table */
-	int64		dropped_total;	/* samples dropped: ring full */
-	int64		rejected_total; /* samples the table refused (dead letters) */
-	/* the mirror's Redis state (mirror.c) */
-	char		redis_state[32];	/* "off", "connected", ... */
-	char		redis_last_error[SMX_ERROR_LEN];
-	int64		redis_errors;
-	int64		redis_writes;	/* servers written */
-	int64		redis_skipped;	/* servers not due in a round */
+	char		state[32];		/* "running", "paused", "waiting for ..." */
+} SmxFleet;
+
+/*
+ * The history ring and the id pool (ring.c). Samples [tail, head); positions
+ * count up forever, index = position % capacity. The step_lock holder
+ * writes past head and publishes the new head under publish_lock; the one
+ * flusher reads [tail, head) without a lock and moves tail under
+ * publish_lock once its insert committed. The counters change under
+ * publish_lock; pool_changes (a seqlock on the id pool) and flush_requested
+ * are atomics.
+ */
+typedef struct SmxRingCtl
+{
+	uint64		capacity;
+	uint64		head;
+	uint64		tail;
+	int			id_pool_size;	/* 2 x fleet capacity */
+	pg_atomic_uint64 pool_changes;	/* odd while the id pool is written */
+	int64		flushed;		/* samples written to the table */
+	int64		dropped;		/* samples dropped: ring full */
+	int64		rejected;		/* samples the table refused (dead letters) */
+	TimestampTz last_drop_log_at;
+	pg_atomic_uint32 flush_requested;	/* a backend waits for ring room */
+	ConditionVariable cv;		/* broadcast when tail advances */
+} SmxRingCtl;
+
+/* The ticker's own (ticker.c), under publish_lock; pid is an atomic. */
+typedef struct SmxTickerStatus
+{
+	pg_atomic_uint32 pid;		/* 0 when no ticker runs */
+	int64		late_ticks;		/* ticks run > interval/2 after due */
+	double		lag_ms;			/* how late the last tick ran */
+	TimestampTz started_at;
+	int			interval_ms;	/* tick_interval as the ticker last read it */
+} SmxTickerStatus;
+
+/* The writer's own (writer.c, flush.c, notify.c), under publish_lock. */
+typedef struct SmxWriterStatus
+{
+	pg_atomic_uint32 pid;		/* 0 when no writer runs */
+	char		state[32];		/* "idle", "flushing", ... */
 	TimestampTz last_flush_at;	/* 0 until the first flush */
 	TimestampTz flush_clock;	/* the flush interval counts from here */
 	int64		last_flush_rows;
 	int64		flush_errors;
-	TimestampTz last_drop_log_at;
-	pg_atomic_uint32 flush_requested;	/* a backend waits for ring room */
-	ConditionVariable ring_cv;	/* broadcast when ring_tail advances */
-	/* the writer's live push (notify.c) */
 	int64		notifications;	/* NOTIFY sim_metrics_status sent */
 	int64		realtime_messages;	/* realtime.send() calls that worked */
 	int64		realtime_errors;	/* and that failed */
+} SmxWriterStatus;
 
-	/*
-	 * Scenarios (scenario.c): the catalog and the runs. Written by the
-	 * sim_lock holder under `lock` exclusive (the log fields of a run: by
-	 * the writer, under `lock` exclusive); read under `lock` shared.
-	 */
-	int			nscenarios;
-	SmxScenarioDef scenarios[SMX_MAX_SCENARIOS];
+/* The mirror's own (mirror.c), under publish_lock. */
+typedef struct SmxMirrorStatus
+{
+	pg_atomic_uint32 pid;		/* 0 when no mirror runs */
+	char		state[32];		/* "off", "connected", ... */
+	char		last_error[SMX_ERROR_LEN];
+	int64		errors;
+	int64		writes;			/* servers written */
+	int64		skipped;		/* servers not due in a round */
+} SmxMirrorStatus;
+
+/* The last error of any process (smx_record_error), under publish_lock. */
+typedef struct SmxErrorStatus
+{
+	char		message[SMX_ERROR_LEN];
+	TimestampTz at;
+	int64		count;			/* errors since postmaster start */
+} SmxErrorStatus;
+
+/*
+ * Scenarios (scenario.c): the catalog and the runs. Written by the
+ * step_lock holder under publish_lock exclusive (the log fields of a run:
+ * by the writer, under publish_lock exclusive); read under publish_lock
+ * shared.
+ */
+typedef struct SmxScenarioState
+{
+	int			ndefs;
+	SmxScenarioDef defs[SMX_MAX_SCENARIOS];
 	SmxRun		runs[SMX_MAX_RUNS];
 	int64		next_run_id;
 	int64		log_tick;		/* the writer logged every phase up to it */
+} SmxScenarioState;
+
+typedef struct SmxShared
+{
+	LWLock	   *publish_lock;	/* what readers copy: see the blocks */
+	LWLock	   *step_lock;		/* serialises simulation steps and reloads */
+
+	/* control, read and written without a lock */
+	pg_atomic_uint32 paused;	/* 1 = automatic loop paused */
+	pg_atomic_uint32 templates_version; /* bumped when templates change */
+
+	SmxFleet	fleet;
+	SmxRingCtl	ring;
+	SmxTickerStatus ticker;
+	SmxWriterStatus writer;
+	SmxMirrorStatus mirror;
+	SmxErrorStatus error;
+	SmxScenarioState scen;
 
 	/*
 	 * Arrays follow the struct: desc, params, state and id_ref (capacity
@@ -348,7 +395,7 @@ extern void smx_engine_clear(void);
 extern bool smx_engine_needs_reload(Oid ext);
 extern void smx_current_config(smx_config *cfg);
 
-/* scenario.c: runs in shared memory (caller holds sim_lock unless noted) */
+/* scenario.c: runs in shared memory (caller holds step_lock unless noted) */
 extern const smx_overlay *smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state,
 										const smx_params *params, int n,
 										int64 *run_ids);

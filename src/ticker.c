@@ -7,7 +7,7 @@
  * Schedule: tick k is due at anchor + k x tick_interval. A tick that runs
  * more than half an interval after it was due counts in late_ticks; ticks
  * the ticker fell behind on (a busy machine, a long sim_tick(n) holding
- * sim_lock) are caught up at once, in bounded chunks, never skipped, so
+ * step_lock) are caught up at once, in bounded chunks, never skipped, so
  * with time_scale = 1 the simulated clock keeps to the wall clock.
  * Pausing (sim_stop) or having no fleet moves the anchor: no catch-up
  * after a pause.
@@ -34,23 +34,23 @@
 static void
 smx_ticker_exit(int code, Datum arg)
 {
-	pg_atomic_write_u32(&smx_shared->ticker_pid, 0);
+	pg_atomic_write_u32(&smx_shared->ticker.pid, 0);
 }
 
 /* Take a session slot: buffered samples keep the session that made them. */
 static void
 smx_ticker_start_session(void)
 {
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	smx_shared->worker_started_at = GetCurrentTimestamp();
-	smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
-	snprintf(smx_shared->session_id, SMX_SESSION_LEN, "%llx-%d",
-			 (unsigned long long) smx_shared->worker_started_at, MyProcPid);
-	smx_shared->session_slot = smx_shared->session_slot == SMX_NO_SESSION ? 0 :
-		(smx_shared->session_slot + 1) % SMX_SESSIONS;
-	memcpy(smx_shared->sessions[smx_shared->session_slot], smx_shared->session_id,
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_shared->ticker.started_at = GetCurrentTimestamp();
+	smx_shared->ticker.interval_ms = smx_tick_interval_ms;
+	snprintf(smx_shared->fleet.session_id, SMX_SESSION_LEN, "%llx-%d",
+			 (unsigned long long) smx_shared->ticker.started_at, MyProcPid);
+	smx_shared->fleet.session_slot = smx_shared->fleet.session_slot == SMX_NO_SESSION ? 0 :
+		(smx_shared->fleet.session_slot + 1) % SMX_SESSIONS;
+	memcpy(smx_shared->fleet.sessions[smx_shared->fleet.session_slot], smx_shared->fleet.session_id,
 		   SMX_SESSION_LEN);
-	LWLockRelease(smx_shared->lock);
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /* The ticker's step: run *(int64 *) arg ticks. */
@@ -71,7 +71,7 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 	int64		iv = (int64) smx_tick_interval_ms * 1000;
 	int64		due = 1 + (now - *next_tick) / iv;
 	int64		late = 0;
-	int64		n = Min(due, Max(1, SMX_CATCHUP_WORK / Max(smx_shared->nservers, 1)));
+	int64		n = Min(due, Max(1, SMX_CATCHUP_WORK / Max(smx_shared->fleet.nservers, 1)));
 
 	if (!smx_worker_guarded(smx_ticker_step, &n))
 	{
@@ -87,10 +87,10 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 			late++;
 	}
 
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	smx_shared->late_ticks += late;
-	smx_shared->tick_lag_ms = (double) (now - *next_tick) / 1000.0;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_shared->ticker.late_ticks += late;
+	smx_shared->ticker.lag_ms = (double) (now - *next_tick) / 1000.0;
+	LWLockRelease(smx_shared->publish_lock);
 
 	*next_tick += n * iv;
 	return true;
@@ -113,10 +113,10 @@ smx_ticker_anchor(TimestampTz now)
 
 	if (smx_time_scale != 1.0)
 		return now + iv;
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	set = smx_shared->clock_set;
-	epoch = smx_sim_epoch_at(smx_shared->tick + 1);
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	set = smx_shared->fleet.clock_set;
+	epoch = smx_sim_epoch_at(smx_shared->fleet.tick + 1);
+	LWLockRelease(smx_shared->publish_lock);
 	if (set && smx_epoch_to_timestamptz(epoch, &due) && due > now - iv && due <= now + iv)
 		return due;
 	return now + iv;
@@ -142,7 +142,7 @@ sim_metrics_ticker_main(Datum main_arg)
 
 	smx_ticker_start_session();
 	/* announce the pid last: sim_status() then sees a complete entry */
-	pg_atomic_write_u32(&smx_shared->ticker_pid, (uint32) MyProcPid);
+	pg_atomic_write_u32(&smx_shared->ticker.pid, (uint32) MyProcPid);
 	on_shmem_exit(smx_ticker_exit, (Datum) 0);
 	ereport(LOG,
 			(errmsg("sim_metrics ticker started%s",
@@ -169,13 +169,13 @@ sim_metrics_ticker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 			/* a new interval counts from the last tick */
 			next_tick = TimestampTzPlusMilliseconds(last, smx_tick_interval_ms);
-			LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-			smx_shared->worker_tick_interval_ms = smx_tick_interval_ms;
-			LWLockRelease(smx_shared->lock);
+			LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+			smx_shared->ticker.interval_ms = smx_tick_interval_ms;
+			LWLockRelease(smx_shared->publish_lock);
 		}
 
 		now = GetCurrentTimestamp();
-		ready = OidIsValid(smx_shared->loaded_extension);
+		ready = OidIsValid(smx_shared->fleet.extension);
 		if (!ready || pg_atomic_read_u32(&smx_shared->paused) != 0)
 		{
 			was_running = false;
@@ -221,7 +221,7 @@ sim_metrics_ticker_main(Datum main_arg)
 		{
 			ereport(LOG,
 					(errmsg("sim_metrics ticker is exiting at tick " UINT64_FORMAT,
-							smx_shared->tick)));
+							smx_shared->fleet.tick)));
 			/* code 1: after pg_terminate_backend a new ticker starts */
 			proc_exit(1);
 		}

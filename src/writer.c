@@ -80,7 +80,7 @@ typedef struct SmxWriterLoop
 static void
 smx_writer_exit(int code, Datum arg)
 {
-	pg_atomic_write_u32(&smx_shared->writer_pid, 0);
+	pg_atomic_write_u32(&smx_shared->writer.pid, 0);
 }
 
 /*
@@ -106,7 +106,7 @@ smx_writer_prepare(void *arg)
 	else if (!OidIsValid(nsp = smx_extension_schema(&ext)))
 	{
 		state = "waiting for CREATE EXTENSION";
-		if (OidIsValid(smx_shared->loaded_extension))
+		if (OidIsValid(smx_shared->fleet.extension))
 			smx_engine_clear();
 	}
 	else
@@ -115,7 +115,7 @@ smx_writer_prepare(void *arg)
 
 		/* a new extension (dropped and created again): its buffered samples
 		 * belonged to the old one's table */
-		if (OidIsValid(smx_shared->loaded_extension) && smx_shared->loaded_extension != ext)
+		if (OidIsValid(smx_shared->fleet.extension) && smx_shared->fleet.extension != ext)
 			smx_engine_clear();
 		if (!OidIsValid(relid))
 			state = "waiting for CREATE EXTENSION";
@@ -128,13 +128,13 @@ smx_writer_prepare(void *arg)
 		}
 		else
 			state = "templates locked, retrying";
-		ready = smx_shared->loaded_extension == ext;
+		ready = smx_shared->fleet.extension == ext;
 	}
 
 	smx_worker_xact_end(smx_loop_cxt);
 	pgstat_report_stat(false);
 
-	smx_set_state(smx_shared->worker_state, state);
+	smx_set_state(smx_shared->fleet.state, state);
 	w->ready = ready;
 }
 
@@ -144,9 +144,9 @@ smx_writer_flush(void *arg)
 {
 	SmxWriterLoop *w = arg;
 
-	smx_set_state(smx_shared->writer_state, "flushing");
+	smx_set_state(smx_shared->writer.state, "flushing");
 	(void) smx_history_flush(w->final, w->final ? SMX_EXIT_FLUSH_MS : SMX_FLUSH_BUDGET_MS);
-	smx_set_state(smx_shared->writer_state, "idle");
+	smx_set_state(smx_shared->writer.state, "idle");
 }
 
 /* Delete expired history rows: one transaction a batch, ~2 s at most. */
@@ -157,14 +157,14 @@ smx_writer_retention(void *arg)
 												   SMX_RETENTION_BUDGET_MS);
 	int64		deleted;
 
-	smx_set_state(smx_shared->writer_state, "retention");
+	smx_set_state(smx_shared->writer.state, "retention");
 	do
 	{
 		smx_worker_xact_begin("sim_metrics: history retention", NULL);
 		deleted = smx_history_retention();
 		smx_worker_xact_end(smx_loop_cxt);
 	} while (deleted > 0 && GetCurrentTimestamp() < stop && !ShutdownRequestPending);
-	smx_set_state(smx_shared->writer_state, "idle");
+	smx_set_state(smx_shared->writer.state, "idle");
 }
 
 /*
@@ -183,15 +183,15 @@ smx_writer_shutdown(SmxWriterLoop *w)
 				head0;
 	uint64		tick0;
 
-	for (int i = 0; i < 50 && pg_atomic_read_u32(&smx_shared->ticker_pid) != 0; i++)
+	for (int i = 0; i < 50 && pg_atomic_read_u32(&smx_shared->ticker.pid) != 0; i++)
 		pg_usleep(10000L);
-	LWLockAcquire(smx_shared->lock, LW_SHARED);
-	tail0 = smx_shared->ring_tail;
-	head0 = smx_shared->ring_head;
-	tick0 = smx_shared->tick;
-	LWLockRelease(smx_shared->lock);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	tail0 = smx_shared->ring.tail;
+	head0 = smx_shared->ring.head;
+	tick0 = smx_shared->fleet.tick;
+	LWLockRelease(smx_shared->publish_lock);
 	w->final = true;
-	if (OidIsValid(smx_shared->loaded_extension))
+	if (OidIsValid(smx_shared->fleet.extension))
 		(void) smx_worker_guarded(smx_writer_flush, w);
 	smx_ring_bounds(&tail, &head);
 	if (tail >= head0)
@@ -224,7 +224,7 @@ static bool
 smx_prepare_due(SmxWriterLoop *w)
 {
 	if (w->ready &&
-		smx_shared->loaded_templates_version ==
+		smx_shared->fleet.templates_version ==
 		pg_atomic_read_u32(&smx_shared->templates_version) &&
 		w->now < TimestampTzPlusMilliseconds(w->last_prepare, SMX_POLL_MS))
 		return false;
@@ -276,17 +276,17 @@ smx_flush_backoff_cap(void)
 static void
 smx_prepare_failed(SmxWriterLoop *w)
 {
-	w->ready = OidIsValid(smx_shared->loaded_extension);
+	w->ready = OidIsValid(smx_shared->fleet.extension);
 }
 
 /* After a failure: samples stay buffered, the flush is retried. */
 static void
 smx_flush_failed(SmxWriterLoop *w)
 {
-	smx_set_state(smx_shared->writer_state, "flush failed, retrying");
-	LWLockAcquire(smx_shared->lock, LW_EXCLUSIVE);
-	smx_shared->flush_errors++;
-	LWLockRelease(smx_shared->lock);
+	smx_set_state(smx_shared->writer.state, "flush failed, retrying");
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_shared->writer.flush_errors++;
+	LWLockRelease(smx_shared->publish_lock);
 }
 
 /*
@@ -364,7 +364,7 @@ smx_writer_iteration(SmxWriterLoop *w)
 
 	w->now = GetCurrentTimestamp();
 	w->paused = pg_atomic_read_u32(&smx_shared->paused) != 0;
-	w->ready = OidIsValid(smx_shared->loaded_extension);
+	w->ready = OidIsValid(smx_shared->fleet.extension);
 	for (int id = 0; id < SMX_STAGES; id++)
 		smx_writer_stage(w, (SmxWriterStageId) id);
 
@@ -383,9 +383,9 @@ smx_writer_iteration(SmxWriterLoop *w)
 			flush_at = now;
 		else
 		{
-			LWLockAcquire(smx_shared->lock, LW_SHARED);
-			flush_at = TimestampTzPlusMilliseconds(smx_shared->flush_clock, smx_flush_interval_ms);
-			LWLockRelease(smx_shared->lock);
+			LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+			flush_at = TimestampTzPlusMilliseconds(smx_shared->writer.flush_clock, smx_flush_interval_ms);
+			LWLockRelease(smx_shared->publish_lock);
 		}
 		flush_at = Max(flush_at, w->retry[SMX_STAGE_FLUSH].retry_at);
 		if (flush_at < wake)
@@ -403,9 +403,9 @@ sim_metrics_writer_main(Datum main_arg)
 	smx_worker_begin(SMX_WRITER_TYPE, smx_timeout_cancel_handler, smx_database_name);
 	smx_pin_session_settings();
 
-	pg_atomic_write_u32(&smx_shared->writer_pid, (uint32) MyProcPid);
+	pg_atomic_write_u32(&smx_shared->writer.pid, (uint32) MyProcPid);
 	on_shmem_exit(smx_writer_exit, (Datum) 0);
-	smx_set_state(smx_shared->writer_state, "idle");
+	smx_set_state(smx_shared->writer.state, "idle");
 	ereport(LOG,
 			(errmsg("sim_metrics writer started in database \"%s\"", smx_database_name)));
 
