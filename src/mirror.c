@@ -81,20 +81,20 @@ static int	smx_failures = 0;
 static TimestampTz smx_retry_at = 0;
 static TimestampTz smx_last_log = 0;
 static uint64 smx_mirror_fleet = 0; /* fleet_version of smx_mirror */
-static uint64 smx_mirror_state = 0; /* state_version last mirrored */
+static uint64 smx_mirrored_version = 0;	/* state_version last mirrored */
 static uint64 smx_cursor = 0;	/* next ring position to send */
 static MemoryContext smx_mirror_cxt = NULL;
 static SmxMirror *smx_mirror = NULL;
-static SmxServerDesc *smx_rdesc = NULL;
-static smx_state *smx_rstate = NULL;
+static SmxServerDesc *smx_mirror_desc = NULL;
+static smx_state *smx_mirror_states = NULL;
 /* the scenario of each run slot (smx_state.run), copied with the states */
 static char smx_rruns[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
 static int64 smx_rrun_ids[SMX_MAX_RUNS + 1];	/* and its id (events) */
-static int32 *smx_rref = NULL;	/* id pool entry of each server */
+static int32 *smx_mirror_id_ref = NULL;	/* id pool entry of each server */
 static int32 *smx_ref_index = NULL; /* server of each id pool entry, or -1 */
 static SmxSample *smx_chunk = NULL;
 static int	smx_rcap = 0;
-static int	smx_mirror_n = 0;	/* servers in smx_mirror / smx_rdesc */
+static int	smx_mirror_n = 0;	/* servers in smx_mirror / smx_mirror_desc */
 
 /* Record the state word, and an error (rate-limited in the log). */
 static void
@@ -172,10 +172,10 @@ smx_mirror_reserve(void)
 		return;
 	smx_mirror_cxt = AllocSetContextCreate(TopMemoryContext, "sim_metrics mirror",
 										   ALLOCSET_DEFAULT_SIZES);
-	smx_rdesc = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxServerDesc) * n);
-	smx_rstate = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(smx_state) * n);
+	smx_mirror_desc = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxServerDesc) * n);
+	smx_mirror_states = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(smx_state) * n);
 	smx_mirror = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxMirror) * n);
-	smx_rref = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(int32) * n);
+	smx_mirror_id_ref = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(int32) * n);
 	smx_ref_index = MemoryContextAllocHuge(smx_mirror_cxt,
 										   sizeof(int32) * Max(smx_shared->ring.id_pool_size, 1));
 	smx_chunk = MemoryContextAllocHuge(smx_mirror_cxt, sizeof(SmxSample) * SMX_RING_CHUNK);
@@ -223,9 +223,9 @@ smx_mirror_snapshot(SmxMirrorSnap *snap)
 	{
 		snap->new_desc = palloc(Max(snap->n, 1) * sizeof(SmxServerDesc));
 		memcpy(snap->new_desc, smx_shared_desc(), snap->n * sizeof(SmxServerDesc));
-		memcpy(smx_rref, smx_shared_id_ref(), snap->n * sizeof(int32));
+		memcpy(smx_mirror_id_ref, smx_shared_id_ref(), snap->n * sizeof(int32));
 	}
-	memcpy(smx_rstate, smx_shared_state(), snap->n * sizeof(smx_state));
+	memcpy(smx_mirror_states, smx_shared_state(), snap->n * sizeof(smx_state));
 	smx_copy_run_names(smx_rruns);
 	for (int r = 0; r < SMX_MAX_RUNS; r++)
 		smx_rrun_ids[r + 1] = smx_shared->scen.runs[r].id;
@@ -243,22 +243,22 @@ smx_mirror_new_fleet(const SmxMirrorSnap *snap)
 	SmxMirror  *kept = palloc0(sizeof(SmxMirror) * Max(snap->n, 1));
 	int		   *old_index = palloc(sizeof(int) * Max(snap->n, 1));
 
-	smx_desc_match(smx_rdesc, smx_mirror_n, snap->new_desc, snap->n, old_index);
+	smx_desc_match(smx_mirror_desc, smx_mirror_n, snap->new_desc, snap->n, old_index);
 	for (int i = 0; i < snap->n; i++)
 	{
 		if (old_index[i] >= 0)
 			kept[i] = smx_mirror[old_index[i]];
 		else
-			kept[i].seen_status = smx_rstate[i].status;
+			kept[i].seen_status = smx_mirror_states[i].status;
 	}
 	memcpy(smx_mirror, kept, sizeof(SmxMirror) * snap->n);
-	memcpy(smx_rdesc, snap->new_desc, sizeof(SmxServerDesc) * snap->n);
+	memcpy(smx_mirror_desc, snap->new_desc, sizeof(SmxServerDesc) * snap->n);
 	smx_mirror_n = snap->n;
 	for (int r = 0; r < smx_shared->ring.id_pool_size; r++)
 		smx_ref_index[r] = -1;
 	for (int i = 0; i < snap->n; i++)
-		if (smx_rref[i] >= 0 && smx_rref[i] < smx_shared->ring.id_pool_size)
-			smx_ref_index[smx_rref[i]] = i;
+		if (smx_mirror_id_ref[i] >= 0 && smx_mirror_id_ref[i] < smx_shared->ring.id_pool_size)
+			smx_ref_index[smx_mirror_id_ref[i]] = i;
 }
 
 static void
@@ -486,7 +486,7 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 					strlcpy(when, timestamptz_to_str(s->sim_time), sizeof(when));
 				}
 			}
-			id = smx_rdesc[idx].id;
+			id = smx_mirror_desc[idx].id;
 			smx_resp_arg(&b.args, id, strlen(id));
 			smx_resp_arg(&b.args, text,
 						 smx_sample_encode(text, sizeof(text), b.tick_text, when,
@@ -511,11 +511,11 @@ static void
 smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 						const SmxRoundText *rt, bool expire_too)
 {
-	smx_state  *s = &smx_rstate[i];
+	smx_state  *s = &smx_mirror_states[i];
 	char		key[SMX_KEY_LEN],
 				skey[SMX_KEY_LEN],
 				num[24];
-	int			klen = smx_key(key, "server:", smx_rdesc[i].id);
+	int			klen = smx_key(key, "server:", smx_mirror_desc[i].id);
 	static const char *const pct_fields[4] = {"cpu_usage", "memory_usage", "disk_usage",
 	"network_usage"};
 	float		pct[4] = {s->cpu, s->memory, s->disk, s->network};
@@ -548,7 +548,7 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 
 		smx_pipe_command(p, 4);
 		smx_pipe_arg(p, "ZADD", 4);
-		smx_pipe_arg(p, skey, smx_key(skey, "samples:", smx_rdesc[i].id));
+		smx_pipe_arg(p, skey, smx_key(skey, "samples:", smx_mirror_desc[i].id));
 		smx_arg_z(p, rt->tick);
 		smx_pipe_arg(p, text, smx_sample_encode(text, sizeof(text), rt->tick, rt->sim_time,
 												s->cpu, s->memory, s->disk, (int64) s->network_io,
@@ -588,7 +588,7 @@ smx_mirror_write_live_set(SmxPipe *p, int n)
 		smx_arg_z(p, "SADD");
 		smx_arg_z(p, key);
 		for (int j = 0; j < k; j++)
-			smx_arg_z(p, smx_rdesc[from + j].id);
+			smx_arg_z(p, smx_mirror_desc[from + j].id);
 		smx_pipe_end(p);
 	}
 	smx_pipe_argv(p, 1, exec);
@@ -599,12 +599,12 @@ static void
 smx_mirror_event(SmxPipe *p, int i, uint8 from, const SmxMirrorSnap *snap,
 				 const SmxRoundText *rt)
 {
-	smx_state  *s = &smx_rstate[i];
+	smx_state  *s = &smx_mirror_states[i];
 	StringInfoData ev;
 	const char *argv[3] = {"PUBLISH", psprintf("%sevents", smx_redis_key_prefix), NULL};
 
 	initStringInfo(&ev);
-	smx_status_event(&ev, smx_rdesc[i].id, from, s->status, (int64) snap->tick, rt->sim_time,
+	smx_status_event(&ev, smx_mirror_desc[i].id, from, s->status, (int64) snap->tick, rt->sim_time,
 					 s->run != 0 && s->run <= SMX_MAX_RUNS ? smx_rrun_ids[s->run] : 0);
 	argv[2] = ev.data;
 	smx_pipe_argv(p, 3, argv);
@@ -633,7 +633,7 @@ static bool
 smx_write_due(int i, TimestampTz now, bool full, bool new_state)
 {
 	SmxMirror  *m = &smx_mirror[i];
-	smx_state  *s = &smx_rstate[i];
+	smx_state  *s = &smx_mirror_states[i];
 	float		th = (float) smx_change_threshold;
 
 	/* never written, or the wall clock went back: write */
@@ -692,7 +692,7 @@ static void
 smx_mirror_servers(SmxPipe *p, const SmxMirrorSnap *snap, const SmxRoundText *rt,
 				   TimestampTz now, bool full, uint8 *sent, int64 *writes, int64 *skipped)
 {
-	bool		new_state = snap->state_version != smx_mirror_state;
+	bool		new_state = snap->state_version != smx_mirrored_version;
 
 	for (int i = 0; i < snap->n; i++)
 	{
@@ -706,7 +706,7 @@ smx_mirror_servers(SmxPipe *p, const SmxMirrorSnap *snap, const SmxRoundText *rt
 		else
 			(*skipped)++;
 		/* the event after the server's writes: a reader sees the new hash */
-		if (smx_rstate[i].status != smx_mirror[i].seen_status)
+		if (smx_mirror_states[i].status != smx_mirror[i].seen_status)
 			smx_mirror_event(p, i, smx_mirror[i].seen_status, snap, rt);
 	}
 }
@@ -718,21 +718,21 @@ smx_mirror_remember(const SmxMirrorSnap *snap, TimestampTz now, const uint8 *sen
 	for (int i = 0; i < snap->n; i++)
 	{
 		/* every status change of the round was published */
-		smx_mirror[i].seen_status = smx_rstate[i].status;
+		smx_mirror[i].seen_status = smx_mirror_states[i].status;
 		if (sent[i] & SMX_SENT_HASH)
 		{
 			if (sent[i] & SMX_SENT_EXPIRE)
 				smx_mirror[i].expires_set_at = now;
-			smx_mirror[i].cpu = smx_rstate[i].cpu;
-			smx_mirror[i].memory = smx_rstate[i].memory;
-			smx_mirror[i].disk = smx_rstate[i].disk;
-			smx_mirror[i].network = smx_rstate[i].network;
-			smx_mirror[i].status = smx_rstate[i].status;
+			smx_mirror[i].cpu = smx_mirror_states[i].cpu;
+			smx_mirror[i].memory = smx_mirror_states[i].memory;
+			smx_mirror[i].disk = smx_mirror_states[i].disk;
+			smx_mirror[i].network = smx_mirror_states[i].network;
+			smx_mirror[i].status = smx_mirror_states[i].status;
 			smx_mirror[i].written_at = now;
 		}
 	}
 	smx_mirror_fleet = snap->fleet_version;
-	smx_mirror_state = snap->state_version;
+	smx_mirrored_version = snap->state_version;
 }
 
 /*

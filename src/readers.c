@@ -1,9 +1,10 @@
 /*
- * readers.c — the SQL-callable functions.
+ * readers.c — sim_current_metrics() and sim_status(): the reads of the hot
+ * layer.
  *
- * Readers copy what they need from shared memory under the shared lock and
- * build tuples only after releasing it, so a slow client never holds up a
- * tick. Control functions are revoked from PUBLIC by the install script.
+ * Readers copy what they need from shared memory under publish_lock shared
+ * and build tuples only after releasing it, so a slow client never holds
+ * up a tick. (The control functions are in control.c.)
  */
 #include "postgres.h"
 
@@ -46,11 +47,6 @@ typedef struct SmxStatusCopy
 } SmxStatusCopy;
 
 PG_FUNCTION_INFO_V1(sim_status);
-PG_FUNCTION_INFO_V1(sim_start);
-PG_FUNCTION_INFO_V1(sim_stop);
-PG_FUNCTION_INFO_V1(sim_tick);
-PG_FUNCTION_INFO_V1(sim_reload);
-PG_FUNCTION_INFO_V1(sim_templates_changed);
 
 #define SMX_STATUS_COLS		36
 
@@ -407,113 +403,4 @@ sim_status(PG_FUNCTION_ARGS)
 	values[35] = Int64GetDatum(sp->writer.realtime_errors);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-}
-
-Datum
-sim_start(PG_FUNCTION_ARGS)
-{
-	smx_require_fleet_database();
-	pg_atomic_write_u32(&smx_shared->paused, 0);
-	smx_wake_ticker();
-	smx_wake_writer();			/* it shows the state word */
-	PG_RETURN_BOOL(pg_atomic_read_u32(&smx_shared->ticker.pid) != 0);
-}
-
-Datum
-sim_stop(PG_FUNCTION_ARGS)
-{
-	smx_require_fleet_database();
-	pg_atomic_write_u32(&smx_shared->paused, 1);
-	smx_wake_ticker();
-	smx_wake_writer();
-	PG_RETURN_VOID();
-}
-
-/* Reload now when server_templates changed since the fleet was loaded. */
-static void
-smx_reload_if_stale(void)
-{
-	Oid			ext;
-
-	(void) smx_extension_schema(&ext);
-	if (OidIsValid(ext) && smx_engine_needs_reload(ext))
-		smx_engine_reload(false);
-}
-
-Datum
-sim_tick(PG_FUNCTION_ARGS)
-{
-	int32		n = PG_GETARG_INT32(0);
-
-	smx_require_fleet_database();
-	if (n < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("number of ticks must be at least 1, not %d", n),
-				 errhint("Call sim_tick() or sim_tick(n) with a positive n.")));
-	smx_reload_if_stale();
-	PG_RETURN_INT64((int64) smx_engine_tick(n, false));
-}
-
-Datum
-sim_reload(PG_FUNCTION_ARGS)
-{
-	smx_require_fleet_database();
-	PG_RETURN_INT32(smx_engine_reload(false));
-}
-
-/*
- * Template edits become visible to the worker only at commit, so the
- * change is announced from a commit callback, not from the trigger itself.
- */
-static bool smx_templates_dirty = false;
-static bool smx_xact_callback_registered = false;
-
-static void
-smx_xact_callback(XactEvent event, void *arg)
-{
-	if (!smx_templates_dirty)
-		return;
-	switch (event)
-	{
-		case XACT_EVENT_COMMIT:
-		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_ABORT:
-		case XACT_EVENT_PARALLEL_ABORT:
-		case XACT_EVENT_PREPARE:
-
-			/*
-			 * An abort announces too: a sim_reload() or sim_tick() inside
-			 * the transaction may have published the uncommitted rows.
-			 */
-			smx_templates_dirty = false;
-			pg_atomic_fetch_add_u32(&smx_shared->templates_version, 1);
-			smx_wake_writer();
-			break;
-		default:
-			break;
-	}
-}
-
-/*
- * Statement trigger on server_templates. Never fails an edit: without
- * preloading it does nothing.
- */
-Datum
-sim_templates_changed(PG_FUNCTION_ARGS)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("sim_templates_changed() must be called as a trigger")));
-	if (smx_shared != NULL && smx_in_fleet_database())
-	{
-		if (!smx_xact_callback_registered)
-		{
-			RegisterXactCallback(smx_xact_callback, NULL);
-			smx_xact_callback_registered = true;
-		}
-		smx_templates_dirty = true;
-	}
-	return PointerGetDatum(NULL);
 }

@@ -347,10 +347,10 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
  * envelope is. Caller holds step_lock.
  */
 static void
-smx_run_stop_one(SmxRun *r, int64 T)
+smx_run_stop_one(SmxRun *r, int64 now_tick)
 {
 	int			phase;
-	float		level = smx_run_level(r, T, &phase);
+	float		level = smx_run_level(r, now_tick, &phase);
 	int64		rec = r->ticks[SMX_PH_COUNT] - r->ticks[SMX_PH_RECOVERY];
 
 	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
@@ -364,8 +364,8 @@ smx_run_stop_one(SmxRun *r, int64 T)
 		/* phase -1: read back after a restart, not begun again yet */
 		r->from_level = phase < 0 ? 0.0f : level;
 		for (int k = phase + 1; k <= SMX_PH_RECOVERY; k++)
-			r->ticks[k] = T + 1;
-		r->ticks[SMX_PH_COUNT] = T + 1 + rec;
+			r->ticks[k] = now_tick + 1;
+		r->ticks[SMX_PH_COUNT] = now_tick + 1 + rec;
 		r->stopped = true;
 		r->stop_logged = false;
 	}
@@ -382,19 +382,19 @@ smx_id_listed(const int64 *ids, int n, int64 id)
 }
 
 /*
- * Stop the run in slot at tick T (pending: it never begins; else it ends
+ * Stop the run in slot at tick now_tick (pending: it never begins; else it ends
  * through its recovery), and with it what it caused, down the whole
  * cascade. Caller holds step_lock; the run is pending or active.
  */
 void
-smx_run_stop(int slot, int64 T)
+smx_run_stop(int slot, int64 now_tick)
 {
 	int64		stopped[SMX_MAX_RUNS];
 	int			nstopped = 1;
 	bool		more = true;
 
 	stopped[0] = smx_shared->scen.runs[slot].id;
-	smx_run_stop_one(&smx_shared->scen.runs[slot], T);
+	smx_run_stop_one(&smx_shared->scen.runs[slot], now_tick);
 	/* what it caused ends with it, down the whole cascade */
 	while (more)
 	{
@@ -408,7 +408,7 @@ smx_run_stop(int slot, int64 T)
 				smx_id_listed(stopped, nstopped, c->parent_id) &&
 				!smx_id_listed(stopped, nstopped, c->id))
 			{
-				smx_run_stop_one(c, T);
+				smx_run_stop_one(c, now_tick);
 				stopped[nstopped++] = c->id;
 				more = true;
 			}

@@ -407,9 +407,9 @@ smx_phase_skipped(const SmxRun *r, int k)
 	return r->ticks[k] == r->ticks[k + 1] && !(r->logged_begun & (1 << k));
 }
 
-/* Whether the writer has something to write for a run at tick T. */
+/* Whether the writer has something to write for a run at tick now_tick. */
 static bool
-smx_run_needs_log(const SmxRun *r, int64 T)
+smx_run_needs_log(const SmxRun *r, int64 now_tick)
 {
 	if ((r->state != SMX_RUN_ACTIVE && r->state != SMX_RUN_DONE) || r->log_closed)
 		return false;
@@ -421,9 +421,9 @@ smx_run_needs_log(const SmxRun *r, int64 T)
 
 		if (smx_phase_skipped(r, k))
 			continue;
-		if (r->ticks[k] <= T && !(r->logged_begun & bit))
+		if (r->ticks[k] <= now_tick && !(r->logged_begun & bit))
 			return true;
-		if (r->ticks[k + 1] <= T && !(r->logged_ended & bit))
+		if (r->ticks[k + 1] <= now_tick && !(r->logged_ended & bit))
 			return true;
 	}
 	return false;
@@ -479,14 +479,14 @@ smx_log_insert(const SmxLogSql *q, const SmxRun *r, const char *phase, const cha
 }
 
 /*
- * Write what one run needs at tick T: rows of phases that began, ended_at
+ * Write what one run needs at tick now_tick: rows of phases that began, ended_at
  * of phases that ended, a stop's new plan; for a run whose time passed
  * while the simulator was down, its phases up to the tick the fleet went
  * on from, then a last 'interrupted' row. Sets the run's log bits. Runs in
  * SPI, as the log's owner.
  */
 static void
-smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
+smx_log_run(const SmxLogSql *q, SmxRun *r, int64 now_tick)
 {
 	char	   *servers = smx_run_servers_json(r);
 	char	   *params = smx_run_parameters(r);
@@ -497,9 +497,9 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
 	if (r->interrupted)
 	{
 		/* what the history holds of it: up to where the fleet went on */
-		T = r->resumed_at;
+		now_tick = r->resumed_at;
 		for (int k = 1; k <= SMX_PH_COUNT; k++)
-			ticks[k] = Max(Min(ticks[k], T), ticks[k - 1]);
+			ticks[k] = Max(Min(ticks[k], now_tick), ticks[k - 1]);
 	}
 	if (r->stopped && !r->stop_logged)
 	{
@@ -513,8 +513,8 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
 	for (int k = 0; k < SMX_PH_COUNT; k++)
 	{
 		uint8		bit = (uint8) (1 << k);
-		bool		begun = ticks[k] <= T;
-		bool		ended = ticks[k + 1] <= T;
+		bool		begun = ticks[k] <= now_tick;
+		bool		ended = ticks[k + 1] <= now_tick;
 		int			secs = (int) Min(llround((double) (ticks[k + 1] - ticks[k]) * r->step_seconds),
 									 PG_INT32_MAX);
 
@@ -543,7 +543,7 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 T)
 	}
 	if (r->interrupted)
 	{
-		smx_log_insert(q, r, "interrupted", servers, params, 0, T, T, true);
+		smx_log_insert(q, r, "interrupted", servers, params, 0, now_tick, now_tick, true);
 		closed = true;
 	}
 	r->log_closed = closed && r->state == SMX_RUN_DONE;
@@ -561,7 +561,7 @@ smx_scenario_log(void *arg)
 	SmxRun	   *todo;
 	int		   *slots;
 	int			ntodo = 0;
-	int64		T;
+	int64		now_tick;
 	Oid			ext;
 	Oid			nsp;
 	Oid			relid;
@@ -570,9 +570,9 @@ smx_scenario_log(void *arg)
 	todo = palloc(sizeof(SmxRun) * SMX_MAX_RUNS);
 	slots = palloc(sizeof(int) * SMX_MAX_RUNS);
 	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
-	T = (int64) smx_shared->fleet.tick;
+	now_tick = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
-		if (smx_run_needs_log(&smx_shared->scen.runs[i], T))
+		if (smx_run_needs_log(&smx_shared->scen.runs[i], now_tick))
 		{
 			todo[ntodo] = smx_shared->scen.runs[i];
 			slots[ntodo++] = i;
@@ -593,7 +593,7 @@ smx_scenario_log(void *arg)
 			if (SPI_connect() != SPI_OK_CONNECT)
 				elog(ERROR, "SPI_connect failed");
 			for (int i = 0; i < ntodo; i++)
-				smx_log_run(&q, &todo[i], T);
+				smx_log_run(&q, &todo[i], now_tick);
 			SPI_finish();
 			smx_restore_user(&saved);
 		}
@@ -615,8 +615,8 @@ smx_scenario_log(void *arg)
 		if (todo[i].log_closed && r->state == SMX_RUN_DONE)
 			r->log_closed = true;
 	}
-	if (T > smx_shared->scen.log_tick)
-		smx_shared->scen.log_tick = T;
+	if (now_tick > smx_shared->scen.log_tick)
+		smx_shared->scen.log_tick = now_tick;
 	LWLockRelease(smx_shared->publish_lock);
 }
 

@@ -327,7 +327,7 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 {
 	int64		id;
 	int			found = -1;
-	int64		T;
+	int64		now_tick;
 	int			phase = -1;
 	int			state = SMX_RUN_FREE;
 
@@ -339,7 +339,7 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 				 errhint("sim_scenario_runs() lists the runs.")));
 	id = PG_GETARG_INT64(0);
 	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
-	T = (int64) smx_shared->fleet.tick;
+	now_tick = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
 		if (smx_shared->scen.runs[i].state != SMX_RUN_FREE && smx_shared->scen.runs[i].id == id)
 			found = i;
@@ -348,9 +348,9 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 		SmxRun	   *r = &smx_shared->scen.runs[found];
 
 		state = r->state;
-		(void) smx_run_level(r, T, &phase);
+		(void) smx_run_level(r, now_tick, &phase);
 		if (state == SMX_RUN_PENDING || state == SMX_RUN_ACTIVE)
-			smx_run_stop(found, T);
+			smx_run_stop(found, now_tick);
 	}
 	LWLockRelease(smx_shared->step_lock);
 	if (found < 0)
@@ -392,12 +392,12 @@ sim_scenario_runs(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	SmxRun	   *runs = palloc(sizeof(SmxRun) * SMX_MAX_RUNS);
 	int			n = 0;
-	int64		T;
+	int64		now_tick;
 
 	smx_require_fleet_database();
 	InitMaterializedSRF(fcinfo, 0);
 	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
-	T = (int64) smx_shared->fleet.tick;
+	now_tick = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
 		if (smx_shared->scen.runs[i].state != SMX_RUN_FREE)
 			runs[n++] = smx_shared->scen.runs[i];
@@ -419,10 +419,10 @@ sim_scenario_runs(PG_FUNCTION_ARGS)
 			if (r->state == SMX_RUN_PENDING || (r->affected & ((uint32) 1 << t)))
 				names[nnames++] = CStringGetTextDatum(r->targets[t]);
 		if (r->state == SMX_RUN_ACTIVE)
-			(void) smx_run_level(r, T, &phase);
+			(void) smx_run_level(r, now_tick, &phase);
 		progress = r->state == SMX_RUN_PENDING ? 0 :
 			r->state == SMX_RUN_DONE ? 1 :
-			Min(1.0, Max(0.0, (double) (T - r->ticks[0] + 1) / Max(total, 1)));
+			Min(1.0, Max(0.0, (double) (now_tick - r->ticks[0] + 1) / Max(total, 1)));
 		memset(nulls, 0, sizeof(nulls));
 		values[0] = Int64GetDatum(r->id);
 		values[1] = Int64GetDatum(r->parent_id);

@@ -106,7 +106,7 @@ typedef struct SmxSample
 	int64		tick;
 	TimestampTz sim_time;		/* the "timestamp" column: simulated time */
 	int64		network_io;
-	int64		scenario_run;	/* 0 = none (later: the scenario run id) */
+	int64		scenario_run;	/* 0 = none, else the scenario run acting */
 	int32		id_ref;			/* index into the id pool */
 	int16		cpu;			/* hundredths of a percent */
 	int16		memory;
@@ -633,7 +633,7 @@ typedef struct SmxRestored
 extern void smx_startup_read(Oid nsp, const char *nspname, const SmxServerDesc *desc,
 							 const smx_params *params, int n, SmxRestored *rs);
 
-/* worker.c: what both workers share */
+/* worker.c: what the workers share */
 extern void smx_register_workers(void);
 extern bool smx_worker_guarded(SmxStep step, void *arg);
 extern void smx_timeout_cancel_handler(SIGNAL_ARGS);

@@ -1,5 +1,5 @@
 /*
- * point.c — sim_server_metrics(server_id): one server's latest row from the
+ * server_read.c — sim_server_metrics(server_id): one server's latest row from the
  * nearest layer that has it: shared memory (a live server), else Redis (a
  * server that left the fleet less than redis_ttl ago, or whatever the
  * mirror last wrote), else its latest history row. Column `source` says
