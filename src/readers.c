@@ -158,14 +158,9 @@ smx_current_row(int i, Datum *values, bool *nulls, uint64 tick, TimestampTz sim_
 {
 	SmxCurrentRow r;
 
-	smx_current_from_state(&r, &smx_reader_state[i], smx_reader_runs);
-	r.desc_text = &smx_reader_text[i * SMX_TEXT_COLS];
-	r.id = NULL;
-	r.tick = (int64) tick;
-	r.sim_time = sim_time;
-	r.sim_time_valid = sim_time_valid;
-	r.updated_at = updated_at;
-	r.updated_valid = updated_at != 0;
+	smx_current_from_state(&r, &smx_reader_state[i], smx_reader_runs,
+						   &smx_reader_text[i * SMX_TEXT_COLS], tick, sim_time,
+						   sim_time_valid, updated_at);
 	smx_current_row_values(&r, values, nulls);
 }
 

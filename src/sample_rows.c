@@ -238,13 +238,15 @@ smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role)
 }
 
 /*
- * The values of a live server's state; runs names the scenario of each run
- * slot (smx_copy_run_names). The descriptive columns and the clock are the
- * caller's to set.
+ * A live server's row: its state, the scenario of its run (runs names the
+ * scenario of each run slot, smx_copy_run_names), its descriptive columns
+ * as text (SMX_CURRENT_DESC_COLS) and the clock of the tick read.
  */
 void
 smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
-					   const char (*runs)[SMX_SCENARIO_LEN])
+					   const char (*runs)[SMX_SCENARIO_LEN], const Datum *desc_text,
+					   uint64 tick, TimestampTz sim_time, bool sim_time_valid,
+					   TimestampTz updated_at)
 {
 	r->cpu = s->cpu;
 	r->memory = s->memory;
@@ -255,6 +257,13 @@ smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
 	r->status = s->status;
 	/* the run acting on it, by the scenario it runs */
 	r->scenario = s->run == 0 || s->run > SMX_MAX_RUNS ? NULL : runs[s->run];
+	r->desc_text = desc_text;
+	r->id = NULL;
+	r->tick = (int64) tick;
+	r->sim_time = sim_time;
+	r->sim_time_valid = sim_time_valid;
+	r->updated_at = updated_at;
+	r->updated_valid = updated_at != 0;
 }
 
 /* One row of sim_current_metrics() into values/nulls (SMX_CURRENT_COLS). */

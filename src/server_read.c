@@ -69,14 +69,8 @@ smx_point_memory(const char *id, Datum *values, bool *nulls)
 		Datum		desc_text[SMX_CURRENT_DESC_COLS];
 
 		smx_current_desc_text(desc_text, &d, role);
-		smx_current_from_state(&r, &s, runs);
-		r.desc_text = desc_text;
-		r.id = NULL;
-		r.tick = (int64) tick;
-		r.sim_time = sim_time;
-		r.sim_time_valid = sim_time_valid;
-		r.updated_at = updated_at;
-		r.updated_valid = updated_at != 0;
+		smx_current_from_state(&r, &s, runs, desc_text, tick, sim_time, sim_time_valid,
+							   updated_at);
 		smx_current_row_values(&r, values, nulls);
 	}
 	return true;

@@ -516,7 +516,9 @@ typedef struct SmxCurrentRow
 
 extern void smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role);
 extern void smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
-								   const char (*runs)[SMX_SCENARIO_LEN]);
+								   const char (*runs)[SMX_SCENARIO_LEN], const Datum *desc_text,
+								   uint64 tick, TimestampTz sim_time, bool sim_time_valid,
+								   TimestampTz updated_at);
 extern void smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls);
 
 /*

@@ -51,20 +51,7 @@ sub holes_or_twice
 }
 
 # SIGKILL a backend, wait for the crash-restart and a new ticker.
-sub crash
-{
-	my ($what) = @_;
-	my $old = worker_pid($node, 'ticker');
-	my $bg = $node->background_psql('postgres', on_error_stop => 0);
-	my $victim = $bg->query_safe('SELECT pg_backend_pid()');
-	my $off = log_offset($node);
-	ok(kill('KILL', $victim), "$what: SIGKILL to backend $victim");
-	ok(eval { $node->wait_for_log(qr/all server processes terminated; reinitializing/, $off); 1 },
-		"$what: the postmaster reinitialises");
-	eval { $bg->quit };
-	ok(defined wait_new_worker($node, $old, "$what: ticker", 60, 'ticker'), "$what: a new ticker");
-	return $off;
-}
+sub crash { return crash_restart($node, $_[0]); }
 
 # Flush, run $n ticks more that stay unflushed, pause, and wait for the
 # mirror's mark to reach the last tick. Returns (flushed tick, mark).
