@@ -305,7 +305,7 @@ smx_engine_tick(int64 n, bool from_worker)
 			ctx.overlay = smx_runs_tick(&ctx, smx_priv_state, smx_priv_params,
 										nservers, run_ids);
 			smx_step(&ctx, smx_priv_params, smx_priv_state, nservers);
-			smx_history_append(smx_priv_state, id_ref, run_ids, nservers, tick,
+			smx_ring_append(smx_priv_state, id_ref, run_ids, nservers, tick,
 							   ctx.sim_epoch, &head, tail, &dropped);
 		}
 		INSTR_TIME_SET_CURRENT(elapsed);

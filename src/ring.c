@@ -116,7 +116,7 @@ smx_hundredths(float v)
  * for the whole tick, the tick's samples are dropped and counted.
  */
 void
-smx_history_append(const smx_state *state, const int32 *id_ref,
+smx_ring_append(const smx_state *state, const int32 *id_ref,
 				   const int64 *run_ids, int n, uint64 tick, double sim_epoch, uint64 *head, uint64 tail,
 				   int64 *dropped)
 {

@@ -57,7 +57,7 @@ extern int	smx_seed;
 extern char *smx_start_time;
 extern double smx_time_scale;
 extern int	smx_utc_offset_min;
-extern int	smx_history_buffer;
+extern int	smx_history_buffer;	/* sim_metrics.history_buffer: the ring's size in ticks */
 extern int	smx_flush_interval_ms;
 extern int	smx_history_retention_s;
 extern char *smx_redis_host;
@@ -420,7 +420,7 @@ extern void smx_scenario_log(void *arg);
 extern void smx_wait_scenario_log(int64 tick, int timeout_ms);
 
 /* ring.c */
-extern void smx_history_append(const smx_state *state, const int32 *id_ref,
+extern void smx_ring_append(const smx_state *state, const int32 *id_ref,
 							   const int64 *run_ids,
 							   int n, uint64 tick, double sim_epoch,
 							   uint64 *head, uint64 tail, int64 *dropped);
