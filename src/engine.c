@@ -148,8 +148,7 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 	int			n;
 
 	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	smx_shared->ring.head = ring_head;
-	smx_shared->ring.dropped += dropped;
+	smx_ring_publish_locked(ring_head, dropped);
 	if (fleet != NULL)
 	{
 		n = fleet->n;
@@ -182,34 +181,6 @@ smx_publish(const smx_config *cfg, uint64 tick, double tick_ms, bool ticked,
 	smx_shared->fleet.state_version++;
 	smx_priv_version = smx_shared->fleet.state_version;
 	LWLockRelease(smx_shared->publish_lock);
-}
-
-/*
- * Samples were dropped because the ring was full: say so at most once a
- * minute (they are all counted in sim_status().dropped_samples).
- */
-static void
-smx_report_dropped(int64 dropped, bool from_worker)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	bool		report = false;
-	int64		total;
-
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	if (now >= TimestampTzPlusMilliseconds(smx_shared->ring.last_drop_log_at, 60000))
-	{
-		smx_shared->ring.last_drop_log_at = now;
-		report = true;
-	}
-	total = smx_shared->ring.dropped;
-	LWLockRelease(smx_shared->publish_lock);
-	if (report)
-		ereport(from_worker ? LOG : WARNING,
-				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("sim_metrics: history ring full, dropped the newest %lld samples (%lld since start)",
-						(long long) dropped, (long long) total),
-				 errdetail("Samples waiting for a flush to server_metrics_history are kept; new ones are dropped until a flush makes room."),
-				 errhint("Check sim_status().last_error for why flushes fail, or raise sim_metrics.history_buffer.")));
 }
 
 /*
@@ -316,7 +287,7 @@ smx_engine_tick(int64 n, bool from_worker)
 		LWLockRelease(smx_shared->step_lock);
 
 		if (dropped > 0)
-			smx_report_dropped(dropped, from_worker);
+			smx_ring_report_dropped(dropped, from_worker);
 		/* three quarters full: the writer flushes early */
 		if ((head - tail) * 4 >= smx_shared->ring.capacity * 3)
 			smx_wake_writer();
@@ -772,14 +743,8 @@ smx_engine_clear(void)
 {
 	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
 	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	smx_shared->ring.tail = smx_shared->ring.head;
+	smx_ring_clear_locked();
 	smx_shared->fleet.history_restored = false;
-	/* the id pool is a seqlock for lock-free readers (ring.c) */
-	pg_atomic_fetch_add_u64(&smx_shared->ring.pool_changes, 1);
-	pg_write_barrier();
-	memset(smx_shared_id_pool(), 0, smx_shared->ring.id_pool_size * sizeof(SmxIdEntry));
-	pg_write_barrier();
-	pg_atomic_fetch_add_u64(&smx_shared->ring.pool_changes, 1);
 	smx_shared->fleet.nservers = 0;
 	smx_shared->fleet.skipped_servers = 0;
 	smx_shared->fleet.tick = 0;

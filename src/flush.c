@@ -604,7 +604,7 @@ smx_history_flush(bool final, int budget_ms)
 
 		smx_ring_bounds(&tail, &head);
 		if (head != tail)
-			pg_atomic_write_u32(&smx_shared->ring.flush_requested, 1);
+			smx_ring_request_flush();
 	}
 	return total;
 }

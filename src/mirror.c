@@ -815,10 +815,8 @@ smx_mirror_round(bool *more)
 		!smx_mirror_mark(reached == snap.ring_head ? last_tick : last_tick - 1,
 						 &snap, &rt))
 		return;
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	smx_shared->mirror.writes += writes;
-	smx_shared->mirror.skipped += skipped;
-	LWLockRelease(smx_shared->publish_lock);
+	pg_atomic_fetch_add_u64(&smx_shared->mirror.writes, (uint64) writes);
+	pg_atomic_fetch_add_u64(&smx_shared->mirror.skipped, (uint64) skipped);
 	smx_resync = false;
 	smx_failures = 0;
 	smx_retry_at = 0;

@@ -214,12 +214,7 @@ smx_realtime_result(ErrorData *edata)
 	char		msg[SMX_ERROR_LEN];
 	long		backoff_ms = 0;
 
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	if (edata == NULL)
-		smx_shared->writer.realtime_messages++;
-	else
-		smx_shared->writer.realtime_errors++;
-	LWLockRelease(smx_shared->publish_lock);
+	smx_writer_count_realtime(edata == NULL);
 	if (edata == NULL)
 	{
 		smx_realtime_slow = 0;
@@ -270,9 +265,7 @@ smx_realtime_send(Oid nsp, uint64 tick)
 	as_user = smx_realtime_role(owner);
 	if (!OidIsValid(as_user))
 	{
-		LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-		smx_shared->writer.realtime_errors++;
-		LWLockRelease(smx_shared->publish_lock);
+		smx_writer_count_realtime(false);
 		ereport(LOG,
 				(errmsg("sim_metrics: not calling realtime.send: its owner is a superuser and sim_metrics.admin_role names no plain role to run it as")));
 		return;
@@ -351,9 +344,5 @@ smx_notify_step(void *arg)
 	}
 	smx_worker_xact_end(smx_loop_cxt);
 	if (sent > 0)
-	{
-		LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-		smx_shared->writer.notifications += sent;
-		LWLockRelease(smx_shared->publish_lock);
-	}
+		smx_writer_count_notifications(sent);
 }

@@ -32,18 +32,29 @@ PG_FUNCTION_INFO_V1(sim_current_metrics);
  */
 typedef struct SmxStatusCopy
 {
+	/* copied under publish_lock shared */
 	SmxFleet	fleet;
-	SmxWriterStatus writer;
-	SmxMirrorStatus mirror;
 	SmxErrorStatus error;
-	int64		ticker_late_ticks;
 	double		ticker_lag_ms;
 	int			ticker_interval_ms;
+	char		writer_state[32];
+	TimestampTz writer_last_flush_at;
+	char		mirror_state[32];
+	char		mirror_last_error[SMX_ERROR_LEN];
+	int64		mirror_errors;
 	uint64		ring_capacity;
 	uint64		ring_pending;
 	int64		ring_flushed;
 	int64		ring_dropped;
 	int64		ring_rejected;
+	/* atomics, read without the lock */
+	int64		ticker_late_ticks;
+	int64		writer_flush_errors;
+	int64		writer_notifications;
+	int64		writer_realtime_messages;
+	int64		writer_realtime_errors;
+	int64		mirror_writes;
+	int64		mirror_skipped;
 } SmxStatusCopy;
 
 PG_FUNCTION_INFO_V1(sim_status);
@@ -318,11 +329,13 @@ sim_status(PG_FUNCTION_ARGS)
 
 	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
 	sp->fleet = smx_shared->fleet;
-	sp->ticker_late_ticks = smx_shared->ticker.late_ticks;
 	sp->ticker_lag_ms = smx_shared->ticker.lag_ms;
 	sp->ticker_interval_ms = smx_shared->ticker.interval_ms;
-	memcpy(&sp->writer, &smx_shared->writer, sizeof(SmxWriterStatus));
-	memcpy(&sp->mirror, &smx_shared->mirror, sizeof(SmxMirrorStatus));
+	memcpy(sp->writer_state, smx_shared->writer.state, sizeof(sp->writer_state));
+	sp->writer_last_flush_at = smx_shared->writer.last_flush_at;
+	memcpy(sp->mirror_state, smx_shared->mirror.state, sizeof(sp->mirror_state));
+	memcpy(sp->mirror_last_error, smx_shared->mirror.last_error, sizeof(sp->mirror_last_error));
+	sp->mirror_errors = smx_shared->mirror.errors;
 	sp->error = smx_shared->error;
 	sp->ring_capacity = smx_shared->ring.capacity;
 	sp->ring_pending = smx_shared->ring.head - smx_shared->ring.tail;
@@ -334,6 +347,13 @@ sim_status(PG_FUNCTION_ARGS)
 			smx_shared->scen.runs[r].state == SMX_RUN_ACTIVE)
 			active++;
 	LWLockRelease(smx_shared->publish_lock);
+	sp->ticker_late_ticks = (int64) pg_atomic_read_u64(&smx_shared->ticker.late_ticks);
+	sp->writer_flush_errors = (int64) pg_atomic_read_u64(&smx_shared->writer.flush_errors);
+	sp->writer_notifications = (int64) pg_atomic_read_u64(&smx_shared->writer.notifications);
+	sp->writer_realtime_messages = (int64) pg_atomic_read_u64(&smx_shared->writer.realtime_messages);
+	sp->writer_realtime_errors = (int64) pg_atomic_read_u64(&smx_shared->writer.realtime_errors);
+	sp->mirror_writes = (int64) pg_atomic_read_u64(&smx_shared->mirror.writes);
+	sp->mirror_skipped = (int64) pg_atomic_read_u64(&smx_shared->mirror.skipped);
 	pid = (int) pg_atomic_read_u32(&smx_shared->ticker.pid);
 
 	memset(nulls, 0, sizeof(nulls));
@@ -368,11 +388,11 @@ sim_status(PG_FUNCTION_ARGS)
 	values[14] = Int32GetDatum(sp->fleet.skipped_servers);
 	values[15] = Int64GetDatum(sp->error.count);
 	values[16] = Int64GetDatum((int64) sp->ring_pending);
-	values[17] = TimestampTzGetDatum(sp->writer.last_flush_at);
-	nulls[17] = sp->writer.last_flush_at == 0;
+	values[17] = TimestampTzGetDatum(sp->writer_last_flush_at);
+	nulls[17] = sp->writer_last_flush_at == 0;
 	values[18] = Int64GetDatum(sp->ring_flushed);
 	values[19] = Int64GetDatum(sp->ring_dropped);
-	values[20] = Int64GetDatum(sp->writer.flush_errors);
+	values[20] = Int64GetDatum(sp->writer_flush_errors);
 	values[21] = Int64GetDatum((int64) sp->ring_capacity);
 	/* 1.1: the ticker's schedule, dead letters, the writer */
 	values[22] = Int64GetDatum(sp->ticker_late_ticks);
@@ -382,20 +402,20 @@ sim_status(PG_FUNCTION_ARGS)
 	writer_pid = (int) pg_atomic_read_u32(&smx_shared->writer.pid);
 	values[25] = Int32GetDatum(writer_pid);
 	nulls[25] = writer_pid == 0;
-	values[26] = CStringGetTextDatum(writer_pid != 0 ? sp->writer.state : "not running");
+	values[26] = CStringGetTextDatum(writer_pid != 0 ? sp->writer_state : "not running");
 	/* 1.2: the Redis mirror */
-	values[27] = CStringGetTextDatum(sp->mirror.state);
-	values[28] = CStringGetTextDatum(sp->mirror.last_error);
-	nulls[28] = sp->mirror.last_error[0] == '\0';
-	values[29] = Int64GetDatum(sp->mirror.errors);
-	values[30] = Int64GetDatum(sp->mirror.writes);
-	values[31] = Int64GetDatum(sp->mirror.skipped);
+	values[27] = CStringGetTextDatum(sp->mirror_state);
+	values[28] = CStringGetTextDatum(sp->mirror_last_error);
+	nulls[28] = sp->mirror_last_error[0] == '\0';
+	values[29] = Int64GetDatum(sp->mirror_errors);
+	values[30] = Int64GetDatum(sp->mirror_writes);
+	values[31] = Int64GetDatum(sp->mirror_skipped);
 	/* 1.4: scenario runs pending or acting */
 	values[32] = Int32GetDatum(active);
 	/* 1.5: live push */
-	values[33] = Int64GetDatum(sp->writer.notifications);
-	values[34] = Int64GetDatum(sp->writer.realtime_messages);
-	values[35] = Int64GetDatum(sp->writer.realtime_errors);
+	values[33] = Int64GetDatum(sp->writer_notifications);
+	values[34] = Int64GetDatum(sp->writer_realtime_messages);
+	values[35] = Int64GetDatum(sp->writer_realtime_errors);
 
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -153,6 +153,70 @@ smx_ring_append(const smx_state *state, const int32 *id_ref,
 }
 
 /*
+ * Publish the new head and count the samples of this step that found no
+ * room. Caller holds publish_lock exclusive (smx_publish: the head goes out
+ * with the tick whose samples it covers, the drops with it).
+ */
+void
+smx_ring_publish_locked(uint64 head, int64 dropped)
+{
+	smx_shared->ring.head = head;
+	smx_shared->ring.dropped += dropped;
+}
+
+/*
+ * Forget the pending samples and the id pool (the extension was dropped).
+ * Caller holds step_lock (the id pool's only writer) and publish_lock
+ * exclusive.
+ */
+void
+smx_ring_clear_locked(void)
+{
+	smx_shared->ring.tail = smx_shared->ring.head;
+	/* the id pool is a seqlock for lock-free readers */
+	pg_atomic_fetch_add_u64(&smx_shared->ring.pool_changes, 1);
+	pg_write_barrier();
+	memset(smx_shared_id_pool(), 0, smx_shared->ring.id_pool_size * sizeof(SmxIdEntry));
+	pg_write_barrier();
+	pg_atomic_fetch_add_u64(&smx_shared->ring.pool_changes, 1);
+}
+
+/* Ask the flusher to flush again at once (a backend waits, a flush stopped short). */
+void
+smx_ring_request_flush(void)
+{
+	pg_atomic_write_u32(&smx_shared->ring.flush_requested, 1);
+}
+
+/*
+ * Samples were dropped because the ring was full: say so at most once a
+ * minute (they are all counted in sim_status().dropped_samples).
+ */
+void
+smx_ring_report_dropped(int64 dropped, bool from_worker)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		report = false;
+	int64		total;
+
+	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	if (now >= TimestampTzPlusMilliseconds(smx_shared->ring.last_drop_log_at, 60000))
+	{
+		smx_shared->ring.last_drop_log_at = now;
+		report = true;
+	}
+	total = smx_shared->ring.dropped;
+	LWLockRelease(smx_shared->publish_lock);
+	if (report)
+		ereport(from_worker ? LOG : WARNING,
+				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
+				 errmsg("sim_metrics: history ring full, dropped the newest %lld samples (%lld since start)",
+						(long long) dropped, (long long) total),
+				 errdetail("Samples waiting for a flush to server_metrics_history are kept; new ones are dropped until a flush makes room."),
+				 errhint("Check sim_status().last_error for why flushes fail, or raise sim_metrics.history_buffer.")));
+}
+
+/*
  * Wait until the ring has room for `need` samples or the deadline passes,
  * asking the worker to flush. Used by backends stepping many ticks; the
  * caller must not hold step_lock. Without room by the deadline the samples
@@ -166,7 +230,7 @@ smx_wait_ring_room(uint64 need, TimestampTz deadline)
 	while (smx_ring_free() < need && GetCurrentTimestamp() < deadline &&
 		   pg_atomic_read_u32(&smx_shared->writer.pid) != 0)
 	{
-		pg_atomic_write_u32(&smx_shared->ring.flush_requested, 1);
+		smx_ring_request_flush();
 		smx_wake_writer();
 		(void) ConditionVariableTimedSleep(&smx_shared->ring.cv, 1000,
 										   SMX_WAIT_EVENT_MAIN);
@@ -186,9 +250,8 @@ smx_ring_advance(uint64 upto, int64 rows, int64 rejected)
 		smx_shared->ring.tail = upto;
 	smx_shared->ring.flushed += rows;
 	smx_shared->ring.rejected += rejected;
-	smx_shared->writer.last_flush_rows = rows;
-	smx_shared->writer.last_flush_at = GetCurrentTimestamp();
-	smx_shared->writer.flush_clock = smx_shared->writer.last_flush_at;
+	/* the flush interval counts from the tail's move: same critical section */
+	smx_writer_flushed_locked(rows);
 	LWLockRelease(smx_shared->publish_lock);
 	pg_atomic_write_u32(&smx_shared->ring.flush_requested, 0);
 	ConditionVariableBroadcast(&smx_shared->ring.cv);

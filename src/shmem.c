@@ -40,7 +40,25 @@
  *    publish. Order: step_lock, then lock; never the reverse. Only
  *    privileged code paths take it: no reader does.
  *  - paused, templates_version, the workers' pids, flush_requested and
- *    pool_changes are atomics, read and written without any lock.
+ *    pool_changes are atomics, read and written without any lock. So are
+ *    the counters that only their owner bumps and only sim_status() shows,
+ *    with nothing they must agree with: ticker.late_ticks,
+ *    writer.flush_errors / notifications / realtime_messages /
+ *    realtime_errors, mirror.writes / skipped (pg_atomic_uint64). Counters
+ *    that must agree with other fields stay under publish_lock, bumped in
+ *    the critical section that writes those: ring.flushed and
+ *    ring.rejected with ring_tail, ring.dropped with ring_head (so pending,
+ *    flushed, rejected and dropped in one copy add up), mirror.errors with
+ *    mirror.last_error, error.count with error.message.
+ *  - Each block is written only through the file that owns it: ring.c the
+ *    ring (engine.c publishes the head and clears it through
+ *    smx_ring_publish_locked / smx_ring_clear_locked, inside its own
+ *    critical section), writer.c the writer block (ring.c records a flush
+ *    through smx_writer_flushed_locked, notify.c counts through
+ *    smx_writer_count_*), mirror.c and ticker.c their own, common.c the
+ *    error block (smx_record_error). The fleet block is the step_lock
+ *    holder's (engine.c), except its session fields (the ticker, when it
+ *    starts) and its state word (the writer). Readers copy what they need.
  *  - The history ring: the step_lock holder writes samples past ring_head
  *    (no lock: nobody reads there) and publishes the new head under publish_lock.
  *    A flusher (one at a time: a transaction lock whose tag SQL cannot
@@ -199,6 +217,14 @@ smx_shmem_startup(void)
 		pg_atomic_init_u32(&smx_shared->writer.pid, 0);
 		pg_atomic_init_u32(&smx_shared->mirror.pid, 0);
 		pg_atomic_init_u64(&smx_shared->ring.pool_changes, 0);
+		/* the counters read without a lock (see their blocks) */
+		pg_atomic_init_u64(&smx_shared->ticker.late_ticks, 0);
+		pg_atomic_init_u64(&smx_shared->writer.flush_errors, 0);
+		pg_atomic_init_u64(&smx_shared->writer.notifications, 0);
+		pg_atomic_init_u64(&smx_shared->writer.realtime_messages, 0);
+		pg_atomic_init_u64(&smx_shared->writer.realtime_errors, 0);
+		pg_atomic_init_u64(&smx_shared->mirror.writes, 0);
+		pg_atomic_init_u64(&smx_shared->mirror.skipped, 0);
 		smx_shared->fleet.capacity = smx_max_servers;
 		smx_shared->scen.next_run_id = 1;
 		smx_shared->ring.id_pool_size = smx_max_servers * 2;

@@ -180,17 +180,23 @@ typedef struct SmxRun
 	bool		log_closed;		/* nothing left to write: the slot may go */
 } SmxRun;
 
-/* The one shared-memory struct; see shmem.c for the locking rules. */
 /*
  * The shared state, split by owner. Each block says who writes it and
  * under which lock; shmem.c has the whole picture. publish_lock guards
  * what readers copy (the fleet, the arrays after this struct, the ring
  * bounds, the runs); step_lock serialises whoever computes the next state.
+ * A block is written only through the file that owns it (directly there,
+ * through its functions elsewhere). Counters that only their owner bumps
+ * and that no reader needs consistent with anything else are atomics
+ * (pg_atomic_uint64), bumped and read without a lock.
  */
 
-/* The published fleet: written by the step_lock holder (ticker, sim_tick(),
- * a reload) under publish_lock exclusive; read under publish_lock shared.
- * state is the fleet's condition as the writer last saw it. */
+/* The published fleet (engine.c): written by the step_lock holder (ticker,
+ * sim_tick(), a reload) under publish_lock exclusive; read under
+ * publish_lock shared. Two exceptions, under publish_lock exclusive too:
+ * session_id, sessions and session_slot are set by the ticker when it
+ * starts (ticker.c), and state is the fleet's condition as the writer last
+ * saw it (writer.c). */
 typedef struct SmxFleet
 {
 	bool		clock_set;		/* start_epoch fixed */
@@ -223,9 +229,15 @@ typedef struct SmxFleet
  * count up forever, index = position % capacity. The step_lock holder
  * writes past head and publishes the new head under publish_lock; the one
  * flusher reads [tail, head) without a lock and moves tail under
- * publish_lock once its insert committed. The counters change under
- * publish_lock; pool_changes (a seqlock on the id pool) and flush_requested
- * are atomics.
+ * publish_lock once its insert committed (smx_ring_advance). Other files
+ * change the block only through ring.c (smx_ring_publish_locked,
+ * smx_ring_clear_locked, smx_ring_request_flush, smx_ring_report_dropped).
+ * The counters stay under publish_lock, not atomics: every sample made is
+ * pending (head - tail), flushed, rejected or dropped, and flushed and
+ * rejected move in the critical section that moves tail, dropped in the one
+ * that publishes head with the tick, so one copy of them always adds up (no
+ * sample counted twice or not at all). pool_changes (a seqlock on the id
+ * pool) and flush_requested are atomics.
  */
 typedef struct SmxRingCtl
 {
@@ -237,22 +249,29 @@ typedef struct SmxRingCtl
 	int64		flushed;		/* samples written to the table */
 	int64		dropped;		/* samples dropped: ring full */
 	int64		rejected;		/* samples the table refused (dead letters) */
-	TimestampTz last_drop_log_at;
+	TimestampTz last_drop_log_at;	/* the "ring full" log line's rate limit */
 	pg_atomic_uint32 flush_requested;	/* a backend waits for ring room */
 	ConditionVariable cv;		/* broadcast when tail advances */
 } SmxRingCtl;
 
-/* The ticker's own (ticker.c), under publish_lock; pid is an atomic. */
+/* The ticker's own (ticker.c), under publish_lock; pid and late_ticks are
+ * atomics. */
 typedef struct SmxTickerStatus
 {
 	pg_atomic_uint32 pid;		/* 0 when no ticker runs */
-	int64		late_ticks;		/* ticks run > interval/2 after due */
+	pg_atomic_uint64 late_ticks;	/* ticks run > interval/2 after due */
 	double		lag_ms;			/* how late the last tick ran */
 	TimestampTz started_at;
 	int			interval_ms;	/* tick_interval as the ticker last read it */
 } SmxTickerStatus;
 
-/* The writer's own (writer.c, flush.c, notify.c), under publish_lock. */
+/*
+ * The writer's own (writer.c), set elsewhere only through writer.c's
+ * functions: the flush fields by whoever flushed (smx_writer_flushed_locked,
+ * inside smx_ring_advance's critical section, so flush_clock moves with the
+ * ring's tail), the counters by notify.c. state and the flush fields are
+ * under publish_lock; pid and the counters are atomics.
+ */
 typedef struct SmxWriterStatus
 {
 	pg_atomic_uint32 pid;		/* 0 when no writer runs */
@@ -260,24 +279,34 @@ typedef struct SmxWriterStatus
 	TimestampTz last_flush_at;	/* 0 until the first flush */
 	TimestampTz flush_clock;	/* the flush interval counts from here */
 	int64		last_flush_rows;
-	int64		flush_errors;
-	int64		notifications;	/* NOTIFY sim_metrics_status sent */
-	int64		realtime_messages;	/* realtime.send() calls that worked */
-	int64		realtime_errors;	/* and that failed */
+	pg_atomic_uint64 flush_errors;
+	pg_atomic_uint64 notifications; /* NOTIFY sim_metrics_status sent */
+	pg_atomic_uint64 realtime_messages; /* realtime.send() calls that worked */
+	pg_atomic_uint64 realtime_errors;	/* and that failed */
 } SmxWriterStatus;
 
-/* The mirror's own (mirror.c), under publish_lock. */
+/*
+ * The mirror's own (mirror.c), under publish_lock; pid, writes and skipped
+ * are atomics. errors stays under the lock: it is bumped in the critical
+ * section that writes last_error, so a copy never shows one without the
+ * other.
+ */
 typedef struct SmxMirrorStatus
 {
 	pg_atomic_uint32 pid;		/* 0 when no mirror runs */
 	char		state[32];		/* "off", "connected", ... */
 	char		last_error[SMX_ERROR_LEN];
 	int64		errors;
-	int64		writes;			/* servers written */
-	int64		skipped;		/* servers not due in a round */
+	pg_atomic_uint64 writes;	/* servers written */
+	pg_atomic_uint64 skipped;	/* servers not due in a round */
 } SmxMirrorStatus;
 
-/* The last error of any process (smx_record_error), under publish_lock. */
+/*
+ * The last error of any process, written only by common.c's
+ * smx_record_error, under publish_lock. count stays under the lock with
+ * message and at (one critical section, a copy shows the count and the
+ * last message together).
+ */
 typedef struct SmxErrorStatus
 {
 	char		message[SMX_ERROR_LEN];
@@ -430,6 +459,10 @@ extern int	smx_id_pool_find(const char *server_id, int32 *refs, int max_refs);
 extern void smx_wait_ring_room(uint64 need, TimestampTz deadline);
 extern uint64 smx_ring_free(void);
 extern void smx_ring_bounds(uint64 *tail, uint64 *head);
+extern void smx_ring_publish_locked(uint64 head, int64 dropped);	/* caller holds publish_lock */
+extern void smx_ring_clear_locked(void);	/* caller holds step_lock, publish_lock */
+extern void smx_ring_request_flush(void);
+extern void smx_ring_report_dropped(int64 dropped, bool from_worker);
 
 /* A lock-free scan of the ring, a chunk at a time (ring.c). */
 #define SMX_RING_CHUNK	16384	/* samples copied a step */
@@ -645,6 +678,11 @@ extern void smx_worker_wait(long timeout_ms);
 extern void smx_worker_xact_begin(const char *activity, const char *lock_timeout);
 extern void smx_worker_xact_end(MemoryContext cxt);
 extern MemoryContext smx_loop_cxt;
+
+/* writer.c: the writer block as other files set it */
+extern void smx_writer_flushed_locked(int64 rows);	/* caller holds publish_lock */
+extern void smx_writer_count_notifications(int64 n);
+extern void smx_writer_count_realtime(bool ok);
 
 /* ticker.c, writer.c, mirror.c */
 PGDLLEXPORT void sim_metrics_ticker_main(Datum main_arg);

@@ -87,8 +87,9 @@ smx_ticker_catch_up(TimestampTz *next_tick, TimestampTz now, TimestampTz not_lat
 			late++;
 	}
 
+	if (late > 0)
+		pg_atomic_fetch_add_u64(&smx_shared->ticker.late_ticks, (uint64) late);
 	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	smx_shared->ticker.late_ticks += late;
 	smx_shared->ticker.lag_ms = (double) (now - *next_tick) / 1000.0;
 	LWLockRelease(smx_shared->publish_lock);
 

@@ -84,6 +84,53 @@ smx_writer_exit(int code, Datum arg)
 }
 
 /*
+ * The writer block (SmxWriterStatus) is this file's: other files set it
+ * only through the functions below.
+ */
+
+/* The writer's state word, as sim_status() shows it. */
+static void
+smx_writer_set_state(const char *state)
+{
+	smx_set_state(smx_shared->writer.state, state);
+}
+
+/*
+ * A flush of rows samples committed (the writer's or a sim_flush()'s): the
+ * flush interval counts from now. Caller holds publish_lock exclusive
+ * (smx_ring_advance, which moves the ring's tail in the same section).
+ */
+void
+smx_writer_flushed_locked(int64 rows)
+{
+	smx_shared->writer.last_flush_rows = rows;
+	smx_shared->writer.last_flush_at = GetCurrentTimestamp();
+	smx_shared->writer.flush_clock = smx_shared->writer.last_flush_at;
+}
+
+/* A flush failed (its samples stay buffered). */
+static void
+smx_writer_count_flush_error(void)
+{
+	pg_atomic_fetch_add_u64(&smx_shared->writer.flush_errors, 1);
+}
+
+/* n NOTIFY sim_metrics_status were sent (notify.c). */
+void
+smx_writer_count_notifications(int64 n)
+{
+	pg_atomic_fetch_add_u64(&smx_shared->writer.notifications, n);
+}
+
+/* A Realtime message was sent (ok) or failed (notify.c). */
+void
+smx_writer_count_realtime(bool ok)
+{
+	pg_atomic_fetch_add_u64(ok ? &smx_shared->writer.realtime_messages :
+							&smx_shared->writer.realtime_errors, 1);
+}
+
+/*
  * The transactional half of an iteration: check the extension, reload the
  * templates when they changed. Sets w->ready when a fleet from the current
  * extension is loaded. arg is the SmxWriterLoop.
@@ -144,9 +191,9 @@ smx_writer_flush(void *arg)
 {
 	SmxWriterLoop *w = arg;
 
-	smx_set_state(smx_shared->writer.state, "flushing");
+	smx_writer_set_state("flushing");
 	(void) smx_history_flush(w->final, w->final ? SMX_EXIT_FLUSH_MS : SMX_FLUSH_BUDGET_MS);
-	smx_set_state(smx_shared->writer.state, "idle");
+	smx_writer_set_state("idle");
 }
 
 /* Delete expired history rows: one transaction a batch, ~2 s at most. */
@@ -157,14 +204,14 @@ smx_writer_retention(void *arg)
 												   SMX_RETENTION_BUDGET_MS);
 	int64		deleted;
 
-	smx_set_state(smx_shared->writer.state, "retention");
+	smx_writer_set_state("retention");
 	do
 	{
 		smx_worker_xact_begin("sim_metrics: history retention", NULL);
 		deleted = smx_history_retention();
 		smx_worker_xact_end(smx_loop_cxt);
 	} while (deleted > 0 && GetCurrentTimestamp() < stop && !ShutdownRequestPending);
-	smx_set_state(smx_shared->writer.state, "idle");
+	smx_writer_set_state("idle");
 }
 
 /*
@@ -283,10 +330,8 @@ smx_prepare_failed(SmxWriterLoop *w)
 static void
 smx_flush_failed(SmxWriterLoop *w)
 {
-	smx_set_state(smx_shared->writer.state, "flush failed, retrying");
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	smx_shared->writer.flush_errors++;
-	LWLockRelease(smx_shared->publish_lock);
+	smx_writer_set_state("flush failed, retrying");
+	smx_writer_count_flush_error();
 }
 
 /*
@@ -405,7 +450,7 @@ sim_metrics_writer_main(Datum main_arg)
 
 	pg_atomic_write_u32(&smx_shared->writer.pid, (uint32) MyProcPid);
 	on_shmem_exit(smx_writer_exit, (Datum) 0);
-	smx_set_state(smx_shared->writer.state, "idle");
+	smx_writer_set_state("idle");
 	ereport(LOG,
 			(errmsg("sim_metrics writer started in database \"%s\"", smx_database_name)));
 
