@@ -14,6 +14,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -22,11 +23,13 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/catcache.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "sim_metrics.h"
@@ -296,14 +299,19 @@ smx_spi_step(void *arg)
 	Oid			save_user;
 	int			save_sec;
 
+	int			guc_nest;
+
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	if (OidIsValid(st->as_user))
 		SetUserIdAndSecContext(st->as_user, save_sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
+	/* settings the step's code makes do not outlive it */
+	guc_nest = NewGUCNestLevel();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	st->step(st->arg);
 	SPI_finish();
+	AtEOXact_GUC(false, guc_nest);
 	SetUserIdAndSecContext(save_user, save_sec);
 }
 
@@ -318,6 +326,27 @@ smx_try_in_subxact(SmxStep step, void *arg, Oid as_user)
 	SmxSpiStep	st = {step, arg, as_user};
 
 	return smx_subxact(smx_spi_step, &st);
+}
+
+/* Whether a role has no attribute and is a member of no role. */
+static bool
+smx_role_is_bare(Oid role)
+{
+	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
+	Form_pg_authid a;
+	bool		bare;
+	CatCList   *memberships;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	a = (Form_pg_authid) GETSTRUCT(tup);
+	bare = !a->rolcreaterole && !a->rolcreatedb && !a->rolcanlogin &&
+		!a->rolreplication && !a->rolbypassrls;
+	ReleaseSysCache(tup);
+	memberships = SearchSysCacheList1(AUTHMEMMEMROLE, ObjectIdGetDatum(role));
+	bare = bare && memberships->n_members == 0;
+	ReleaseSysCacheList(memberships);
+	return bare;
 }
 
 /*
@@ -353,6 +382,13 @@ smx_writer_role(void)
 						SMX_WRITER_ROLE),
 				 errdetail("Code others attached to the tables (triggers, constraints) would run with its rights."),
 				 errhint("ALTER ROLE %s NOSUPERUSER.", SMX_WRITER_ROLE)));
+	if (!smx_role_is_bare(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" holds more than writing history needs", SMX_WRITER_ROLE),
+				 errdetail("Code others attached to the tables would run with its rights: it must have no attribute and be a member of no role."),
+				 errhint("ALTER ROLE %s NOLOGIN NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS, and REVOKE its memberships.",
+						 SMX_WRITER_ROLE)));
 	return role;
 }
 
@@ -384,11 +420,14 @@ smx_become_writer(SmxSavedUser *saved)
 	GetUserIdAndSecContext(&saved->user, &saved->sec);
 	SetUserIdAndSecContext(role, saved->sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	/* what code attached to the tables sets (set_config) ends with the switch */
+	saved->guc_nest = NewGUCNestLevel();
 }
 
 void
 smx_restore_user(const SmxSavedUser *saved)
 {
+	AtEOXact_GUC(false, saved->guc_nest);
 	SetUserIdAndSecContext(saved->user, saved->sec);
 }
 

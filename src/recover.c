@@ -48,6 +48,8 @@
 #include "sim_metrics.h"
 
 #define SMX_RECOVER_BATCH		1024	/* journal ticks asked for a round trip */
+/* beyond any tick a simulation reaches (2^62: 10 ms ticks for a billion years) */
+#define SMX_RECOVER_TICK_MAX	(INT64CONST(1) << 62)
 #define SMX_RECOVER_MARK_FIELDS 16	/* fields of the mark read, at most */
 
 /* What recovery learns per server. */
@@ -382,16 +384,25 @@ smx_recover_fetch(SmxRecoverCtx *ctx, Oid nsp, char *err, size_t errlen)
 			strlcpy(err, p.err, errlen);
 		if (ok && ctx->mark_ok)
 		{
+			for (int i = 0; i < ctx->n; i++)
+				ctx->newest = Max(ctx->newest, ctx->srv[i].stored);
+			/* a tick no simulation reaches: nothing to trust, no sum to overflow */
+			if (ctx->newest > SMX_RECOVER_TICK_MAX)
+			{
+				smx_recover_warn(psprintf("the newest stored tick (" INT64_FORMAT ") is beyond what a simulation reaches; nothing is recovered",
+										  ctx->newest), NULL);
+				ctx->mark_ok = false;
+			}
+		}
+		if (ok && ctx->mark_ok)
+		{
 			int64		oldest = ctx->mark;
 			int64		ring_ticks = (int64) (smx_shared->ring.capacity / Max(ctx->n, 1)) + 1;
 			int64		from;
 			char	   *key = palloc(strlen(smx_redis_key_prefix) + 32);
 
 			for (int i = 0; i < ctx->n; i++)
-			{
 				oldest = Min(oldest, ctx->srv[i].stored);
-				ctx->newest = Max(ctx->newest, ctx->srv[i].stored);
-			}
 			ctx->read_to = smx_recover_read_to(ctx, nsp, ring_ticks);
 			from = Max(oldest, ctx->read_to - ring_ticks) + 1;
 			ctx->range_from = from;

@@ -409,6 +409,7 @@ typedef struct SmxSavedUser
 {
 	Oid			user;
 	int			sec;
+	int			guc_nest;		/* settings made as the writer role go with it */
 } SmxSavedUser;
 extern Oid	smx_writer_role(void);
 extern void smx_writer_may(Oid relid, AclMode mode, const char *grant);

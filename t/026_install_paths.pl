@@ -122,5 +122,23 @@ like(try('SELECT sim_flush()'), qr/role "sim_metrics_writer" is a superuser: sim
 q1('ALTER ROLE sim_metrics_writer NOSUPERUSER');
 is(q1('SELECT sim_flush()'), '15', 'NOSUPERUSER: the sample is written');
 
+# a membership granted to the role after the install: refused at use too
+q1('SELECT sim_tick(1)');
+q1('GRANT pg_read_server_files TO sim_metrics_writer');
+like(try('SELECT sim_flush()'), qr/role "sim_metrics_writer" holds more than writing history needs.*HINT:.*REVOKE its memberships/s,
+	'a membership granted later: sim_flush() refuses, with a hint');
+q1('REVOKE pg_read_server_files FROM sim_metrics_writer');
+is(q1('SELECT sim_flush()'), '15', 'revoked: the sample is written');
+
+# a setting that code on the table makes does not outlive the writer role's
+# statement: not in the session that called sim_flush()
+q1(q{CREATE FUNCTION public.set_work_mem() RETURNS trigger LANGUAGE plpgsql AS $f$
+	BEGIN PERFORM set_config('work_mem', '77kB', false); RETURN NULL; END $f$;
+	CREATE TRIGGER set_work_mem AFTER INSERT ON server_metrics_history
+	  FOR EACH STATEMENT EXECUTE FUNCTION public.set_work_mem()});
+like(q1(q{SELECT sim_tick(1); SELECT sim_flush(); SHOW work_mem}), qr/^\d+\n15\n4MB$/,
+	'the trigger ran (15 rows) and its set_config did not reach the caller\'s session');
+q1('DROP TRIGGER set_work_mem ON server_metrics_history; DROP FUNCTION public.set_work_mem()');
+
 $node->stop;
 done_testing();
