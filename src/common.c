@@ -296,23 +296,14 @@ static void
 smx_spi_step(void *arg)
 {
 	SmxSpiStep *st = arg;
-	Oid			save_user;
-	int			save_sec;
+	SmxSavedUser saved;
 
-	int			guc_nest;
-
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	if (OidIsValid(st->as_user))
-		SetUserIdAndSecContext(st->as_user, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-	/* settings the step's code makes do not outlive it */
-	guc_nest = NewGUCNestLevel();
+	smx_become_role(st->as_user, &saved);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	st->step(st->arg);
 	SPI_finish();
-	AtEOXact_GUC(false, guc_nest);
-	SetUserIdAndSecContext(save_user, save_sec);
+	smx_restore_user(&saved);
 }
 
 /*
@@ -360,8 +351,8 @@ smx_role_is_bare(Oid role)
  * whatever someone else attached to those tables (a trigger, a CHECK, a
  * default or an index expression on a partition they own, an operator a
  * CHECK bound to) runs with nothing worth taking, whatever was granted on
- * the tables later. Refuses to go on when the role is missing or has been
- * made a superuser.
+ * the tables later. Refuses to go on when the role is missing, has been
+ * made a superuser, or has been given an attribute or a membership.
  */
 Oid
 smx_writer_role(void)
@@ -411,17 +402,26 @@ smx_writer_may(Oid relid, AclMode mode, const char *grant)
 						 SMX_WRITER_ROLE)));
 }
 
+/*
+ * Switch to role (InvalidOid: stay who we are) in a security-restricted
+ * operation, at a GUC nest level of its own: what the code run meanwhile
+ * sets (set_config) ends with the switch. Undo with smx_restore_user.
+ */
+void
+smx_become_role(Oid role, SmxSavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->user, &saved->sec);
+	if (OidIsValid(role))
+		SetUserIdAndSecContext(role, saved->sec | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	saved->guc_nest = NewGUCNestLevel();
+}
+
 /* Switch to the writer role (see smx_writer_role); undo with smx_restore_user. */
 void
 smx_become_writer(SmxSavedUser *saved)
 {
-	Oid			role = smx_writer_role();
-
-	GetUserIdAndSecContext(&saved->user, &saved->sec);
-	SetUserIdAndSecContext(role, saved->sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	/* what code attached to the tables sets (set_config) ends with the switch */
-	saved->guc_nest = NewGUCNestLevel();
+	smx_become_role(smx_writer_role(), saved);
 }
 
 void

@@ -273,7 +273,7 @@ smx_realtime_send(Oid nsp, uint64 tick)
 	rs.fn = name;
 	rs.nsp = nsp;
 	rs.tick = tick;
-	/* whatever the callee sets goes with it */
+	/* the time limits set here end with the call */
 	nest = NewGUCNestLevel();
 	(void) set_config_option("statement_timeout", CppAsString2(SMX_REALTIME_TIMEOUT_MS) "ms",
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);

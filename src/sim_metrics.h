@@ -413,6 +413,7 @@ typedef struct SmxSavedUser
 } SmxSavedUser;
 extern Oid	smx_writer_role(void);
 extern void smx_writer_may(Oid relid, AclMode mode, const char *grant);
+extern void smx_become_role(Oid role, SmxSavedUser *saved);
 extern void smx_become_writer(SmxSavedUser *saved);
 extern void smx_restore_user(const SmxSavedUser *saved);
 extern void smx_desc_match(const SmxServerDesc *old_desc, int old_n,
