@@ -255,6 +255,14 @@ smx_engine_tick(int64 n, bool from_worker)
 							   wait_deadline);
 
 		LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
+		if (smx_backfill_holds_fleet())
+		{
+			/* the ticker waits (sim_status says so); a backend is told */
+			LWLockRelease(smx_shared->step_lock);
+			if (!from_worker)
+				smx_backfill_refuse("sim_tick()");
+			return smx_shared->fleet.tick;
+		}
 		smx_priv_sync();
 		nservers = smx_shared->fleet.nservers;
 		smx_ring_bounds(&tail, &head);	/* head: only we write it */
@@ -273,7 +281,7 @@ smx_engine_tick(int64 n, bool from_worker)
 		{
 			tick++;
 			smx_prepare_tick(&ctx, &cfg, tick);
-			ctx.overlay = smx_runs_tick(&ctx, smx_priv_state, smx_priv_params,
+			ctx.overlay = smx_runs_tick(smx_runs_shared(), &ctx, smx_priv_state, smx_priv_params,
 										nservers, run_ids);
 			smx_step(&ctx, smx_priv_params, smx_priv_state, nservers);
 			smx_ring_append(smx_priv_state, id_ref, run_ids, nservers, tick,
@@ -682,6 +690,13 @@ smx_engine_reload(bool from_worker)
 	int			n;
 
 	smx_require_loaded();
+	if (smx_backfill_holds_fleet())
+	{
+		/* the writer tries again once the backfill ended */
+		if (!from_worker)
+			smx_backfill_refuse("sim_reload()");
+		return smx_shared->fleet.nservers;
+	}
 	smx_priv_alloc();
 	nspname = smx_extension_schema_name();
 	nsp = smx_extension_schema(&ext);
@@ -723,6 +738,39 @@ smx_engine_reload(bool from_worker)
 				(errmsg("sim_metrics: continued %d of %d servers from server_metrics_history at tick " UINT64_FORMAT,
 						rs.nfound, n, rs.max_tick)));
 	return n;
+}
+
+/*
+ * Make a backfill's end the fleet's state (backfill.c, once its
+ * transaction committed): the clock re-based on the backfill's origin, the
+ * tick its last, the servers' state and the runs as it left them, so the
+ * next tick continues from it. False (nothing changed) when the server
+ * list is no longer the one the backfill stepped.
+ */
+bool
+smx_engine_adopt(const SmxAdopt *a)
+{
+	bool		same;
+
+	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
+	same = smx_shared->fleet.version == a->fleet_version &&
+		smx_shared->fleet.extension == a->extension &&
+		smx_shared->fleet.nservers == a->n;
+	if (same)
+	{
+		LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+		memcpy(smx_shared_state(), a->state, a->n * sizeof(smx_state));
+		smx_shared->fleet.tick = a->tick;
+		smx_shared->fleet.start_epoch = a->clock.start_epoch;
+		smx_shared->fleet.step_seconds = a->clock.step_seconds;
+		smx_shared->fleet.clock_set = true;
+		smx_shared->fleet.state_version++;
+		smx_runs_adopt_locked(a->runs, a->next_run_id, (int64) a->tick);
+		LWLockRelease(smx_shared->publish_lock);
+		smx_priv_valid = false;
+	}
+	LWLockRelease(smx_shared->step_lock);
+	return same;
 }
 
 /* True when server_templates changed (or the extension was re-created). */

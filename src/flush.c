@@ -169,13 +169,16 @@ typedef struct SmxFlushCtx
 	int			ndead;
 	Datum		session_text[SMX_SESSIONS];
 	Datum	   *id_text;		/* server_id datum per id pool entry, lazily */
+	const SmxSample *samples;	/* where positions point: the ring, or a
+								 * backfill's buffer */
+	uint64		cap;			/* position % cap indexes samples */
 	SmxHistoryBatch batch;		/* the rows of one INSERT */
 	int64		rows;			/* inserted into the history table */
 	int64		rejected;		/* sent to the dead-letter table */
 } SmxFlushCtx;
 
 /* Whether an error is about the rows (split the batch) or not (give up). */
-static bool
+bool
 smx_error_is_per_row(int sqlerrcode)
 {
 	int			cat = ERRCODE_TO_CATEGORY(sqlerrcode);
@@ -191,14 +194,14 @@ smx_error_is_per_row(int sqlerrcode)
 static int64
 smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
 {
-	SmxSample  *ring = smx_shared_ring();
+	const SmxSample *ring = fc->samples;
 	SmxIdEntry *pool = smx_shared_id_pool();
-	uint64		cap = smx_shared->ring.capacity;
+	uint64		cap = fc->cap;
 
 	fc->batch.n = 0;
 	for (int i = 0; i < k; i++)
 	{
-		SmxSample  *s = &ring[(from + i) % cap];
+		const SmxSample *s = &ring[(from + i) % cap];
 		SmxHistoryRow r;
 
 		if (fc->id_text[s->id_ref] == (Datum) 0)
@@ -255,7 +258,7 @@ smx_insert_step(void *arg)
 
 /* A refused sample as the dead-letter "sample" json. */
 static char *
-smx_sample_json(SmxFlushCtx *fc, const SmxSample *s)
+smx_sample_json(const SmxFlushCtx *fc, const SmxSample *s)
 {
 	StringInfoData js;
 
@@ -295,7 +298,7 @@ smx_dead_letter_step(void *arg)
 	for (int i = 0; i < k; i++)
 	{
 		SmxDeadLetter *d = &fc->dead[first + i];
-		SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring.capacity];
+		const SmxSample *s = &fc->samples[d->pos % fc->cap];
 
 		col[0][i] = CStringGetTextDatum(smx_shared_id_pool()[s->id_ref].id);
 		col[1][i] = TimestampTzGetDatum(s->sim_time);
@@ -315,9 +318,9 @@ smx_dead_letter_step(void *arg)
 
 /* A refused sample that could not be kept: say so in the log. */
 static void
-smx_log_lost_sample(const SmxDeadLetter *d, const char *why)
+smx_log_lost_sample(const SmxFlushCtx *fc, const SmxDeadLetter *d, const char *why)
 {
-	SmxSample  *s = &smx_shared_ring()[d->pos % smx_shared->ring.capacity];
+	const SmxSample *s = &fc->samples[d->pos % fc->cap];
 
 	ereport(WARNING,
 			(errcode(ERRCODE_DATA_EXCEPTION),
@@ -362,7 +365,7 @@ smx_keep_dead_letters(SmxFlushCtx *fc)
 	if (fc->dead_plan == NULL)
 	{
 		for (int i = 0; i < fc->ndead; i++)
-			smx_log_lost_sample(&fc->dead[i], err ? err->message :
+			smx_log_lost_sample(fc, &fc->dead[i], err ? err->message :
 								"There is no server_metrics_rejected table: run ALTER EXTENSION sim_metrics UPDATE.");
 		fc->ndead = 0;
 		return;
@@ -377,7 +380,7 @@ smx_keep_dead_letters(SmxFlushCtx *fc)
 		if (one != NULL && !smx_error_is_per_row(one->sqlerrcode))
 			ReThrowError(one);
 		if (one != NULL)
-			smx_log_lost_sample(&fc->dead[i], one->message);
+			smx_log_lost_sample(fc, &fc->dead[i], one->message);
 	}
 	fc->ndead = 0;
 }
@@ -475,6 +478,8 @@ smx_flush_ctx_init(SmxFlushCtx *fc, Oid nsp, int batch)
 		fc->session_text[i] = CStringGetTextDatum(smx_shared->fleet.sessions[i]);
 	LWLockRelease(smx_shared->publish_lock);
 	fc->id_text = palloc0(sizeof(Datum) * smx_shared->ring.id_pool_size);
+	fc->samples = smx_shared_ring();
+	fc->cap = smx_shared->ring.capacity;
 	smx_history_batch_init(&fc->batch, nsp, Min(batch, SMX_FLUSH_BATCH));
 }
 
@@ -562,6 +567,32 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 	smx_restore_user(&saved);
 	smx_flush_remember(pos, fc.rows, fc.rejected);
 	return fc.rows;
+}
+
+/*
+ * Insert a backfill's samples buf[0, k) as the flush inserts the ring's:
+ * refused rows go to the dead letters. session names the samples'
+ * session (their session slot is ignored). Must be connected to SPI, as
+ * the writer role. Adds to *rows and *rejected.
+ */
+void
+smx_history_insert_buffer(Oid nsp, const SmxSample *buf, int k, const char *session,
+						  int64 *rows, int64 *rejected)
+{
+	SmxFlushCtx fc;
+
+	smx_flush_ctx_init(&fc, nsp, Min(k, SMX_SUBXACT_ROWS));
+	fc.samples = buf;
+	fc.cap = PG_UINT64_MAX;
+	for (int i = 0; i < SMX_SESSIONS; i++)
+		fc.session_text[i] = CStringGetTextDatum(session);
+	for (int pos = 0; pos < k; pos += SMX_SUBXACT_ROWS)
+	{
+		smx_insert_isolating(&fc, (uint64) pos, Min(SMX_SUBXACT_ROWS, k - pos));
+		smx_keep_dead_letters(&fc);
+	}
+	*rows += fc.rows;
+	*rejected += fc.rejected;
 }
 
 /*

@@ -373,7 +373,15 @@ sim_status(PG_FUNCTION_ARGS)
 	nulls[8] = sp->error.message[0] == '\0';
 	values[9] = TimestampTzGetDatum(sp->error.at);
 	nulls[9] = sp->error.at == 0;
-	values[10] = CStringGetTextDatum(pid != 0 ? sp->fleet.state : "not running");
+	if (smx_backfill_holds_fleet())
+	{
+		char		bf[128];
+
+		smx_backfill_status_text(bf, sizeof(bf));
+		values[10] = CStringGetTextDatum(bf);
+	}
+	else
+		values[10] = CStringGetTextDatum(pid != 0 ? sp->fleet.state : "not running");
 	{
 		TimestampTz sim_time = 0;
 

@@ -135,21 +135,29 @@ smx_ring_append(const smx_state *state, const int32 *id_ref,
 	if (!smx_epoch_to_timestamptz(sim_epoch, &ts))
 		ts = DT_NOEND;			/* beyond the timestamptz range */
 	for (int i = 0; i < n; i++)
-	{
-		SmxSample  *s = &ring[(*head + i) % cap];
-
-		s->tick = (int64) tick;
-		s->sim_time = ts;
-		s->network_io = state[i].network_io;
-		s->scenario_run = state[i].run != 0 ? run_ids[state[i].run] : 0;
-		s->id_ref = id_ref[i];
-		s->cpu = smx_hundredths(state[i].cpu);
-		s->memory = smx_hundredths(state[i].memory);
-		s->disk = smx_hundredths(state[i].disk);
-		s->status = state[i].status;
-		s->session = session;
-	}
+		smx_sample_fill(&ring[(*head + i) % cap], &state[i], id_ref[i], run_ids,
+						(int64) tick, ts, session);
 	*head += n;
+}
+
+/*
+ * One server's sample at a tick: what the ring keeps and a backfill writes
+ * (run_ids: the run id of each slot, smx_runs_tick's).
+ */
+void
+smx_sample_fill(SmxSample *s, const smx_state *state, int32 id_ref, const int64 *run_ids,
+				int64 tick, TimestampTz ts, uint8 session)
+{
+	s->tick = tick;
+	s->sim_time = ts;
+	s->network_io = state->network_io;
+	s->scenario_run = state->run != 0 ? run_ids[state->run] : 0;
+	s->id_ref = id_ref;
+	s->cpu = smx_hundredths(state->cpu);
+	s->memory = smx_hundredths(state->memory);
+	s->disk = smx_hundredths(state->disk);
+	s->status = state->status;
+	s->session = session;
 }
 
 /*

@@ -11,6 +11,10 @@
  */
 #include "postgres.h"
 
+#include "libpq/pqformat.h"
+#include "nodes/value.h"
+#include "nodes/pg_list.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -118,6 +122,111 @@ smx_hundredths_numeric(int16 v)
 		MemoryContextSwitchTo(old);
 	}
 	return smx_numeric_cache[v];
+}
+
+/*
+ * The history columns as COPY names them (unquoted), in the order
+ * smx_sample_copy_binary writes them: the INSERT's columns.
+ */
+List *
+smx_history_copy_columns(void)
+{
+	List	   *cols = NIL;
+
+	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	{
+		const char *name = smx_history_cols[c].name;
+		size_t		len = strlen(name);
+
+		if (name[0] == '"')
+			cols = lappend(cols, makeString(pnstrdup(name + 1, len - 2)));
+		else
+			cols = lappend(cols, makeString(pstrdup(name)));
+	}
+	return cols;
+}
+
+/* COPY binary: the signature, flags and header extension, then the rows. */
+void
+smx_copy_binary_header(StringInfo out)
+{
+	static const char sig[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
+
+	appendBinaryStringInfo(out, sig, sizeof(sig));
+	pq_sendint32(out, 0);
+	pq_sendint32(out, 0);
+}
+
+/* A numeric of hundredths in numeric_recv's form: base-10000 digits, scale 2. */
+static inline void
+smx_copy_hundredths(StringInfo out, int16 v)
+{
+	int			a = v < 0 ? -v : v;
+	int			ip = a / 100,
+				fr = a % 100;
+	int16		digits[2];
+	int			nd = 0;
+	int16		weight = 0;
+
+	if (ip > 0)
+	{
+		digits[nd++] = (int16) ip;
+		if (fr > 0)
+			digits[nd++] = (int16) (fr * 100);
+	}
+	else if (fr > 0)
+	{
+		digits[nd++] = (int16) (fr * 100);
+		weight = -1;
+	}
+	pq_sendint32(out, 8 + 2 * nd);
+	pq_sendint16(out, (uint16) nd);
+	pq_sendint16(out, (uint16) weight);
+	pq_sendint16(out, v < 0 ? 0x4000 : 0);
+	pq_sendint16(out, 2);
+	for (int k = 0; k < nd; k++)
+		pq_sendint16(out, (uint16) digits[k]);
+}
+
+static inline void
+smx_copy_textf(StringInfo out, const char *s, int len)
+{
+	pq_sendint32(out, (uint32) len);
+	appendBinaryStringInfoNT(out, s, len);
+}
+
+static inline void
+smx_copy_int8(StringInfo out, int64 v)
+{
+	pq_sendint32(out, 8);
+	pq_sendint64(out, (uint64) v);
+}
+
+/*
+ * One history row in COPY's binary format: the values the flush inserts
+ * for the sample (same columns, same order). id and session are in the
+ * client encoding (COPY converts text from it), with their lengths.
+ */
+void
+smx_sample_copy_binary(StringInfo out, const SmxSample *s, const char *id, int id_len,
+					   const char *session, int session_len)
+{
+	const char *status = smx_status_names[s->status & 3];
+
+	pq_sendint16(out, SMX_HISTORY_INSERT_COLS);
+	smx_copy_textf(out, id, id_len);
+	smx_copy_hundredths(out, s->cpu);
+	smx_copy_hundredths(out, s->memory);
+	smx_copy_hundredths(out, s->disk);
+	smx_copy_int8(out, s->network_io);
+	smx_copy_textf(out, status, (int) strlen(status));
+	smx_copy_int8(out, s->sim_time);
+	smx_copy_textf(out, session, session_len);
+	smx_copy_int8(out, s->tick);
+	if (s->scenario_run != 0)
+		smx_copy_int8(out, s->scenario_run);
+	else
+		pq_sendint32(out, (uint32) -1);
 }
 
 /* A one-dimensional array of n elements (nulls may be NULL: none). */

@@ -44,12 +44,42 @@
 
 static smx_overlay smx_overlays[SMX_MAX_RUNS + 1];
 
-const SmxScenarioDef *
-smx_scenario_find(const char *name)
+/*
+ * The shared run set: the fleet's runs in shared memory, changed under
+ * publish_lock. A backfill steps a private set of its own (lock NULL).
+ */
+const SmxRunSet *
+smx_runs_shared(void)
 {
-	for (int i = 0; i < smx_shared->scen.ndefs; i++)
-		if (strcmp(smx_shared->scen.defs[i].name, name) == 0)
-			return &smx_shared->scen.defs[i];
+	static SmxRunSet shared;
+
+	shared.scen = &smx_shared->scen;
+	shared.desc = smx_shared_desc();
+	shared.calls = smx_shared_calls();
+	shared.lock = smx_shared->publish_lock;
+	return &shared;
+}
+
+static inline void
+smx_set_lock(const SmxRunSet *set, LWLockMode mode)
+{
+	if (set->lock != NULL)
+		LWLockAcquire(set->lock, mode);
+}
+
+static inline void
+smx_set_unlock(const SmxRunSet *set)
+{
+	if (set->lock != NULL)
+		LWLockRelease(set->lock);
+}
+
+const SmxScenarioDef *
+smx_scenario_find(const SmxRunSet *set, const char *name)
+{
+	for (int i = 0; i < set->scen->ndefs; i++)
+		if (strcmp(set->scen->defs[i].name, name) == 0)
+			return &set->scen->defs[i];
 	return NULL;
 }
 
@@ -60,8 +90,10 @@ smx_scenario_find(const char *name)
 void
 smx_copy_run_names(char (*names)[SMX_SCENARIO_LEN])
 {
+	const SmxRunSet *set = smx_runs_shared();
+
 	for (int r = 0; r < SMX_MAX_RUNS; r++)
-		memcpy(names[r + 1], smx_shared->scen.runs[r].def.name, SMX_SCENARIO_LEN);
+		memcpy(names[r + 1], set->scen->runs[r].def.name, SMX_SCENARIO_LEN);
 }
 
 /*
@@ -118,14 +150,14 @@ smx_run_level(const SmxRun *r, int64 tick, int *phase)
  * writer has logged. -1 when every slot is in use. Caller holds step_lock.
  */
 int
-smx_run_alloc(void)
+smx_run_alloc(const SmxRunSet *set)
 {
 	int			best = -1;
 
-	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	smx_set_lock(set, LW_SHARED);
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
 	{
-		SmxRun	   *r = &smx_shared->scen.runs[i];
+		SmxRun	   *r = &set->scen->runs[i];
 
 		if (r->state == SMX_RUN_FREE)
 		{
@@ -133,10 +165,10 @@ smx_run_alloc(void)
 			break;
 		}
 		if (r->state == SMX_RUN_DONE && r->log_closed &&
-			(best < 0 || r->id < smx_shared->scen.runs[best].id))
+			(best < 0 || r->id < set->scen->runs[best].id))
 			best = i;
 	}
-	LWLockRelease(smx_shared->publish_lock);
+	smx_set_unlock(set);
 	return best;
 }
 
@@ -145,12 +177,12 @@ smx_run_alloc(void)
  * slot, giving it the next run id; returns the id. Caller holds step_lock.
  */
 int64
-smx_run_add(int slot, SmxRun *r)
+smx_run_add(const SmxRunSet *set, int slot, SmxRun *r)
 {
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	r->id = smx_shared->scen.next_run_id++;
-	smx_shared->scen.runs[slot] = *r;
-	LWLockRelease(smx_shared->publish_lock);
+	smx_set_lock(set, LW_EXCLUSIVE);
+	r->id = set->scen->next_run_id++;
+	set->scen->runs[slot] = *r;
+	smx_set_unlock(set);
 	return r->id;
 }
 
@@ -170,12 +202,12 @@ smx_calls(const int32 *calls, int i, int j)
  * drawn delay, until the run's end.
  */
 static void
-smx_run_cascade(const smx_tick_ctx *ctx, const SmxRun *parent, const int *targets,
+smx_run_cascade(const SmxRunSet *set, const smx_tick_ctx *ctx, const SmxRun *parent, const int *targets,
 				int ntargets, const smx_state *state, const smx_params *params, int n)
 {
-	const SmxScenarioDef *child = smx_scenario_find(parent->def.cascade);
-	const SmxServerDesc *desc = smx_shared_desc();
-	const int32 *calls = smx_shared_calls();
+	const SmxScenarioDef *child = smx_scenario_find(set, parent->def.cascade);
+	const SmxServerDesc *desc = set->desc;
+	const int32 *calls = set->calls;
 	float		intensity = parent->intensity * parent->def.cascade_intensity;
 	double		step = parent->step_seconds;
 
@@ -203,7 +235,7 @@ smx_run_cascade(const smx_tick_ctx *ctx, const SmxRun *parent, const int *target
 			/* the caller feels it while the cause lasts, a phase a tick at least */
 			if (start + SMX_PH_COUNT > parent->ticks[SMX_PH_COUNT])
 				continue;
-			slot = smx_run_alloc();
+			slot = smx_run_alloc(set);
 			if (slot < 0)
 				return;
 			memset(&r, 0, sizeof(r));
@@ -217,18 +249,18 @@ smx_run_cascade(const smx_tick_ctx *ctx, const SmxRun *parent, const int *target
 			strlcpy(r.targets[0], desc[i].id, SMX_ID_LEN);
 			smx_run_plan(&r, start, (double) (parent->ticks[SMX_PH_COUNT] - start) * step, step);
 			r.requested_s = 0;
-			(void) smx_run_add(slot, &r);
+			(void) smx_run_add(set, slot, &r);
 		}
 	}
 }
 
 /* The run's start tick came: act on its free targets, plan its cascades. */
 static void
-smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
+smx_run_activate(const SmxRunSet *set, const smx_tick_ctx *ctx, int slot, smx_state *state,
 				 const smx_params *params, int n)
 {
-	SmxRun	   *r = &smx_shared->scen.runs[slot];
-	const SmxServerDesc *desc = smx_shared_desc();
+	SmxRun	   *r = &set->scen->runs[slot];
+	const SmxServerDesc *desc = set->desc;
 	int			targets[SMX_RUN_TARGETS];
 	int			ntargets = 0;
 	uint32		affected = 0;
@@ -243,14 +275,14 @@ smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
 		affected |= (uint32) 1 << i;
 		targets[ntargets++] = j;
 	}
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_set_lock(set, LW_EXCLUSIVE);
 	r->affected = affected;
 	r->state = affected != 0 ? SMX_RUN_ACTIVE : SMX_RUN_DONE;
 	/* a run that found every server busy leaves nothing to log */
 	r->log_closed = affected == 0;
-	LWLockRelease(smx_shared->publish_lock);
+	smx_set_unlock(set);
 	if (affected != 0 && r->def.cascade[0] != '\0')
-		smx_run_cascade(ctx, r, targets, ntargets, state, params, n);
+		smx_run_cascade(set, ctx, r, targets, ntargets, state, params, n);
 }
 
 /*
@@ -259,13 +291,13 @@ smx_run_activate(const smx_tick_ctx *ctx, int slot, smx_state *state,
  * draw made it already.
  */
 static int
-smx_auto_running(int64 tick)
+smx_auto_running(const SmxRunSet *set, int64 tick)
 {
 	int			k = 0;
 
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
 	{
-		SmxRun	   *r = &smx_shared->scen.runs[i];
+		SmxRun	   *r = &set->scen->runs[i];
 
 		if (!r->automatic || r->parent_id != 0 || r->state == SMX_RUN_FREE)
 			continue;
@@ -284,7 +316,7 @@ smx_auto_running(int64 tick)
  * simulated minutes, each from its own draw.
  */
 static void
-smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
+smx_auto_incident(const SmxRunSet *set, const smx_tick_ctx *ctx, const smx_state *state,
 				  const smx_params *params, int n)
 {
 	double		p = smx_incident_rate * ctx->dt / 86400.0;
@@ -300,26 +332,26 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
 	if (n == 0 || ctx->dt <= 0 ||
 		smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHEN, ctx->tick) >= p)
 		return;
-	running = smx_auto_running((int64) ctx->tick);
+	running = smx_auto_running(set, (int64) ctx->tick);
 	if (running < 0 || running >= smx_max_incidents)
 		return;
-	for (int i = 0; i < smx_shared->scen.ndefs; i++)
-		total += smx_shared->scen.defs[i].auto_weight;
+	for (int i = 0; i < set->scen->ndefs; i++)
+		total += set->scen->defs[i].auto_weight;
 	if (total <= 0)
 		return;
 	pick = smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHAT, ctx->tick) * total;
-	for (int i = 0; i < smx_shared->scen.ndefs && def == NULL; i++)
+	for (int i = 0; i < set->scen->ndefs && def == NULL; i++)
 	{
-		pick -= smx_shared->scen.defs[i].auto_weight;
-		if (pick < 0 && smx_shared->scen.defs[i].auto_weight > 0)
-			def = &smx_shared->scen.defs[i];
+		pick -= set->scen->defs[i].auto_weight;
+		if (pick < 0 && set->scen->defs[i].auto_weight > 0)
+			def = &set->scen->defs[i];
 	}
 	if (def == NULL)
 		return;
 	for (int i = 0; i < n; i++)
 		if (state[i].run == 0 && (def->roles == 0 || (def->roles & (1u << params[i].role))))
 			candidates++;
-	if (candidates == 0 || (slot = smx_run_alloc()) < 0)
+	if (candidates == 0 || (slot = smx_run_alloc(set)) < 0)
 		return;
 	chosen = (int) (smx_unit_key(ctx->seed, SMX_KEY_AUTO_WHERE, ctx->tick) * candidates);
 	memset(&r, 0, sizeof(r));
@@ -327,7 +359,7 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
 		if (state[i].run == 0 && (def->roles == 0 || (def->roles & (1u << params[i].role))) &&
 			chosen-- == 0)
 		{
-			strlcpy(r.targets[0], smx_shared_desc()[i].id, SMX_ID_LEN);
+			strlcpy(r.targets[0], set->desc[i].id, SMX_ID_LEN);
 			break;
 		}
 	r.ntargets = 1;
@@ -338,7 +370,7 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
 	r.def = *def;
 	smx_run_plan(&r, (int64) ctx->tick,
 				 600.0 + 1800.0 * smx_unit_key(ctx->seed, SMX_KEY_AUTO_LONG, ctx->tick), ctx->dt);
-	(void) smx_run_add(slot, &r);
+	(void) smx_run_add(set, slot, &r);
 }
 
 /*
@@ -347,13 +379,13 @@ smx_auto_incident(const smx_tick_ctx *ctx, const smx_state *state,
  * envelope is. Caller holds step_lock.
  */
 static void
-smx_run_stop_one(SmxRun *r, int64 now_tick)
+smx_run_stop_one(const SmxRunSet *set, SmxRun *r, int64 now_tick)
 {
 	int			phase;
 	float		level = smx_run_level(r, now_tick, &phase);
 	int64		rec = r->ticks[SMX_PH_COUNT] - r->ticks[SMX_PH_RECOVERY];
 
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+	smx_set_lock(set, LW_EXCLUSIVE);
 	if (r->state == SMX_RUN_PENDING)
 	{
 		r->state = SMX_RUN_DONE;
@@ -369,7 +401,7 @@ smx_run_stop_one(SmxRun *r, int64 now_tick)
 		r->stopped = true;
 		r->stop_logged = false;
 	}
-	LWLockRelease(smx_shared->publish_lock);
+	smx_set_unlock(set);
 }
 
 static bool
@@ -387,28 +419,28 @@ smx_id_listed(const int64 *ids, int n, int64 id)
  * cascade. Caller holds step_lock; the run is pending or active.
  */
 void
-smx_run_stop(int slot, int64 now_tick)
+smx_run_stop(const SmxRunSet *set, int slot, int64 now_tick)
 {
 	int64		stopped[SMX_MAX_RUNS];
 	int			nstopped = 1;
 	bool		more = true;
 
-	stopped[0] = smx_shared->scen.runs[slot].id;
-	smx_run_stop_one(&smx_shared->scen.runs[slot], now_tick);
+	stopped[0] = set->scen->runs[slot].id;
+	smx_run_stop_one(set, &set->scen->runs[slot], now_tick);
 	/* what it caused ends with it, down the whole cascade */
 	while (more)
 	{
 		more = false;
 		for (int i = 0; i < SMX_MAX_RUNS; i++)
 		{
-			SmxRun	   *c = &smx_shared->scen.runs[i];
+			SmxRun	   *c = &set->scen->runs[i];
 
 			if ((c->state == SMX_RUN_PENDING || c->state == SMX_RUN_ACTIVE) &&
 				!c->stopped && nstopped < SMX_MAX_RUNS &&
 				smx_id_listed(stopped, nstopped, c->parent_id) &&
 				!smx_id_listed(stopped, nstopped, c->id))
 			{
-				smx_run_stop_one(c, now_tick);
+				smx_run_stop_one(set, c, now_tick);
 				stopped[nstopped++] = c->id;
 				more = true;
 			}
@@ -428,16 +460,18 @@ void
 smx_runs_resume(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *desc,
 				smx_state *state, int n, int64 tick)
 {
+	const SmxRunSet *set = smx_runs_shared();
+
 	int			slot = 0;
 
-	LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
-	if (next_id > smx_shared->scen.next_run_id)
-		smx_shared->scen.next_run_id = next_id;
+	smx_set_lock(set, LW_EXCLUSIVE);
+	if (next_id > set->scen->next_run_id)
+		set->scen->next_run_id = next_id;
 	for (int i = 0; i < nruns; i++)
 	{
 		SmxRun	   *r = &runs[i];
 
-		while (slot < SMX_MAX_RUNS && smx_shared->scen.runs[slot].state != SMX_RUN_FREE)
+		while (slot < SMX_MAX_RUNS && set->scen->runs[slot].state != SMX_RUN_FREE)
 			slot++;
 		if (slot == SMX_MAX_RUNS)
 			break;
@@ -467,11 +501,24 @@ smx_runs_resume(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *des
 				r->interrupted = true;
 			}
 		}
-		if (r->id >= smx_shared->scen.next_run_id)
-			smx_shared->scen.next_run_id = r->id + 1;
-		smx_shared->scen.runs[slot] = *r;
+		if (r->id >= set->scen->next_run_id)
+			set->scen->next_run_id = r->id + 1;
+		set->scen->runs[slot] = *r;
 	}
-	LWLockRelease(smx_shared->publish_lock);
+	smx_set_unlock(set);
+}
+
+/*
+ * The runs a backfill left (backfill.c, through smx_engine_adopt): they
+ * replace the fleet's, logged up to log_tick. Caller holds step_lock and
+ * publish_lock exclusive.
+ */
+void
+smx_runs_adopt_locked(const SmxRun *runs, int64 next_id, int64 log_tick)
+{
+	memcpy(smx_shared->scen.runs, runs, sizeof(smx_shared->scen.runs));
+	smx_shared->scen.next_run_id = next_id;
+	smx_shared->scen.log_tick = log_tick;
 }
 
 /*
@@ -481,7 +528,7 @@ smx_runs_resume(SmxRun *runs, int nruns, int64 next_id, const SmxServerDesc *des
  * when no run acts. Caller holds step_lock.
  */
 const smx_overlay *
-smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *params,
+smx_runs_tick(const SmxRunSet *set, const smx_tick_ctx *ctx, smx_state *state, const smx_params *params,
 			  int n, int64 *run_ids)
 {
 	int64		t = (int64) ctx->tick;
@@ -489,15 +536,15 @@ smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *param
 
 	memset(run_ids, 0, sizeof(int64) * (SMX_MAX_RUNS + 1));
 	if (smx_incident_rate > 0 && smx_max_incidents > 0)
-		smx_auto_incident(ctx, state, params, n);
+		smx_auto_incident(set, ctx, state, params, n);
 	for (int slot = 0; slot < SMX_MAX_RUNS; slot++)
 	{
-		SmxRun	   *r = &smx_shared->scen.runs[slot];
+		SmxRun	   *r = &set->scen->runs[slot];
 		int			phase;
 		float		level;
 
 		if (r->state == SMX_RUN_PENDING && r->ticks[0] <= t)
-			smx_run_activate(ctx, slot, state, params, n);
+			smx_run_activate(set, ctx, slot, state, params, n);
 		if (r->state != SMX_RUN_ACTIVE)
 			continue;
 		if (t >= r->ticks[SMX_PH_COUNT])
@@ -506,9 +553,9 @@ smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state, const smx_params *param
 			for (int i = 0; i < n; i++)
 				if (state[i].run == slot + 1)
 					state[i].run = 0;
-			LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+			smx_set_lock(set, LW_EXCLUSIVE);
 			r->state = SMX_RUN_DONE;
-			LWLockRelease(smx_shared->publish_lock);
+			smx_set_unlock(set);
 			continue;
 		}
 		level = smx_run_level(r, t, &phase);

@@ -408,7 +408,7 @@ smx_phase_skipped(const SmxRun *r, int k)
 }
 
 /* Whether the writer has something to write for a run at tick now_tick. */
-static bool
+bool
 smx_run_needs_log(const SmxRun *r, int64 now_tick)
 {
 	if ((r->state != SMX_RUN_ACTIVE && r->state != SMX_RUN_DONE) || r->log_closed)
@@ -429,17 +429,23 @@ smx_run_needs_log(const SmxRun *r, int64 now_tick)
 	return false;
 }
 
-/* SQL of the log's statements, for one schema. */
-typedef struct SmxLogSql
+/* The simulated time of a tick, as the log writes it. */
+static Datum
+smx_log_time(const SmxLogSql *q, int64 tick)
 {
-	const char *insert;
-	const char *close;
-	const char *replan;
-} SmxLogSql;
+	TimestampTz ts;
 
-static void
+	if (!q->has_clock)
+		return smx_tick_time_datum(tick, NULL);
+	if (!smx_epoch_to_timestamptz(smx_sim_epoch(&q->clock, (uint64) Max(tick, 0)), &ts))
+		ts = DT_NOEND;
+	return TimestampTzGetDatum(ts);
+}
+
+void
 smx_log_sql(const char *nsp, SmxLogSql *q)
 {
+	memset(q, 0, sizeof(*q));
 	q->insert = psprintf("INSERT INTO %s.scenario_execution_log (run_id, parent_run_id,"
 						 " scenario_name, phase, affected_servers, intensity, duration_seconds,"
 						 " started_at, ended_at, parameters)"
@@ -462,6 +468,8 @@ smx_log_insert(const SmxLogSql *q, const SmxRun *r, const char *phase, const cha
 	Datum		v[10];
 	char		n[11] = "          ";
 
+	if (q->dry)
+		return;
 	v[0] = Int64GetDatum(r->id);
 	v[1] = Int64GetDatum(r->parent_id);
 	n[1] = r->parent_id == 0 ? 'n' : ' ';
@@ -470,8 +478,8 @@ smx_log_insert(const SmxLogSql *q, const SmxRun *r, const char *phase, const cha
 	v[4] = CStringGetTextDatum(servers);
 	v[5] = Float8GetDatum(rint(r->intensity * 100.0) / 100.0);
 	v[6] = Int32GetDatum(secs);
-	v[7] = smx_tick_time_datum(from, NULL);
-	v[8] = smx_tick_time_datum(to, NULL);
+	v[7] = smx_log_time(q, from);
+	v[8] = smx_log_time(q, to);
 	n[8] = ended ? ' ' : 'n';
 	v[9] = CStringGetTextDatum(params);
 	if (SPI_execute_with_args(q->insert, 10, (Oid *) types, v, n, false, 0) != SPI_OK_INSERT)
@@ -485,11 +493,11 @@ smx_log_insert(const SmxLogSql *q, const SmxRun *r, const char *phase, const cha
  * on from, then a last 'interrupted' row. Sets the run's log bits. Runs in
  * SPI, as the log's owner.
  */
-static void
+void
 smx_log_run(const SmxLogSql *q, SmxRun *r, int64 now_tick)
 {
-	char	   *servers = smx_run_servers_json(r);
-	char	   *params = smx_run_parameters(r);
+	char	   *servers = q->dry ? NULL : smx_run_servers_json(r);
+	char	   *params = q->dry ? NULL : smx_run_parameters(r);
 	int64		ticks[SMX_PH_COUNT + 1];
 	bool		closed = true;
 
@@ -501,7 +509,9 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 now_tick)
 		for (int k = 1; k <= SMX_PH_COUNT; k++)
 			ticks[k] = Max(Min(ticks[k], now_tick), ticks[k - 1]);
 	}
-	if (r->stopped && !r->stop_logged)
+	if (r->stopped && !r->stop_logged && q->dry)
+		r->stop_logged = true;
+	else if (r->stopped && !r->stop_logged)
 	{
 		Datum		v[2] = {Int64GetDatum(r->id), CStringGetTextDatum(params)};
 
@@ -528,10 +538,12 @@ smx_log_run(const SmxLogSql *q, SmxRun *r, int64 now_tick)
 			if (ended)
 				r->logged_ended |= bit;
 		}
+		else if (ended && (r->logged_begun & bit) && !(r->logged_ended & bit) && q->dry)
+			r->logged_ended |= bit;
 		else if (ended && (r->logged_begun & bit) && !(r->logged_ended & bit))
 		{
 			Datum		v[4] = {Int64GetDatum(r->id), CStringGetTextDatum(smx_phase_names[k]),
-			smx_tick_time_datum(ticks[k + 1], NULL), Int32GetDatum(secs)};
+			smx_log_time(q, ticks[k + 1]), Int32GetDatum(secs)};
 
 			if (SPI_execute_with_args(q->close, 4, (Oid[]) {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID},
 									  v, NULL, false, 0) != SPI_OK_UPDATE)

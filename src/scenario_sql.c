@@ -26,7 +26,6 @@ PG_FUNCTION_INFO_V1(sim_scenario_start);
 PG_FUNCTION_INFO_V1(sim_scenario_stop);
 PG_FUNCTION_INFO_V1(sim_scenario_runs);
 
-#define SMX_MAX_DURATION_S	(7 * 86400.0)
 #define SMX_RUNS_COLS		11
 
 /* Why a start was refused, raised after step_lock is released. */
@@ -238,11 +237,51 @@ smx_resolve_targets(SmxRun *r, ArrayType *servers, SmxStartError *e)
 }
 
 /* Interval in seconds, months as 30 days (as interval arithmetic does). */
-static double
+double
 smx_interval_seconds(const Interval *iv)
 {
 	return (double) iv->time / USECS_PER_SEC + (double) iv->day * SECS_PER_DAY +
 		(double) iv->month * DAYS_PER_MONTH * SECS_PER_DAY;
+}
+
+/*
+ * The targets of a run placed by hand in a backfill (sim_backfill's
+ * incidents): ids and selectors resolved against the fleet as
+ * sim_scenario_start() resolves them, the scenario's roles checked. A
+ * server busy when the run starts is skipped then, as any run's busy
+ * target is. Raises the first problem, naming the entry by what.
+ */
+void
+smx_run_set_targets(SmxRun *r, const char *const *servers, int nservers, const char *what)
+{
+	SmxStartError e;
+	const SmxServerDesc *desc = smx_shared_desc();
+	const smx_params *params = smx_shared_params();
+	int			n;
+
+	memset(&e, 0, sizeof(e));
+	if (nservers == 0)
+		smx_start_error(&e, ERRCODE_INVALID_PARAMETER_VALUE,
+						"Name servers by id or with role:, location: and env: selectors.",
+						"servers is empty");
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	n = smx_shared->fleet.nservers;
+	for (int k = 0; k < nservers && e.code == 0; k++)
+		smx_resolve_target(r, servers[k], desc, params, n, &e);
+	for (int t = 0; t < r->ntargets && e.code == 0; t++)
+	{
+		int			i = smx_desc_find(desc, n, r->targets[t]);
+
+		if (r->def.roles != 0 && !(r->def.roles & (1u << params[i].role)))
+			smx_start_error(&e, ERRCODE_INVALID_PARAMETER_VALUE,
+							"Pick servers of a role it suits, or add the role to sim_scenarios.roles.",
+							"scenario \"%s\" suits %s; server \"%s\" is %s",
+							r->def.name, smx_roles_text(r->def.roles), desc[i].id,
+							smx_role_names[params[i].role]);
+	}
+	LWLockRelease(smx_shared->publish_lock);
+	if (e.code != 0)
+		ereport(ERROR, (errcode(e.code), errmsg("%s: %s", what, e.msg), errhint("%s", e.hint)));
 }
 
 /*
@@ -305,16 +344,21 @@ sim_scenario_start(PG_FUNCTION_ARGS)
 	memset(&e, 0, sizeof(e));
 
 	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
+	if (smx_backfill_holds_fleet())
+	{
+		LWLockRelease(smx_shared->step_lock);
+		smx_backfill_refuse("sim_scenario_start()");
+	}
 	smx_current_config(&cfg);
 	smx_run_plan(&r, (int64) smx_shared->fleet.tick + 1, duration_s, cfg.step_seconds);
 	smx_resolve_targets(&r, servers, &e);
-	slot = e.code == 0 ? smx_run_alloc() : -1;
+	slot = e.code == 0 ? smx_run_alloc(smx_runs_shared()) : -1;
 	if (e.code == 0 && slot < 0)
 		smx_start_error(&e, ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
 						"Stop runs with sim_scenario_stop(), or wait for the writer to log the finished ones.",
 						"%d scenario runs are active or not yet logged", SMX_MAX_RUNS);
 	if (e.code == 0)
-		(void) smx_run_add(slot, &r);
+		(void) smx_run_add(smx_runs_shared(), slot, &r);
 	LWLockRelease(smx_shared->step_lock);
 	if (e.code != 0)
 		ereport(ERROR, (errcode(e.code), errmsg("%s", e.msg), errhint("%s", e.hint)));
@@ -339,6 +383,11 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 				 errhint("sim_scenario_runs() lists the runs.")));
 	id = PG_GETARG_INT64(0);
 	LWLockAcquire(smx_shared->step_lock, LW_EXCLUSIVE);
+	if (smx_backfill_holds_fleet())
+	{
+		LWLockRelease(smx_shared->step_lock);
+		smx_backfill_refuse("sim_scenario_stop()");
+	}
 	now_tick = (int64) smx_shared->fleet.tick;
 	for (int i = 0; i < SMX_MAX_RUNS; i++)
 		if (smx_shared->scen.runs[i].state != SMX_RUN_FREE && smx_shared->scen.runs[i].id == id)
@@ -350,7 +399,7 @@ sim_scenario_stop(PG_FUNCTION_ARGS)
 		state = r->state;
 		(void) smx_run_level(r, now_tick, &phase);
 		if (state == SMX_RUN_PENDING || state == SMX_RUN_ACTIVE)
-			smx_run_stop(found, now_tick);
+			smx_run_stop(smx_runs_shared(), found, now_tick);
 	}
 	LWLockRelease(smx_shared->step_lock);
 	if (found < 0)

@@ -216,6 +216,7 @@ smx_shmem_startup(void)
 		pg_atomic_init_u32(&smx_shared->ticker.pid, 0);
 		pg_atomic_init_u32(&smx_shared->writer.pid, 0);
 		pg_atomic_init_u32(&smx_shared->mirror.pid, 0);
+		pg_atomic_init_u32(&smx_shared->backfill.pid, 0);
 		pg_atomic_init_u64(&smx_shared->ring.pool_changes, 0);
 		/* the counters read without a lock (see their blocks) */
 		pg_atomic_init_u64(&smx_shared->ticker.late_ticks, 0);

@@ -329,6 +329,20 @@ typedef struct SmxScenarioState
 	int64		log_tick;		/* the writer logged every phase up to it */
 } SmxScenarioState;
 
+/*
+ * A backfill in progress (backfill.c): pid holds the fleet (the ticker
+ * waits, sim_tick() and reloads are refused) from the backfill's start to
+ * the end of its transaction; the progress fields are under publish_lock.
+ */
+typedef struct SmxBackfillStatus
+{
+	pg_atomic_uint32 pid;		/* 0 when no backfill holds the fleet */
+	int64		ticks_total;
+	int64		ticks_done;
+	int64		rows;
+	TimestampTz started_at;
+} SmxBackfillStatus;
+
 typedef struct SmxShared
 {
 	LWLock	   *publish_lock;	/* what readers copy: see the blocks */
@@ -345,6 +359,7 @@ typedef struct SmxShared
 	SmxMirrorStatus mirror;
 	SmxErrorStatus error;
 	SmxScenarioState scen;
+	SmxBackfillStatus backfill;
 
 	/*
 	 * Arrays follow the struct: desc, params, state and id_ref (capacity
@@ -426,20 +441,54 @@ extern void smx_engine_clear(void);
 extern bool smx_engine_needs_reload(Oid ext);
 extern void smx_current_config(smx_config *cfg);
 
-/* scenario.c: runs in shared memory (caller holds step_lock unless noted) */
-extern const smx_overlay *smx_runs_tick(const smx_tick_ctx *ctx, smx_state *state,
-										const smx_params *params, int n,
+/* A backfill's end, for the fleet to go on from (smx_engine_adopt). */
+typedef struct SmxAdopt
+{
+	uint64		fleet_version;	/* the server list it stepped */
+	Oid			extension;
+	int			n;
+	const smx_state *state;		/* n servers at its last tick */
+	smx_config	clock;			/* its origin and step */
+	uint64		tick;			/* its last tick */
+	const SmxRun *runs;			/* SMX_MAX_RUNS */
+	int64		next_run_id;
+} SmxAdopt;
+extern bool smx_engine_adopt(const SmxAdopt *a);
+
+/*
+ * scenario.c: runs stepped with the fleet. A run set is the runs, the
+ * catalog and the servers they name: the fleet's in shared memory
+ * (smx_runs_shared, changed under publish_lock), or a backfill's private
+ * copy (lock NULL). Caller holds step_lock for the shared set.
+ */
+typedef struct SmxRunSet
+{
+	SmxScenarioState *scen;
+	const SmxServerDesc *desc;
+	const int32 *calls;			/* SMX_CALLS a server */
+	LWLock	   *lock;			/* publish_lock, or NULL: private */
+} SmxRunSet;
+extern const SmxRunSet *smx_runs_shared(void);
+extern const smx_overlay *smx_runs_tick(const SmxRunSet *set, const smx_tick_ctx *ctx,
+										smx_state *state, const smx_params *params, int n,
 										int64 *run_ids);
-extern int	smx_run_alloc(void);
-extern int64 smx_run_add(int slot, SmxRun *r);
-extern void smx_run_stop(int slot, int64 T);
+extern int	smx_run_alloc(const SmxRunSet *set);
+extern int64 smx_run_add(const SmxRunSet *set, int slot, SmxRun *r);
+extern void smx_run_stop(const SmxRunSet *set, int slot, int64 T);
 extern void smx_runs_resume(SmxRun *runs, int nruns, int64 next_id,
 							const SmxServerDesc *desc, smx_state *state, int n,
 							int64 tick);
 extern void smx_run_plan(SmxRun *r, int64 start_tick, double duration_s, double step_s);
 extern float smx_run_level(const SmxRun *r, int64 tick, int *phase);
-extern const SmxScenarioDef *smx_scenario_find(const char *name);
+extern const SmxScenarioDef *smx_scenario_find(const SmxRunSet *set, const char *name);
 extern void smx_copy_run_names(char (*names)[SMX_SCENARIO_LEN]);	/* caller holds lock */
+extern void smx_runs_adopt_locked(const SmxRun *runs, int64 next_id, int64 log_tick);
+
+/* scenario_sql.c */
+#define SMX_MAX_DURATION_S	(7 * 86400.0)	/* a run's longest duration */
+extern double smx_interval_seconds(const Interval *iv);
+extern void smx_run_set_targets(SmxRun *r, const char *const *servers, int nservers,
+								const char *what);
 
 /* scenario_db.c: the catalog, the log and the runs read back (SPI) */
 extern int	smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max);
@@ -448,6 +497,24 @@ extern bool smx_scenario_read_one(const char *nspname, const char *name,
 extern int	smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick,
 							   int64 *next_id);
 extern void smx_scenario_log(void *arg);
+
+/*
+ * The log's statements for one schema. dry: write nothing, only move a
+ * run's log marks (a backfill plans its log as it steps, writes it after).
+ * has_clock: tick times from clock (a backfill's), else the fleet's.
+ */
+typedef struct SmxLogSql
+{
+	const char *insert;
+	const char *close;
+	const char *replan;
+	bool		dry;
+	bool		has_clock;
+	smx_config	clock;
+} SmxLogSql;
+extern void smx_log_sql(const char *nsp, SmxLogSql *q);
+extern bool smx_run_needs_log(const SmxRun *r, int64 now_tick);
+extern void smx_log_run(const SmxLogSql *q, SmxRun *r, int64 now_tick);
 extern void smx_wait_scenario_log(int64 tick, int timeout_ms);
 
 /* ring.c */
@@ -455,6 +522,8 @@ extern void smx_ring_append(const smx_state *state, const int32 *id_ref,
 							   const int64 *run_ids,
 							   int n, uint64 tick, double sim_epoch,
 							   uint64 *head, uint64 tail, int64 *dropped);
+extern void smx_sample_fill(SmxSample *s, const smx_state *state, int32 id_ref,
+							const int64 *run_ids, int64 tick, TimestampTz ts, uint8 session);
 extern bool smx_id_pool_assign(const SmxServerDesc *desc, const int *old_index,
 							   int n, int old_n, int32 *id_ref_out);
 extern int	smx_id_pool_find(const char *server_id, int32 *refs, int max_refs);
@@ -482,6 +551,9 @@ extern void smx_ring_advance(uint64 upto, int64 rows, int64 rejected);
 /* flush.c */
 extern int64 smx_history_flush(bool final, int budget_ms);
 extern bool smx_history_flush_due(TimestampTz now);
+extern void smx_history_insert_buffer(Oid nsp, const SmxSample *buf, int k, const char *session,
+									  int64 *rows, int64 *rejected);
+extern bool smx_error_is_per_row(int sqlerrcode);
 
 /*
  * sample_rows.c: samples and rows, the one place a sample becomes a
@@ -520,6 +592,10 @@ typedef struct SmxHistoryBatch
 extern struct _SPI_plan *smx_history_insert_plan(Oid nsp);
 extern Datum smx_history_array(Datum *elems, bool *nulls, int n, Oid type);
 extern Datum smx_hundredths_numeric(int16 v);
+extern List *smx_history_copy_columns(void);
+extern void smx_copy_binary_header(StringInfo out);
+extern void smx_sample_copy_binary(StringInfo out, const SmxSample *s, const char *id, int id_len,
+								   const char *session, int session_len);
 extern void smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap);
 extern void smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r);
 extern int64 smx_history_batch_insert(SmxHistoryBatch *b);
@@ -583,6 +659,11 @@ extern bool smx_text_int64(const char *s, int64 *out);
 /* Status events: NOTIFY sim_metrics_status and Redis {prefix}events. */
 extern void smx_status_event(StringInfo buf, const char *server_id, int from, int to,
 							 int64 tick, const char *sim_time, int64 scenario_run);
+
+/* backfill.c */
+extern bool smx_backfill_holds_fleet(void);
+extern void smx_backfill_refuse(const char *what) pg_attribute_noreturn();
+extern void smx_backfill_status_text(char *dst, size_t len);
 
 /* retention.c */
 extern int64 smx_history_retention(void);

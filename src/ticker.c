@@ -177,7 +177,9 @@ sim_metrics_ticker_main(Datum main_arg)
 
 		now = GetCurrentTimestamp();
 		ready = OidIsValid(smx_shared->fleet.extension);
-		if (!ready || pg_atomic_read_u32(&smx_shared->paused) != 0)
+		/* a backfill holding the fleet pauses it: no catch-up after it */
+		if (!ready || pg_atomic_read_u32(&smx_shared->paused) != 0 ||
+			smx_backfill_holds_fleet())
 		{
 			was_running = false;
 			timeout_ms = ready ? smx_tick_interval_ms : SMX_IDLE_POLL_MS;
