@@ -73,6 +73,17 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 
+# the past: a week of history with its incidents, written at once, from the
+# same model; live goes on from its end (a fresh demo cluster only)
+if psql_demo -At -c "SELECT sim_backfill('7 days') AS backfilled_rows" >"$DIR/backfill.out" 2>&1; then
+    echo "sim_backfill('7 days') wrote $(tail -n 1 "$DIR/backfill.out") rows of history; the incidents in it:"
+    psql_demo -c "SELECT scenario, count(DISTINCT run_id) AS runs, count(*) AS samples,
+                         min(\"timestamp\")::date AS first, max(\"timestamp\")::date AS last
+                  FROM sim_history_labelled WHERE is_incident GROUP BY 1 ORDER BY 2 DESC"
+else
+    echo "(no backfill: this demo cluster has history already; sim_backfill() writes the past of a fleet that has none)"
+fi
+
 # an incident of our own: memory climbs on a cache for 20 simulated minutes (20 s here)
 psql_demo -c "SELECT sim_scenario_start('memory_leak', '{cache-redis-icn-01}', 0.8, '20 min') AS run_id" 2>/dev/null ||
     echo "(cache-redis-icn-01 is already in an incident)"
@@ -105,5 +116,6 @@ The demo cluster keeps running. Try:
   psql -h $DIR -p $PORT -U postgres -c 'SELECT * FROM sim_status()'
   psql -h $DIR -p $PORT -U postgres -c "SELECT sim_scenario_start('slow_database', '{db-mysql-icn-primary}')"
   psql -h $DIR -p $PORT -U postgres -c 'SELECT * FROM sim_incident_labels'
+  psql -h $DIR -p $PORT -U postgres -c "\\copy (SELECT * FROM sim_history_labelled) TO 'fleet.csv' CSV HEADER"
 Stop it with: scripts/demo.sh stop
 MSG

@@ -945,6 +945,13 @@ sim_backfill(PG_FUNCTION_ARGS)
 				 errhint("Backfill a shorter span, or raise sim_metrics.tick_interval.")));
 	if (smx_start_time == NULL || smx_start_time[0] == '\0')
 		cfg.start_epoch = smx_sim_epoch(&cfg, now_tick) - (double) b->ticks * cfg.step_seconds;
+	else if (now_tick > (uint64) b->ticks)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the fleet is at tick " UINT64_FORMAT ", past the backfill's end at tick " INT64_FORMAT,
+						now_tick, b->ticks),
+				 errdetail("With sim_metrics.start_time set, a backfill writes span from start_time on; the fleet would go back in time."),
+				 errhint("Backfill a longer span, or leave sim_metrics.start_time empty: the backfill then ends at the current simulated time.")));
 	b->cfg = cfg;
 	{
 		TimestampTz t0,
@@ -1066,8 +1073,9 @@ sim_backfill(PG_FUNCTION_ARGS)
 		smx_bf_adopt = a;
 	}
 	ereport(DEBUG1,
-			(errmsg("sim_backfill(): " INT64_FORMAT " rows, " INT64_FORMAT " refused, %d log writes in %.3f s",
+			(errmsg("sim_backfill(): " INT64_FORMAT " rows, " INT64_FORMAT " refused, %d log writes in %.3f s, memory %zu kB",
 					b->rows, b->rejected, b->nevents,
-					(double) (GetCurrentTimestamp() - b->started) / USECS_PER_SEC)));
+					(double) (GetCurrentTimestamp() - b->started) / USECS_PER_SEC,
+					MemoryContextMemAllocated(b->cxt, true) / 1024)));
 	PG_RETURN_INT64(b->rows);
 }

@@ -19,7 +19,9 @@
  *    and the ring's samples (read like sim_history reads them) to Redis.
  *  - backends: readers copy out; sim_tick() / sim_reload() step or reload
  *    like the ticker / writer do, under the same locks; sim_flush() flushes
- *    like the writer.
+ *    like the writer. sim_backfill() (backfill.c) holds the fleet
+ *    (backfill.pid): it steps a private copy and hands its end over at
+ *    commit (smx_engine_adopt); meanwhile nothing else steps or reloads.
  *
  * Stages of one tick (smx_engine_tick): take step_lock; model step on the
  * process-local copy; append one sample a server past ring_head; publish
@@ -39,7 +41,7 @@
  *    it may read the arrays without publish_lock; it takes publish_lock exclusive to
  *    publish. Order: step_lock, then lock; never the reverse. Only
  *    privileged code paths take it: no reader does.
- *  - paused, templates_version, the workers' pids, flush_requested and
+ *  - paused, templates_version, the workers' pids, backfill.pid, flush_requested and
  *    pool_changes are atomics, read and written without any lock. So are
  *    the counters that only their owner bumps and only sim_status() shows,
  *    with nothing they must agree with: ticker.late_ticks,

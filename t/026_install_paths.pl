@@ -78,7 +78,7 @@ is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'sim_metrics'}), '1.
 # operator's table write through the workers meanwhile
 q1(q{ALTER TABLE ext.server_metrics_history DROP CONSTRAINT old_check});
 q1(q{DROP OWNED BY sim_metrics_writer; DROP ROLE sim_metrics_writer});
-q1(q{ALTER EXTENSION sim_metrics UPDATE});
+q1(q{ALTER EXTENSION sim_metrics UPDATE TO '1.6'});
 is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'sim_metrics'}), '1.6', 'updated from 1.5 to 1.6');
 is(q1(q{SELECT rolsuper OR rolcanlogin FROM pg_roles WHERE rolname = 'sim_metrics_writer'}), 'f',
 	'the update made sim_metrics_writer');
