@@ -83,7 +83,7 @@ STARTED=1
 PSQL=("$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p "$PORT" -U postgres -d postgres)
 q() { as_pg "${PSQL[@]}" -c "$1"; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.6g\n", (a[NR/2]+a[NR/2+1])/2}'; }
-fmt() { awk -v x="$1" -v p="${2:-0}" 'BEGIN { printf "%.*f", p, x }'; }
+fmt() { awk "BEGIN { printf \"%.${2:-0}f\", $1 }"; }
 # run psql on a script; print the ms of its \timing lines, one per line
 timed() { as_pg "${PSQL[@]}" -f "$1" 2>&1 | tee "$1.out" | awk '/^Time: /{print $2}'; }
 

@@ -35,6 +35,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <unistd.h>
 
 #include "access/table.h"
 #include "access/xact.h"
@@ -127,10 +128,18 @@ typedef struct SmxBackfill
 	int64		rejected;
 	TimestampTz started;
 	MemoryContext cxt;			/* what lives as long as the backfill */
+	/* the insert workers (backfill_workers.c) */
+	SmxBfPool  *pool;			/* NULL: the leader inserts alone */
+	StringInfoData wbuf[SMX_BF_MAX_WORKERS];	/* a worker's block being encoded */
+	int		   *id_server_len;	/* server ids' lengths, in the server encoding */
+	int64		block_ticks;	/* ticks a block */
 } SmxBackfill;
 
 /* The backfill the COPY callback feeds from (it takes no argument). */
 static SmxBackfill *smx_bf_current = NULL;
+
+/* The insert workers waiting for this transaction's verdict. */
+static SmxBfPool *smx_bf_pool = NULL;
 
 /* The end a committed backfill hands to the fleet (TopMemoryContext). */
 static SmxAdopt *smx_bf_adopt = NULL;
@@ -204,6 +213,20 @@ smx_bf_xact_callback(XactEvent event, void *arg)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot PREPARE a transaction that ran sim_backfill()")));
 			break;
+		case XACT_EVENT_PRE_COMMIT:
+			/* the workers commit first; one that cannot makes this abort */
+			if (smx_bf_pool != NULL)
+			{
+				SmxBfPool  *p = smx_bf_pool;
+
+				smx_bf_pool = NULL;
+				if (!smx_bfpool_verdict(p, true))
+					ereport(ERROR,
+							(errcode(ERRCODE_INTERNAL_ERROR),
+							 errmsg("a sim_backfill() insert worker could not commit its rows"),
+							 errhint("See the server log; run the backfill again.")));
+			}
+			break;
 		case XACT_EVENT_COMMIT:
 			if (smx_bf_adopt != NULL && !smx_engine_adopt(smx_bf_adopt))
 				ereport(WARNING,
@@ -211,6 +234,13 @@ smx_bf_xact_callback(XactEvent event, void *arg)
 			/* FALLTHROUGH */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (smx_bf_pool != NULL)
+			{
+				SmxBfPool  *p = smx_bf_pool;
+
+				smx_bf_pool = NULL;
+				(void) smx_bfpool_verdict(p, false);
+			}
 			if (smx_bf_adopt != NULL)
 			{
 				pfree((void *) smx_bf_adopt->state);
@@ -607,6 +637,52 @@ smx_bf_samples(SmxBackfill *b, double epoch, SmxSample *out)
 		smx_sample_fill(&out[i], &b->state[i], b->id_ref[i], b->run_ids, b->tick, ts, 0);
 }
 
+/* Send worker w's block of COPY data, and start the next. */
+static void
+smx_bf_send_block(SmxBackfill *b, int w)
+{
+	if (b->wbuf[w].len > 0)
+		smx_bfpool_send(b->pool, w, b->wbuf[w].data, b->wbuf[w].len);
+	resetStringInfo(&b->wbuf[w]);
+}
+
+/*
+ * Step one tick and encode its rows for whoever inserts them: blocks of
+ * block_ticks ticks go round the leader (0) and the workers (1..n). A
+ * worker reads text in the server's encoding (a background worker's client
+ * encoding is SQL_ASCII: no conversion), the leader's COPY in its
+ * session's client encoding.
+ */
+static void
+smx_bf_generate_tick(SmxBackfill *b, SmxSample *samples)
+{
+	double		epoch;
+	int			parts = 1 + smx_bfpool_size(b->pool);
+	int			dest = (int) (((b->tick) / b->block_ticks) % parts);
+	bool		last_of_block;
+
+	smx_bf_step(b, &epoch);
+	smx_bf_samples(b, epoch, samples);
+	last_of_block = b->tick % b->block_ticks == 0 || b->tick == b->ticks;
+	if (dest == 0)
+	{
+		for (int i = 0; i < b->n; i++)
+			smx_sample_copy_binary(&b->out, &samples[i], b->id_client[i], b->id_len[i],
+								   b->session_client, b->session_len);
+	}
+	else
+	{
+		StringInfo	wb = &b->wbuf[dest - 1];
+
+		for (int i = 0; i < b->n; i++)
+			smx_sample_copy_binary(wb, &samples[i], b->set.desc[i].id, b->id_server_len[i],
+								   b->session, (int) strlen(b->session));
+		if (last_of_block)
+			smx_bf_send_block(b, dest - 1);
+	}
+	b->rows += b->n;
+}
+
 /* COPY's data source: the binary stream, generated a few ticks ahead. */
 static int
 smx_bf_copy_read(void *outbuf, int minread, int maxread)
@@ -628,25 +704,26 @@ smx_bf_copy_read(void *outbuf, int minread, int maxread)
 			if (b->copy_stage == 0)
 			{
 				smx_copy_binary_header(&b->out);
+				for (int w = 0; w < smx_bfpool_size(b->pool); w++)
+				{
+					smx_copy_binary_header(&b->wbuf[w]);
+					smx_bf_send_block(b, w);
+				}
 				b->copy_stage = 1;
 			}
 			else if (b->copy_stage == 1 && b->tick < b->ticks)
 			{
 				while (b->tick < b->ticks && b->out.len < SMX_BF_OUT_BYTES)
-				{
-					double		epoch;
-
-					smx_bf_step(b, &epoch);
-					smx_bf_samples(b, epoch, samples);
-					for (int i = 0; i < b->n; i++)
-						smx_sample_copy_binary(&b->out, &samples[i], b->id_client[i], b->id_len[i],
-											   b->session_client, b->session_len);
-					b->rows += b->n;
-				}
+					smx_bf_generate_tick(b, samples);
 			}
 			else if (b->copy_stage <= 2)
 			{
 				pq_sendint16(&b->out, (uint16) -1);
+				for (int w = 0; w < smx_bfpool_size(b->pool); w++)
+				{
+					pq_sendint16(&b->wbuf[w], (uint16) -1);
+					smx_bf_send_block(b, w);
+				}
 				b->copy_stage = 3;
 			}
 			else
@@ -666,14 +743,14 @@ smx_bf_copy_read(void *outbuf, int minread, int maxread)
 }
 
 /*
- * The COPY: every row in one COPY FROM, as the writer role (which the
- * permission check sees). Returns rows written.
+ * One COPY FROM into relid in binary format, fed by cb, as the current
+ * user (the writer role, which the permission check sees): the leader's
+ * and each worker's. bytes_total, when known, is what
+ * pg_stat_progress_copy shows as the total. Returns the rows written.
  */
-static void
-smx_bf_copy_step(void *arg)
+int64
+smx_bf_copy_into(Oid relid, copy_data_source_cb cb, int64 bytes_total)
 {
-	SmxBackfill *b = arg;
-	Oid			relid = get_relname_relid("server_metrics_history", b->nsp);
 	Relation	rel;
 	ParseState *pstate;
 	ParseNamespaceItem *nsitem;
@@ -682,6 +759,7 @@ smx_bf_copy_step(void *arg)
 	List	   *options = list_make1(makeDefElem("format", (Node *) makeString("binary"), -1));
 	CopyFromState cstate;
 	ListCell   *lc;
+	uint64		rows;
 
 	rel = table_open(relid, RowExclusiveLock);
 	pstate = make_parsestate(NULL);
@@ -706,21 +784,32 @@ smx_bf_copy_step(void *arg)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("sim_backfill() cannot write server_metrics_history with row-level security enabled"),
 				 errhint("Disable row-level security on the table for the backfill.")));
+	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, cb, cols, options);
+	if (bytes_total > 0)
+		pgstat_progress_update_param(PROGRESS_COPY_BYTES_TOTAL, bytes_total);
+	rows = CopyFrom(cstate);
+	EndCopyFrom(cstate);
+	table_close(rel, NoLock);
+	return (int64) rows;
+}
+
+/* The leader's COPY, its share of the rows; the workers get theirs meanwhile. */
+static void
+smx_bf_copy_step(void *arg)
+{
+	SmxBackfill *b = arg;
+	double		row_bytes = 2 + 4 * SMX_HISTORY_INSERT_COLS + 3 * 12 + 8 * 3 + 8 +
+		(double) b->session_len + 7;
 
 	smx_bf_current = b;
 	b->copy_stage = 0;
 	b->out_pos = 0;
 	resetStringInfo(&b->out);
-	cstate = BeginCopyFrom(pstate, rel, NULL, NULL, false, smx_bf_copy_read, cols, options);
-	/* what remains, for pg_stat_progress_copy: the rows' bytes without run ids */
-	pgstat_progress_update_param(PROGRESS_COPY_BYTES_TOTAL,
-								 (int64) ((double) b->ticks * b->n *
-										  (2 + 4 * SMX_HISTORY_INSERT_COLS + 3 * 12 + 8 * 3 + 8 +
-										   (double) b->session_len + 7) + 21));
-	(void) CopyFrom(cstate);
-	EndCopyFrom(cstate);
+	/* the leader's share of the bytes, rows without run ids */
+	(void) smx_bf_copy_into(get_relname_relid("server_metrics_history", b->nsp), smx_bf_copy_read,
+							(int64) ((double) b->ticks * b->n * row_bytes /
+									 (1 + smx_bfpool_size(b->pool))) + 21);
 	smx_bf_current = NULL;
-	table_close(rel, NoLock);
 }
 
 /* The fallback: every row through the flush's row-isolating insert. */
@@ -758,7 +847,37 @@ static bool
 smx_bf_no_partition(Relation rel, const ErrorData *e)
 {
 	return rel->rd_rel->relkind == RELKIND_PARTITIONED_TABLE &&
-		e->sqlerrcode == ERRCODE_CHECK_VIOLATION && e->constraint_name == NULL;
+		e->sqlerrcode == ERRCODE_CHECK_VIOLATION && e->constraint_name == NULL &&
+		e->table_name != NULL;
+}
+
+/*
+ * Start the insert workers (sim_metrics.backfill_workers; -1: a CPU each
+ * but one), for a backfill large enough to gain from them. They wait for
+ * this transaction's verdict (smx_bf_xact_callback).
+ */
+static void
+smx_bf_start_workers(SmxBackfill *b, Oid relid)
+{
+	int			want = smx_backfill_workers;
+
+	if (want < 0)
+	{
+		long		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+		want = (int) Min(Max(ncpu - 1, 0), SMX_BF_MAX_WORKERS);
+	}
+	/* a block is about 4,096 rows; everyone gets at least two */
+	b->block_ticks = Max(1, 4096 / Max(b->n, 1));
+	if (want == 0 || b->ticks < 2 * b->block_ticks * (want + 1))
+		return;
+	b->pool = smx_bfpool_start(relid, want);
+	smx_bf_pool = b->pool;
+	for (int w = 0; w < smx_bfpool_size(b->pool); w++)
+		initStringInfo(&b->wbuf[w]);
+	b->id_server_len = palloc(sizeof(int) * b->n);
+	for (int i = 0; i < b->n; i++)
+		b->id_server_len[i] = (int) strlen(b->set.desc[i].id);
 }
 
 /* Write the planned log, in order, as the writer would have. */
@@ -1013,8 +1132,31 @@ sim_backfill(PG_FUNCTION_ARGS)
 
 	smx_bf_progress(b->ticks, 0, 0);
 	smx_bf_reset(b);
+	smx_bf_start_workers(b, RelationGetRelid(rel));
 	edata = smx_subxact(smx_bf_copy_step, b);
 	MemoryContextSwitchTo(cxt);
+	if (b->pool != NULL)
+	{
+		SmxBfFailure fail;
+
+		(void) smx_bfpool_finish(b->pool, &fail);
+		if (edata == NULL && fail.sqlerrcode != 0)
+		{
+			/* a worker's COPY failed: as if the leader's had */
+			edata = palloc0(sizeof(ErrorData));
+			edata->sqlerrcode = fail.sqlerrcode;
+			edata->message = pstrdup(fail.message);
+			if (fail.no_partition)
+				edata->table_name = pstrdup("server_metrics_history");
+		}
+		if (edata != NULL)
+		{
+			/* the workers' rows go with them; the rest is the leader's */
+			smx_bf_pool = NULL;
+			(void) smx_bfpool_verdict(b->pool, false);
+			b->pool = NULL;
+		}
+	}
 	if (edata != NULL)
 	{
 		if (smx_bf_no_partition(rel, edata))
@@ -1073,8 +1215,8 @@ sim_backfill(PG_FUNCTION_ARGS)
 		smx_bf_adopt = a;
 	}
 	ereport(DEBUG1,
-			(errmsg("sim_backfill(): " INT64_FORMAT " rows, " INT64_FORMAT " refused, %d log writes in %.3f s, memory %zu kB",
-					b->rows, b->rejected, b->nevents,
+			(errmsg("sim_backfill(): " INT64_FORMAT " rows with %d insert workers, " INT64_FORMAT " refused, %d log writes in %.3f s, memory %zu kB",
+					b->rows, smx_bfpool_size(b->pool), b->rejected, b->nevents,
 					(double) (GetCurrentTimestamp() - b->started) / USECS_PER_SEC,
 					MemoryContextMemAllocated(b->cxt, true) / 1024)));
 	PG_RETURN_INT64(b->rows);

@@ -48,6 +48,7 @@ int			smx_redis_min_interval_ms = 5000;
 double		smx_change_threshold = 2.0;
 char	   *smx_admin_role = NULL;
 double		smx_incident_rate = 0.0;
+int			smx_backfill_workers = -1;
 int			smx_max_incidents = 2;
 
 void		_PG_init(void);
@@ -308,6 +309,11 @@ smx_define_incident_gucs(void)
 							 "Each tick starts one with chance rate x tick length / 1 day, drawn from the seed: the same settings give the same incidents at the same ticks.",
 							 &smx_incident_rate, 0.0, 0.0, 1000.0, PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomIntVariable("sim_metrics.backfill_workers",
+							"Background workers that insert a backfill's rows beside the backend that runs it.",
+							"-1: the number of CPUs less one; 0: the backend alone. The rows do not depend on it.",
+							&smx_backfill_workers, -1, -1, SMX_BF_MAX_WORKERS, PGC_USERSET, 0,
+							NULL, NULL, NULL);
 	DefineCustomIntVariable("sim_metrics.max_incidents",
 							"Automatic incidents running at once, at most (their cascades aside).",
 							NULL, &smx_max_incidents, 2, 0, SMX_MAX_RUNS / 2, PGC_SUSET, 0,

@@ -660,8 +660,26 @@ extern bool smx_text_int64(const char *s, int64 *out);
 extern void smx_status_event(StringInfo buf, const char *server_id, int from, int to,
 							 int64 tick, const char *sim_time, int64 scenario_run);
 
-/* backfill.c */
+/* backfill.c, backfill_workers.c */
+#define SMX_BF_MAX_WORKERS	8	/* sim_metrics.backfill_workers at most */
+extern int	smx_backfill_workers;
 extern bool smx_backfill_holds_fleet(void);
+extern int64 smx_bf_copy_into(Oid relid, int (*cb) (void *outbuf, int minread, int maxread),
+							  int64 bytes_total);
+typedef struct SmxBfPool SmxBfPool;
+/* why a worker's COPY failed, when the leader may step again row-isolated */
+typedef struct SmxBfFailure
+{
+	int			sqlerrcode;		/* 0 = none */
+	bool		no_partition;
+	char		message[SMX_ERROR_LEN];
+} SmxBfFailure;
+extern SmxBfPool *smx_bfpool_start(Oid relid, int nworkers);
+extern int	smx_bfpool_size(const SmxBfPool *p);
+extern void smx_bfpool_send(SmxBfPool *p, int w, const char *data, Size len);
+extern int64 smx_bfpool_finish(SmxBfPool *p, SmxBfFailure *fail);
+extern bool smx_bfpool_verdict(SmxBfPool *p, bool commit);
+PGDLLEXPORT void sim_metrics_backfill_main(Datum main_arg);
 extern void smx_backfill_refuse(const char *what) pg_attribute_noreturn();
 extern void smx_backfill_status_text(char *dst, size_t len);
 

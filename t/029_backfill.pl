@@ -38,6 +38,7 @@ sim_metrics.incident_rate = 24
 sim_metrics.max_incidents = 2
 sim_metrics.history_buffer = 4000
 sim_metrics.flush_interval = '1s'
+sim_metrics.backfill_workers = 2
 EOC
 my $step = 30;
 my $ticks = 86400 / $step;    # one simulated day
@@ -57,11 +58,12 @@ my $placed_at = $live->safe_psql('postgres',
 my $incidents = qq{[{"scenario": "memory_leak", "servers": ["api-was-icn-02"], "at": "$placed_at",
 	"intensity": 0.9, "duration": "40 min"}]};
 my ($ret, $out, $err) = $live->psql('postgres',
-	"SELECT sim_backfill('1 day', '$incidents')");
+	"SET client_min_messages = debug1; SELECT sim_backfill('1 day', '$incidents')");
 is($ret, 0, 'sim_backfill(1 day) on a fresh install') or diag $err;
 is($out, $ticks * $n, "it wrote $ticks ticks x $n servers");
 like($err, qr/replaces the \d+ rows the fleet wrote since it started/,
 	'it said it replaced the running session\'s first rows');
+like($err, qr/rows with 2 insert workers/, 'two insert workers took their share');
 
 my ($bf_first, $bf_last, $bf_ticks, $bf_runs) = split /\|/, $live->safe_psql('postgres',
 	"SELECT min(\"timestamp\"), max(\"timestamp\"), count(DISTINCT tick), count(DISTINCT scenario_run_id)
@@ -222,15 +224,23 @@ is($fresh->safe_psql('postgres', "SELECT worker_state NOT LIKE 'backfilling%' FR
 my $bg = $fresh->background_psql('postgres', on_error_stop => 0);
 $bg->query_until(qr/started/, "\\echo started\nSELECT sim_backfill('120 days');\n");
 my $pid = wait_value($fresh,
-	"SELECT pid FROM pg_stat_progress_copy WHERE tuples_processed > 0",
+	"SELECT p.pid FROM pg_stat_progress_copy p JOIN pg_stat_activity a USING (pid)
+	  WHERE a.backend_type = 'client backend' AND p.tuples_processed > 0",
 	sub { $_[0] =~ /^\d+$/ }, 30, 'a COPY in progress');
 ok(defined $pid, 'pg_stat_progress_copy shows the backfill');
+$pid //= 0;
+is( $fresh->safe_psql('postgres',
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics backfill'"),
+	'2', 'two insert workers help it (sim_metrics.backfill_workers = 2)');
 like($fresh->safe_psql('postgres', 'SELECT worker_state FROM sim_status()'),
 	qr/^backfilling: \d+% \(\d+ of 345600 ticks, \d+ rows\)$/, 'sim_status() shows its progress');
 like($fresh->psql('postgres', 'SELECT sim_tick()', stderr => \$err) && $err,
 	qr/sim_tick\(\) is not possible while a backfill holds the fleet/, 'sim_tick() is refused meanwhile');
 $fresh->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
 ok(defined wait_until($fresh, "SELECT count(*) FROM pg_stat_progress_copy", '0', 30), 'cancelled');
+ok( defined wait_until($fresh,
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics backfill'", '0', 30),
+	'its insert workers are gone');
 $bg->quit;
 is($fresh->safe_psql('postgres', 'SELECT count(*) FROM server_metrics_history'), '0',
 	'pg_cancel_backend left nothing');
@@ -262,12 +272,15 @@ CREATE TRIGGER note_user AFTER INSERT ON server_metrics_history
   FOR EACH STATEMENT EXECUTE FUNCTION note_user();
 ALTER TABLE server_metrics_history ADD CONSTRAINT no_replica CHECK (server_id <> 'db-mysql-icn-replica');
 });
-($ret, $out, $err) = $fresh->psql('postgres', "SELECT sim_backfill('2 hours')");
+# a day: the insert workers meet the refusal too
+($ret, $out, $err) = $fresh->psql('postgres', "SELECT sim_backfill('1 day')");
 is($ret, 0, 'a backfill into a table that refuses some rows') or diag $err;
-is($out, 240 * ($n - 1), 'it wrote the rows the table takes');
+is($out, $ticks * ($n - 1), 'it wrote the rows the table takes');
 is( $fresh->safe_psql('postgres',
 		"SELECT count(*) || ' ' || min(sqlstate) FROM server_metrics_rejected WHERE server_id = 'db-mysql-icn-replica'"),
-	'240 23514', 'the refused rows are dead letters, with their SQLSTATE');
+	"$ticks 23514", 'the refused rows are dead letters, with their SQLSTATE');
+is($fresh->safe_psql('postgres', 'SELECT count(*) FROM server_metrics_history'), $ticks * ($n - 1),
+	'and the history holds the others, once');
 is($fresh->safe_psql('postgres', 'SELECT string_agg(DISTINCT who, \',\') FROM seen_as'),
 	'sim_metrics_writer', 'the trigger ran as sim_metrics_writer');
 
