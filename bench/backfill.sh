@@ -64,6 +64,7 @@ unix_socket_directories = '$TMP'
 shared_preload_libraries = 'sim_metrics'
 sim_metrics.database_name = 'postgres'
 sim_metrics.max_servers = 2000
+max_worker_processes = 16
 sim_metrics.seed = 42
 sim_metrics.tick_interval = '1s'
 sim_metrics.time_scale = 30
@@ -96,7 +97,8 @@ echo "PostgreSQL : $(q 'SELECT version()')"
 echo "CPU        : $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo) x $(nproc)"
 echo "cluster    : fsync=off, synchronous_commit=off, shared_buffers=512MB; workers running, ticker paused"
 echo "fleet      : 30 s ticks (tick_interval 1s x time_scale 30), seed 42, incident_rate 2 a day"
-echo "workers    : 1 — the whole backfill is one COPY FROM in the calling backend, one transaction"
+NWORK=$(( $(nproc) - 1 )); (( NWORK > 8 )) && NWORK=8; (( NWORK < 1 )) && NWORK=1
+echo "workers    : the backfill alone (sim_metrics.backfill_workers = 0) and with $NWORK insert worker(s) (one a CPU but one)"
 echo "------------------------------------------------------------------------"
 SUMMARY=()
 IFS=',' read -ra CASE_LIST <<<"$CASES"
@@ -114,50 +116,43 @@ for c in "${CASE_LIST[@]}"; do
     for _ in $(seq 1 100); do [[ $(q "SELECT servers FROM sim_status()") == "$servers" ]] && break; sleep 0.2; done
     [[ $(q "SELECT servers FROM sim_status()") == "$servers" ]] || die "the fleet did not reach $servers servers"
     echo "case: $servers servers x $span"
-    printf '   %-5s %-9s %12s %14s %12s %14s %8s\n' round first "backfill ms" "backfill rows/s" "COPY ms" "COPY rows/s" ratio
-    BF=(); CP=(); ROWS=0; SUM1=; MEM=
+    printf '   %-5s %13s %13s %13s %9s %9s\n' round "1 proc ms" "$((NWORK + 1)) procs ms" "COPY ms" "1/COPY" "N/COPY"
+    B1=(); BN=(); CP=(); ROWS=0; SUM1=; MEM=
     for r in $(seq 1 "$ROUNDS"); do
         reset="SELECT sim_stop(); TRUNCATE server_metrics_history, scenario_execution_log; CHECKPOINT;"
-        bf="$reset
-SET client_min_messages = debug1;
-\\timing on
-SELECT sim_backfill('$span');
-\\timing off
-RESET client_min_messages;"
-        if (( r == 1 )); then
-            printf '%s\n' "$bf" "COPY (SELECT $COLS FROM server_metrics_history ORDER BY id) TO '$TMP/rows.txt';" \
-                "SELECT count(*) || ' ' || sum(tick) || ' ' || sum(cpu_usage) || ' ' || sum(network_io) FROM server_metrics_history;" \
-                | as_pg tee "$TMP/bf.sql" >/dev/null
-        else
-            printf '%s\n' "$bf" "SELECT count(*) || ' ' || sum(tick) || ' ' || sum(cpu_usage) || ' ' || sum(network_io) FROM server_metrics_history;" \
-                | as_pg tee "$TMP/bf.sql" >/dev/null
-        fi
-        printf '%s\n' "$reset" '\timing on' "COPY server_metrics_history ($COLS) FROM '$TMP/rows.txt';" '\timing off' \
-            "SELECT count(*) || ' ' || sum(tick) || ' ' || sum(cpu_usage) || ' ' || sum(network_io) FROM server_metrics_history;" \
+        check="SELECT count(*) || ' ' || sum(tick) || ' ' || sum(cpu_usage) || ' ' || sum(network_io) FROM server_metrics_history;"
+        for w in 0 "$NWORK"; do
+            { printf '%s\n' "$reset" "SET sim_metrics.backfill_workers = $w;" "SET client_min_messages = debug1;" \
+                  '\timing on' "SELECT sim_backfill('$span');" '\timing off' "RESET client_min_messages;"
+              (( r == 1 && w == 0 )) && printf '%s\n' "COPY (SELECT $COLS FROM server_metrics_history ORDER BY id) TO '$TMP/rows.txt';"
+              printf '%s\n' "$check"; } | as_pg tee "$TMP/bf$w.sql" >/dev/null
+        done
+        printf '%s\n' "$reset" '\timing on' "COPY server_metrics_history ($COLS) FROM '$TMP/rows.txt';" '\timing off' "$check" \
             | as_pg tee "$TMP/cp.sql" >/dev/null
         if (( r % 2 )); then
-            tb=$(timed "$TMP/bf.sql"); tc=$(timed "$TMP/cp.sql"); first=backfill
+            t1=$(timed "$TMP/bf0.sql"); tn=$(timed "$TMP/bf$NWORK.sql"); tc=$(timed "$TMP/cp.sql")
         else
-            tc=$(timed "$TMP/cp.sql"); tb=$(timed "$TMP/bf.sql"); first=COPY
+            tc=$(timed "$TMP/cp.sql"); tn=$(timed "$TMP/bf$NWORK.sql"); t1=$(timed "$TMP/bf0.sql")
         fi
-        grep -q ERROR "$TMP/bf.sql.out" "$TMP/cp.sql.out" && { cat "$TMP/bf.sql.out" "$TMP/cp.sql.out" >&2; die "round $r failed"; }
-        rows=$(awk '/^[0-9]+$/{print; exit}' "$TMP/bf.sql.out")
-        s1=$(tail -n 1 "$TMP/bf.sql.out"); s2=$(tail -n 1 "$TMP/cp.sql.out")
-        [[ $s1 == "$s2" ]] || die "the two paths wrote different rows: '$s1' vs '$s2'"
+        grep -q ERROR "$TMP/bf0.sql.out" "$TMP/bf$NWORK.sql.out" "$TMP/cp.sql.out" && {
+            cat "$TMP/bf0.sql.out" "$TMP/bf$NWORK.sql.out" "$TMP/cp.sql.out" >&2; die "round $r failed"; }
+        rows=$(awk '/^[0-9]+$/{print; exit}' "$TMP/bf0.sql.out")
+        s1=$(tail -n 1 "$TMP/bf0.sql.out"); sn=$(tail -n 1 "$TMP/bf$NWORK.sql.out"); s2=$(tail -n 1 "$TMP/cp.sql.out")
+        [[ $s1 == "$s2" && $sn == "$s2" ]] || die "the paths wrote different rows: '$s1' / '$sn' vs COPY '$s2'"
         [[ -z $SUM1 || $SUM1 == "$s1" ]] || die "round $r wrote other rows than round 1"
+        grep -q "with $NWORK insert workers" "$TMP/bf$NWORK.sql.out" || (( NWORK == 0 )) || die "the backfill did not get its $NWORK workers"
         SUM1=$s1; ROWS=$rows
-        MEM=$(sed -n 's/.*memory \([0-9]*\) kB.*/\1/p' "$TMP/bf.sql.out" | tail -n 1)
-        BF+=("$tb"); CP+=("$tc")
-        printf '   %-5s %-9s %12.0f %14.0f %12.0f %14.0f %7.2fx\n' "$r" "$first" "$tb" "$(fmt "$rows * 1000 / $tb")" \
-            "$tc" "$(fmt "$rows * 1000 / $tc")" "$(fmt "$tc / $tb" 2)"
+        MEM=$(sed -n 's/.*memory \([0-9]*\) kB.*/\1/p' "$TMP/bf0.sql.out" | tail -n 1)
+        B1+=("$t1"); BN+=("$tn"); CP+=("$tc")
+        printf '   %-5s %13.0f %13.0f %13.0f %8.2fx %8.2fx\n' "$r" "$t1" "$tn" "$tc" "$(fmt "$tc / $t1" 2)" "$(fmt "$tc / $tn" 2)"
     done
-    mb=$(printf '%s\n' "${BF[@]}" | median); mc=$(printf '%s\n' "${CP[@]}" | median)
-    ratio=$(fmt "$mc / $mb" 2)
-    echo "   => $ROWS rows; median sim_backfill $(fmt "$ROWS * 1000 / $mb") rows/s vs COPY text $(fmt "$ROWS * 1000 / $mc") rows/s = ${ratio}x COPY (goal >= 1.5x)"
-    echo "      backfill memory (its context at the end, log plan included): ${MEM:-?} kB"
-    SUMMARY+=("| $servers servers x $span | $ROWS | $(fmt "$ROWS * 1000 / $mb") rows/s | $(fmt "$ROWS * 1000 / $mc") rows/s | ${ratio}x | ${MEM:-?} kB |")
+    m1=$(printf '%s\n' "${B1[@]}" | median); mn=$(printf '%s\n' "${BN[@]}" | median); mc=$(printf '%s\n' "${CP[@]}" | median)
+    echo "   => $ROWS rows, the same in every path; medians: sim_backfill $(fmt "$ROWS * 1000 / $m1") rows/s alone,"
+    echo "      $(fmt "$ROWS * 1000 / $mn") rows/s with $NWORK insert worker(s); COPY text $(fmt "$ROWS * 1000 / $mc") rows/s"
+    echo "      = $(fmt "$mc / $m1" 2)x and $(fmt "$mc / $mn" 2)x COPY (goal >= 1.5x); backfill memory ${MEM:-?} kB"
+    SUMMARY+=("| $servers servers x $span | $ROWS | $(fmt "$ROWS * 1000 / $m1") rows/s ($(fmt "$mc / $m1" 2)x) | $(fmt "$ROWS * 1000 / $mn") rows/s (**$(fmt "$mc / $mn" 2)x**) | $(fmt "$ROWS * 1000 / $mc") rows/s | ${MEM:-?} kB |")
 done
 echo
-echo "| case | rows | sim_backfill() | COPY text, same rows | ratio | backfill memory |"
+echo "| case | rows | sim_backfill(), backend alone | with $NWORK insert worker(s) | COPY text, same rows | backfill memory |"
 echo "|---|---:|---:|---:|---:|---:|"
 printf '%s\n' "${SUMMARY[@]}"

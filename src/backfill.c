@@ -74,6 +74,8 @@ PG_FUNCTION_INFO_V1(sim_backfill);
 #define SMX_BF_FALLBACK_ROWS	50000
 /* Progress is published every this many ticks. */
 #define SMX_BF_PROGRESS_TICKS	32
+/* Rows a block of COPY data dealt to one process holds, about. */
+#define SMX_BF_BLOCK_ROWS	8192
 /* The most rows one backfill writes. */
 #define SMX_BF_MAX_ROWS		(INT64CONST(1) << 40)
 
@@ -867,9 +869,12 @@ smx_bf_start_workers(SmxBackfill *b, Oid relid)
 
 		want = (int) Min(Max(ncpu - 1, 0), SMX_BF_MAX_WORKERS);
 	}
-	/* a block is about 4,096 rows; everyone gets at least two */
-	b->block_ticks = Max(1, 4096 / Max(b->n, 1));
-	if (want == 0 || b->ticks < 2 * b->block_ticks * (want + 1))
+	/*
+	 * A block is about SMX_BF_BLOCK_ROWS rows (800 kB): a worker's queue
+	 * holds several, and everyone gets at least one.
+	 */
+	b->block_ticks = Max(1, SMX_BF_BLOCK_ROWS / Max(b->n, 1));
+	if (want == 0 || b->ticks < b->block_ticks * (want + 1))
 		return;
 	b->pool = smx_bfpool_start(relid, want);
 	smx_bf_pool = b->pool;

@@ -40,7 +40,7 @@
 #include "compat.h"
 #include "sim_metrics.h"
 
-#define SMX_BFW_QUEUE_BYTES	(4 * 1024 * 1024)
+#define SMX_BFW_QUEUE_BYTES	(8 * 1024 * 1024)
 #define SMX_BFW_MAGIC		0x534d5842	/* "SMXB" */
 
 typedef enum SmxBfwState
