@@ -56,6 +56,7 @@
 #include "libpq/pqformat.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "storage/lmgr.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -859,8 +860,9 @@ smx_bf_no_partition(Relation rel, const ErrorData *e)
  * this transaction's verdict (smx_bf_xact_callback).
  */
 static void
-smx_bf_start_workers(SmxBackfill *b, Oid relid)
+smx_bf_start_workers(SmxBackfill *b, Relation rel)
 {
+	Oid			relid = RelationGetRelid(rel);
 	int			want = smx_backfill_workers;
 
 	if (want < 0)
@@ -875,6 +877,9 @@ smx_bf_start_workers(SmxBackfill *b, Oid relid)
 	 */
 	b->block_ticks = Max(1, SMX_BF_BLOCK_ROWS / Max(b->n, 1));
 	if (want == 0 || b->ticks < b->block_ticks * (want + 1))
+		return;
+	/* a lock of ours the workers' RowExclusiveLock waits for would never be released */
+	if (CheckRelationLockedByMe(rel, ShareLock, true))
 		return;
 	b->pool = smx_bfpool_start(relid, want);
 	smx_bf_pool = b->pool;
@@ -1000,6 +1005,12 @@ sim_backfill(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
 				 errmsg("sim_backfill() cannot run in a parallel worker")));
+	if (IsSubTransaction())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("sim_backfill() cannot run inside a subtransaction"),
+				 errdetail("A savepoint or an EXCEPTION block could roll back part of the backfill and keep the rest."),
+				 errhint("Call it outside savepoints and EXCEPTION blocks.")));
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1137,7 +1148,7 @@ sim_backfill(PG_FUNCTION_ARGS)
 
 	smx_bf_progress(b->ticks, 0, 0);
 	smx_bf_reset(b);
-	smx_bf_start_workers(b, RelationGetRelid(rel));
+	smx_bf_start_workers(b, rel);
 	edata = smx_subxact(smx_bf_copy_step, b);
 	MemoryContextSwitchTo(cxt);
 	if (b->pool != NULL)
@@ -1149,6 +1160,7 @@ sim_backfill(PG_FUNCTION_ARGS)
 		{
 			/* a worker's COPY failed: as if the leader's had */
 			edata = palloc0(sizeof(ErrorData));
+			edata->elevel = ERROR;
 			edata->sqlerrcode = fail.sqlerrcode;
 			edata->message = pstrdup(fail.message);
 			if (fail.no_partition)

@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -40,7 +41,7 @@
 #include "compat.h"
 #include "sim_metrics.h"
 
-#define SMX_BFW_QUEUE_BYTES	(8 * 1024 * 1024)
+#define SMX_BFW_QUEUE_BYTES	(2 * 1024 * 1024)
 #define SMX_BFW_MAGIC		0x534d5842	/* "SMXB" */
 
 typedef enum SmxBfwState
@@ -103,15 +104,23 @@ smx_bfpool_start(Oid relid, int nworkers)
 	Size		size;
 	int			started = 0;
 
+	MemoryContext old;
+
 	nworkers = Min(nworkers, SMX_BF_MAX_WORKERS);
 	if (nworkers <= 0)
 		return NULL;
-	p = MemoryContextAllocZero(TopMemoryContext, sizeof(SmxBfPool));
+	/*
+	 * The pool, the queue handles and the workers' handles are used at the
+	 * transaction's end, after the statement's memory is gone.
+	 */
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	p = palloc0(sizeof(SmxBfPool));
 	size = smx_bfw_queue_offset(nworkers);
 	p->seg = dsm_create(size, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 	if (p->seg == NULL)
 	{
 		pfree(p);
+		MemoryContextSwitchTo(old);
 		return NULL;
 	}
 	/* it outlives the statement: the verdict comes at the transaction's end */
@@ -155,6 +164,7 @@ smx_bfpool_start(Oid relid, int nworkers)
 	}
 	p->n = started;
 	p->sh->nworkers = started;
+	MemoryContextSwitchTo(old);
 	if (started == 0)
 	{
 		dsm_detach(p->seg);
@@ -221,6 +231,7 @@ smx_bfpool_finish(SmxBfPool *p, SmxBfFailure *fail)
 			uint32		st = pg_atomic_read_u32(&p->sh->slot[w].state);
 			pid_t		pid;
 
+			pg_read_barrier();
 			if (st == SMX_BFW_READY)
 				break;
 			if (st == SMX_BFW_FAILED)
@@ -236,7 +247,13 @@ smx_bfpool_finish(SmxBfPool *p, SmxBfFailure *fail)
 				break;
 			}
 			if (GetBackgroundWorkerPid(p->handle[w], &pid) == BGWH_STOPPED)
-				smx_bfpool_raise(p, w);
+			{
+				/* it may have recorded why just before it went */
+				if (pg_atomic_read_u32(&p->sh->slot[w].state) == SMX_BFW_STARTING ||
+					pg_atomic_read_u32(&p->sh->slot[w].state) == SMX_BFW_COPYING)
+					smx_bfpool_raise(p, w);
+				continue;
+			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 100,
 							 PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
@@ -262,8 +279,6 @@ smx_bfpool_verdict(SmxBfPool *p, bool commit)
 			SetLatch(p->sh->slot[w].latch);
 	if (commit)
 	{
-		TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 60000);
-
 		for (int w = 0; w < p->n; w++)
 		{
 			for (;;)
@@ -274,10 +289,10 @@ smx_bfpool_verdict(SmxBfPool *p, bool commit)
 				if (st == SMX_BFW_COMMITTED)
 					break;
 				if (st == SMX_BFW_FAILED || st == SMX_BFW_ABORTED ||
-					GetBackgroundWorkerPid(p->handle[w], &pid) == BGWH_STOPPED ||
-					GetCurrentTimestamp() >= deadline)
+					GetBackgroundWorkerPid(p->handle[w], &pid) == BGWH_STOPPED)
 				{
-					ok = pg_atomic_read_u32(&p->sh->slot[w].state) == SMX_BFW_COMMITTED;
+					if (pg_atomic_read_u32(&p->sh->slot[w].state) != SMX_BFW_COMMITTED)
+						ok = false;
 					break;
 				}
 				(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20,
@@ -293,6 +308,8 @@ smx_bfpool_verdict(SmxBfPool *p, bool commit)
 		p->detached = true;
 	}
 	dsm_detach(p->seg);
+	for (int w = 0; w < p->n; w++)
+		pfree(p->handle[w]);
 	pfree(p);
 	return ok;
 }
@@ -362,7 +379,10 @@ sim_metrics_backfill_main(Datum main_arg)
 		proc_exit(1);
 	slot = &sh->slot[w];
 	slot->latch = MyLatch;
+	pg_write_barrier();
 	BackgroundWorkerInitializeConnectionByOid(sh->dboid, InvalidOid, 0);
+	/* the leader sends text in the server's encoding: COPY must not convert it */
+	SetClientEncoding(GetDatabaseEncoding());
 	pgstat_report_appname("sim_metrics backfill");
 	mq = (shm_mq *) ((char *) sh + smx_bfw_queue_offset(w));
 	shm_mq_set_receiver(mq, MyProc);
@@ -390,11 +410,13 @@ sim_metrics_backfill_main(Datum main_arg)
 		slot->no_partition = e->sqlerrcode == ERRCODE_CHECK_VIOLATION &&
 			e->constraint_name == NULL && e->table_name != NULL;
 		strlcpy(slot->message, e->message ? e->message : "", sizeof(slot->message));
+		pg_write_barrier();
 		pg_atomic_write_u32(&slot->state, SMX_BFW_FAILED);
 		SetLatch(sh->leader_latch);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	pg_write_barrier();
 	pg_atomic_write_u32(&slot->state, SMX_BFW_READY);
 	SetLatch(sh->leader_latch);
 	pgstat_report_activity(STATE_IDLEINTRANSACTION, "sim_metrics: backfill waits for its leader");

@@ -7,6 +7,8 @@
  */
 #include "postgres.h"
 
+#include "commands/trigger.h"
+
 #include <math.h>
 
 #include "access/genam.h"
@@ -412,8 +414,26 @@ smx_become_role(Oid role, SmxSavedUser *saved)
 {
 	GetUserIdAndSecContext(&saved->user, &saved->sec);
 	if (OidIsValid(role))
+	{
+		ConstraintsSetStmt immediate;
+
 		SetUserIdAndSecContext(role, saved->sec | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
+
+		/*
+		 * SET CONSTRAINTS ALL IMMEDIATE: a deferred constraint trigger
+		 * planted on our tables fires at the end of the statement that
+		 * queued it, as this role, not at commit as whoever commits (a
+		 * worker's login role, a superuser). Pending deferred events of
+		 * the transaction fire now, as this role, and the mode stays for
+		 * the rest of the transaction.
+		 */
+		memset(&immediate, 0, sizeof(immediate));
+		immediate.type = T_ConstraintsSetStmt;
+		immediate.constraints = NIL;
+		immediate.deferred = false;
+		AfterTriggerSetState(&immediate);
+	}
 	saved->guc_nest = NewGUCNestLevel();
 }
 

@@ -270,6 +270,10 @@ CREATE FUNCTION note_user() RETURNS trigger LANGUAGE plpgsql AS
   $$BEGIN INSERT INTO public.seen_as VALUES (current_user); RETURN NULL; END$$;
 CREATE TRIGGER note_user AFTER INSERT ON server_metrics_history
   FOR EACH STATEMENT EXECUTE FUNCTION note_user();
+CREATE FUNCTION note_user_deferred() RETURNS trigger LANGUAGE plpgsql AS
+  $$BEGIN INSERT INTO public.seen_as VALUES ('deferred ' || current_user); RETURN NULL; END$$;
+CREATE CONSTRAINT TRIGGER note_user_deferred AFTER INSERT ON server_metrics_history
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION note_user_deferred();
 ALTER TABLE server_metrics_history ADD CONSTRAINT no_replica CHECK (server_id <> 'db-mysql-icn-replica');
 });
 # a day: the insert workers meet the refusal too
@@ -281,7 +285,33 @@ is( $fresh->safe_psql('postgres',
 	"$ticks 23514", 'the refused rows are dead letters, with their SQLSTATE');
 is($fresh->safe_psql('postgres', 'SELECT count(*) FROM server_metrics_history'), $ticks * ($n - 1),
 	'and the history holds the others, once');
-is($fresh->safe_psql('postgres', 'SELECT string_agg(DISTINCT who, \',\') FROM seen_as'),
-	'sim_metrics_writer', 'the trigger ran as sim_metrics_writer');
+$fresh->safe_psql('postgres', 'SELECT sim_tick(1); SELECT sim_flush();');
+is($fresh->safe_psql('postgres', 'SELECT string_agg(DISTINCT who, \',\' ORDER BY who) FROM seen_as'),
+	'deferred sim_metrics_writer,sim_metrics_writer',
+	'the triggers ran as sim_metrics_writer, the deferred one too (at its statement\'s end, not at commit), in the backend and in its workers');
+
+# in a transaction block: the workers keep their rows open until its commit
+$fresh->safe_psql('postgres', q{
+TRUNCATE server_metrics_history, scenario_execution_log, server_metrics_rejected;
+ALTER TABLE server_metrics_history DROP CONSTRAINT no_replica;
+DROP TRIGGER note_user_deferred ON server_metrics_history;
+});
+is( $fresh->safe_psql('postgres', "BEGIN;
+		SELECT sim_backfill('1 day') = $ticks * $n;
+		SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics backfill';
+		SELECT count(*) FROM generate_series(1, 200000);
+		COMMIT;"),
+	"t\n2\n200000", 'in a transaction block, its two workers wait for the commit');
+is($fresh->safe_psql('postgres', 'SELECT count(*) FROM server_metrics_history'), $ticks * $n,
+	'and their rows commit with it');
+ok( defined wait_until($fresh,
+		"SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'sim_metrics backfill'", '0', 30),
+	'then they are gone');
+$fresh->safe_psql('postgres', q{
+TRUNCATE server_metrics_history, scenario_execution_log;
+});
+is( $fresh->safe_psql('postgres', "BEGIN; SELECT sim_backfill('1 day') > 0; ROLLBACK;
+		SELECT count(*) FROM server_metrics_history;"),
+	"t\n0", 'rolled back, the workers\' rows go too');
 
 done_testing();
