@@ -407,8 +407,7 @@ smx_bf_read_incidents(SmxBackfill *b, Jsonb *incidents)
 				   *unknown,
 				   *name,
 				   *v;
-		bool		isnull,
-					runnable;
+		bool		isnull;
 		Datum		servers;
 		float4		intensity = 0.7f;
 		double		duration_s = 600;
@@ -446,16 +445,7 @@ smx_bf_read_incidents(SmxBackfill *b, Jsonb *incidents)
 		name = SPI_getvalue(tup, td, 4);
 		memset(p, 0, sizeof(*p));
 		p->ord = (int) i;
-		if (!smx_scenario_read_one(b->nspname, name, &r->def, &runnable))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("scenario \"%s\" does not exist", name),
-					 errhint("SELECT name FROM sim_scenarios lists the scenarios.")));
-		if (!runnable)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("scenario \"%s\" cannot run: its phase shares or effects are out of range", name),
-					 errhint("Check its row in sim_scenarios.")));
+		smx_scenario_read_one(b->nspname, name, &r->def);
 
 		/* intensity, duration */
 		pc.field = "intensity";

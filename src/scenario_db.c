@@ -165,16 +165,17 @@ smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max)
 }
 
 /*
- * One catalog entry by name, for sim_scenario_start(): false when there is
- * none. Read as the caller, who needs SELECT on sim_scenarios.
+ * One catalog entry by name, for a run started by hand (sim_scenario_start(),
+ * sim_backfill()'s incidents): an error when there is none or it cannot
+ * run. Read as the caller, who needs SELECT on sim_scenarios.
  */
-bool
-smx_scenario_read_one(const char *nspname, const char *name, SmxScenarioDef *def,
-					  bool *runnable)
+void
+smx_scenario_read_one(const char *nspname, const char *name, SmxScenarioDef *def)
 {
 	Oid			argtype = TEXTOID;
 	Datum		arg = CStringGetTextDatum(name);
 	bool		found;
+	bool		runnable;
 	int			ret;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -184,9 +185,18 @@ smx_scenario_read_one(const char *nspname, const char *name, SmxScenarioDef *def
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading sim_scenarios failed: %s", SPI_result_code_string(ret));
 	found = SPI_processed == 1;
-	*runnable = found && smx_def_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, def);
+	runnable = found && smx_def_from_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, def);
 	SPI_finish();
-	return found;
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("scenario \"%s\" does not exist", name),
+				 errhint("SELECT name FROM sim_scenarios lists the scenarios.")));
+	if (!runnable)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("scenario \"%s\" cannot run: its phase shares or effects are out of range", name),
+				 errhint("Check its row in sim_scenarios.")));
 }
 
 /* The arguments and result of reading the open runs back. */

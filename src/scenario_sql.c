@@ -297,7 +297,6 @@ sim_scenario_start(PG_FUNCTION_ARGS)
 	double		duration_s;
 	SmxRun		r;
 	SmxStartError e;
-	bool		runnable;
 	int			slot;
 	smx_config	cfg;
 	char	   *nspname;
@@ -328,16 +327,7 @@ sim_scenario_start(PG_FUNCTION_ARGS)
 				 errhint("Wait for the writer to load server_templates, or call sim_reload().")));
 	nspname = smx_extension_schema_name();
 	memset(&r, 0, sizeof(r));
-	if (!smx_scenario_read_one(nspname, name, &r.def, &runnable))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("scenario \"%s\" does not exist", name),
-				 errhint("SELECT name FROM sim_scenarios lists the scenarios.")));
-	if (!runnable)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("scenario \"%s\" cannot run: its phase shares or effects are out of range", name),
-				 errhint("Check its row in sim_scenarios.")));
+	smx_scenario_read_one(nspname, name, &r.def);
 	r.state = SMX_RUN_PENDING;
 	r.intensity = intensity;
 	r.from_level = 1.0f;

@@ -492,8 +492,8 @@ extern void smx_run_set_targets(SmxRun *r, const char *const *servers, int nserv
 
 /* scenario_db.c: the catalog, the log and the runs read back (SPI) */
 extern int	smx_scenarios_read(const char *nspname, SmxScenarioDef *defs, int max);
-extern bool smx_scenario_read_one(const char *nspname, const char *name,
-								  SmxScenarioDef *def, bool *runnable);
+extern void smx_scenario_read_one(const char *nspname, const char *name,
+								  SmxScenarioDef *def);
 extern int	smx_runs_read_open(const char *nspname, SmxRun *runs, int max, int64 newest_tick,
 							   int64 *next_id);
 extern void smx_scenario_log(void *arg);
