@@ -103,6 +103,7 @@ typedef struct SmxBackfill
 	int			n;				/* servers */
 	const smx_params *params;
 	smx_state  *state;
+	smx_server_detector *detect;	/* the servers' detectors, from tick 0 */
 	int32	   *id_ref;
 	SmxScenarioState *scen;		/* the private runs */
 	SmxRunSet	set;
@@ -247,6 +248,7 @@ smx_bf_xact_callback(XactEvent event, void *arg)
 			if (smx_bf_adopt != NULL)
 			{
 				pfree((void *) smx_bf_adopt->state);
+				pfree((void *) smx_bf_adopt->detect);
 				pfree((void *) smx_bf_adopt->runs);
 				pfree(smx_bf_adopt);
 				smx_bf_adopt = NULL;
@@ -557,6 +559,7 @@ smx_bf_reset(SmxBackfill *b)
 	smx_prepare_tick(&ctx, &b->cfg, 0);
 	for (int i = 0; i < b->n; i++)
 		smx_state_init(&ctx, &b->params[i], &b->state[i]);
+	memset(b->detect, 0, sizeof(smx_server_detector) * b->n);
 	memset(b->scen, 0, sizeof(SmxScenarioState));
 	memcpy(b->scen->defs, b->defs, sizeof(SmxScenarioDef) * b->ndefs);
 	b->scen->ndefs = b->ndefs;
@@ -594,6 +597,7 @@ smx_bf_step(SmxBackfill *b, double *epoch)
 	smx_prepare_tick(&ctx, &b->cfg, (uint64) b->tick);
 	ctx.overlay = smx_runs_tick(&b->set, &ctx, b->state, b->params, b->n, b->run_ids);
 	smx_step(&ctx, b->params, b->state, b->n);
+	smx_detect_fleet(b->state, b->detect, b->n);
 	*epoch = ctx.sim_epoch;
 
 	/* the log, as the writer keeps it at this tick: planned now, written after */
@@ -1043,6 +1047,7 @@ sim_backfill(PG_FUNCTION_ARGS)
 	b->params = palloc(sizeof(smx_params) * b->n);
 	memcpy((void *) b->params, smx_shared_params(), sizeof(smx_params) * b->n);
 	b->state = palloc(sizeof(smx_state) * b->n);
+	b->detect = palloc0(sizeof(smx_server_detector) * b->n);
 	b->id_ref = palloc(sizeof(int32) * b->n);
 	memcpy(b->id_ref, smx_shared_id_ref(), sizeof(int32) * b->n);
 	b->ndefs = smx_shared->scen.ndefs;
@@ -1200,15 +1205,18 @@ sim_backfill(PG_FUNCTION_ARGS)
 		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 		SmxAdopt   *a = palloc0(sizeof(SmxAdopt));
 		smx_state  *st = palloc(sizeof(smx_state) * b->n);
+		smx_server_detector *det = palloc(sizeof(smx_server_detector) * b->n);
 		SmxRun	   *runs = palloc(sizeof(SmxRun) * SMX_MAX_RUNS);
 
 		MemoryContextSwitchTo(old);
 		memcpy(st, b->state, sizeof(smx_state) * b->n);
+		memcpy(det, b->detect, sizeof(smx_server_detector) * b->n);
 		memcpy(runs, b->scen->runs, sizeof(SmxRun) * SMX_MAX_RUNS);
 		a->fleet_version = fleet_version;
 		a->extension = ext;
 		a->n = b->n;
 		a->state = st;
+		a->detect = det;
 		a->clock = b->cfg;
 		a->tick = (uint64) b->ticks;
 		a->runs = runs;
@@ -1216,6 +1224,7 @@ sim_backfill(PG_FUNCTION_ARGS)
 		if (smx_bf_adopt != NULL)
 		{
 			pfree((void *) smx_bf_adopt->state);
+			pfree((void *) smx_bf_adopt->detect);
 			pfree((void *) smx_bf_adopt->runs);
 			pfree(smx_bf_adopt);
 		}

@@ -284,6 +284,7 @@ smx_engine_tick(int64 n, bool from_worker)
 			ctx.overlay = smx_runs_tick(smx_runs_shared(), &ctx, smx_priv_state, smx_priv_params,
 										nservers, run_ids);
 			smx_step(&ctx, smx_priv_params, smx_priv_state, nservers);
+			smx_detect_fleet(smx_priv_state, smx_shared_detect(), nservers);
 			smx_ring_append(smx_priv_state, id_ref, run_ids, nservers, tick,
 							   ctx.sim_epoch, &head, tail, &dropped);
 		}
@@ -539,6 +540,7 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	int		   *old_index = palloc(sizeof(int) * Max(n, 1));
 	int32	   *id_ref = palloc(sizeof(int32) * Max(n, 1));
 	smx_state  *state = palloc(sizeof(smx_state) * Max(n, 1));
+	smx_server_detector *detect;
 	smx_config	cfg;
 	smx_tick_ctx ctx;
 	uint64		new_tick;
@@ -570,6 +572,12 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 			cfg.start_epoch = rs->max_tick_epoch - (double) rs->max_tick * cfg.step_seconds;
 	}
 	smx_prepare_tick(&ctx, &cfg, new_tick);
+	/* each kept server keeps its detector; new and restored ones start afresh */
+	detect = palloc0(sizeof(smx_server_detector) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		if (old_index[i] >= 0)
+			detect[i] = smx_shared_detect()[old_index[i]];
+	memcpy(smx_shared_detect(), detect, sizeof(smx_server_detector) * n);
 	for (int i = 0; i < n; i++)
 	{
 		if (old_index[i] >= 0)
@@ -760,6 +768,7 @@ smx_engine_adopt(const SmxAdopt *a)
 	{
 		LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
 		memcpy(smx_shared_state(), a->state, a->n * sizeof(smx_state));
+		memcpy(smx_shared_detect(), a->detect, a->n * sizeof(smx_server_detector));
 		smx_shared->fleet.tick = a->tick;
 		smx_shared->fleet.start_epoch = a->clock.start_epoch;
 		smx_shared->fleet.step_seconds = a->clock.step_seconds;

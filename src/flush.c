@@ -216,6 +216,7 @@ smx_insert_samples(SmxFlushCtx *fc, uint64 from, int k)
 		r.network_io = s->network_io;
 		r.status = s->status;
 		r.scenario_run = s->scenario_run;
+		r.anomaly = s->anomaly;
 		smx_history_batch_add(&fc->batch, &r);
 	}
 	return smx_history_batch_insert(&fc->batch);

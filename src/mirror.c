@@ -492,7 +492,8 @@ smx_mirror_samples(SmxPipe *p, const SmxMirrorSnap *snap, int64 *last_tick)
 						 smx_sample_encode(text, sizeof(text), b.tick_text, when,
 										   s->cpu / 100.0, s->memory / 100.0, s->disk / 100.0,
 										   s->network_io, s->status,
-										   s->session < SMX_SESSIONS ? snap->sessions[s->session] : ""));
+										   s->session < SMX_SESSIONS ? snap->sessions[s->session] : "",
+										   s->anomaly));
 			b.pairs++;
 			*last_tick = s->tick;
 			smx_journal_note(s->tick, it.from + i + 1);
@@ -520,7 +521,7 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 	"network_usage"};
 	float		pct[4] = {s->cpu, s->memory, s->disk, s->network};
 
-	smx_pipe_command(p, 24);
+	smx_pipe_command(p, 28);
 	smx_pipe_arg(p, "HSET", 4);
 	smx_pipe_arg(p, key, klen);
 	for (int f = 0; f < 4; f++)
@@ -536,6 +537,15 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 	smx_arg_z(p, smx_status_names[s->status & 3]);
 	smx_arg_z(p, "scenario");
 	smx_arg_z(p, s->run != 0 ? smx_rruns[s->run] : "");
+	smx_arg_z(p, "anomaly_score");
+	{
+		int			u = smx_score_units(s->anomaly);
+
+		smx_pipe_arg(p, num, snprintf(num, sizeof(num), "%d.%04d", u / 10000, u % 10000));
+	}
+	smx_arg_z(p, "anomaly_metric");
+	smx_arg_z(p, smx_score_units(s->anomaly) > 0 ?
+			  smx_detect_signal_names[Min(s->anomaly_signal, SMX_DETECT_SIGNALS)] : "");
 	smx_arg_z(p, "tick");
 	smx_arg_z(p, rt->tick);
 	smx_arg_z(p, "sim_time");
@@ -552,7 +562,8 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 		smx_arg_z(p, rt->tick);
 		smx_pipe_arg(p, text, smx_sample_encode(text, sizeof(text), rt->tick, rt->sim_time,
 												s->cpu, s->memory, s->disk, (int64) s->network_io,
-												s->status, snap->session_id));
+												s->status, snap->session_id,
+												smx_score_units(s->anomaly)));
 		smx_pipe_end(p);
 	}
 	/* HSET and ZADD keep a key's TTL: set it (and trim) only when new or due */

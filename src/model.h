@@ -133,11 +133,15 @@ typedef struct smx_state
 	bool		day_set;
 	uint8_t		level[SMX_M_COUNT];
 	uint8_t		status;			/* smx_status */
+	uint8_t		anomaly_signal; /* the detector's signal behind anomaly
+								 * (detect.h) */
 	uint8_t		run;			/* incident acting this tick: index into
 								 * smx_tick_ctx.overlay, 0 = none */
 	bool		overlaid;		/* the values include an incident; base[]
 								 * holds the model's own */
 	float		base[SMX_M_COUNT];	/* cpu, memory, disk, network without it */
+	float		anomaly;		/* the detector's score of these values, 0..1
+								 * (set by smx_detect_fleet, not smx_step) */
 } smx_state;
 
 /* Simulation settings shared by every server. */

@@ -48,6 +48,7 @@ int			smx_redis_min_interval_ms = 5000;
 double		smx_change_threshold = 2.0;
 char	   *smx_admin_role = NULL;
 double		smx_incident_rate = 0.0;
+double		smx_anomaly_threshold = SMX_ANOMALY_THRESHOLD;
 int			smx_backfill_workers = -1;
 int			smx_max_incidents = 2;
 
@@ -89,7 +90,7 @@ smx_define_postmaster_gucs(void)
 
 	DefineCustomIntVariable("sim_metrics.max_servers",
 							"Capacity of the shared-memory fleet, in servers.",
-							"Each server takes 504 bytes of shared memory.",
+							"Each server takes 712 bytes of shared memory.",
 							&smx_max_servers, 1000, 1, 1000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 
@@ -314,6 +315,11 @@ smx_define_incident_gucs(void)
 							"-1: the number of CPUs less one; 0: the backend alone. The rows do not depend on it.",
 							&smx_backfill_workers, -1, -1, SMX_BF_MAX_WORKERS, PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomRealVariable("sim_metrics.anomaly_threshold",
+							 "Anomaly score from which sim_dashboard() counts a server as anomalous.",
+							 "The detector's scores are 0..1; bench/detect.sh prints the threshold that scores best.",
+							 &smx_anomaly_threshold, SMX_ANOMALY_THRESHOLD, 0.0, 1.0, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	DefineCustomIntVariable("sim_metrics.max_incidents",
 							"Automatic incidents running at once, at most (their cascades aside).",
 							NULL, &smx_max_incidents, 2, 0, SMX_MAX_RUNS / 2, PGC_SUSET, 0,

@@ -472,6 +472,7 @@ smx_recover_insert(Oid nsp, const SmxServerDesc *desc, int n, SmxRecoverServer *
 			row.network_io = r->network_io;
 			row.status = r->status;
 			row.scenario_run = 0;	/* the journal does not carry it */
+			row.anomaly = r->anomaly;
 			smx_history_batch_add(&batch, &row);
 		}
 	}

@@ -156,6 +156,8 @@ smx_sample_fill(SmxSample *s, const smx_state *state, int32 id_ref, const int64 
 	s->cpu = smx_hundredths(state->cpu);
 	s->memory = smx_hundredths(state->memory);
 	s->disk = smx_hundredths(state->disk);
+	s->anomaly = smx_score_units(state->anomaly);
+	s->anomaly_signal = state->anomaly_signal;
 	s->status = state->status;
 	s->session = session;
 }

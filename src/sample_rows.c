@@ -54,11 +54,13 @@ static const struct
 	{"session_id", TEXTOID, TEXTARRAYOID},
 	{"tick", INT8OID, INT8ARRAYOID},
 	{"scenario_run_id", INT8OID, INT8ARRAYOID},
+	{"anomaly_score", FLOAT4OID, FLOAT4ARRAYOID},
 };
 
 /* the columns that may be NULL, and where their null flags are kept */
 #define SMX_HCOL_SESSION	7
 #define SMX_HCOL_RUN		9
+#define SMX_HCOL_ANOMALY	10
 
 static SPIPlanPtr smx_insert_plan = NULL;
 static Oid	smx_insert_plan_nsp = InvalidOid;
@@ -227,6 +229,8 @@ smx_sample_copy_binary(StringInfo out, const SmxSample *s, const char *id, int i
 		smx_copy_int8(out, s->scenario_run);
 	else
 		pq_sendint32(out, (uint32) -1);
+	pq_sendint32(out, 4);
+	pq_sendfloat4(out, SMX_SCORE_VALUE(s->anomaly));
 }
 
 /* A one-dimensional array of n elements (nulls may be NULL: none). */
@@ -258,6 +262,7 @@ smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap)
 		b->col[c] = palloc(sizeof(Datum) * b->cap);
 	b->sess_null = palloc(sizeof(bool) * b->cap);
 	b->run_null = palloc(sizeof(bool) * b->cap);
+	b->anomaly_null = palloc(sizeof(bool) * b->cap);
 	for (int i = 0; i < 4; i++)
 		b->status_text[i] = CStringGetTextDatum(smx_status_names[i]);
 }
@@ -281,6 +286,8 @@ smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r)
 	b->col[8][k] = Int64GetDatum(r->tick);
 	b->run_null[k] = r->scenario_run == 0;
 	b->col[SMX_HCOL_RUN][k] = Int64GetDatum(r->scenario_run);
+	b->anomaly_null[k] = r->anomaly < 0;
+	b->col[SMX_HCOL_ANOMALY][k] = Float4GetDatum(SMX_SCORE_VALUE(Max(r->anomaly, 0)));
 }
 
 /*
@@ -301,7 +308,8 @@ smx_history_batch_insert(SmxHistoryBatch *b)
 	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
 		args[c] = smx_history_array(b->col[c],
 									c == SMX_HCOL_SESSION ? b->sess_null :
-									c == SMX_HCOL_RUN ? b->run_null : NULL,
+									c == SMX_HCOL_RUN ? b->run_null :
+									c == SMX_HCOL_ANOMALY ? b->anomaly_null : NULL,
 									k, smx_history_cols[c].type);
 	ret = SPI_execute_plan(b->plan, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
@@ -373,6 +381,8 @@ smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
 	r->sim_time_valid = sim_time_valid;
 	r->updated_at = updated_at;
 	r->updated_valid = updated_at != 0;
+	r->anomaly = smx_score_units(s->anomaly) / 10000.0;
+	r->anomaly_signal = r->anomaly > 0 ? Min(s->anomaly_signal, SMX_DETECT_SIGNALS) : -1;
 }
 
 /* One row of sim_current_metrics() into values/nulls (SMX_CURRENT_COLS). */
@@ -398,13 +408,19 @@ smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls)
 	nulls[15] = !r->sim_time_valid;
 	values[16] = TimestampTzGetDatum(r->updated_at);
 	nulls[16] = !r->updated_valid;
+	nulls[17] = r->anomaly < 0;
+	values[17] = Float8GetDatum(r->anomaly);
+	nulls[18] = r->anomaly_signal < 0;
+	values[18] = nulls[18] ? (Datum) 0 :
+		CStringGetTextDatum(smx_detect_signal_names[r->anomaly_signal]);
 }
 
 /* ---------------------------------------------------------------------
  * Sample text: how Redis keeps a sample (the journal's values, the
  * members of samples:{id}), "tick|sim_time|cpu|memory|disk|network_io|
- * status|session". The mirror encodes it, the recovery decodes it: the
- * two sides of the format sit here together.
+ * status|session|anomaly" (1.7 wrote no anomaly field; it is still read).
+ * The mirror encodes it, the recovery decodes it: the two sides of the
+ * format sit here together.
  * --------------------------------------------------------------------- */
 
 /*
@@ -415,7 +431,7 @@ smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls)
 int
 smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
 				  double cpu, double memory, double disk, int64 network_io,
-				  int status, const char *session)
+				  int status, const char *session, int anomaly)
 {
 	int			m = snprintf(dst, size, "%s|%s|", tick, sim_time);
 
@@ -426,7 +442,8 @@ smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
 	m += smx_fmt_pct(dst + m, disk);
 	dst[m++] = '|';
 	m += smx_fmt_int64(dst + m, network_io);
-	m += snprintf(dst + m, size - m, "|%s|%s", smx_status_names[status & 3], session);
+	m += snprintf(dst + m, size - m, "|%s|%s|%d.%04d", smx_status_names[status & 3], session,
+				  anomaly / 10000, anomaly % 10000);
 	return Min(m, size - 1);
 }
 
@@ -464,7 +481,7 @@ bool
 smx_sample_decode(const char *text, size_t len, SmxRedisSample *r)
 {
 	char		buf[SMX_SAMPLE_TEXT_MAX];
-	char	   *f[8];
+	char	   *f[9];
 	int			nf = 0;
 	double		epoch;
 	double		usecs;
@@ -477,12 +494,12 @@ smx_sample_decode(const char *text, size_t len, SmxRedisSample *r)
 	for (char *c = buf; *c; c++)
 		if (*c == '|')
 		{
-			if (nf == 8)
+			if (nf == 9)
 				return false;
 			*c = '\0';
 			f[nf++] = c + 1;
 		}
-	if (nf != 8 || !smx_text_int64(f[0], &r->tick) || r->tick <= 0 ||
+	if (nf < 8 || !smx_text_int64(f[0], &r->tick) || r->tick <= 0 ||
 		!smx_text_pct(f[2], &r->pct[0]) || !smx_text_pct(f[3], &r->pct[1]) ||
 		!smx_text_pct(f[4], &r->pct[2]) ||
 		!smx_text_int64(f[5], &r->network_io) || r->network_io < 0)
@@ -504,6 +521,18 @@ smx_sample_decode(const char *text, size_t len, SmxRedisSample *r)
 		if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'z') || *c == '-'))
 			return false;
 	strlcpy(r->session, f[7], SMX_SESSION_LEN);
+	r->anomaly = -1;
+	if (nf == 9)
+	{
+		char	   *end;
+		double		v;
+
+		errno = 0;
+		v = strtod(f[8], &end);
+		if (*f[8] == '\0' || *end != '\0' || errno != 0 || !(v >= 0.0 && v <= 1.0))
+			return false;
+		r->anomaly = (int16) rint(v * 10000.0);
+	}
 	return true;
 }
 

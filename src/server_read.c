@@ -28,7 +28,7 @@
 
 PG_FUNCTION_INFO_V1(sim_server_metrics);
 
-#define SMX_POINT_COLS	18		/* sim_current_metrics()'s 17 + source */
+#define SMX_POINT_COLS	(SMX_CURRENT_COLS + 1)	/* sim_current_metrics()'s + source */
 
 /* From shared memory: the live server's row (binary search by id). */
 static bool
@@ -88,6 +88,8 @@ typedef struct SmxPointHash
 	TimestampTz sim_time;
 	bool		updated_valid;
 	TimestampTz updated_at;
+	double		anomaly;		/* -1: none (a 1.7 mirror wrote no score) */
+	int			anomaly_signal;
 } SmxPointHash;
 
 static bool
@@ -155,6 +157,22 @@ smx_point_parse(void *r, SmxPointHash *h)
 			return false;
 		strlcpy(h->scenario, scenario, SMX_SCENARIO_LEN);
 	}
+	/* the score and its signal: none from an older mirror */
+	h->anomaly = -1;
+	h->anomaly_signal = -1;
+	if (smx_redis_point_field(r, "anomaly_score") != NULL)
+	{
+		const char *sig = smx_redis_point_field(r, "anomaly_metric");
+
+		if (!smx_point_double(r, "anomaly_score", &h->anomaly) ||
+			!(h->anomaly >= 0.0 && h->anomaly <= 1.0))
+			return false;
+		for (int i = 0; sig && i <= SMX_DETECT_SIGNALS; i++)
+			if (strcmp(sig, smx_detect_signal_names[i]) == 0)
+				h->anomaly_signal = i;
+		if (h->anomaly == 0.0)
+			h->anomaly_signal = -1;
+	}
 	h->sim_time_valid = smx_point_time(r, "sim_time", &h->sim_time);
 	h->updated_valid = smx_point_time(r, "updated_at", &h->updated_at);
 	return true;
@@ -199,6 +217,8 @@ smx_point_redis(const char *id, Datum *values, bool *nulls)
 		row.sim_time_valid = h.sim_time_valid;
 		row.updated_at = h.updated_at;
 		row.updated_valid = h.updated_valid;
+		row.anomaly = h.anomaly;
+		row.anomaly_signal = h.anomaly_signal;
 		smx_current_row_values(&row, values, nulls);
 	}
 	return true;
@@ -216,6 +236,8 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 	Datum		arg = PointerGetDatum(id_t);
 	bool		n[6];
 	Datum		v[6];
+	bool		an;
+	Datum		av;
 	int			ret;
 
 	initStringInfo(&sql);
@@ -224,7 +246,7 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 					 " h.network_io, h.status, h.tick, h.\"timestamp\","
 					 " (SELECT l.scenario_name FROM %1$s.scenario_execution_log l"
 					 "   WHERE l.run_id OPERATOR(pg_catalog.=) h.scenario_run_id"
-					 "   ORDER BY l.id LIMIT 1)"
+					 "   ORDER BY l.id LIMIT 1), h.anomaly_score::float8"
 					 " FROM %1$s.server_metrics_history h WHERE h.server_id OPERATOR(pg_catalog.=) $1"
 					 " ORDER BY h.\"timestamp\" DESC LIMIT 1", quote_identifier(nspname));
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
@@ -257,6 +279,10 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 		values[13] = nulls[13] ? (Datum) 0 : PointerGetDatum(DatumGetTextPCopy(sc));
 	}
 	nulls[16] = true;			/* the wall clock of the sample is not kept */
+	av = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 9, &an);
+	values[17] = an ? (Datum) 0 : Float8GetDatum(DatumGetFloat8(av));
+	nulls[17] = an;
+	nulls[18] = true;			/* the signal behind it is not kept */
 	return true;
 }
 

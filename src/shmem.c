@@ -99,7 +99,7 @@
 StaticAssertDecl(sizeof(SmxSample) == 48, "history sample size changed: update README");
 StaticAssertDecl(sizeof(SmxIdEntry) == 80, "id pool entry size changed: update README");
 StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) +
-				 SMX_CALLS * sizeof(int32) == 504,
+				 SMX_CALLS * sizeof(int32) + sizeof(smx_server_detector) == 712,
 				 "per-server shared memory changed: update README and max_servers help");
 
 SmxShared  *smx_shared = NULL;
@@ -124,6 +124,7 @@ smx_shmem_size(void)
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_state))));
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(int32))));
 	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, SMX_CALLS * sizeof(int32))));
+	size = add_size(size, MAXALIGN(mul_size(smx_max_servers, sizeof(smx_server_detector))));
 	size = add_size(size, MAXALIGN(mul_size(mul_size(smx_max_servers, 2), sizeof(SmxIdEntry))));
 	size = add_size(size, mul_size(mul_size(smx_max_servers, smx_history_buffer),
 								   sizeof(SmxSample)));
@@ -169,11 +170,23 @@ smx_shared_calls(void)
 					  MAXALIGN(smx_shared->fleet.capacity * sizeof(int32)));
 }
 
+/*
+ * The anomaly detector of each server (parallel to state). Only whoever
+ * steps reads or writes it, under step_lock: readers see the scores it
+ * leaves in smx_state, never this.
+ */
+smx_server_detector *
+smx_shared_detect(void)
+{
+	return (smx_server_detector *) ((char *) smx_shared_calls() +
+									MAXALIGN(smx_shared->fleet.capacity * SMX_CALLS * sizeof(int32)));
+}
+
 SmxIdEntry *
 smx_shared_id_pool(void)
 {
-	return (SmxIdEntry *) ((char *) smx_shared_calls() +
-						   MAXALIGN(smx_shared->fleet.capacity * SMX_CALLS * sizeof(int32)));
+	return (SmxIdEntry *) ((char *) smx_shared_detect() +
+						   MAXALIGN(smx_shared->fleet.capacity * sizeof(smx_server_detector)));
 }
 
 SmxSample *

@@ -22,6 +22,7 @@
 #include "storage/lwlock.h"
 
 #include "model.h"
+#include "detect.h"
 
 #define SMX_EXTENSION_NAME	"sim_metrics"
 /* the role every table access of ours runs as (common.c, smx_writer_role) */
@@ -73,6 +74,9 @@ extern int	smx_redis_ttl_s;
 extern int	smx_redis_min_interval_ms;
 extern double smx_change_threshold;
 extern double smx_incident_rate;
+extern double smx_anomaly_threshold;
+/* the default of sim_metrics.anomaly_threshold (README: Detection) */
+#define SMX_ANOMALY_THRESHOLD	0.5
 extern int	smx_max_incidents;
 extern char *smx_admin_role;
 
@@ -111,8 +115,10 @@ typedef struct SmxSample
 	int16		cpu;			/* hundredths of a percent */
 	int16		memory;
 	int16		disk;
+	int16		anomaly;		/* the detector's score in 1e-4 (0..10000) */
 	uint8		status;
 	uint8		session;		/* slot in SmxShared.sessions[] */
+	uint8		anomaly_signal; /* smx_detect_signal_names[] */
 } SmxSample;
 
 /*
@@ -380,6 +386,7 @@ extern smx_params *smx_shared_params(void);
 extern smx_state *smx_shared_state(void);
 extern int32 *smx_shared_id_ref(void);
 extern int32 *smx_shared_calls(void);
+extern smx_server_detector *smx_shared_detect(void);
 extern SmxIdEntry *smx_shared_id_pool(void);
 extern SmxSample *smx_shared_ring(void);
 extern void smx_require_loaded(void);
@@ -448,6 +455,7 @@ typedef struct SmxAdopt
 	Oid			extension;
 	int			n;
 	const smx_state *state;		/* n servers at its last tick */
+	const smx_server_detector *detect;	/* and their detectors */
 	smx_config	clock;			/* its origin and step */
 	uint64		tick;			/* its last tick */
 	const SmxRun *runs;			/* SMX_MAX_RUNS */
@@ -562,7 +570,7 @@ extern bool smx_error_is_per_row(int sqlerrcode);
  */
 
 /* History rows: the one INSERT into server_metrics_history. */
-#define SMX_HISTORY_INSERT_COLS 10
+#define SMX_HISTORY_INSERT_COLS 11
 
 /* One row of server_metrics_history, whatever it came from. */
 typedef struct SmxHistoryRow
@@ -575,6 +583,7 @@ typedef struct SmxHistoryRow
 	int64		network_io;
 	uint8		status;			/* smx_status */
 	int64		scenario_run;	/* 0 = NULL */
+	int16		anomaly;		/* score in 1e-4; -1 = NULL (not known) */
 } SmxHistoryRow;
 
 /* Rows gathered for one INSERT (column arrays in lockstep). */
@@ -586,6 +595,7 @@ typedef struct SmxHistoryBatch
 	Datum	   *col[SMX_HISTORY_INSERT_COLS];
 	bool	   *sess_null;
 	bool	   *run_null;
+	bool	   *anomaly_null;
 	Datum		status_text[4];
 } SmxHistoryBatch;
 
@@ -601,7 +611,7 @@ extern void smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r);
 extern int64 smx_history_batch_insert(SmxHistoryBatch *b);
 
 /* Current rows: sim_current_metrics()'s columns, from memory or Redis. */
-#define SMX_CURRENT_COLS		17
+#define SMX_CURRENT_COLS		19
 #define SMX_CURRENT_DESC_COLS	6	/* id, name, hostname, role, location, env */
 
 /* One row of sim_current_metrics(), whatever layer it came from. */
@@ -623,6 +633,8 @@ typedef struct SmxCurrentRow
 	bool		sim_time_valid;
 	TimestampTz updated_at;
 	bool		updated_valid;
+	double		anomaly;		/* the detector's score; < 0 = not known */
+	int			anomaly_signal; /* smx_detect_signal_names[], -1 = none */
 } SmxCurrentRow;
 
 extern void smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role);
@@ -633,11 +645,24 @@ extern void smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
 extern void smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls);
 
 /*
- * Sample text: "tick|sim_time|cpu|memory|disk|network_io|status|session",
+ * Sample text: "tick|sim_time|cpu|memory|disk|network_io|status|session|anomaly",
  * how Redis keeps a sample (the mirror writes it, the recovery reads it).
  * A longer text was not written by the mirror.
  */
 #define SMX_SAMPLE_TEXT_MAX		512
+
+/* A score 0..1 in the 1e-4 units samples keep it in, and back. */
+static inline int16
+smx_score_units(float score)
+{
+	if (!(score > 0.0f))
+		return 0;
+	if (score >= 1.0f)
+		return 10000;
+	return (int16) (score * 10000.0f + 0.5f);
+}
+
+#define SMX_SCORE_VALUE(u)	((float) (u) / 10000.0f)
 
 /* A sample decoded from its Redis text, every field checked. */
 typedef struct SmxRedisSample
@@ -648,11 +673,12 @@ typedef struct SmxRedisSample
 	int64		network_io;
 	uint8		status;			/* smx_status */
 	char		session[SMX_SESSION_LEN];	/* "" = none */
+	int16		anomaly;		/* score in 1e-4; -1 = none (a 1.7 mirror) */
 } SmxRedisSample;
 
 extern int	smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
 							  double cpu, double memory, double disk, int64 network_io,
-							  int status, const char *session);
+							  int status, const char *session, int anomaly);
 extern bool smx_sample_decode(const char *text, size_t len, SmxRedisSample *r);
 extern bool smx_text_int64(const char *s, int64 *out);
 
