@@ -220,3 +220,30 @@ END
 $fn$;
 COMMENT ON FUNCTION sim_dashboard(text, integer, integer) IS
   'The live fleet as one JSON document in the dashboard''s servers-unified shape: success, timestamp (simulated time of the data), data[] (id, name, hostname, status, cpu, memory, disk, network %, network_io, responseTime, location, role, environment, scenario, tick, anomalyScore, anomalyMetric), summary.statusSummary, summary.anomalySummary (threshold = sim_metrics.anomaly_threshold, anomalous servers, maxScore, the top 5), pagination. Reads shared memory only: never waits on Redis.';
+
+-- How good is a detector: NAB's scoring against the ground truth.
+CREATE FUNCTION sim_detector_report(since timestamptz, until timestamptz, scores regclass DEFAULT NULL,
+    OUT profile text, OUT score double precision, OUT threshold double precision,
+    OUT true_positives bigint, OUT false_positives bigint, OUT false_negatives bigint,
+    OUT "precision" double precision, OUT recall double precision, OUT median_delay interval)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sim_detector_report'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION sim_detector_report(timestamptz, timestamptz, regclass) IS
+  'Score a detector against sim_incident_labels over [since, until) of simulated time with NAB''s scoring: the built-in anomaly_score, or your table of (server_id text, "timestamp" timestamptz, score real). One row per NAB profile (standard, reward_low_fp, reward_low_fn): NAB-normalised score (100 perfect, 0 a detector that never fires), the threshold that scores best, and event-wise counts at it (one run on one server = one window; overlapping runs on a server make one), precision, recall, median delay from a window''s start to its first alarm.';
+
+CREATE FUNCTION sim_score_detector(scores regclass, windows regclass,
+    probation double precision DEFAULT 0.15, fixed_threshold double precision DEFAULT NULL,
+    OUT profile text, OUT score double precision, OUT threshold double precision,
+    OUT true_positives bigint, OUT false_positives bigint, OUT false_negatives bigint,
+    OUT "precision" double precision, OUT recall double precision, OUT median_delay interval)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sim_score_detector'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION sim_score_detector(regclass, regclass, double precision, double precision) IS
+  'Score any series of scores, (server_id text, "timestamp" timestamptz, score real), against any labelled windows, (server_id text, window_start timestamptz, window_end timestamptz), both ends inclusive, with NAB''s scoring: the columns of sim_detector_report(). probation: the share of each series'' first rows whose alarms are ignored (NAB: 0.15); fixed_threshold: score at this threshold (NULL: the best).';
+
+GRANT EXECUTE ON FUNCTION sim_detector_report(timestamptz, timestamptz, regclass),
+    sim_score_detector(regclass, regclass, double precision, double precision) TO PUBLIC;

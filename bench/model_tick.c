@@ -3,12 +3,25 @@
  * program: N servers of the default fleet's roles stepped T ticks of 30 s.
  * bench/model_tick.sh builds it against two versions of src/model.c and
  * runs them in turns. Prints nanoseconds per server-tick.
+ *
+ * Built with -DSMX_BENCH_DETECT and src/detect.c, it also times the
+ * anomaly detector (smx_detect_fleet) over the same servers and ticks,
+ * right after each step, and prints its nanoseconds per server-tick too.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "model.h"
+#ifdef SMX_BENCH_DETECT
+#include "detect.h"
+#endif
+
+static double
+smx_ns(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1e9 + (b->tv_nsec - a->tv_nsec);
+}
 
 int
 main(int argc, char **argv)
@@ -37,6 +50,33 @@ main(int argc, char **argv)
 	smx_prepare_tick(&ctx, &cfg, 0);
 	for (int i = 0; i < n; i++)
 		smx_state_init(&ctx, &p[i], &s[i]);
+#ifdef SMX_BENCH_DETECT
+	{
+		smx_server_detector *d = calloc(n, sizeof(smx_server_detector));
+		struct timespec c;
+		double		step_ns = 0,
+					detect_ns = 0;
+
+		if (d == NULL)
+			return 2;
+		for (int t = 1; t <= ticks; t++)
+		{
+			smx_prepare_tick(&ctx, &cfg, (uint64_t) t);
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			smx_step(&ctx, p, s, n);
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			smx_detect_fleet(s, d, n);
+			clock_gettime(CLOCK_MONOTONIC, &c);
+			step_ns += smx_ns(&a, &b);
+			detect_ns += smx_ns(&b, &c);
+		}
+		for (int i = 0; i < n; i++)
+			checksum += s[i].cpu + s[i].anomaly;
+		printf("%.2f %.3f %.2f\n", step_ns / ((double) n * ticks), checksum / n,
+			   detect_ns / ((double) n * ticks));
+		free(d);
+	}
+#else
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	for (int t = 1; t <= ticks; t++)
 	{
@@ -46,7 +86,9 @@ main(int argc, char **argv)
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	for (int i = 0; i < n; i++)
 		checksum += s[i].cpu;
-	printf("%.2f %.3f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / ((double) n * ticks),
-		   checksum / n);
+	printf("%.2f %.3f\n", smx_ns(&a, &b) / ((double) n * ticks), checksum / n);
+#endif
+	free(p);
+	free(s);
 	return 0;
 }

@@ -2,124 +2,126 @@
  * detect.c — the streaming anomaly detector (see detect.h).
  *
  * A series is predicted one row ahead by a robust Holt smoother (level and
- * trend); the residual is standardised by the series' typical residual and
- * averaged over a few rows, so a lone heavy-tailed burst counts for little
- * and a sustained departure for much. Residuals far off the prediction move
- * the level only by a clipped amount, so an incident does not become the
- * new normal while it lasts; a departure that stays put and flat for long
- * enough is a level shift (a rotated log, a GC) and is taken as the new
- * level. The evidence is turned into a score by its own tail: how far it is
- * above what this series usually shows, so a noisy series and a quiet one
- * share one threshold.
+ * trend, time constant 64 rows): slow enough that an incident of tens of
+ * rows does not become the new normal, fast enough to follow a daily cycle
+ * and a slow growth. Its residual is standardised by the series' typical
+ * residual, which already holds the series' own mean-reverting wander, so a
+ * noisy series and a quiet one share one threshold. Residuals move the
+ * level and the scale only by a clipped amount: a burst or an incident
+ * barely bends them.
+ *
+ * The evidence is a short average (gain 1/4) of the standardised residual
+ * clipped at DET_ZC: a heavy-tailed burst that decays in a few rows adds at
+ * most DET_ZC per row and is gone before the average fills, while a
+ * departure of DET_ZC scales that holds fills it within about ten rows.
+ * A one-row jump whose landing holds for a few rows (a log rotation, a GC
+ * drop, a level shift) is taken as the new level, and its evidence dropped.
  */
 #include "detect.h"
 #include "model.h"
 
 #include <math.h>
+#include <string.h>
 
 #define DET_ALPHA		(1.0f / 64)	/* level gain */
 #define DET_BETA		(1.0f / 16)	/* trend gain, relative to the level's */
-#define DET_CLIP		2.5f		/* residuals beyond this many scales are clipped */
-#define DET_SCALE_N		128			/* rows the scale averages over */
-#define DET_FAST_GAIN	(1.0f / 8)
-#define DET_Z_EV		3.5f		/* a row's weight in the evidence, at most */
-#define DET_EV_N		1024
-#define DET_JUMP_Z		4.0f		/* a one-row move this large may be a level shift */
-#define DET_SHIFT_ROWS	3			/* rows the new level must hold */
-#define DET_Z_MAX		50.0f
+#define DET_CLIP		3.0f		/* residuals move level and scale by at most this many scales */
+#define DET_SCALE_GAIN	(1.0f / 256)
+#define DET_EV_GAIN		0.25f
+#define DET_ZC			6.0f		/* a row's weight in the evidence, at most */
+#define DET_JUMP		6.0f		/* a one-row move this large may be a level shift */
+#define DET_HOLD		3			/* rows (the jump's included) the landing must hold */
+#define DET_LAND		1.5f		/* and how close to it, in scales */
+#define DET_SURPRISE_K	0.5f		/* surprise u maps to u²/(u² + K): never saturates */
+#define DET_RECORD_KEEP	0.9999f		/* the record decays by this a row */
 
-static float
-det_floor(float level)
-{
-	return 1e-6f + 1e-3f * fabsf(level);
-}
-
-static float
+static inline float
 det_clip(float v, float lim)
 {
 	return v > lim ? lim : (v < -lim ? -lim : v);
 }
 
-float
-smx_detect_step(smx_detector *d, double xd)
+/*
+ * One row of series d: updates the state, returns the signed evidence (in
+ * scales, |e| <= DET_ZC; 0 during the warm-up) and leaves the row's z in d->z.
+ */
+static inline float
+det_core(smx_detector *d, float x)
 {
-	float		x,
-				pred,
+	float		pred,
 				r,
 				s,
 				z,
-				ev,
-				u,
+				psi,
 				g;
 
-	if (!isfinite(xd))
-		return 0.0f;
-	x = (float) xd;
 	if (d->n == 0)
 	{
-		*d = (smx_detector) {0};
+		memset(d, 0, sizeof(*d));
 		d->level = x;
-		d->peak = x;			/* the previous row */
+		d->prev = x;
 		d->n = 1;
 		return 0.0f;
 	}
-
 	pred = d->level + d->trend;
 	r = x - pred;
-	s = fmaxf(d->scale, det_floor(d->level));
-	z = det_clip(r / s, DET_Z_MAX);
+	/* a floor: flat stretches have no scale to divide by */
+	s = d->scale + 1e-6f + 1e-3f * fabsf(d->level);
+	z = r / s;
+	d->z = z;
+	d->ev += DET_EV_GAIN * (det_clip(z, DET_ZC) - d->ev);
 
-	d->fast += DET_FAST_GAIN * (det_clip(z, DET_Z_EV) - d->fast);
-	ev = fabsf(d->fast);
-
-	/*
-	 * A level shift: one row jumps, the following ones stay where it
-	 * landed. d->run counts rows since the jump (0: none pending), mean_ev
-	 * is left alone; the landing value is kept in d->pad-free float below.
-	 */
+	/* a level shift: one row jumps, the next ones stay where it landed */
 	if (d->run > 0)
-	{
-		if (fabsf(x - d->var_ev_land) <= DET_CLIP * s && fabsf(z) > DET_CLIP)
-			d->run++;
-		else
-			d->run = 0;
-	}
-	if (d->run == 0 && fabsf(x - d->peak) > DET_JUMP_Z * s && fabsf(z) > DET_JUMP_Z)
+		d->run = fabsf(x - d->land) <= DET_LAND * s ? d->run + 1 : 0;
+	if (fabsf(z) > DET_JUMP && d->run == 0 && fabsf(x - d->prev) > DET_JUMP * s)
 	{
 		d->run = 1;
-		d->var_ev_land = x;
+		d->land = x;
 	}
-	d->peak = x;
-
-	if (d->run >= DET_SHIFT_ROWS)
+	d->prev = x;
+	if (d->run >= DET_HOLD)
 	{
 		d->level = x;
 		d->trend = 0.0f;
-		d->fast = 0.0f;
+		d->ev = 0.0f;
 		d->run = 0;
 	}
 	else
 	{
-		float		psi = det_clip(r, DET_CLIP * s);
-
+		psi = det_clip(r, DET_CLIP * s);
+		g = d->n < 32 ? 1.0f / (float) d->n : DET_SCALE_GAIN;
 		d->level = pred + DET_ALPHA * psi;
-		d->trend += DET_ALPHA * DET_BETA * psi;
-		g = d->n < DET_SCALE_N ? 1.0f / d->n : 1.0f / DET_SCALE_N;
-		d->scale += g * (fminf(fabsf(r), DET_CLIP * s) - d->scale);
+		d->trend += (DET_ALPHA * DET_BETA) * psi;
+		d->scale += g * (fabsf(psi) - d->scale);
 	}
-
-	/* the evidence against this series' own usual evidence */
-	g = d->n < DET_EV_N ? 1.0f / d->n : 1.0f / DET_EV_N;
-	u = d->var_ev > 0.0f ? (ev - d->mean_ev) / sqrtf(d->var_ev) : 0.0f;
-	d->mean_ev += g * (ev - d->mean_ev);
-	d->var_ev += g * ((ev - d->mean_ev) * (ev - d->mean_ev) - d->var_ev);
-
 	if (d->n < UINT32_MAX)
 		d->n++;
-	(void) u;
+	return d->n <= SMX_DETECT_WARMUP ? 0.0f : d->ev;
+}
+
+float
+smx_detect_step(smx_detector *d, double xd)
+{
+	float		x = (float) xd,
+				e,
+				u,
+				sc,
+				out;
+
+	if (!isfinite(x))			/* also a double beyond float's range */
+		return 0.0f;
+	e = det_core(d, x);
 	if (d->n <= SMX_DETECT_WARMUP)
 		return 0.0f;
-	return ev / DET_Z_EV;
+	/* surprise: a sustained departure or a lone spike, DET_ZC scales = 1 */
+	u = fminf(fmaxf(fabsf(e), fabsf(d->z)) * (1.0f / DET_ZC), 1e6f);
+	u *= u;
+	sc = u / (u + DET_SURPRISE_K);
+	/* only what beats the recent record: an event alarms once */
+	out = sc - d->peak;
+	d->peak = fmaxf(sc, d->peak * DET_RECORD_KEEP);
+	return out > 0.0f ? out : 0.0f;
 }
 
 const char *const smx_detect_signal_names[SMX_DETECT_SIGNALS + 1] = {
@@ -135,16 +137,37 @@ smx_detect_server(smx_server_detector *d, const float x[SMX_DETECT_SIGNALS], uin
 
 	for (int m = 0; m < SMX_DETECT_SIGNALS; m++)
 	{
-		float		sc = smx_detect_step(&d->m[m], x[m]);
+		float		e = det_core(&d->m[m], x[m]);
 
-		if (sc > best)
+		if (e > best)
 		{
-			best = sc;
+			best = e;
 			which = (uint8_t) m;
 		}
 	}
 	*driver = which;
-	return best;
+	return best * (1.0f / DET_ZC);
+}
+
+/*
+ * log2(v) for v >= 1, to about 0.005: the exponent plus a parabola through
+ * the mantissa. The detector standardises, so the base does not matter, and
+ * this costs a few instructions where log1pf costs tens of nanoseconds.
+ */
+static inline float
+det_log2(float v)
+{
+	uint32_t	b;
+	int32_t		e;
+	float		m;
+
+	if (!(v >= 1.0f))
+		v = 1.0f;
+	memcpy(&b, &v, sizeof(b));
+	e = (int32_t) (b >> 23) - 127;
+	b = (b & 0x007fffffu) | 0x3f800000u;
+	memcpy(&m, &b, sizeof(m));
+	return (float) e + (-0.34484843f * m + 2.02466578f) * m - 1.67487759f;
 }
 
 void
@@ -164,7 +187,7 @@ smx_detect_fleet(smx_state *s, smx_server_detector *d, int n)
 		x[1] = s->memory;
 		x[2] = s->disk;
 		x[3] = s->network;
-		x[4] = log1pf(s->response_ms);
+		x[4] = det_log2(1.0f + s->response_ms);
 		s->anomaly = smx_detect_server(d, x, &s->anomaly_signal);
 	}
 }

@@ -16,27 +16,35 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* The state of one series. Zeroed = no sample seen yet. */
+/*
+ * The state of one series (40 bytes). Zeroed = no sample seen yet. No
+ * history is kept: every statistic is a running average, so a row costs a
+ * few flops whatever the series' length.
+ */
 typedef struct smx_detector
 {
 	float		level;			/* robust Holt: level and trend */
 	float		trend;
 	float		scale;			/* typical |residual| of normal rows */
-	float		fast;			/* short average of standardised residuals */
-	float		mean_ev;		/* long averages of the evidence, for its tail */
-	float		var_ev;
-	float		peak;			/* the previous row */
-	float		var_ev_land;	/* where a jump landed */
+	float		ev;				/* evidence: short average of clipped z */
+	float		z;				/* the last row's standardised residual */
+	float		prev;			/* the previous row */
+	float		land;			/* where a one-row jump landed */
+	float		peak;			/* decaying record of smx_detect_step's surprise */
 	uint32_t	n;				/* rows seen (saturates) */
-	int16_t		run;			/* consecutive rows off the level, signed */
-	uint16_t	pad;
+	int32_t		run;			/* rows the landing has held (0: no jump) */
 } smx_detector;
 
 /* Rows a series needs before its scores mean anything (the score is 0 before). */
 #define SMX_DETECT_WARMUP	64
 
-/* Score of row x (0 = normal .. 1 = surely anomalous); updates d. NaN and
- * infinities are skipped (score 0, state unchanged). */
+/*
+ * Score of row x (0 = normal .. 1 = surely anomalous); updates d. NaN and
+ * infinities are skipped (score 0, state unchanged). The score is the
+ * row's surprise (a sustained departure or a lone spike, either way) less
+ * the series' slowly decaying record: a change scores at its onset and not
+ * again while it lasts, so one event is one alarm whatever its length.
+ */
 extern float smx_detect_step(smx_detector *d, double x);
 
 /*
@@ -56,8 +64,13 @@ typedef struct smx_server_detector
 	smx_detector m[SMX_DETECT_SIGNALS];
 } smx_server_detector;
 
-/* Score of a server's sample: the highest of its signals' scores; *driver
- * gets that signal's index. */
+/*
+ * Score of a server's sample: the highest of its signals' sustained upward
+ * evidence (incidents raise load, usage and latency; a falling value, a GC
+ * or a log rotation, is no incident), 0..1, held as long as the departure
+ * lasts; *driver gets that signal's index. Same per-signal detector as
+ * smx_detect_step, read before its onset stage.
+ */
 extern float smx_detect_server(smx_server_detector *d,
 							   const float x[SMX_DETECT_SIGNALS], uint8_t *driver);
 

@@ -5,7 +5,8 @@
  * The detector (detect.c) that scores every sample of the fleet, run over
  * a series the caller hands in, in time order, each row scored from the
  * rows before it only. Users score their own metrics with it, and the NAB
- * benchmark goes through it (bench/nab.sh).
+ * benchmark goes through it (bench/nab.sh). Rows at the same time (real
+ * data has them) are scored in the order given.
  */
 #include "postgres.h"
 
@@ -70,13 +71,13 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("ts[%d] is NULL", i + 1),
 					 errhint("Every value needs its time; leave a missing value NULL instead.")));
-		if (i > 0 && DatumGetTimestampTz(ts[i]) <= DatumGetTimestampTz(ts[i - 1]))
+		if (i > 0 && DatumGetTimestampTz(ts[i]) < DatumGetTimestampTz(ts[i - 1]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("ts[%d] is not after ts[%d]", i + 1, i),
-					 errdetail("%s follows %s.", timestamptz_to_str(DatumGetTimestampTz(ts[i])),
-							   timestamptz_to_str(DatumGetTimestampTz(ts[i - 1]))),
-					 errhint("The series is scored in time order: sort it (array_agg(... ORDER BY ts)) and leave out repeated times.")));
+					 errmsg("ts[%d] is before ts[%d]", i + 1, i),
+					 errdetail("%s comes after %s.", pstrdup(timestamptz_to_str(DatumGetTimestampTz(ts[i]))),
+							   pstrdup(timestamptz_to_str(DatumGetTimestampTz(ts[i - 1])))),
+					 errhint("The series is scored in time order: sort it, e.g. array_agg(ts ORDER BY ts) and array_agg(value ORDER BY ts).")));
 	}
 
 	InitMaterializedSRF(fcinfo, 0);

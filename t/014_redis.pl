@@ -51,14 +51,16 @@ ok(defined rwait(sub { $_[0] ne '' }, 'a ticked hash', 'HGET', 'sim:server:web-n
 	'the hash shows a tick');
 my %h = split /\n/, rcli('HGETALL', 'sim:server:web-nginx-icn-01');
 is(join(',', sort keys %h),
-	'cpu_usage,disk_usage,memory_usage,network_io,network_usage,response_time_ms,scenario,sim_time,status,tick,updated_at',
+	'anomaly_metric,anomaly_score,cpu_usage,disk_usage,memory_usage,network_io,network_usage,response_time_ms,scenario,sim_time,status,tick,updated_at',
 	'the hash has the columns of sim_current_metrics()');
+like($h{anomaly_score}, qr/^[01]\.\d{4}$/, "anomaly_score: $h{anomaly_score}");
+ok(($h{anomaly_score} == 0) == ($h{anomaly_metric} eq ''), "anomaly_metric: '$h{anomaly_metric}', empty at a score of 0");
 like($h{status}, qr/^(online|warning|critical|offline)$/, "status: $h{status}");
 cmp_ok(rcli('TTL', 'sim:server:web-nginx-icn-01'), '>', 200, 'the hash expires within redis_ttl (300 s)');
 cmp_ok(rcli('ZCARD', 'sim:samples:web-nginx-icn-01'), '>=', 1, 'recent samples in the sorted set');
 like(rcli('ZRANGE', 'sim:samples:web-nginx-icn-01', '-1', '-1'),
-	qr/^\d+\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+\|[0-9a-f]+-\d+$/,
-	'a sample: tick|sim_time|cpu|memory|disk|network_io|status|session');
+	qr/^\d+\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+\|[0-9a-f]+-\d+\|[01]\.\d{4}$/,
+	'a sample: tick|sim_time|cpu|memory|disk|network_io|status|session|anomaly');
 
 # the tiered point read: memory first
 is(q1(q{SELECT source, server_id, name FROM sim_server_metrics('web-nginx-icn-01')}),

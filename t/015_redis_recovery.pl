@@ -89,8 +89,8 @@ cmp_ok(scalar(@journal), '>=', 30, scalar(@journal) . ' ticks in the journal');
 is(scalar(@old), 0, 'none of them flushed: the journal drops what the table has');
 is(rcli('HLEN', "sim:journal:$mark"), '15', 'a tick of the journal: 15 servers');
 like(rcli('HGET', "sim:journal:$mark", 'web-nginx-icn-01'),
-	qr/^$mark\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+\|$old_session$/,
-	'a journal sample: tick|sim_time|cpu|memory|disk|network_io|status|session');
+	qr/^$mark\|[^|]+\|[\d.]+\|[\d.]+\|[\d.]+\|\d+\|\w+\|$old_session\|[01]\.\d{4}$/,
+	'a journal sample: tick|sim_time|cpu|memory|disk|network_io|status|session|anomaly');
 # the ring's samples of one server, to compare with what recovery writes
 # (the sample text's round trip: mirror encodes, recovery decodes)
 my $sample_cols = q{format('%s|%s|%s|%s|%s|%s|%s|%s', tick, "timestamp", cpu_usage::float8,
@@ -124,8 +124,9 @@ my @lines = split /\n/, shape();
 is(scalar(@lines), 15, '15 servers in history');
 like($lines[0], qr/^[^:]+:(\d+):\1:1:\d+$/, "a server's ticks: $lines[0]");
 is(q1(q{SELECT count(*) FROM server_metrics_history h
-        WHERE cpu_usage IS NULL OR status NOT IN ('online', 'warning', 'critical', 'offline')}),
-	'0', 'recovered rows are whole');
+        WHERE cpu_usage IS NULL OR anomaly_score IS NULL
+           OR status NOT IN ('online', 'warning', 'critical', 'offline')}),
+	'0', 'recovered rows are whole, with their anomaly score');
 
 # 3. a mark from another cluster is not trusted
 ok(defined wait_value($node, 'SELECT tick FROM sim_status()', sub { $_[0] >= $upto + 40 }, 30),

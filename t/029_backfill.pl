@@ -131,7 +131,7 @@ $twin->safe_psql('postgres',
 twin_steps($placed_tick - 1, $live_end);
 
 my $rows_sql = "SELECT md5(string_agg(concat_ws(',', server_id, tick, \"timestamp\", cpu_usage,
-		memory_usage, disk_usage, network_io, status, scenario_run_id), ';' ORDER BY server_id, tick)),
+		memory_usage, disk_usage, network_io, status, scenario_run_id, anomaly_score), ';' ORDER BY server_id, tick)),
 		count(*) FROM server_metrics_history WHERE tick <= %d";
 is( $live->safe_psql('postgres', sprintf($rows_sql, $ticks)),
 	$twin->safe_psql('postgres', sprintf($rows_sql, $ticks)),
