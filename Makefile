@@ -1,7 +1,7 @@
 # sim_metrics — PGXS build.
 #   make && make install          build and install into the pg_config found
 #   make installcheck             pg_regress (temp instance, worker paused) + TAP
-#   make model-check              the pure-C model's unit tests under ASan/UBSan
+#   make model-check              the pure-C model's, detector's and NAB scoring's unit tests under ASan/UBSan
 #   make model-valgrind           the same under valgrind
 #   make HIREDIS_STATIC=1         hiredis linked in statically, symbols hidden
 EXTENSION = sim_metrics
@@ -28,7 +28,7 @@ endif
 REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard sim_metrics_backfill sim_metrics_detect
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
 TAP_TESTS = 1
-EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg
+EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_test test/detect_test_vg test/nab_test test/nab_test_vg bench/nab_eval
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -42,15 +42,40 @@ $(OBJS): $(wildcard src/*.h)
 MODEL_SRC = src/model.c test/model_test.c
 MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -ffp-contract=off -Isrc
 
+# the detector and NAB's scoring are pure C too (test/detect_test.c,
+# test/nab_test.c); bench/nab_eval checks the scoring on a NAB checkout
+DETECT_SRC = src/detect.c src/model.c src/nab.c test/detect_test.c
+NAB_TEST_SRC = src/nab.c test/nab_test.c
+SAN_FLAGS = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
 test/model_test: $(MODEL_SRC) src/model.h
-	$(CC) $(MODEL_CFLAGS) -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer $(MODEL_SRC) -lm -o $@
+	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(MODEL_SRC) -lm -o $@
 
 test/model_test_vg: $(MODEL_SRC) src/model.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(MODEL_SRC) -lm -o $@
 
-.PHONY: model-check model-valgrind
-model-check: test/model_test
-	./test/model_test
+test/detect_test: $(DETECT_SRC) src/detect.h src/model.h src/nab.h
+	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(DETECT_SRC) -lm -o $@
 
-model-valgrind: test/model_test_vg
+test/detect_test_vg: $(DETECT_SRC) src/detect.h src/model.h src/nab.h
+	$(CC) $(MODEL_CFLAGS) -O2 $(DETECT_SRC) -lm -o $@
+
+test/nab_test: $(NAB_TEST_SRC) src/nab.h
+	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(NAB_TEST_SRC) -lm -o $@
+
+test/nab_test_vg: $(NAB_TEST_SRC) src/nab.h
+	$(CC) $(MODEL_CFLAGS) -O2 $(NAB_TEST_SRC) -lm -o $@
+
+bench/nab_eval: src/nab.c src/nab.h bench/nab_eval.c
+	$(CC) $(MODEL_CFLAGS) -O2 src/nab.c bench/nab_eval.c -lm -o $@
+
+.PHONY: model-check model-valgrind
+model-check: test/model_test test/detect_test test/nab_test
+	./test/model_test
+	./test/detect_test
+	./test/nab_test
+
+model-valgrind: test/model_test_vg test/detect_test_vg test/nab_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/model_test_vg
+	valgrind --error-exitcode=1 --leak-check=full -q ./test/detect_test_vg
+	valgrind --error-exitcode=1 --leak-check=full -q ./test/nab_test_vg

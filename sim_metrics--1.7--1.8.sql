@@ -138,13 +138,14 @@ GRANT SELECT ON sim_history_labelled TO PUBLIC;
 GRANT EXECUTE ON FUNCTION sim_history_labelled_rows() TO PUBLIC;
 
 CREATE FUNCTION sim_anomaly_scores(ts timestamptz[], value double precision[],
-    OUT ts timestamptz, OUT value double precision, OUT score double precision)
+    OUT ts timestamptz, OUT value double precision, OUT score double precision,
+    OUT onset double precision)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'sim_anomaly_scores'
 LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION sim_anomaly_scores(timestamptz[], double precision[]) IS
-  'Score a series with the built-in detector, in time order, each row from the rows before it only: one row per element, score 0 (normal) to 1; a NULL or non-finite value gets a NULL score. The first 64 rows score 0 (warm-up).';
+  'Score a series with the built-in detector, in time order, each row from the rows before it only: one row per element; score (0 normal .. 1) says how far off the series is now, as the fleet''s anomaly_score (either way); onset says how new that is, once an event (what NAB rewards). A NULL or non-finite value gets NULL. The first 64 rows score 0 (warm-up).';
 GRANT EXECUTE ON FUNCTION sim_anomaly_scores(timestamptz[], double precision[]) TO PUBLIC;
 
 -- The dashboard carries each server's score and how many are over
@@ -158,7 +159,7 @@ AS $fn$
 DECLARE
     want text := sim_dashboard.status;
     threshold double precision :=
-        COALESCE(NULLIF(pg_catalog.current_setting('sim_metrics.anomaly_threshold', true), '')::double precision, 0.5);
+        COALESCE(NULLIF(pg_catalog.current_setting('sim_metrics.anomaly_threshold', true), '')::double precision, 0.9);
     result jsonb;
 BEGIN
     IF want IS NOT NULL AND want NOT IN ('online', 'warning', 'critical', 'offline') THEN

@@ -49,7 +49,7 @@ echo "------------------------------------------------------------------------"
 # the built-in detector, through the SQL function, one call a series
 start=$(date +%s.%N)
 q "CREATE TABLE nab_scores AS
-   SELECT f.file AS server_id, s.ts AS \"timestamp\", s.score
+   SELECT f.file AS server_id, s.ts AS \"timestamp\", s.onset AS score, s.score AS level
      FROM nab_files f
     CROSS JOIN LATERAL sim_anomaly_scores(
           (SELECT array_agg(r.ts AT TIME ZONE 'UTC' ORDER BY r.ts) FROM nab_raw r WHERE r.file = f.file),
@@ -61,11 +61,14 @@ echo
 echo "| detector | standard | reward_low_fp | reward_low_fn | threshold (standard) |"
 echo "|---|---:|---:|---:|---:|"
 report() {
-    q "SELECT string_agg(round(score::numeric, 1)::text, ' | ' ORDER BY array_position(ARRAY['standard','reward_low_fp','reward_low_fn'], profile))
-                || ' | ' || (SELECT round(threshold::numeric, 4) FROM sim_score_detector('$1', 'nab_windows') WHERE profile = 'standard')
+    q "SELECT string_agg(COALESCE(round(score::numeric, 1)::text, '-'), ' | ' ORDER BY array_position(ARRAY['standard','reward_low_fp','reward_low_fn'], profile))
+                || ' | ' || COALESCE((SELECT round(threshold::numeric, 4)::text FROM sim_score_detector('$1', 'nab_windows')
+                                      WHERE profile = 'standard'), 'none: never alarming scores best')
          FROM sim_score_detector('$1', 'nab_windows')"
 }
-echo "| **sim_metrics (this build)** | $(report nab_scores) |"
+echo "| **sim_metrics (this build)**, onset | $(report nab_scores) |"
+q "CREATE VIEW nab_level AS SELECT server_id, \"timestamp\", level AS score FROM nab_scores"
+echo "| sim_metrics (this build), score (level) | $(report nab_level) |"
 
 # the scoring checked: NAB's own detectors' shipped results, re-scored here
 PUB=()

@@ -8,9 +8,12 @@ SELECT count(*) AS rows, count(anomaly_score) AS scored,
        min(anomaly_score) >= 0 AND max(anomaly_score) <= 1 AS in_range,
        max(anomaly_score) FILTER (WHERE tick <= 64 AND status <> 'offline') AS warmup_max
   FROM server_metrics_history;
--- the placed leak scores over the threshold while it runs
-SELECT max(anomaly_score) >= current_setting('sim_metrics.anomaly_threshold')::real AS leak_seen
-  FROM sim_history_labelled WHERE server_id = 'cache-redis-icn-01' AND scenario = 'memory_leak';
+-- a leak started on the fleet scores over the threshold while it runs
+SELECT sim_scenario_start('memory_leak', ARRAY['api-was-icn-01'], 1.0, '20 min') > 0 AS started;
+SELECT sim_tick(50) > 0 AS ticked;
+SELECT sim_flush() > 0 AS flushed;
+SELECT count(*) > 0 AS labelled, max(anomaly_score) >= current_setting('sim_metrics.anomaly_threshold')::real AS leak_seen
+  FROM sim_history_labelled WHERE server_id = 'api-was-icn-01' AND scenario = 'memory_leak';
 -- the live reads carry the score and the metric behind it
 SELECT count(*) AS servers, bool_and(anomaly_score BETWEEN 0 AND 1) AS scored,
        bool_and((anomaly_metric IS NULL) = (anomaly_score = 0)) AS metric_iff_score,
@@ -24,10 +27,12 @@ SELECT jsonb_object_keys(sim_dashboard()->'summary'->'anomalySummary') AS anomal
 SELECT (sim_dashboard()->'summary'->'anomalySummary'->>'anomalous')::int =
        (SELECT count(*) FROM sim_current_metrics()
          WHERE anomaly_score >= current_setting('sim_metrics.anomaly_threshold')::float8) AS summary_counts;
--- a step in a periodic series: quiet before it, over the threshold at it
+-- a periodic series with an incident (up 25 over 10 rows from row 300,
+-- held 30 rows): quiet before it, over the threshold in it, its onset once
 CREATE TEMP TABLE series AS
 SELECT i, '2026-01-01'::timestamptz + i * interval '5 min' AS ts,
-       50 + 3 * sin(i * 0.9) + 2 * cos(i * 0.31) + CASE WHEN i >= 300 THEN 25 ELSE 0 END AS v
+       50 + 3 * sin(i * 0.9) + 2 * cos(i * 0.31)
+          + CASE WHEN i >= 300 AND i < 340 THEN 25 * least(1, (i - 299) / 10.0) ELSE 0 END AS v
   FROM generate_series(0, 399) i;
 CREATE TEMP TABLE scored AS
 SELECT * FROM sim_anomaly_scores((SELECT array_agg(ts ORDER BY i) FROM series),
@@ -35,7 +40,8 @@ SELECT * FROM sim_anomaly_scores((SELECT array_agg(ts ORDER BY i) FROM series),
 SELECT count(*) AS rows,
        bool_and(score = 0) FILTER (WHERE s.i < 64) AS warmup_zero,
        max(score) FILTER (WHERE s.i >= 64 AND s.i < 300) < current_setting('sim_metrics.anomaly_threshold')::float8 AS quiet,
-       max(score) FILTER (WHERE s.i >= 300 AND s.i < 306) >= current_setting('sim_metrics.anomaly_threshold')::float8 AS step_seen
+       max(score) FILTER (WHERE s.i >= 300 AND s.i < 340) >= current_setting('sim_metrics.anomaly_threshold')::float8 AS incident_seen,
+       max(onset) FILTER (WHERE s.i >= 300 AND s.i < 340) > 2 * max(onset) FILTER (WHERE s.i < 300) AS onset_stands_out
   FROM scored JOIN series s USING (ts);
 -- missing values: no score, the state left as it was
 SELECT * FROM sim_anomaly_scores(ARRAY['2026-01-01', '2026-01-02', '2026-01-03']::timestamptz[],
@@ -49,7 +55,8 @@ SELECT * FROM sim_anomaly_scores(ARRAY['2026-01-01', '2026-01-01']::timestamptz[
 SELECT * FROM sim_anomaly_scores(ARRAY[['2026-01-01'], ['2026-01-02']]::timestamptz[], ARRAY[1, 2]::float8[]);
 -- NAB's scoring by hand: 100 rows of 5 min on server a, a window over rows
 -- 40..49 alarmed at row 45, a false alarm at row 80 (score 0.9), and a
--- window on server b, which has no scores (missed)
+-- window on server b, which has no rows: as in NAB, not scored (neither
+-- found nor missed), though it counts in the perfect score
 CREATE TEMP TABLE sc AS
 SELECT 'a'::text AS server_id, '2026-01-01'::timestamptz + i * interval '5 min' AS "timestamp",
        (CASE i WHEN 45 THEN 1 WHEN 80 THEN 0.9 ELSE 0 END)::real AS score

@@ -101,7 +101,7 @@ det_core(smx_detector *d, float x)
 }
 
 float
-smx_detect_step(smx_detector *d, double xd)
+smx_detect_step(smx_detector *d, double xd, float *level)
 {
 	float		x = (float) xd,
 				e,
@@ -109,18 +109,25 @@ smx_detect_step(smx_detector *d, double xd)
 				sc,
 				out;
 
+	if (level)
+		*level = 0.0f;
 	if (!isfinite(x))			/* also a double beyond float's range */
 		return 0.0f;
 	e = det_core(d, x);
-	if (d->n <= SMX_DETECT_WARMUP)
+	/* the scale settles in the warm-up's first half: no record before */
+	if (d->n <= SMX_DETECT_WARMUP / 2)
 		return 0.0f;
 	/* surprise: a sustained departure or a lone spike, DET_ZC scales = 1 */
-	u = fminf(fmaxf(fabsf(e), fabsf(d->z)) * (1.0f / DET_ZC), 1e6f);
+	u = fminf(fmaxf(fabsf(d->ev), fabsf(d->z)) * (1.0f / DET_ZC), 1e6f);
 	u *= u;
 	sc = u / (u + DET_SURPRISE_K);
 	/* only what beats the recent record: an event alarms once */
 	out = sc - d->peak;
 	d->peak = fmaxf(sc, d->peak * DET_RECORD_KEEP);
+	if (d->n <= SMX_DETECT_WARMUP)
+		return 0.0f;
+	if (level)
+		*level = fabsf(e) * (1.0f / DET_ZC);
 	return out > 0.0f ? out : 0.0f;
 }
 

@@ -39,13 +39,17 @@ typedef struct smx_detector
 #define SMX_DETECT_WARMUP	64
 
 /*
- * Score of row x (0 = normal .. 1 = surely anomalous); updates d. NaN and
- * infinities are skipped (score 0, state unchanged). The score is the
- * row's surprise (a sustained departure or a lone spike, either way) less
- * the series' slowly decaying record: a change scores at its onset and not
- * again while it lasts, so one event is one alarm whatever its length.
+ * Score row x of a series; updates d. Two readings of one detector:
+ *  - the return value, the onset: the row's surprise (a sustained
+ *    departure or a lone spike, either way) less the series' slowly
+ *    decaying record, so a change scores at its onset and not again while
+ *    it lasts: one event, one alarm (what NAB's scoring rewards);
+ *  - *level (when not NULL): how far off the series is now, the sustained
+ *    evidence either way, 0..1, held while the departure lasts: the fleet's
+ *    anomaly_score, read both ways since a series has no known bad side.
+ * NaN and infinities are skipped (0 and 0, state unchanged).
  */
-extern float smx_detect_step(smx_detector *d, double x);
+extern float smx_detect_step(smx_detector *d, double x, float *level);
 
 /*
  * A server's signals: cpu, memory, disk and network in percent, and the

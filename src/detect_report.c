@@ -442,8 +442,8 @@ sim_detector_report(PG_FUNCTION_ARGS)
 	}
 	smx_report_read_scores(&d, sql, 2, argtypes, args, PG_ARGISNULL(2) ? "server_metrics_history" : "scores");
 	/* a run's window on a server: its phases' span, clipped to [since, until) */
-	sql = psprintf("SELECT l.server_id, pg_catalog.greatest(pg_catalog.min(l.started_at), $1),"
-				   " pg_catalog.least(pg_catalog.max(COALESCE(l.ended_at, $2)), $2) - interval '1 microsecond'"
+	sql = psprintf("SELECT l.server_id, GREATEST(pg_catalog.min(l.started_at), $1),"
+				   " LEAST(pg_catalog.max(COALESCE(l.ended_at, $2)), $2) - interval '1 microsecond'"
 				   " FROM %s.sim_incident_labels l GROUP BY l.server_id, l.run_id"
 				   " HAVING pg_catalog.min(l.started_at) < $2 AND pg_catalog.max(COALESCE(l.ended_at, $2)) > $1"
 				   " ORDER BY l.server_id COLLATE \"C\", 2", nsp);

@@ -1,6 +1,8 @@
 /*
  * detect_sql.c — the anomaly detector for any series:
- * sim_anomaly_scores(ts timestamptz[], value float8[]).
+ * sim_anomaly_scores(ts timestamptz[], value float8[]): each row's score
+ * (how far off the series is now, as the fleet's anomaly_score) and onset
+ * (how new that is: one alarm an event).
  *
  * The detector (detect.c) that scores every sample of the fleet, run over
  * a series the caller hands in, in time order, each row scored from the
@@ -84,8 +86,8 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 	memset(&d, 0, sizeof(d));
 	for (int i = 0; i < nts; i++)
 	{
-		Datum		values[3];
-		bool		nulls[3] = {false, false, false};
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
 		double		x = val_null[i] ? NAN : DatumGetFloat8(val[i]);
 
 		CHECK_FOR_INTERRUPTS();
@@ -94,9 +96,16 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 		nulls[1] = val_null[i];
 		/* a missing or non-finite value has no score and leaves the state be */
 		if (!isfinite(x))
-			nulls[2] = true;
+			nulls[2] = nulls[3] = true;
 		else
-			values[2] = Float8GetDatum(SMX_SCORE_VALUE(smx_score_units(smx_detect_step(&d, x))));
+		{
+			float		level;
+			float		onset = smx_detect_step(&d, x, &level);
+
+			values[2] = Float8GetDatum(smx_score_units(level) / 10000.0);
+			/* onsets are small numbers: six decimals, not the 1e-4 of scores */
+			values[3] = Float8GetDatum(rint((double) onset * 1e6) / 1e6);
+		}
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -1,21 +1,24 @@
 /*
- * nab.h — the Numenta Anomaly Benchmark's scoring, as plain C.
+ * nab.h - Numenta Anomaly Benchmark (NAB) scoring in pure C.
  *
- * No PostgreSQL header: sim_detector_report() and sim_score_detector()
- * (detect_report.c) score with it, and test/nab_test.c checks it as an
- * ordinary program. Written from NAB's paper and documentation, and checked
- * against the scores NAB publishes for its own detectors (bench/nab.sh).
+ * Our own implementation of the scoring rules of NAB (github.com/numenta/NAB,
+ * MIT, commit ea702d7: nab/sweeper.py, nab/optimizer.py, nab/runner.py), so
+ * detectors can be ranked on the same scale as NAB's published results
+ * without Python.  No PostgreSQL header: this file is compiled into the
+ * extension and into standalone test and benchmark programs.
  *
- * A series is rows in time order with a score each, and labelled windows.
- * A row alarms when its score reaches the threshold (and it is past the
- * series' probation). In a window only the first alarm counts, worth more
- * the earlier it comes (a scaled sigmoid of its place in the window: 1 at
- * the window's first row, 0 at its end); a window with no alarm costs fn.
- * An alarm outside every window costs fp, less when it comes just after a
- * window (the same sigmoid of its distance from that window's end). The
- * corpus score is the sum over series, normalised to 100 for a detector
- * that alarms at every window's first row and 0 for one that never alarms.
- * One threshold serves the whole corpus: the one that scores best.
+ * Model (see nab.c for the subtle points):
+ *  - a row is a detection when it is past the probationary rows, its score
+ *    is not NaN and score >= threshold;
+ *  - a window is worth tp * S(pos)/S(-1) for its earliest detection (pos is
+ *    the position relative to the window's end, S the scaled sigmoid), or
+ *    -fn when it has none; later detections in the window are free;
+ *  - a detection outside every window is worth fp * S(distance past the end
+ *    of the preceding window) (< 0), or -fp when no window precedes it;
+ *  - one threshold for the whole corpus: the one maximising the summed raw
+ *    score over the distinct score values (ties go to the higher threshold);
+ *  - normalised = 100 (raw - null)/(perfect - null), null = never firing,
+ *    perfect = tp for every labelled window.
  */
 #ifndef SMX_NAB_H
 #define SMX_NAB_H
@@ -23,60 +26,62 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A profile: what a true positive, a false positive and a miss weigh. */
 typedef struct SmxNabCosts
 {
 	const char *name;
 	double		tp,
 				fp,
-				fn;
+				fn;				/* all finite and >= 0, as NAB's profiles */
 } SmxNabCosts;
 
-/* standard, reward_low_fp, reward_low_fn (NAB's config/profiles.json) */
+/* "standard" (tp 1, fp 0.11, fn 1), "reward_low_fp" (fp 0.22),
+ * "reward_low_fn" (fn 2): NAB's config/profiles.json */
 extern const SmxNabCosts smx_nab_profiles[3];
 
 typedef struct SmxNabSeries
 {
 	size_t		n;				/* rows, in time order */
-	const int64_t *ts;			/* row time (any monotone unit) */
-	const double *score;		/* NaN: no score, never an alarm */
-	size_t		probation;		/* leading rows whose alarms are ignored */
+	const int64_t *ts;			/* row time, any int64 unit, in time order */
+	const double *score;		/* per row; NaN = no score (never a detection) */
+	size_t		probation;		/* leading rows whose detections are ignored */
 	size_t		nwindows;
-	const int64_t *win_start;	/* inclusive, in ts's unit, ascending, */
-	const int64_t *win_end;		/* not overlapping */
+	const int64_t *win_start;	/* inclusive bounds in the unit of ts, */
+	const int64_t *win_end;		/* ascending, not overlapping */
 } SmxNabSeries;
 
 typedef struct SmxNabResult
 {
-	double		threshold;		/* an alarm is score >= threshold */
+	double		threshold;		/* detection = score >= threshold; +inf when
+								 * never firing scored best (or the best
+								 * threshold is a +inf score) */
 	double		raw,
 				null_raw,
 				perfect_raw;
-	double		normalised;		/* 100 (raw - null) / (perfect - null) */
-	int64_t		tp_windows;		/* windows with an alarm */
-	int64_t		fn_windows;		/* windows without */
-	int64_t		fp_rows;		/* alarms outside every window */
-	int64_t		fp_events;		/* the same, counted at their onsets */
+	double		normalised;		/* 100 (raw - null)/(perfect - null); NaN when
+								 * perfect == null (no windows) */
+	int64_t		tp_windows;		/* windows with a detection */
+	int64_t		fn_windows;		/* scorable windows without one */
+	int64_t		skipped_windows;	/* windows with no row past probation:
+									 * in perfect_raw only, as in NAB */
+	int64_t		fp_rows;		/* detections outside every window */
+	int64_t		fp_events;		/* FP rows whose previous row is no detection */
+	int64_t		tp_rows,
+				tn_rows,
+				fn_rows;		/* NAB's row counts (rows past probation) */
 } SmxNabResult;
 
-/* NAB's probation for a series of n rows: 15 %, at most 750 rows. */
-extern size_t smx_nab_probation(size_t n);
+/* NAB's probationary rows for a file of n rows: min(floor(0.15 n), 750). */
+size_t		smx_nab_probation(size_t n);
 
-/*
- * Choose the threshold that maximises the corpus score (over every
- * distinct score; on a tie the higher threshold), and fill *out at it.
- * INFINITY when no threshold beats never alarming. O(N log N).
- * Returns 0, or -1 when out of memory or windows are not ascending.
- */
-extern int	smx_nab_sweep(const SmxNabSeries *series, size_t nseries,
+/* Choose the threshold maximising the corpus raw score and fill *out.
+ * O(N log N) time, O(N) memory.  0, or -1 on bad input or out of memory. */
+int			smx_nab_sweep(const SmxNabSeries *series, size_t nseries,
 						  const SmxNabCosts *costs, SmxNabResult *out);
 
-/*
- * Score at a given threshold. delays (optional, room for every window):
- * for each window with an alarm, its first alarm's time less the window's
- * start; *ndelays gets how many. Returns 0, or -1 as above.
- */
-extern int	smx_nab_score_at(const SmxNabSeries *series, size_t nseries,
+/* Score at a given threshold.  delays (optional) must hold one entry per
+ * window of the corpus; it gets, per detected window in series then window
+ * order, first detection ts - win_start, and *ndelays their number. */
+int			smx_nab_score_at(const SmxNabSeries *series, size_t nseries,
 							 const SmxNabCosts *costs, double threshold,
 							 SmxNabResult *out, int64_t *delays, size_t *ndelays);
 

@@ -76,7 +76,7 @@ extern double smx_change_threshold;
 extern double smx_incident_rate;
 extern double smx_anomaly_threshold;
 /* the default of sim_metrics.anomaly_threshold (README: Detection) */
-#define SMX_ANOMALY_THRESHOLD	0.5
+#define SMX_ANOMALY_THRESHOLD	0.9
 extern int	smx_max_incidents;
 extern char *smx_admin_role;
 
