@@ -55,20 +55,21 @@ COMMENT ON FUNCTION sim_server_metrics(text) IS
 
 GRANT EXECUTE ON FUNCTION sim_current_metrics(), sim_server_metrics(text) TO PUBLIC;
 
--- Wrappers sim_expose() made of the two: the same wrapper, owner and
--- grants, with the new columns.
+-- Wrappers sim_expose() made of the two: the same wrapper (their OUT
+-- columns are the function's), owner and grants, with the new columns.
 DO $wrappers$
 DECLARE
     ext_schema name;
     w record;
     g record;
+    fn pg_catalog.oid;
+    made pg_catalog.regprocedure;
 BEGIN
     SELECT n.nspname INTO ext_schema FROM pg_catalog.pg_extension e
       JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) e.extnamespace
      WHERE e.extname OPERATOR(pg_catalog.=) 'sim_metrics';
     FOR w IN
-        SELECT p.oid, n.nspname, p.proname, p.proowner, p.proacl,
-               pg_catalog.pg_get_function_arguments(p.oid) AS args
+        SELECT p.oid, n.nspname, p.proname, p.proowner, p.proacl
           FROM pg_catalog.pg_proc p
           JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
           JOIN pg_catalog.pg_language l ON l.oid OPERATOR(pg_catalog.=) p.prolang
@@ -79,22 +80,28 @@ BEGIN
              OR (p.proname OPERATOR(pg_catalog.=) 'sim_server_metrics'
                  AND p.prosrc OPERATOR(pg_catalog.=) pg_catalog.format('SELECT * FROM %I.%I($1)', ext_schema, 'sim_server_metrics')))
     LOOP
+        fn := pg_catalog.format('%I.%I', ext_schema, w.proname)::pg_catalog.regproc;
         EXECUTE pg_catalog.format('DROP FUNCTION %s', w.oid::pg_catalog.regprocedure);
         EXECUTE pg_catalog.format(
             'CREATE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql STABLE SECURITY INVOKER'
             ' SET search_path = '''' AS %L',
-            w.nspname, w.proname, w.args,
-            pg_catalog.pg_get_function_result(pg_catalog.format('%I.%I', ext_schema, w.proname)::pg_catalog.regproc),
+            w.nspname, w.proname, pg_catalog.pg_get_function_arguments(fn),
+            pg_catalog.pg_get_function_result(fn),
             CASE WHEN w.proname OPERATOR(pg_catalog.=) 'sim_current_metrics'
                  THEN pg_catalog.format('SELECT * FROM %I.%I()', ext_schema, w.proname)
                  ELSE pg_catalog.format('SELECT * FROM %I.%I($1)', ext_schema, w.proname) END);
-        EXECUTE pg_catalog.format('ALTER FUNCTION %I.%I(%s) OWNER TO %I', w.nspname, w.proname, w.args,
-                                  w.proowner::pg_catalog.regrole::text);
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %I.%I(%s) FROM PUBLIC', w.nspname, w.proname, w.args);
+        SELECT p.oid::pg_catalog.regprocedure INTO made FROM pg_catalog.pg_proc p
+         WHERE p.pronamespace OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_namespace x
+                                                     WHERE x.nspname OPERATOR(pg_catalog.=) w.nspname)
+           AND p.proname OPERATOR(pg_catalog.=) w.proname
+           AND p.proargtypes OPERATOR(pg_catalog.=) (SELECT f.proargtypes FROM pg_catalog.pg_proc f
+                                                    WHERE f.oid OPERATOR(pg_catalog.=) fn);
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', made, w.proowner::pg_catalog.regrole::text);
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', made);
         FOR g IN SELECT a.grantee FROM pg_catalog.aclexplode(w.proacl) a
                   WHERE a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE' AND a.grantee OPERATOR(pg_catalog.<>) w.proowner
         LOOP
-            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %I.%I(%s) TO %s', w.nspname, w.proname, w.args,
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', made,
                 CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
                      ELSE pg_catalog.quote_ident(g.grantee::pg_catalog.regrole::text) END);
         END LOOP;

@@ -97,6 +97,7 @@ typedef struct SmxLogEvent
 typedef struct SmxBackfill
 {
 	Oid			nsp;
+	int			ncols;			/* history columns written (smx_history_ncols) */
 	char	   *nspname;
 	smx_config	cfg;			/* the backfill's clock: origin, step */
 	int64		ticks;			/* K */
@@ -665,7 +666,7 @@ smx_bf_generate_tick(SmxBackfill *b, SmxSample *samples)
 	{
 		for (int i = 0; i < b->n; i++)
 			smx_sample_copy_binary(&b->out, &samples[i], b->id_client[i], b->id_len[i],
-								   b->session_client, b->session_len);
+								   b->session_client, b->session_len, b->ncols);
 	}
 	else
 	{
@@ -673,7 +674,7 @@ smx_bf_generate_tick(SmxBackfill *b, SmxSample *samples)
 
 		for (int i = 0; i < b->n; i++)
 			smx_sample_copy_binary(wb, &samples[i], b->set.desc[i].id, b->id_server_len[i],
-								   b->session, (int) strlen(b->session));
+								   b->session, (int) strlen(b->session), b->ncols);
 		if (last_of_block)
 			smx_bf_send_block(b, dest - 1);
 	}
@@ -752,7 +753,7 @@ smx_bf_copy_into(Oid relid, copy_data_source_cb cb, int64 bytes_total)
 	ParseState *pstate;
 	ParseNamespaceItem *nsitem;
 	RangeTblEntry *rte;
-	List	   *cols = smx_history_copy_columns();
+	List	   *cols = smx_history_copy_columns(smx_history_ncols(relid));
 	List	   *options = list_make1(makeDefElem("format", (Node *) makeString("binary"), -1));
 	CopyFromState cstate;
 	ListCell   *lc;
@@ -1034,6 +1035,7 @@ sim_backfill(PG_FUNCTION_ARGS)
 	b = palloc0(sizeof(SmxBackfill));
 	b->cxt = CurrentMemoryContext;
 	b->nsp = smx_extension_schema(&ext);
+	b->ncols = smx_history_ncols(get_relname_relid("server_metrics_history", b->nsp));
 	b->nspname = smx_extension_schema_name();
 	b->started = GetCurrentTimestamp();
 

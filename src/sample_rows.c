@@ -64,16 +64,37 @@ static const struct
 
 static SPIPlanPtr smx_insert_plan = NULL;
 static Oid	smx_insert_plan_nsp = InvalidOid;
+static int	smx_insert_plan_cols = 0;
 
-/* The kept INSERT plan for the history table of schema nsp (SPI connected). */
+/*
+ * The columns of the history INSERT the table relid has: all, or all but
+ * the last (anomaly_score) when the table predates 1.8, as it does while
+ * this library runs an older extension version (before ALTER EXTENSION
+ * UPDATE). The writes then go on without the score.
+ */
+int
+smx_history_ncols(Oid relid)
+{
+	if (OidIsValid(relid) && get_attnum(relid, "anomaly_score") == InvalidAttrNumber)
+		return SMX_HISTORY_INSERT_COLS - 1;
+	return SMX_HISTORY_INSERT_COLS;
+}
+
+/*
+ * The kept INSERT plan for the history table of schema nsp (SPI connected);
+ * *ncols gets the columns it writes (smx_history_ncols). Made again when
+ * the table gained or lost the score column.
+ */
 SPIPlanPtr
-smx_history_insert_plan(Oid nsp)
+smx_history_insert_plan(Oid nsp, int *ncols_out)
 {
 	Oid			argtypes[SMX_HISTORY_INSERT_COLS];
 	StringInfoData sql;
 	SPIPlanPtr	plan;
+	int			ncols = smx_history_ncols(get_relname_relid("server_metrics_history", nsp));
 
-	if (smx_insert_plan != NULL && smx_insert_plan_nsp == nsp)
+	*ncols_out = ncols;
+	if (smx_insert_plan != NULL && smx_insert_plan_nsp == nsp && smx_insert_plan_cols == ncols)
 		return smx_insert_plan;
 	if (smx_insert_plan != NULL)
 	{
@@ -83,15 +104,15 @@ smx_history_insert_plan(Oid nsp)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "INSERT INTO %s.server_metrics_history (",
 					 quote_identifier(get_namespace_name(nsp)));
-	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	for (int c = 0; c < ncols; c++)
 		appendStringInfo(&sql, "%s%s", c ? ", " : "", smx_history_cols[c].name);
 	appendStringInfoString(&sql, ") SELECT ");
-	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	for (int c = 0; c < ncols; c++)
 	{
 		appendStringInfo(&sql, "%spg_catalog.unnest($%d)", c ? ", " : "", c + 1);
 		argtypes[c] = smx_history_cols[c].array_type;
 	}
-	plan = SPI_prepare(sql.data, SMX_HISTORY_INSERT_COLS, argtypes);
+	plan = SPI_prepare(sql.data, ncols, argtypes);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare failed for the history insert: %s",
 			 SPI_result_code_string(SPI_result));
@@ -99,6 +120,7 @@ smx_history_insert_plan(Oid nsp)
 		elog(ERROR, "SPI_keepplan failed");
 	smx_insert_plan = plan;
 	smx_insert_plan_nsp = nsp;
+	smx_insert_plan_cols = ncols;
 	pfree(sql.data);
 	return plan;
 }
@@ -127,15 +149,15 @@ smx_hundredths_numeric(int16 v)
 }
 
 /*
- * The history columns as COPY names them (unquoted), in the order
- * smx_sample_copy_binary writes them: the INSERT's columns.
+ * The first ncols history columns as COPY names them (unquoted), in the
+ * order smx_sample_copy_binary writes them: the INSERT's columns.
  */
 List *
-smx_history_copy_columns(void)
+smx_history_copy_columns(int ncols)
 {
 	List	   *cols = NIL;
 
-	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	for (int c = 0; c < ncols; c++)
 	{
 		const char *name = smx_history_cols[c].name;
 		size_t		len = strlen(name);
@@ -211,11 +233,11 @@ smx_copy_int8(StringInfo out, int64 v)
  */
 void
 smx_sample_copy_binary(StringInfo out, const SmxSample *s, const char *id, int id_len,
-					   const char *session, int session_len)
+					   const char *session, int session_len, int ncols)
 {
 	const char *status = smx_status_names[s->status & 3];
 
-	pq_sendint16(out, SMX_HISTORY_INSERT_COLS);
+	pq_sendint16(out, (int16) ncols);
 	smx_copy_textf(out, id, id_len);
 	smx_copy_hundredths(out, s->cpu);
 	smx_copy_hundredths(out, s->memory);
@@ -229,8 +251,11 @@ smx_sample_copy_binary(StringInfo out, const SmxSample *s, const char *id, int i
 		smx_copy_int8(out, s->scenario_run);
 	else
 		pq_sendint32(out, (uint32) -1);
-	pq_sendint32(out, 4);
-	pq_sendfloat4(out, SMX_SCORE_VALUE(s->anomaly));
+	if (ncols > SMX_HCOL_ANOMALY)
+	{
+		pq_sendint32(out, 4);
+		pq_sendfloat4(out, SMX_SCORE_VALUE(s->anomaly));
+	}
 }
 
 /* A one-dimensional array of n elements (nulls may be NULL: none). */
@@ -256,7 +281,7 @@ void
 smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap)
 {
 	memset(b, 0, sizeof(*b));
-	b->plan = smx_history_insert_plan(nsp);
+	b->plan = smx_history_insert_plan(nsp, &b->ncols);
 	b->cap = Max(cap, 1);
 	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
 		b->col[c] = palloc(sizeof(Datum) * b->cap);
@@ -305,7 +330,7 @@ smx_history_batch_insert(SmxHistoryBatch *b)
 	b->n = 0;
 	if (k == 0)
 		return 0;
-	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	for (int c = 0; c < b->ncols; c++)
 		args[c] = smx_history_array(b->col[c],
 									c == SMX_HCOL_SESSION ? b->sess_null :
 									c == SMX_HCOL_RUN ? b->run_null :
@@ -315,7 +340,7 @@ smx_history_batch_insert(SmxHistoryBatch *b)
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "inserting into server_metrics_history failed: %s",
 			 SPI_result_code_string(ret));
-	for (int c = 0; c < SMX_HISTORY_INSERT_COLS; c++)
+	for (int c = 0; c < b->ncols; c++)
 		pfree(DatumGetPointer(args[c]));
 	return (int64) SPI_processed;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -22,6 +23,7 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "sim_metrics.h"
@@ -240,15 +242,21 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 	Datum		av;
 	int			ret;
 
+	Oid			nsp = get_namespace_oid(nspname, false);
+	/* a history from before 1.8 has no score */
+	bool		scored = smx_history_ncols(get_relname_relid("server_metrics_history", nsp)) ==
+		SMX_HISTORY_INSERT_COLS;
+
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT h.cpu_usage::float8, h.memory_usage::float8, h.disk_usage::float8,"
 					 " h.network_io, h.status, h.tick, h.\"timestamp\","
 					 " (SELECT l.scenario_name FROM %1$s.scenario_execution_log l"
 					 "   WHERE l.run_id OPERATOR(pg_catalog.=) h.scenario_run_id"
-					 "   ORDER BY l.id LIMIT 1), h.anomaly_score::float8"
+					 "   ORDER BY l.id LIMIT 1), %2$s"
 					 " FROM %1$s.server_metrics_history h WHERE h.server_id OPERATOR(pg_catalog.=) $1"
-					 " ORDER BY h.\"timestamp\" DESC LIMIT 1", quote_identifier(nspname));
+					 " ORDER BY h.\"timestamp\" DESC LIMIT 1", quote_identifier(nspname),
+					 scored ? "h.anomaly_score::float8" : "NULL::float8");
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));
@@ -354,7 +362,7 @@ sim_server_metrics(PG_FUNCTION_ARGS)
 		smx_point_describe(nspname, id_t, values, nulls);
 		/* copies made in the SPI context must outlive SPI_finish */
 		MemoryContextSwitchTo(cxt);
-		for (int c = 0; c < SMX_POINT_COLS - 1; c++)
+		for (int c = 0; c < tupdesc->natts - 1 && c < SMX_POINT_COLS - 1; c++)
 		{
 			Form_pg_attribute att = TupleDescAttr(tupdesc, c);
 
@@ -363,6 +371,8 @@ sim_server_metrics(PG_FUNCTION_ARGS)
 		}
 		SPI_finish();
 	}
-	values[SMX_POINT_COLS - 1] = CStringGetTextDatum(source);
+	/* an older version's function (before 1.8) has no score columns */
+	values[tupdesc->natts - 1] = CStringGetTextDatum(source);
+	nulls[tupdesc->natts - 1] = false;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

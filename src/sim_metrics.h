@@ -590,6 +590,7 @@ typedef struct SmxHistoryRow
 typedef struct SmxHistoryBatch
 {
 	struct _SPI_plan *plan;		/* the kept insert plan */
+	int			ncols;			/* the columns it writes (smx_history_ncols) */
 	int			cap;
 	int			n;				/* rows added since the last insert */
 	Datum	   *col[SMX_HISTORY_INSERT_COLS];
@@ -599,13 +600,14 @@ typedef struct SmxHistoryBatch
 	Datum		status_text[4];
 } SmxHistoryBatch;
 
-extern struct _SPI_plan *smx_history_insert_plan(Oid nsp);
+extern int	smx_history_ncols(Oid relid);
+extern struct _SPI_plan *smx_history_insert_plan(Oid nsp, int *ncols);
 extern Datum smx_history_array(Datum *elems, bool *nulls, int n, Oid type);
 extern Datum smx_hundredths_numeric(int16 v);
-extern List *smx_history_copy_columns(void);
+extern List *smx_history_copy_columns(int ncols);
 extern void smx_copy_binary_header(StringInfo out);
 extern void smx_sample_copy_binary(StringInfo out, const SmxSample *s, const char *id, int id_len,
-								   const char *session, int session_len);
+								   const char *session, int session_len, int ncols);
 extern void smx_history_batch_init(SmxHistoryBatch *b, Oid nsp, int cap);
 extern void smx_history_batch_add(SmxHistoryBatch *b, const SmxHistoryRow *r);
 extern int64 smx_history_batch_insert(SmxHistoryBatch *b);
