@@ -8,10 +8,12 @@
 --------------------------------------------------------------------------
 
 -- Rows written before 1.8 (and rows recovered from a 1.7 mirror) have no
--- score: NULL, not 0.
-ALTER TABLE server_metrics_history ADD COLUMN anomaly_score real
-    CONSTRAINT server_metrics_history_anomaly_score_check
-    CHECK (anomaly_score >= 0 AND anomaly_score <= 1);
+-- score: NULL, not 0. The check is NOT VALID: every existing row is NULL,
+-- and validating would scan the whole history under an exclusive lock
+-- while the writer waits and the ring fills.
+ALTER TABLE server_metrics_history ADD COLUMN anomaly_score real;
+ALTER TABLE server_metrics_history ADD CONSTRAINT server_metrics_history_anomaly_score_check
+    CHECK (anomaly_score >= 0 AND anomaly_score <= 1) NOT VALID;
 COMMENT ON COLUMN server_metrics_history.anomaly_score IS
   'The built-in detector''s score of this sample, 0 (normal) to 1, from the server''s own earlier samples only; NULL for rows written before 1.8.';
 
@@ -96,14 +98,16 @@ BEGIN
            AND p.proname OPERATOR(pg_catalog.=) w.proname
            AND p.proargtypes OPERATOR(pg_catalog.=) (SELECT f.proargtypes FROM pg_catalog.pg_proc f
                                                     WHERE f.oid OPERATOR(pg_catalog.=) fn);
-        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %I', made, w.proowner::pg_catalog.regrole::text);
+        -- made by this script, it would be the extension's: it stays the user's
+        EXECUTE pg_catalog.format('ALTER EXTENSION sim_metrics DROP FUNCTION %s', made);
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO %s', made, w.proowner::pg_catalog.regrole::text);
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', made);
         FOR g IN SELECT a.grantee FROM pg_catalog.aclexplode(w.proacl) a
                   WHERE a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE' AND a.grantee OPERATOR(pg_catalog.<>) w.proowner
         LOOP
             EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', made,
                 CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC'
-                     ELSE pg_catalog.quote_ident(g.grantee::pg_catalog.regrole::text) END);
+                     ELSE g.grantee::pg_catalog.regrole::text END);
         END LOOP;
     END LOOP;
 END
@@ -255,3 +259,37 @@ COMMENT ON FUNCTION sim_score_detector(regclass, regclass, double precision, dou
 
 GRANT EXECUTE ON FUNCTION sim_detector_report(timestamptz, timestamptz, regclass),
     sim_score_detector(regclass, regclass, double precision, double precision) TO PUBLIC;
+
+-- Default privileges (such as Supabase's on extensions) may have granted
+-- anything on what this script made: every grant but the owner's goes, then
+-- the grants above are made again.
+DO $grants18$
+DECLARE
+    g record;
+BEGIN
+    FOR g IN
+        SELECT pg_catalog.format('FUNCTION %s', p.oid::pg_catalog.regprocedure) AS obj, a.grantee
+          FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+         WHERE p.oid OPERATOR(pg_catalog.=) ANY (ARRAY['sim_current_metrics()'::pg_catalog.regprocedure,
+                 'sim_server_metrics(text)'::pg_catalog.regprocedure,
+                 'sim_history_labelled_rows()'::pg_catalog.regprocedure,
+                 'sim_anomaly_scores(timestamptz[], double precision[])'::pg_catalog.regprocedure,
+                 'sim_detector_report(timestamptz, timestamptz, regclass)'::pg_catalog.regprocedure,
+                 'sim_score_detector(regclass, regclass, double precision, double precision)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+        UNION
+        SELECT pg_catalog.format('TABLE %s', c.oid::pg_catalog.regclass), a.grantee
+          FROM pg_catalog.pg_class c CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid OPERATOR(pg_catalog.=) 'sim_history_labelled'::pg_catalog.regclass
+           AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', g.obj,
+            CASE WHEN g.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' ELSE g.grantee::pg_catalog.regrole::text END);
+    END LOOP;
+END
+$grants18$;
+GRANT EXECUTE ON FUNCTION sim_current_metrics(), sim_server_metrics(text), sim_history_labelled_rows(),
+    sim_anomaly_scores(timestamptz[], double precision[]),
+    sim_detector_report(timestamptz, timestamptz, regclass),
+    sim_score_detector(regclass, regclass, double precision, double precision) TO PUBLIC;
+GRANT SELECT ON sim_history_labelled TO PUBLIC;

@@ -23,14 +23,20 @@ RATE=${DETECT_RATE:-2}
 SEED=${DETECT_SEED:-20261204}
 COST_SERVERS=${COST_SERVERS:-10000}
 cd "$(dirname "$0")/.."
-NAME=detect
-BENCH_CONF="sim_metrics.seed = $SEED
+. scripts/throwaway.sh
+tw_init detect
+tw_start "${BENCH_PORT:-5498}" <<CONF
+sim_metrics.enabled = off
+sim_metrics.redis_host = ''
+sim_metrics.seed = $SEED
 sim_metrics.incident_rate = $RATE
 sim_metrics.max_servers = $((COST_SERVERS + 100))
-sim_metrics.history_buffer = 64"
-source bench/cluster.sh
-
-for _ in $(seq 1 100); do [[ $(q "SELECT servers FROM sim_status()") == 15 ]] && break; sleep 0.2; done
+fsync = off
+synchronous_commit = off
+shared_buffers = 256MB
+CONF
+q "CREATE EXTENSION sim_metrics" >/dev/null
+tw_wait_fleet 15
 echo "------------------------------------------------------------------------"
 echo "detector vs ground truth — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "PostgreSQL : $(q 'SELECT version()')"
@@ -81,7 +87,7 @@ q "INSERT INTO server_templates (id, name, hostname, role, location)
           (ARRAY['web','app','database','cache','storage','load-balancer'])[1 + g % 6],
           (ARRAY['Seoul-ICN-AZ1','Seoul-ICN-AZ2','Busan-PUS-DR','Tokyo-NRT-AZ1'])[1 + g % 4]
      FROM generate_series(1, $COST_SERVERS - 15) g" >/dev/null
-for _ in $(seq 1 100); do [[ $(q "SELECT servers FROM sim_status()") == "$COST_SERVERS" ]] && break; sleep 0.2; done
+tw_wait_fleet "$COST_SERVERS"
 TICK=()
 for _ in $(seq 1 9); do
     q "SELECT sim_tick(20)" >/dev/null

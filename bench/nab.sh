@@ -22,8 +22,17 @@ NAB=${1:-}
     || { echo "usage: bench/nab.sh NAB_DIR   (a checkout of github.com/numenta/NAB)" >&2; exit 2; }
 NAB=$(cd "$NAB" && pwd)
 CHECK=${NAB_CHECK:-windowedGaussian numenta}
-NAME=nab
-source "$(dirname "$0")/cluster.sh"
+die() { echo "nab.sh: $*" >&2; exit 1; }
+. "$(dirname "$0")/../scripts/throwaway.sh"
+tw_init nab
+tw_start "${BENCH_PORT:-5498}" <<CONF
+sim_metrics.enabled = off
+sim_metrics.redis_host = ''
+timezone = 'UTC'
+fsync = off
+CONF
+q "CREATE EXTENSION sim_metrics" >/dev/null
+PSQL=("$BINDIR/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$TMP" -p "$TW_PORT" -U postgres -d postgres)
 
 q "CREATE TABLE nab_raw (file text, ts timestamp, value float8);
    CREATE TABLE nab_windows (server_id text, window_start timestamptz, window_end timestamptz)"

@@ -1,6 +1,6 @@
 # scripts/throwaway.sh — sourced by the scripts and benchmarks that need a
 # throwaway cluster with the extension preloaded (scripts/incident.sh,
-# bench/realism.sh, bench/soak.sh, bench/redis.sh).
+# bench/realism.sh, bench/soak.sh, bench/redis.sh, bench/nab.sh, bench/detect.sh).
 #
 #   tw_init NAME        PG_CONFIG, BINDIR, as_pg, TMP (a fresh directory the
 #                       cluster's user owns) and the exit trap, which stops

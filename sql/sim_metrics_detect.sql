@@ -83,6 +83,11 @@ SELECT * FROM sim_detector_report('2026-01-05', '2026-01-07', 'win');
 SELECT * FROM sim_score_detector('sc', 'series');
 SELECT * FROM sim_score_detector('sc', 'win', 1.5);
 SELECT * FROM sim_score_detector('sc', 'win', 0, 'NaN');
+SELECT * FROM sim_detector_report('-infinity', 'infinity');
+CREATE TEMP TABLE sc_text (server_id text, "timestamp" timestamptz, score text);
+SELECT * FROM sim_score_detector('sc_text', 'win');
+-- two rows at one time (real data has them): both scored
 INSERT INTO sc VALUES ('a', '2026-01-01', 0.5);
-SELECT * FROM sim_score_detector('sc', 'win', 0);
+SELECT profile, round(score::numeric, 2) AS score, threshold, true_positives, false_positives, false_negatives
+  FROM sim_score_detector('sc', 'win', 0);
 RESET client_min_messages;

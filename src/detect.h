@@ -7,8 +7,10 @@
  *
  * Each series keeps a few floats and sees its own past only: a score at row
  * t depends on rows 0..t of that series and on nothing else (not on the
- * wall clock, not on other series), so a backfill, a live fleet and a
- * replay of stored history give the same scores for the same values.
+ * wall clock, not on other series), so a backfill and a live fleet give
+ * the same scores for the same values. After a restart a server's
+ * detector starts over (the model goes on from stored values; the state
+ * is not stored).
  */
 #ifndef SMX_DETECT_H
 #define SMX_DETECT_H

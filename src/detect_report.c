@@ -34,8 +34,8 @@ PG_FUNCTION_INFO_V1(sim_detector_report);
 PG_FUNCTION_INFO_V1(sim_score_detector);
 
 #define SMX_REPORT_FETCH	50000
-/* rows held at most (16 bytes each): 1 GB */
-#define SMX_REPORT_MAX_ROWS	(INT64CONST(1) << 26)
+/* rows held at most: 16 bytes each here, as many for the sweep's sort */
+#define SMX_REPORT_MAX_ROWS	(INT64CONST(1) << 25)
 
 /* The series read: rows grouped by series name (in "C" order). */
 typedef struct SmxReportData
@@ -141,6 +141,11 @@ smx_report_read_scores(SmxReportData *d, const char *sql, int nargs, Oid *argtyp
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("%s has a row with a NULL %s", what, n0 ? "server_id" : "\"timestamp\""),
 						 errhint("Every score needs its server and its time.")));
+			if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(ts)))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("%s has a row at %s", what, timestamptz_to_str(DatumGetTimestampTz(ts))),
+						 errhint("Scores need finite times.")));
 			name = TextDatumGetCString(id);
 			s = d->nseries - 1;
 			if (s < 0 || strcmp(d->name[s], name) != 0)
@@ -222,6 +227,11 @@ smx_report_read_windows(SmxReportData *d, const char *sql, int nargs, Oid *argty
 		name = TextDatumGetCString(id);
 		wa[r] = DatumGetTimestampTz(ws);
 		wb[r] = DatumGetTimestampTz(we);
+		if (TIMESTAMP_NOT_FINITE(wa[r]) || TIMESTAMP_NOT_FINITE(wb[r]))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s has a window of server \"%s\" with an infinite bound", what, name),
+					 errhint("Give each window finite times.")));
 		if (wb[r] < wa[r])
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -253,7 +263,7 @@ smx_report_read_windows(SmxReportData *d, const char *sql, int nargs, Oid *argty
 		int			s = sidx[r];
 		int			k = d->nwin[s];
 
-		if (k > 0 && wa[r] <= d->win_end[s][k - 1] + 1)
+		if (k > 0 && wa[r] - 1 <= d->win_end[s][k - 1])
 		{
 			/* overlaps or touches the one before: one window */
 			if (wb[r] > d->win_end[s][k - 1])
@@ -306,7 +316,9 @@ smx_report_emit(ReturnSetInfo *rsinfo, SmxReportData *d, double probation,
 		ser[s].n = n;
 		ser[s].ts = d->ts + d->first[s];
 		ser[s].score = d->score + d->first[s];
-		ser[s].probation = (size_t) Min(floor(probation * (double) n), probation * 5000.0);
+		/* NAB's rule (smx_nab_probation) for any share: rounded up */
+		ser[s].probation = probation == 0.15 ? smx_nab_probation(n) :
+			(size_t) ceil(Min(floor(probation * (double) n), probation * 5000.0));
 		ser[s].nwindows = d->nwin ? (size_t) d->nwin[s] : 0;
 		ser[s].win_start = d->win_start ? d->win_start[s] : NULL;
 		ser[s].win_end = d->win_end ? d->win_end[s] : NULL;
@@ -328,7 +340,8 @@ smx_report_emit(ReturnSetInfo *rsinfo, SmxReportData *d, double probation,
 			if (smx_nab_sweep(ser, d->nseries, costs, &res) != 0)
 				ereport(ERROR,
 						(errcode(ERRCODE_OUT_OF_MEMORY),
-						 errmsg("out of memory scoring " INT64_FORMAT " rows", d->nrows)));
+						 errmsg("out of memory scoring " INT64_FORMAT " rows", d->nrows),
+						 errhint("Score a shorter span, or fewer servers at a time.")));
 			threshold = res.threshold;
 		}
 		if (smx_nab_score_at(ser, d->nseries, costs, threshold, &res, delays, &nd) != 0)
@@ -360,18 +373,35 @@ smx_report_emit(ReturnSetInfo *rsinfo, SmxReportData *d, double probation,
 	}
 }
 
-/* Raise a clear error unless relation rel has every column in cols. */
+/*
+ * Raise a clear error unless relation rel has every column in cols, of the
+ * type in types (a second type, or InvalidOid, in types2): the values are
+ * read with no cast, so no function of the table's owner runs for them.
+ */
 static void
-smx_report_require_columns(Oid rel, const char *const *cols, int ncols, const char *shape)
+smx_report_require_columns(Oid rel, const char *const *cols, const Oid *types,
+						   const Oid *types2, int ncols, const char *shape)
 {
+	char	   *name = get_rel_name(rel);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", rel)));
 	for (int c = 0; c < ncols; c++)
 	{
 		AttrNumber	att = get_attnum(rel, cols[c]);
+		Oid			t = att == InvalidAttrNumber ? InvalidOid : get_atttype(rel, att);
 
 		if (att == InvalidAttrNumber)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("relation %s has no column \"%s\"", get_rel_name(rel), cols[c]),
+					 errmsg("relation %s has no column \"%s\"", name, cols[c]),
+					 errhint("It needs the columns %s.", shape)));
+		if (t != types[c] && (types2[c] == InvalidOid || t != types2[c]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of relation %s is of type %s", cols[c], name, format_type_be(t)),
 					 errhint("It needs the columns %s.", shape)));
 	}
 }
@@ -390,6 +420,8 @@ smx_report_relname(Oid rel)
 }
 
 static const char *const smx_score_cols[3] = {"server_id", "timestamp", "score"};
+static const Oid smx_score_types[3] = {TEXTOID, TIMESTAMPTZOID, FLOAT4OID};
+static const Oid smx_score_types2[3] = {InvalidOid, InvalidOid, FLOAT8OID};
 #define SMX_SCORE_SHAPE "(server_id text, \"timestamp\" timestamptz, score real)"
 
 Datum
@@ -411,6 +443,11 @@ sim_detector_report(PG_FUNCTION_ARGS)
 				 errhint("Name the simulated span to score, e.g. the last 30 days of sim_status().sim_time.")));
 	since = PG_GETARG_TIMESTAMPTZ(0);
 	until = PG_GETARG_TIMESTAMPTZ(1);
+	if (TIMESTAMP_NOT_FINITE(since) || TIMESTAMP_NOT_FINITE(until))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("since and until must be finite"),
+				 errhint("Name the simulated span to score, e.g. the last 30 days of sim_status().sim_time.")));
 	if (!(until > since))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -433,11 +470,13 @@ sim_detector_report(PG_FUNCTION_ARGS)
 	{
 		Oid			rel = PG_GETARG_OID(2);
 
-		smx_report_require_columns(rel, smx_score_cols, 3, SMX_SCORE_SHAPE);
-		sql = psprintf("SELECT s.server_id::text, s.\"timestamp\"::timestamptz, s.score::float8"
+		smx_report_require_columns(rel, smx_score_cols, smx_score_types, smx_score_types2, 3,
+								   SMX_SCORE_SHAPE);
+		sql = psprintf("SELECT s.server_id, s.\"timestamp\", s.score::pg_catalog.float8"
 					   " FROM %s s"
-					   " WHERE s.\"timestamp\" >= $1 AND s.\"timestamp\" < $2"
-					   " ORDER BY s.server_id::text COLLATE \"C\", s.\"timestamp\", s.score",
+					   " WHERE s.\"timestamp\" OPERATOR(pg_catalog.>=) $1"
+					   " AND s.\"timestamp\" OPERATOR(pg_catalog.<) $2"
+					   " ORDER BY s.server_id COLLATE \"C\", s.\"timestamp\", s.score",
 					   smx_report_relname(rel));
 	}
 	smx_report_read_scores(&d, sql, 2, argtypes, args, PG_ARGISNULL(2) ? "server_metrics_history" : "scores");
@@ -458,6 +497,8 @@ sim_score_detector(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	static const char *const win_cols[3] = {"server_id", "window_start", "window_end"};
+	static const Oid win_types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	static const Oid win_types2[3] = {InvalidOid, InvalidOid, InvalidOid};
 	Oid			scores,
 				windows;
 	double		probation,
@@ -486,21 +527,22 @@ sim_score_detector(PG_FUNCTION_ARGS)
 					 errmsg("threshold must be a number"),
 					 errhint("Leave it NULL to choose the best threshold.")));
 	}
-	smx_report_require_columns(scores, smx_score_cols, 3, SMX_SCORE_SHAPE);
-	smx_report_require_columns(windows, win_cols, 3,
+	smx_report_require_columns(scores, smx_score_cols, smx_score_types, smx_score_types2, 3,
+							   SMX_SCORE_SHAPE);
+	smx_report_require_columns(windows, win_cols, win_types, win_types2, 3,
 							   "(server_id text, window_start timestamptz, window_end timestamptz)");
 	InitMaterializedSRF(fcinfo, 0);
 	memset(&d, 0, sizeof(d));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	smx_report_read_scores(&d,
-						   psprintf("SELECT s.server_id::text, s.\"timestamp\"::timestamptz, s.score::float8"
-									" FROM %s s ORDER BY s.server_id::text COLLATE \"C\", s.\"timestamp\", s.score",
+						   psprintf("SELECT s.server_id, s.\"timestamp\", s.score::pg_catalog.float8"
+									" FROM %s s ORDER BY s.server_id COLLATE \"C\", s.\"timestamp\", s.score",
 									smx_report_relname(scores)),
 						   0, NULL, NULL, "scores");
 	smx_report_read_windows(&d,
-							psprintf("SELECT w.server_id::text, w.window_start::timestamptz, w.window_end::timestamptz"
-									 " FROM %s w ORDER BY w.server_id::text COLLATE \"C\", w.window_start",
+							psprintf("SELECT w.server_id, w.window_start, w.window_end"
+									 " FROM %s w ORDER BY w.server_id COLLATE \"C\", w.window_start",
 									 smx_report_relname(windows)),
 							0, NULL, NULL, "windows");
 	smx_report_emit(rsinfo, &d, probation, threshold);

@@ -90,6 +90,10 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 		bool		nulls[4] = {false, false, false, false};
 		double		x = val_null[i] ? NAN : DatumGetFloat8(val[i]);
 
+		/* the detector works in float: a value beyond its range is none */
+		if (!isfinite((float) x))
+			x = NAN;
+
 		CHECK_FOR_INTERRUPTS();
 		values[0] = ts[i];
 		values[1] = val[i];

@@ -577,7 +577,6 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	for (int i = 0; i < n; i++)
 		if (old_index[i] >= 0)
 			detect[i] = smx_shared_detect()[old_index[i]];
-	memcpy(smx_shared_detect(), detect, sizeof(smx_server_detector) * n);
 	for (int i = 0; i < n; i++)
 	{
 		if (old_index[i] >= 0)
@@ -603,6 +602,8 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	fleet.extension = ext;
 	memcpy(smx_priv_params, t->params, n * sizeof(smx_params));
 	memcpy(smx_priv_state, state, n * sizeof(smx_state));
+	/* in the new order only now, with the states it belongs to */
+	memcpy(smx_shared_detect(), detect, sizeof(smx_server_detector) * n);
 	smx_publish(&cfg, new_tick, 0, false, &fleet, smx_shared->ring.head, 0);
 	smx_priv_valid = true;
 	return true;

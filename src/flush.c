@@ -274,6 +274,7 @@ smx_sample_json(const SmxFlushCtx *fc, const SmxSample *s)
 						 TextDatumGetCString(fc->session_text[s->session]));
 	if (s->scenario_run != 0)
 		appendStringInfo(&js, ", \"scenario_run_id\": " INT64_FORMAT, s->scenario_run);
+	appendStringInfo(&js, ", \"anomaly_score\": %d.%04d", s->anomaly / 10000, s->anomaly % 10000);
 	appendStringInfoChar(&js, '}');
 	return js.data;
 }

@@ -256,7 +256,7 @@ smx_point_table(const char *nspname, text *id_t, Datum *values, bool *nulls)
 					 "   ORDER BY l.id LIMIT 1), %2$s"
 					 " FROM %1$s.server_metrics_history h WHERE h.server_id OPERATOR(pg_catalog.=) $1"
 					 " ORDER BY h.\"timestamp\" DESC LIMIT 1", quote_identifier(nspname),
-					 scored ? "h.anomaly_score::float8" : "NULL::float8");
+					 scored ? "pg_catalog.round(h.anomaly_score::numeric, 4)::float8" : "NULL::float8");
 	ret = SPI_execute_with_args(sql.data, 1, &argtype, &arg, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading server_metrics_history failed: %s", SPI_result_code_string(ret));

@@ -28,8 +28,8 @@ sub q1 { return $node->safe_psql('postgres', $_[0]); }
 # 1. from 1.7: the exposed wrappers follow the new columns, grants kept
 q1(q{CREATE EXTENSION sim_metrics VERSION '1.7'});
 ok(wait_until($node, 'SELECT servers FROM sim_status()', '15', 30), 'fleet loaded, paused');
-q1(q{CREATE ROLE dash LOGIN; CREATE SCHEMA api});
-q1(q{SELECT count(*) FROM sim_expose('api', ARRAY['dash'])});
+q1(q{CREATE ROLE dash LOGIN; CREATE ROLE "Dash Board" LOGIN; CREATE SCHEMA api});
+q1(q{SELECT count(*) FROM sim_expose('api', ARRAY['dash', 'Dash Board'])});
 q1(q{ALTER EXTENSION sim_metrics UPDATE TO '1.8'});
 is(q1(q{SELECT extversion FROM pg_extension WHERE extname = 'sim_metrics'}), '1.8', 'updated to 1.8');
 q1('SELECT sim_tick(80)');
@@ -41,6 +41,11 @@ is(q1(q{SELECT has_function_privilege('public', 'api.sim_current_metrics()', 'EX
                has_function_privilege('dash', 'api.sim_current_metrics()', 'EXECUTE'),
                pg_get_userbyid(proowner) FROM pg_proc WHERE oid = 'api.sim_current_metrics()'::regprocedure}),
 	'f|t|' . q1('SELECT current_user'), 'the wrapper keeps its owner and grants');
+is($node->safe_psql('postgres', q{SET ROLE "Dash Board"; SELECT count(anomaly_score) FROM api.sim_current_metrics()}),
+	'15', 'and its grant to a role whose name needs quoting');
+is(q1(q{SELECT count(*) FROM pg_depend WHERE deptype = 'e'
+	AND objid IN ('api.sim_current_metrics()'::regprocedure, 'api.sim_server_metrics(text)'::regprocedure)}),
+	'0', 'the re-created wrappers stay the user\'s, not the extension\'s (pg_dump keeps them)');
 
 # 2. a week of history with automatic incidents (2 a day), scored against its truth
 q1('TRUNCATE server_metrics_history, scenario_execution_log');
