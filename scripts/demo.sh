@@ -80,6 +80,12 @@ if psql_demo -At -c "SELECT sim_backfill('7 days') AS backfilled_rows" >"$DIR/ba
     psql_demo -c "SELECT scenario, count(DISTINCT run_id) AS runs, count(*) AS samples,
                          min(\"timestamp\")::date AS first, max(\"timestamp\")::date AS last
                   FROM sim_history_labelled WHERE is_incident GROUP BY 1 ORDER BY 2 DESC"
+    echo "how well the built-in anomaly detector found them (NAB's scoring, sim_detector_report):"
+    psql_demo -c "SELECT profile, round(score::numeric, 1) AS score, round(threshold::numeric, 3) AS threshold,
+                         true_positives, false_positives, false_negatives, round(recall::numeric, 3) AS recall,
+                         median_delay
+                  FROM sim_detector_report((SELECT min(\"timestamp\") FROM server_metrics_history),
+                                           (SELECT max(\"timestamp\") FROM server_metrics_history))"
 else
     echo "(no backfill: this demo cluster has history already; sim_backfill() writes the past of a fleet that has none)"
 fi
@@ -91,7 +97,8 @@ psql_demo -c "SELECT sim_scenario_start('memory_leak', '{cache-redis-icn-01}', 0
 for i in $(seq 1 "$ROUNDS"); do
     psql_demo -c "SELECT tick, to_char(sim_time, 'Dy HH24:MI') AS sim_time, servers, round(tick_ms::numeric, 3) AS tick_ms FROM sim_status()" \
               -c "SELECT server_id, role, location, cpu_usage AS cpu, memory_usage AS mem, disk_usage AS disk,
-                         pg_size_pretty(network_io) || '/s' AS network, response_time_ms AS rt_ms, status, scenario
+                         pg_size_pretty(network_io) || '/s' AS network, response_time_ms AS rt_ms, status, scenario,
+                         anomaly_score AS anomaly, anomaly_metric
                   FROM sim_current_metrics() ORDER BY server_id"
     [ "$i" -lt "$ROUNDS" ] && sleep 2
 done
