@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include <math.h>
+#include <stdlib.h>
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
@@ -163,26 +164,19 @@ smx_report_read_scores(SmxReportData *d, const char *sql, int nargs, Oid *argtyp
 	SPI_cursor_close(portal);
 }
 
-/* The series named name among the first n, by binary search ("C" order); -1 if none. */
+static int
+smx_report_name_cmp(const void *key, const void *elem)
+{
+	return strcmp((const char *) key, *(char *const *) elem);
+}
+
+/* The series named name among the first n ("C" order: strcmp's); -1 if none. */
 static int
 smx_report_find(const SmxReportData *d, int n, const char *name)
 {
-	int			lo = 0,
-				hi = n - 1;
+	char	  **hit = n > 0 ? bsearch(name, d->name, n, sizeof(char *), smx_report_name_cmp) : NULL;
 
-	while (lo <= hi)
-	{
-		int			mid = (lo + hi) / 2;
-		int			c = strcmp(d->name[mid], name);
-
-		if (c == 0)
-			return mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
+	return hit ? (int) (hit - d->name) : -1;
 }
 
 /*
