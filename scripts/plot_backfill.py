@@ -34,6 +34,17 @@ def ts(text):
     return datetime.fromisoformat(text).timestamp()
 
 
+def legend(shown, left, top):
+    """SVG of the legend: a swatch and the name of each scenario in shown."""
+    out, lx = [], left
+    for scen, colour in COLOURS.items():
+        if scen in shown:
+            out.append(f'<rect x="{lx}" y="{top}" width="12" height="12" fill="{colour}" opacity="0.5"/>'
+                       f'<text x="{lx + 16}" y="{top + 11}">{scen}</text>')
+            lx += 150
+    return out
+
+
 def main(series_path, runs_path, out_path):
     series = {}
     for row in csv.reader(open(series_path)):
@@ -72,12 +83,7 @@ def main(series_path, runs_path, out_path):
     for d in range(first_day, int(t1) + 1, 7 * day):
         out.append(f'<text x="{x(d):.1f}" y="{bottom}" text-anchor="middle">'
                    f'{datetime.utcfromtimestamp(d).strftime("%b %d")}</text>')
-    lx = LEFT
-    for scen, colour in COLOURS.items():
-        if any(r[1] == scen for r in runs):
-            out.append(f'<rect x="{lx}" y="{bottom + 10}" width="12" height="12" fill="{colour}" opacity="0.5"/>'
-                       f'<text x="{lx + 16}" y="{bottom + 21}">{scen}</text>')
-            lx += 150
+    out += legend({r[1] for r in runs}, LEFT, bottom + 10)
     out.append("</svg>")
     open(out_path, "w").write("\n".join(out) + "\n")
 

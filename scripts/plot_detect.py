@@ -11,14 +11,14 @@ SERIES.csv: server_id, metric name, timestamp, value, anomaly_score, from
 RUNS.csv: server_id, scenario, start, end (timestamptz), as for
     scripts/plot_backfill.py.
 
-Plain SVG, no plotting library (the colours and time parsing are
+Plain SVG, no plotting library (the colours, legend and time parsing are
 plot_backfill.py's).
 """
 import csv
 import sys
 from datetime import datetime
 
-from plot_backfill import COLOURS, ts
+from plot_backfill import COLOURS, legend, ts
 
 W, METRIC_H, SCORE_H, LEFT, RIGHT, TOP, GAP = 1000, 120, 50, 70, 20, 40, 44
 
@@ -75,12 +75,7 @@ def main(series_path, runs_path, threshold, out_path):
         if t <= t1:
             out.append(f'<text x="{x(t):.1f}" y="{bottom - 12}" text-anchor="middle">'
                        f'{datetime.utcfromtimestamp(t).strftime("%H:%M")}</text>')
-    lx = LEFT
-    for scen, colour in COLOURS.items():
-        if any(r[1] == scen and r[0] in series and r[3] >= t0 and r[2] <= t1 for r in runs):
-            out.append(f'<rect x="{lx}" y="{bottom}" width="12" height="12" fill="{colour}" opacity="0.5"/>'
-                       f'<text x="{lx + 16}" y="{bottom + 11}">{scen}</text>')
-            lx += 150
+    out += legend({r[1] for r in runs if r[0] in series and r[3] >= t0 and r[2] <= t1}, LEFT, bottom)
     out.append("</svg>")
     open(out_path, "w").write("\n".join(out) + "\n")
 

@@ -183,7 +183,8 @@ smx_report_find(const SmxReportData *d, int n, const char *name)
  * Read (series text, start timestamptz, end timestamptz) windows, both
  * ends inclusive, ordered by series (COLLATE "C") and start; windows that
  * overlap or touch on a series are merged into one. A window of a series
- * with no score is kept (it cannot be detected: a false negative).
+ * with no score is kept; as NAB does with a window that has no row, the
+ * scoring counts it in the perfect score only (neither found nor missed).
  */
 static void
 smx_report_read_windows(SmxReportData *d, const char *sql, int nargs, Oid *argtypes,
@@ -310,9 +311,7 @@ smx_report_emit(ReturnSetInfo *rsinfo, SmxReportData *d, double probation,
 		ser[s].n = n;
 		ser[s].ts = d->ts + d->first[s];
 		ser[s].score = d->score + d->first[s];
-		/* NAB's rule (smx_nab_probation) for any share: rounded up */
-		ser[s].probation = probation == 0.15 ? smx_nab_probation(n) :
-			(size_t) ceil(Min(floor(probation * (double) n), probation * 5000.0));
+		ser[s].probation = smx_nab_probation_share(n, probation);
 		ser[s].nwindows = d->nwin ? (size_t) d->nwin[s] : 0;
 		ser[s].win_start = d->win_start ? d->win_start[s] : NULL;
 		ser[s].win_end = d->win_end ? d->win_end[s] : NULL;

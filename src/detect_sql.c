@@ -106,7 +106,7 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 			float		level;
 			float		onset = smx_detect_step(&d, x, &level);
 
-			values[2] = Float8GetDatum(smx_score_units(level) / 10000.0);
+			values[2] = Float8GetDatum(smx_score_shown(level));
 			/* onsets are small numbers: six decimals, not the 1e-4 of scores */
 			values[3] = Float8GetDatum(rint((double) onset * 1e6) / 1e6);
 		}

@@ -274,7 +274,12 @@ smx_sample_json(const SmxFlushCtx *fc, const SmxSample *s)
 						 TextDatumGetCString(fc->session_text[s->session]));
 	if (s->scenario_run != 0)
 		appendStringInfo(&js, ", \"scenario_run_id\": " INT64_FORMAT, s->scenario_run);
-	appendStringInfo(&js, ", \"anomaly_score\": %d.%04d", s->anomaly / 10000, s->anomaly % 10000);
+	{
+		char		score[16];
+
+		smx_fmt_score(score, s->anomaly);
+		appendStringInfo(&js, ", \"anomaly_score\": %s", score);
+	}
 	appendStringInfoChar(&js, '}');
 	return js.data;
 }

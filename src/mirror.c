@@ -517,6 +517,7 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 				skey[SMX_KEY_LEN],
 				num[24];
 	int			klen = smx_key(key, "server:", smx_mirror_desc[i].id);
+	int			score = smx_score_units(s->anomaly);
 	static const char *const pct_fields[4] = {"cpu_usage", "memory_usage", "disk_usage",
 	"network_usage"};
 	float		pct[4] = {s->cpu, s->memory, s->disk, s->network};
@@ -538,14 +539,9 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 	smx_arg_z(p, "scenario");
 	smx_arg_z(p, s->run != 0 ? smx_rruns[s->run] : "");
 	smx_arg_z(p, "anomaly_score");
-	{
-		int			u = smx_score_units(s->anomaly);
-
-		smx_pipe_arg(p, num, snprintf(num, sizeof(num), "%d.%04d", u / 10000, u % 10000));
-	}
+	smx_pipe_arg(p, num, smx_fmt_score(num, score));
 	smx_arg_z(p, "anomaly_metric");
-	smx_arg_z(p, smx_score_units(s->anomaly) > 0 ?
-			  smx_detect_signal_names[Min(s->anomaly_signal, SMX_DETECT_SIGNALS)] : "");
+	smx_arg_z(p, score > 0 ? smx_detect_signal_names[Min(s->anomaly_signal, SMX_DETECT_SIGNALS)] : "");
 	smx_arg_z(p, "tick");
 	smx_arg_z(p, rt->tick);
 	smx_arg_z(p, "sim_time");
@@ -562,8 +558,7 @@ smx_mirror_write_server(SmxPipe *p, int i, const SmxMirrorSnap *snap,
 		smx_arg_z(p, rt->tick);
 		smx_pipe_arg(p, text, smx_sample_encode(text, sizeof(text), rt->tick, rt->sim_time,
 												s->cpu, s->memory, s->disk, (int64) s->network_io,
-												s->status, snap->session_id,
-												smx_score_units(s->anomaly)));
+												s->status, snap->session_id, score));
 		smx_pipe_end(p);
 	}
 	/* HSET and ZADD keep a key's TTL: set it (and trim) only when new or due */

@@ -50,13 +50,19 @@ const SmxNabCosts smx_nab_profiles[3] = {
 };
 
 size_t
-smx_nab_probation(size_t n)
+smx_nab_probation_share(size_t n, double share)
 {
 	/* NAB compares the row index (i >= length) with a float, so round up */
-	double		p = floor(0.15 * (double) n);
-	double		cap = 0.15 * 5000.0;
+	double		p = floor(share * (double) n);
+	double		cap = share * 5000.0;
 
 	return (size_t) ceil(p < cap ? p : cap);
+}
+
+size_t
+smx_nab_probation(size_t n)
+{
+	return smx_nab_probation_share(n, 0.15);
 }
 
 /* NAB's scaledSigmoid, same operations in the same order (same bits). */

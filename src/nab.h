@@ -73,6 +73,9 @@ typedef struct SmxNabResult
 /* NAB's probationary rows for a file of n rows: min(floor(0.15 n), 750). */
 size_t		smx_nab_probation(size_t n);
 
+/* The same rule for another share of the rows (sim_score_detector's probation). */
+size_t		smx_nab_probation_share(size_t n, double share);
+
 /* Choose the threshold maximising the corpus raw score and fill *out.
  * O(N log N) time, O(N) memory.  0, or -1 on bad input or out of memory. */
 int			smx_nab_sweep(const SmxNabSeries *series, size_t nseries,

@@ -191,6 +191,19 @@ smx_fmt_pct(char *dst, double v)
 	return len;
 }
 
+/* A score of units 1e-4 (0..10000) with four decimals ("0.9412"); the length. */
+int
+smx_fmt_score(char *dst, int units)
+{
+	int			len = smx_fmt_int64(dst, units / 10000);
+
+	dst[len++] = '.';
+	for (int d = 1000; d > 0; d /= 10)
+		dst[len++] = '0' + (char) ((units / d) % 10);
+	dst[len] = '\0';
+	return len;
+}
+
 /* The header of a command of argc arguments. */
 void
 smx_pipe_command(SmxPipe *p, int argc)

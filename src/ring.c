@@ -157,7 +157,6 @@ smx_sample_fill(SmxSample *s, const smx_state *state, int32 id_ref, const int64 
 	s->memory = smx_hundredths(state->memory);
 	s->disk = smx_hundredths(state->disk);
 	s->anomaly = smx_score_units(state->anomaly);
-	s->anomaly_signal = state->anomaly_signal;
 	s->status = state->status;
 	s->session = session;
 }

@@ -406,7 +406,7 @@ smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
 	r->sim_time_valid = sim_time_valid;
 	r->updated_at = updated_at;
 	r->updated_valid = updated_at != 0;
-	r->anomaly = smx_score_units(s->anomaly) / 10000.0;
+	r->anomaly = smx_score_shown(s->anomaly);
 	r->anomaly_signal = r->anomaly > 0 ? Min(s->anomaly_signal, SMX_DETECT_SIGNALS) : -1;
 }
 
@@ -467,8 +467,9 @@ smx_sample_encode(char *dst, int size, const char *tick, const char *sim_time,
 	m += smx_fmt_pct(dst + m, disk);
 	dst[m++] = '|';
 	m += smx_fmt_int64(dst + m, network_io);
-	m += snprintf(dst + m, size - m, "|%s|%s|%d.%04d", smx_status_names[status & 3], session,
-				  anomaly / 10000, anomaly % 10000);
+	m += snprintf(dst + m, size - m, "|%s|%s|", smx_status_names[status & 3], session);
+	if (m < size - 8)
+		m += smx_fmt_score(dst + m, anomaly);
 	return Min(m, size - 1);
 }
 

@@ -118,7 +118,6 @@ typedef struct SmxSample
 	int16		anomaly;		/* the detector's score in 1e-4 (0..10000) */
 	uint8		status;
 	uint8		session;		/* slot in SmxShared.sessions[] */
-	uint8		anomaly_signal; /* smx_detect_signal_names[] */
 } SmxSample;
 
 /*
@@ -666,6 +665,13 @@ smx_score_units(float score)
 
 #define SMX_SCORE_VALUE(u)	((float) (u) / 10000.0f)
 
+/* A score as the reads show it: rounded to 1e-4, as a double. */
+static inline double
+smx_score_shown(float score)
+{
+	return smx_score_units(score) / 10000.0;
+}
+
 /* A sample decoded from its Redis text, every field checked. */
 typedef struct SmxRedisSample
 {
@@ -762,6 +768,7 @@ extern int64 smx_reply_elements(const void *reply);
 extern const char *smx_reply_element(const void *reply, int64 i, size_t *len);
 extern int	smx_fmt_int64(char *dst, int64 v);
 extern int	smx_fmt_pct(char *dst, double v);
+extern int	smx_fmt_score(char *dst, int units);
 extern void *smx_redis_point_fetch(const char *id);
 extern const char *smx_redis_point_field(void *reply, const char *name);
 extern void smx_redis_point_free(void *reply);
