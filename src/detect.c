@@ -32,8 +32,6 @@
 #define DET_JUMP		6.0f		/* a one-row move this large may be a level shift */
 #define DET_HOLD		3			/* rows (the jump's included) the landing must hold */
 #define DET_LAND		1.5f		/* and how close to it, in scales */
-#define DET_SURPRISE_K	0.5f		/* surprise u maps to u²/(u² + K): never saturates */
-#define DET_RECORD_KEEP	0.9999f		/* the record decays by this a row */
 
 static inline float
 det_clip(float v, float lim)
@@ -100,31 +98,147 @@ det_core(smx_detector *d, float x)
 	return d->n <= SMX_DETECT_WARMUP ? 0.0f : d->ev;
 }
 
+/* ---- the onset stage of a series (smx_series_step) ---- */
+
+#define ONSET_SMOOTH	0.5f	/* gain of the two bin surprises */
+#define ONSET_PRIOR		0.5f	/* pseudo-count of every bin (add-half smoothing) */
+#define ONSET_KEEP		0.9995	/* rank counts decay by this a row (~2,000 rows) */
+#define ONSET_RANK_BASE	0.05f	/* a feature this small is no surprise at all */
+#define ONSET_RANK_STEP	0.15f	/* rank bins: sizes a factor e^0.15 apart */
+#define ONSET_RECORD_KEEP 0.9f	/* the record decays by this a row below it */
+
+/*
+ * A feature smaller than this is never rare, however new: a residual of 2
+ * scales, an evidence of 1, a bin surprise under 0.3 of a uniform guess's.
+ * Without it a series flat for days alarms at its first wobble.
+ */
+static const float onset_gate[SMX_ONSET_FEATURES] = {2.0f, 1.0f, 0.3f, 0.3f};
+#define ONSET_SLOT_SECONDS (86400 / SMX_ONSET_SLOTS)
+
+/* Surprise of a bin under counts c (total tot): 0 (certain) .. 1 (uniform) .. */
+static inline float
+onset_surprise(float c, float tot)
+{
+	float		p = (c + ONSET_PRIOR) / (tot + ONSET_PRIOR * SMX_ONSET_BINS);
+
+	return -logf(p) * (float) (1.0 / 2.0794415416798357);	/* ln 8 */
+}
+
+/* The rank bin of a feature's size f >= 0: 0 below the base, then log-spaced. */
+static inline int
+onset_rank_bin(float f)
+{
+	float		b;
+
+	if (!(f > ONSET_RANK_BASE))
+		return 0;
+	b = 1.0f + logf(f / ONSET_RANK_BASE) * (1.0f / ONSET_RANK_STEP);
+	return b >= (float) (SMX_ONSET_RANKS - 1) ? SMX_ONSET_RANKS - 1 : (int) b;
+}
+
 float
-smx_detect_step(smx_detector *d, double xd, float *level)
+smx_series_step(smx_series_detector *s, int64_t t, double xd, float *level)
 {
 	float		x = (float) xd,
 				e,
-				u,
-				sc,
+				seq = 0.0f,
+				day,
+				f[SMX_ONSET_FEATURES],
+				rare = 0.0f,
 				out;
+	bool		novel = false;
+	int			bin,
+				slot;
 
 	if (level)
 		*level = 0.0f;
 	if (!isfinite(x))			/* also a double beyond float's range */
 		return 0.0f;
-	e = det_core(d, x);
-	/* the scale settles in the warm-up's first half: no record before */
-	if (d->n <= SMX_DETECT_WARMUP / 2)
+	e = det_core(&s->core, x);
+
+	/* the value's bin over the range so far; outside it is new by itself */
+	if (s->rows == 0)
+	{
+		s->lo = s->hi = x;
+		s->first = t;
+		s->prev_bin = -1;
+		s->gain = 1.0;
+	}
+	if (x < s->lo)
+	{
+		s->lo = x;
+		novel = true;
+	}
+	if (x > s->hi)
+	{
+		s->hi = x;
+		novel = true;
+	}
+	bin = s->hi > s->lo ? (int) ((x - s->lo) / (s->hi - s->lo) * (SMX_ONSET_BINS - 1) + 0.5) : 0;
+	if (s->rows < UINT32_MAX)
+		s->rows++;
+
+	/* a sequence never seen: this bin after the previous row's */
+	if (s->prev_bin >= 0)
+	{
+		seq = onset_surprise(s->next[s->prev_bin][bin], s->next_total[s->prev_bin]);
+		if (novel)
+			seq = fmaxf(seq, 1.0f);
+		s->next[s->prev_bin][bin] += 1.0f;
+		s->next_total[s->prev_bin] += 1.0f;
+	}
+	s->prev_bin = bin;
+	/* a daily shape broken: this bin in its slot of the day */
+	slot = (int) (((t % 86400) + 86400) % 86400 / ONSET_SLOT_SECONDS);
+	day = onset_surprise(s->slot[slot][bin], s->slot_total[slot]);
+	s->slot[slot][bin] += 1.0f;
+	s->slot_total[slot] += 1.0f;
+	s->seq_surprise += ONSET_SMOOTH * (seq - s->seq_surprise);
+	s->day_surprise += ONSET_SMOOTH * (day - s->day_surprise);
+
+	/* the scale settles in the warm-up's first half: no ranking before */
+	if (s->core.n <= SMX_DETECT_WARMUP / 2)
 		return 0.0f;
-	/* surprise: a sustained departure or a lone spike, DET_ZC scales = 1 */
-	u = fminf(fmaxf(fabsf(d->ev), fabsf(d->z)) * (1.0f / DET_ZC), 1e6f);
-	u *= u;
-	sc = u / (u + DET_SURPRISE_K);
+	f[0] = fabsf(s->core.z);
+	f[1] = fabsf(s->core.ev);
+	f[2] = s->seq_surprise;
+	f[3] = s->day_surprise;
+	/*
+	 * Rank each feature: c = the decayed count of earlier rows whose
+	 * feature was in this bin or above; rarity 1/(1 + c). The counts decay
+	 * lazily: a row adds gain, which grows by 1/ONSET_KEEP a row, and
+	 * everything is brought back to scale before gain gets large.
+	 */
+	for (int k = 0; k < SMX_ONSET_FEATURES; k++)
+	{
+		int			b = onset_rank_bin(f[k]);
+		double		c = 0.0;
+
+		for (int i = b; i < SMX_ONSET_RANKS; i++)
+			c += s->rank[k][i];
+		c /= s->gain;
+		/* the daily feature is ranked from the start, and counts after a day */
+		if (b > 0 && f[k] > onset_gate[k] && (k != 3 || t - s->first >= 86400))
+			rare = fmaxf(rare, (float) (1.0 / (1.0 + c)));
+	}
+	s->gain /= ONSET_KEEP;
+	for (int k = 0; k < SMX_ONSET_FEATURES; k++)
+		s->rank[k][onset_rank_bin(f[k])] += s->gain;
+	if (s->gain > 1e100)
+	{
+		for (int k = 0; k < SMX_ONSET_FEATURES; k++)
+			for (int i = 0; i < SMX_ONSET_RANKS; i++)
+				s->rank[k][i] /= s->gain;
+		s->gain = 1.0;
+	}
+
 	/* only what beats the recent record: an event alarms once */
-	out = sc - d->peak;
-	d->peak = fmaxf(sc, d->peak * DET_RECORD_KEEP);
-	if (d->n <= SMX_DETECT_WARMUP)
+	out = rare - s->record;
+	if (rare >= s->record)
+		s->record = rare;
+	else
+		s->record *= ONSET_RECORD_KEEP;
+	if (s->core.n <= SMX_DETECT_WARMUP)
 		return 0.0f;
 	if (level)
 		*level = fabsf(e) * (1.0f / DET_ZC);

@@ -6,7 +6,8 @@
  *
  * The detector (detect.c) that scores every sample of the fleet, run over
  * a series the caller hands in, in time order, each row scored from the
- * rows before it only. Users score their own metrics with it, and the NAB
+ * rows before it only (the onset also uses the rows' times: a daily shape
+ * is read in UTC). Users score their own metrics with it, and the NAB
  * benchmark goes through it (bench/nab.sh). Rows at the same time (real
  * data has them) are scored in the order given.
  */
@@ -57,7 +58,7 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 			   *val_null;
 	int			nts,
 				nval;
-	smx_detector d;
+	smx_series_detector *d;
 
 	nts = smx_detect_arg(PG_GETARG_ARRAYTYPE_P(0), TIMESTAMPTZOID, "ts", &ts, &ts_null);
 	nval = smx_detect_arg(PG_GETARG_ARRAYTYPE_P(1), FLOAT8OID, "value", &val, &val_null);
@@ -73,6 +74,11 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 					 errmsg("ts[%d] is NULL", i + 1),
 					 errhint("Every value needs its time; leave a missing value NULL instead.")));
+		if (TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(ts[i])))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("ts[%d] is infinite", i + 1),
+					 errhint("Every value needs a finite time; leave such rows out.")));
 		if (i > 0 && DatumGetTimestampTz(ts[i]) < DatumGetTimestampTz(ts[i - 1]))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -83,7 +89,7 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 	}
 
 	InitMaterializedSRF(fcinfo, 0);
-	memset(&d, 0, sizeof(d));
+	d = palloc0(sizeof(smx_series_detector));
 	for (int i = 0; i < nts; i++)
 	{
 		Datum		values[4];
@@ -103,8 +109,13 @@ sim_anomaly_scores(PG_FUNCTION_ARGS)
 			nulls[2] = nulls[3] = true;
 		else
 		{
+			TimestampTz t = DatumGetTimestampTz(ts[i]);
 			float		level;
-			float		onset = smx_detect_step(&d, x, &level);
+			float		onset;
+
+			/* whole seconds since 2000-01-01, a UTC midnight (floor) */
+			t = t >= 0 ? t / USECS_PER_SEC : -((-t + USECS_PER_SEC - 1) / USECS_PER_SEC);
+			onset = smx_series_step(d, t, x, &level);
 
 			values[2] = Float8GetDatum(smx_score_shown(level));
 			/* onsets are small numbers: six decimals, not the 1e-4 of scores */

@@ -90,7 +90,7 @@ smx_define_postmaster_gucs(void)
 
 	DefineCustomIntVariable("sim_metrics.max_servers",
 							"Capacity of the shared-memory fleet, in servers.",
-							"Each server takes 712 bytes of shared memory.",
+							"Each server takes 692 bytes of shared memory.",
 							&smx_max_servers, 1000, 1, 1000000,
 							PGC_POSTMASTER, 0, NULL, NULL, NULL);
 

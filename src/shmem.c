@@ -99,7 +99,7 @@
 StaticAssertDecl(sizeof(SmxSample) == 48, "history sample size changed: update README");
 StaticAssertDecl(sizeof(SmxIdEntry) == 80, "id pool entry size changed: update README");
 StaticAssertDecl(sizeof(SmxServerDesc) + sizeof(smx_params) + sizeof(smx_state) +
-				 SMX_CALLS * sizeof(int32) + sizeof(smx_server_detector) == 712,
+				 SMX_CALLS * sizeof(int32) + sizeof(smx_server_detector) == 692,
 				 "per-server shared memory changed: update README and max_servers help");
 
 SmxShared  *smx_shared = NULL;

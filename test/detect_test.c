@@ -49,11 +49,14 @@ wave(int i)
 	return 50.0 + 3.0 * sin(i * 0.9) + 2.0 * cos(i * 0.31) + 0.5 * sin(i * 2.7);
 }
 
+/* a row's time: five minutes apart, as most of NAB's series */
+#define ROW_SECONDS 300
+
 static void
 test_detector(void)
 {
-	smx_detector d,
-				r;
+	smx_series_detector *d = calloc(1, sizeof(smx_series_detector)),
+			   *r = calloc(1, sizeof(smx_series_detector));
 	float		level,
 				max_quiet = 0,
 				max_step = 0,
@@ -61,64 +64,109 @@ test_detector(void)
 				max_ramp = 0;
 	int			warm_ok = 1,
 				onsets = 0;
+	const int	step_at = 2000;
 
-	memset(&d, 0, sizeof(d));
-	memset(&r, 0, sizeof(r));
-	for (int i = 0; i < 600; i++)
+	for (int i = 0; i < step_at + 200; i++)
 	{
-		/* d: a step of 25 at row 400; r: an incident, up over 10 rows, held 30 */
-		double		x = wave(i) + (i >= 400 ? 25.0 : 0.0);
-		double		y = wave(i) + (i >= 400 && i < 440 ? 25.0 * fmin(1.0, (i - 399) / 10.0) : 0.0);
-		float		on = smx_detect_step(&d, x, &level),
+		/* d: a step of 25 at step_at; r: an incident, up over 10 rows, held 30 */
+		double		x = wave(i) + (i >= step_at ? 25.0 : 0.0);
+		double		y = wave(i) + (i >= step_at && i < step_at + 40 ? 25.0 * fmin(1.0, (i - step_at + 1) / 10.0) : 0.0);
+		float		on = smx_series_step(d, (int64_t) i * ROW_SECONDS, x, &level),
 					lr;
 
-		smx_detect_step(&r, y, &lr);
+		smx_series_step(r, (int64_t) i * ROW_SECONDS, y, &lr);
 		if (i < SMX_DETECT_WARMUP && (on != 0 || level != 0 || lr != 0))
 			warm_ok = 0;
-		if (i >= SMX_DETECT_WARMUP && i < 400)
+		/* the quiet rows once the ranks have a day of the past (288 rows) */
+		if (i >= 288 && i < step_at)
 		{
 			max_quiet = fmaxf(max_quiet, on);
 			max_level_quiet = fmaxf(max_level_quiet, fmaxf(level, lr));
 		}
-		if (i >= 400 && i < 410)
+		if (i >= step_at && i < step_at + 10)
 			max_step = fmaxf(max_step, on);
-		if (i >= 400 && i < 440)
+		if (i >= step_at && i < step_at + 40)
 			max_ramp = fmaxf(max_ramp, lr);
-		if (i >= 400 && on > 0.5f * max_step && on > 0)
+		if (i >= step_at && on > 0.5f * max_step && on > 0)
 			onsets++;
 	}
 	check(warm_ok, "nothing scores in the warm-up (%d rows)", SMX_DETECT_WARMUP);
 	check(max_level_quiet < 0.5f, "a noisy periodic series: level at most %.3f", max_level_quiet);
 	check(max_ramp >= 0.9f, "an incident of +25 over 10 rows, held: level %.3f", max_ramp);
-	check(max_step > 2 * max_quiet, "a step's onset (%.4f) stands out of the quiet ones (%.4f)", max_step, max_quiet);
+	check(max_step >= 0.5f, "a step's onset: %.4f", max_step);
+	check(max_step > 2 * max_quiet, "stands out of the quiet rows' (%.4f)", max_quiet);
 	check(onsets <= 2, "one event, one onset (%d rows near the peak)", onsets);
 	/* the step held: taken as the new level, the score falls back */
 	check(level < 0.2f, "200 rows after the step: level %.3f (the new normal)", level);
 
 	/* missing values are skipped and leave the state as it was */
 	{
-		smx_detector before = d;
+		smx_series_detector *before = malloc(sizeof(smx_series_detector));
 
-		check(smx_detect_step(&d, NAN, &level) == 0 && level == 0, "NaN scores 0");
-		check(smx_detect_step(&d, INFINITY, NULL) == 0, "infinity scores 0");
-		check(smx_detect_step(&d, 1e300, NULL) == 0, "a double beyond float's range scores 0");
-		check(memcmp(&before, &d, sizeof(d)) == 0, "and none of them changes the state");
+		memcpy(before, d, sizeof(*d));
+		check(smx_series_step(d, 0, NAN, &level) == 0 && level == 0, "NaN scores 0");
+		check(smx_series_step(d, 0, INFINITY, NULL) == 0, "infinity scores 0");
+		check(smx_series_step(d, 0, 1e300, NULL) == 0, "a double beyond float's range scores 0");
+		check(memcmp(before, d, sizeof(*d)) == 0, "and none of them changes the state");
+		free(before);
 	}
 	/* a flat series has no scale: no division by zero, no alarm */
 	{
-		smx_detector f;
-		float		worst = 0;
+		smx_series_detector *f = calloc(1, sizeof(smx_series_detector));
+		float		worst = 0,
+					worst_on = 0;
 
-		memset(&f, 0, sizeof(f));
 		for (int i = 0; i < 300; i++)
 		{
-			smx_detect_step(&f, 7.0, &level);
+			worst_on = fmaxf(worst_on, smx_series_step(f, (int64_t) i * ROW_SECONDS, 7.0, &level));
 			worst = fmaxf(worst, level);
 		}
-		check(worst == 0 && isfinite(f.scale), "a flat series: level 0, a finite scale");
-		smx_detect_step(&f, 8.0, &level);
-		check(level > 0 && level <= 1, "then a change of 1: level %.3f in (0, 1]", level);
+		check(worst == 0 && worst_on < 0.05f && isfinite(f->core.scale), "a flat series: level 0, onset %.4f, a finite scale", worst_on);
+		worst_on = smx_series_step(f, 300 * ROW_SECONDS, 8.0, &level);
+		check(level > 0 && level <= 1 && worst_on > 0.5f,
+			  "then a change of 1: level %.3f in (0, 1], onset %.3f", level, worst_on);
+		free(f);
 	}
+	/* a daily shape broken: the same values, at the wrong time of day */
+	{
+		smx_series_detector *s = calloc(1, sizeof(smx_series_detector));
+		float		quiet = 0,
+					broken = 0;
+		const int	day = 86400 / ROW_SECONDS;
+
+		for (int i = 0; i < 12 * day; i++)
+		{
+			int			h = i % day;
+			/* busy from 08:00 to 20:00, idle at night; on day 11 busy all night */
+			double		x = (h >= day / 3 && h < 5 * day / 6) || (i >= 11 * day && i < 11 * day + day / 3) ? 80.0 : 20.0;
+			float		on = smx_series_step(s, (int64_t) i * ROW_SECONDS, x + 0.5 * sin(i * 0.7), NULL);
+
+			if (i >= 3 * day && i < 11 * day)
+				quiet = fmaxf(quiet, on);
+			else if (i >= 11 * day)
+				broken = fmaxf(broken, on);
+		}
+		check(broken >= 0.5f && broken > 2 * quiet,
+			  "a night as busy as the day: onset %.3f, days 4-11 at most %.3f", broken, quiet);
+		free(s);
+	}
+	/* the lazy decay of the ranks is renormalised: no overflow on a long series */
+	{
+		smx_series_detector *s = calloc(1, sizeof(smx_series_detector));
+		int			finite = 1;
+
+		for (int i = 0; i < 600000; i++)
+		{
+			float		on = smx_series_step(s, (int64_t) i * 30, wave(i), NULL);
+
+			if (!isfinite(on) || !isfinite(s->gain))
+				finite = 0;
+		}
+		check(finite && s->gain >= 1.0 && s->gain < 1e101, "600,000 rows: every onset finite, the rank weight bounded (%.3g)", s->gain);
+		free(s);
+	}
+	free(d);
+	free(r);
 }
 
 static void
@@ -154,6 +202,7 @@ test_fleet(void)
 	check(s[1].anomaly == 1.0f && s[1].anomaly_signal == SMX_DETECT_OFFLINE,
 		  "an offline server scores 1 on \"%s\"", smx_detect_signal_names[s[1].anomaly_signal]);
 	check(sizeof(smx_server_detector) <= 1024, "a server's detector: %zu bytes", sizeof(smx_server_detector));
+	check(sizeof(smx_server_detector) == 180, "5 signals of 36 bytes (the README says so)");
 }
 
 /* ---- NAB ---- */
