@@ -27,21 +27,26 @@ SELECT jsonb_object_keys(sim_dashboard()->'summary'->'anomalySummary') AS anomal
 SELECT (sim_dashboard()->'summary'->'anomalySummary'->>'anomalous')::int =
        (SELECT count(*) FROM sim_current_metrics()
          WHERE anomaly_score >= current_setting('sim_metrics.anomaly_threshold')::float8) AS summary_counts;
--- a periodic series with an incident (up 25 over 10 rows from row 300,
--- held 30 rows): quiet before it, over the threshold in it, its onset once
+-- a periodic series of a week at 5 min with an incident (up 25 over 10
+-- rows from row 1800, held 30 rows): quiet before it, over the threshold
+-- in it; its onset alarms once, and from day 3 (the onset ranks each row
+-- against the series' own past, which needs days) the quiet rows alarm
+-- rarely (a sequence of bins never seen before does)
 CREATE TEMP TABLE series AS
 SELECT i, '2026-01-01'::timestamptz + i * interval '5 min' AS ts,
        50 + 3 * sin(i * 0.9) + 2 * cos(i * 0.31)
-          + CASE WHEN i >= 300 AND i < 340 THEN 25 * least(1, (i - 299) / 10.0) ELSE 0 END AS v
-  FROM generate_series(0, 399) i;
+          + CASE WHEN i >= 1800 AND i < 1840 THEN 25 * least(1, (i - 1799) / 10.0) ELSE 0 END AS v
+  FROM generate_series(0, 1999) i;
 CREATE TEMP TABLE scored AS
 SELECT * FROM sim_anomaly_scores((SELECT array_agg(ts ORDER BY i) FROM series),
                                  (SELECT array_agg(v ORDER BY i) FROM series));
 SELECT count(*) AS rows,
-       bool_and(score = 0) FILTER (WHERE s.i < 64) AS warmup_zero,
-       max(score) FILTER (WHERE s.i >= 64 AND s.i < 300) < current_setting('sim_metrics.anomaly_threshold')::float8 AS quiet,
-       max(score) FILTER (WHERE s.i >= 300 AND s.i < 340) >= current_setting('sim_metrics.anomaly_threshold')::float8 AS incident_seen,
-       max(onset) FILTER (WHERE s.i >= 300 AND s.i < 340) > 2 * max(onset) FILTER (WHERE s.i < 300) AS onset_stands_out
+       bool_and(score = 0 AND onset = 0) FILTER (WHERE s.i < 64) AS warmup_zero,
+       max(score) FILTER (WHERE s.i >= 64 AND s.i < 1800) < current_setting('sim_metrics.anomaly_threshold')::float8 AS quiet,
+       max(score) FILTER (WHERE s.i >= 1800 AND s.i < 1840) >= current_setting('sim_metrics.anomaly_threshold')::float8 AS incident_seen,
+       max(onset) FILTER (WHERE s.i >= 1800 AND s.i < 1810) >= 0.5 AS onset_seen,
+       count(*) FILTER (WHERE s.i >= 1800 AND s.i < 1840 AND onset >= 0.25) = 1 AS one_onset,
+       count(*) FILTER (WHERE s.i >= 864 AND s.i < 1800 AND onset >= 0.5) <= 2 AS few_quiet_alarms
   FROM scored JOIN series s USING (ts);
 -- missing values: no score, the state left as it was
 SELECT * FROM sim_anomaly_scores(ARRAY['2026-01-01', '2026-01-02', '2026-01-03']::timestamptz[],
@@ -53,6 +58,7 @@ SELECT * FROM sim_anomaly_scores(ARRAY['2026-01-01', NULL]::timestamptz[], ARRAY
 SELECT * FROM sim_anomaly_scores(ARRAY['2026-01-02', '2026-01-01']::timestamptz[], ARRAY[1, 2]::float8[]);
 SELECT * FROM sim_anomaly_scores(ARRAY['2026-01-01', '2026-01-01']::timestamptz[], ARRAY[1, 2]::float8[]);
 SELECT * FROM sim_anomaly_scores(ARRAY[['2026-01-01'], ['2026-01-02']]::timestamptz[], ARRAY[1, 2]::float8[]);
+SELECT * FROM sim_anomaly_scores(ARRAY['-infinity', '2026-01-01']::timestamptz[], ARRAY[1, 2]::float8[]);
 -- NAB's scoring by hand: 100 rows of 5 min on server a, a window over rows
 -- 40..49 alarmed at row 45, a false alarm at row 80 (score 0.9), and a
 -- window on server b, which has no rows: as in NAB, not scored (neither
