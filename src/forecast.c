@@ -1,0 +1,392 @@
+/*
+ * forecast.c — forecasts with prediction intervals (see forecast.h).
+ *
+ * Why this shape: a server's metric is a daily curve times the day's level,
+ * plus a mean-reverting wander, bursts, and incidents; disk grows and drops
+ * back at its daily rotation. So:
+ *  - the profile is the median over days of each 5-minute slot's mean: a
+ *    burst or an incident on one day moves one of the values a median
+ *    ignores, and a rotation at a fixed hour is part of the curve;
+ *  - the trend is the median of the slopes between every two days'
+ *    medians (Theil-Sen): what the disk keeps of a day's growth, unmoved by
+ *    one odd day;
+ *  - where the series is now decides the near future: the last hour's mean
+ *    departure from profile and trend (today runs high or low) fades over a
+ *    day, and the last sample's own departure beyond it fades in about half
+ *    an hour, as the model's wander reverts;
+ *  - the intervals are not assumed: the same forecast is made from origins
+ *    every 30 minutes over the last week of the span (with the fitted
+ *    profile and trend, each origin's own level and last sample), and the
+ *    signed errors' quantiles are kept by horizon (step, 2 step, 4 step,
+ *    ...); between them they are interpolated in log(horizon).
+ * Samples marked excluded (labelled incidents) shape none of it; the
+ * latest samples, excluded or not, still say where the series is.
+ */
+#include "forecast.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FC_LEVEL_SECONDS	3600.0	/* "now": the last hour's mean departure */
+#define FC_LEVEL_FADE		86400.0	/* which fades with this time constant */
+#define FC_FAST_FADE		1500.0	/* the last sample's, with this one */
+#define FC_BACKTEST_DAYS	7.0		/* origins of the interval errors: the last week */
+#define FC_BACKTEST_EVERY	1800.0	/* an origin every 30 minutes */
+#define FC_MAX_ORIGINS		512
+#define FC_MIN_ERRORS		30		/* fewer: the previous horizon's quantiles */
+
+typedef struct fc_work
+{
+	int			ndays;
+	float	   *sum;			/* [ndays][SLOTS] */
+	int		   *cnt;
+	float	   *tmp;			/* ndays or SLOTS, for medians */
+	float	   *dmed;			/* ndays: each day's median */
+	float	   *pairs;			/* ndays (ndays - 1) / 2 slopes */
+	double	   *psum;			/* prefix sums of departures, n + 1 */
+	int		   *pcnt;
+	float	   *err;			/* [SMX_FC_HORIZONS][FC_MAX_ORIGINS] */
+} fc_work;
+
+static int
+fc_days(int n, double step)
+{
+	return (int) ceil((double) n * step / 86400.0) + 1;
+}
+
+/* Lay the work area out; with base NULL, only count the bytes. */
+static size_t
+fc_layout(void *base, int n, double step, fc_work *w)
+{
+	int			nd = fc_days(n, step);
+	size_t		off = 0;
+	char	   *b = base;
+
+#define FC_TAKE(field, type, count) \
+	do { \
+		off = (off + 7) & ~(size_t) 7; \
+		if (b) w->field = (type *) (b + off); \
+		off += sizeof(type) * (size_t) (count); \
+	} while (0)
+
+	if (w)
+		w->ndays = nd;
+	FC_TAKE(sum, float, (size_t) nd * SMX_FC_SLOTS);
+	FC_TAKE(cnt, int, (size_t) nd * SMX_FC_SLOTS);
+	FC_TAKE(tmp, float, nd > SMX_FC_SLOTS ? nd : SMX_FC_SLOTS);
+	FC_TAKE(dmed, float, nd);
+	FC_TAKE(pairs, float, (size_t) nd * (nd - 1) / 2 + 1);
+	FC_TAKE(psum, double, (size_t) n + 1);
+	FC_TAKE(pcnt, int, (size_t) n + 1);
+	FC_TAKE(err, float, (size_t) SMX_FC_HORIZONS * FC_MAX_ORIGINS);
+#undef FC_TAKE
+	return off;
+}
+
+size_t
+smx_fc_work_size(int n, double step)
+{
+	return fc_layout(NULL, n < 1 ? 1 : n, step, NULL);
+}
+
+static int
+fc_cmp(const void *a, const void *b)
+{
+	float		x = *(const float *) a,
+				y = *(const float *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* Median of v[0..n-1] (reordered); NaN for n == 0. */
+static float
+fc_median(float *v, int n)
+{
+	if (n == 0)
+		return NAN;
+	qsort(v, (size_t) n, sizeof(float), fc_cmp);
+	return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* The q-quantile (0..1) of sorted v[0..n-1], linear between ranks. */
+static float
+fc_quantile(const float *v, int n, double q)
+{
+	double		r = q * (n - 1);
+	int			i = (int) floor(r);
+
+	if (i >= n - 1)
+		return v[n - 1];
+	return (float) (v[i] + (r - i) * (v[i + 1] - v[i]));
+}
+
+/* The profile's slot of time t (seconds, UTC midnights at multiples of 86400). */
+static inline int
+fc_slot(double t)
+{
+	double		tod = fmod(t, 86400.0);
+
+	if (tod < 0)
+		tod += 86400.0;
+	return (int) (tod / SMX_FC_SLOT_SECONDS) % SMX_FC_SLOTS;
+}
+
+static inline float
+fc_clamp(float v, float lo, float hi)
+{
+	return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* The forecast's mean ahead seconds after an origin with this level and fast part. */
+static inline float
+fc_mean(const smx_fc_model *m, double t_origin, double ahead, float level, float fast)
+{
+	double		t = t_origin + ahead;
+
+	return (float) (m->profile[fc_slot(t)] + m->slope * (t - m->t_last) +
+					level * exp(-ahead / FC_LEVEL_FADE) + fast * exp(-ahead / FC_FAST_FADE));
+}
+
+int
+smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
+		   double t_last, double max_ahead, float lo, float hi,
+		   void *work, smx_fc_model *m)
+{
+	fc_work		w;
+	int			nd,
+				good_days = 0,
+				npairs = 0,
+				per_day = (int) floor(86400.0 / step + 0.5),
+				level_pts = (int) ceil(FC_LEVEL_SECONDS / step),
+				norig = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->t_last = t_last;
+	m->step = step;
+	m->lo = lo;
+	m->hi = hi;
+	if (n < 2 || !(step > 0))
+		return -1;
+	fc_layout(work, n, step, &w);
+	nd = w.ndays;
+	if (per_day < 1)
+		per_day = 1;
+	if (level_pts < 1)
+		level_pts = 1;
+
+	/* 1. each day's slot means; day d covers (t_last - (d+1) day, t_last - d day] */
+	memset(w.sum, 0, sizeof(float) * (size_t) nd * SMX_FC_SLOTS);
+	memset(w.cnt, 0, sizeof(int) * (size_t) nd * SMX_FC_SLOTS);
+	for (int i = 0; i < n; i++)
+	{
+		double		t = t_last - (double) (n - 1 - i) * step;
+		int			d = (int) ((t_last - t) / 86400.0);
+		int			c = d * SMX_FC_SLOTS + fc_slot(t);
+
+		if (isnan(y[i]) || (exclude && exclude[i]))
+			continue;
+		w.sum[c] += y[i];
+		w.cnt[c]++;
+	}
+	for (int c = 0; c < nd * SMX_FC_SLOTS; c++)
+		w.sum[c] = w.cnt[c] ? w.sum[c] / (float) w.cnt[c] : NAN;
+
+	/* 2. the trend: median slope between the medians of days half covered */
+	{
+		float	   *dmed = w.dmed;
+
+		for (int d = 0; d < nd; d++)
+		{
+			int			k = 0;
+
+			for (int s = 0; s < SMX_FC_SLOTS; s++)
+				if (!isnan(w.sum[d * SMX_FC_SLOTS + s]))
+					w.tmp[k++] = w.sum[d * SMX_FC_SLOTS + s];
+			dmed[d] = k >= SMX_FC_SLOTS / 2 ? fc_median(w.tmp, k) : NAN;
+			if (k >= SMX_FC_SLOTS / 2)
+				good_days++;
+		}
+		for (int a = 0; a < nd; a++)
+			for (int b = a + 1; b < nd; b++)
+				if (!isnan(dmed[a]) && !isnan(dmed[b]))
+					w.pairs[npairs++] = (dmed[a] - dmed[b]) / (float) ((b - a) * 86400.0);
+		m->slope = npairs ? fc_median(w.pairs, npairs) : 0.0;
+	}
+	m->days = good_days;
+	if (good_days < SMX_FC_MIN_DAYS)
+		return -1;
+
+	/* 3. the profile at t_last's trend level: per slot, the median over days */
+	{
+		float		all[SMX_FC_SLOTS];
+		int			nall = 0;
+		float		mid;
+		double		tod_last = fmod(t_last, 86400.0);
+
+		if (tod_last < 0)
+			tod_last += 86400.0;
+		for (int s = 0; s < SMX_FC_SLOTS; s++)
+		{
+			int			k = 0;
+			/* how long before t_last, within day 0, the slot's middle is */
+			double		back = fmod(tod_last - (s + 0.5) * SMX_FC_SLOT_SECONDS + 86400.0, 86400.0);
+
+			for (int d = 0; d < nd; d++)
+			{
+				float		v = w.sum[d * SMX_FC_SLOTS + s];
+
+				/* brought up to t_last's trend level */
+				if (!isnan(v))
+					w.tmp[k++] = v + (float) (m->slope * ((double) d * 86400.0 + back));
+			}
+			m->profile[s] = fc_median(w.tmp, k);
+			if (!isnan(m->profile[s]))
+				all[nall++] = m->profile[s];
+		}
+		mid = fc_median(all, nall);
+		/* a slot never seen (a gap at the same hour every day): its neighbours */
+		for (int s = 0; s < SMX_FC_SLOTS; s++)
+			if (isnan(m->profile[s]))
+			{
+				float		l = NAN,
+							r = NAN;
+
+				for (int k = 1; k < SMX_FC_SLOTS && (isnan(l) || isnan(r)); k++)
+				{
+					if (isnan(l) && !isnan(m->profile[(s - k + SMX_FC_SLOTS) % SMX_FC_SLOTS]))
+						l = m->profile[(s - k + SMX_FC_SLOTS) % SMX_FC_SLOTS];
+					if (isnan(r) && !isnan(m->profile[(s + k) % SMX_FC_SLOTS]))
+						r = m->profile[(s + k) % SMX_FC_SLOTS];
+				}
+				m->profile[s] = isnan(l) || isnan(r) ? mid : 0.5f * (l + r);
+			}
+	}
+
+	/* 4. departures from profile and trend; prefix sums for any hour's mean */
+	w.psum[0] = 0;
+	w.pcnt[0] = 0;
+	for (int i = 0; i < n; i++)
+	{
+		double		t = t_last - (double) (n - 1 - i) * step;
+		int			ok = !isnan(y[i]);
+
+		w.psum[i + 1] = w.psum[i] + (ok ? y[i] - fc_mean(m, t, 0.0, 0.0f, 0.0f) : 0.0);
+		w.pcnt[i + 1] = w.pcnt[i] + ok;
+	}
+	{
+		int			a = n - level_pts < 0 ? 0 : n - level_pts;
+		int			k = w.pcnt[n] - w.pcnt[a];
+
+		m->level = k ? (float) ((w.psum[n] - w.psum[a]) / k) : 0.0f;
+		m->fast = 0.0f;
+		for (int i = n - 1; i >= a; i--)
+			if (!isnan(y[i]))
+			{
+				m->fast = y[i] - fc_mean(m, t_last - (double) (n - 1 - i) * step, 0.0, 0.0f, 0.0f) - m->level;
+				break;
+			}
+	}
+
+	/* 5. errors of the same forecast from past origins, by horizon */
+	{
+		int			every = (int) ceil(FC_BACKTEST_EVERY / step);
+		int			span = (int) ((double) n * 0.5);
+		int			first;
+		int			cnt[SMX_FC_HORIZONS];
+
+		if (span > (int) (FC_BACKTEST_DAYS * 86400.0 / step))
+			span = (int) (FC_BACKTEST_DAYS * 86400.0 / step);
+		first = n - 1 - span;
+		if (first < level_pts)
+			first = level_pts;
+		if (every < 1)
+			every = 1;
+		m->nq = 0;
+		for (int k = 0; k < SMX_FC_HORIZONS; k++)
+		{
+			double		ahead = step * ldexp(1.0, k);
+
+			m->q_ahead[k] = (float) ahead;
+			m->nq = k + 1;
+			cnt[k] = 0;
+			if (ahead >= max_ahead)
+				break;
+		}
+		for (int o = n - 1 - every; o >= first && norig < FC_MAX_ORIGINS; o -= every)
+		{
+			double		t_o = t_last - (double) (n - 1 - o) * step;
+			int			a = o + 1 - level_pts;
+			int			kk = w.pcnt[o + 1] - w.pcnt[a];
+			float		lev,
+						fst;
+
+			if (isnan(y[o]) || (exclude && exclude[o]) || kk == 0)
+				continue;
+			lev = (float) ((w.psum[o + 1] - w.psum[a]) / kk);
+			fst = y[o] - fc_mean(m, t_o, 0.0, 0.0f, 0.0f) - lev;
+			for (int k = 0; k < m->nq; k++)
+			{
+				int			j = o + (int) ldexp(1.0, k);
+
+				if (j >= n || isnan(y[j]) || (exclude && exclude[j]))
+					continue;
+				w.err[k * FC_MAX_ORIGINS + cnt[k]++] =
+					y[j] - fc_mean(m, t_o, (double) (j - o) * step, lev, fst);
+			}
+			norig++;
+		}
+		for (int k = 0; k < m->nq; k++)
+		{
+			float	   *e = &w.err[k * FC_MAX_ORIGINS];
+
+			m->q_count[k] = cnt[k];
+			if (cnt[k] >= FC_MIN_ERRORS)
+			{
+				static const double qs[4] = {0.025, 0.10, 0.90, 0.975};
+
+				qsort(e, (size_t) cnt[k], sizeof(float), fc_cmp);
+				for (int j = 0; j < 4; j++)
+					m->q[k][j] = fc_quantile(e, cnt[k], qs[j]);
+			}
+			else if (k > 0)
+				memcpy(m->q[k], m->q[k - 1], sizeof(m->q[k]));
+			else
+				memset(m->q[k], 0, sizeof(m->q[k]));
+		}
+	}
+	return 0;
+}
+
+void
+smx_fc_at(const smx_fc_model *m, double ahead, float out[5])
+{
+	float		q[4];
+	float		mean = fc_mean(m, m->t_last, ahead, m->level, m->fast);
+	int			k = 0;
+
+	/* the measured horizons around ahead, interpolated in log(ahead) */
+	if (m->nq == 0)
+		memset(q, 0, sizeof(q));
+	else if (ahead <= m->q_ahead[0])
+		memcpy(q, m->q[0], sizeof(q));
+	else
+	{
+		while (k + 1 < m->nq && m->q_ahead[k + 1] < ahead)
+			k++;
+		if (k + 1 >= m->nq)
+			memcpy(q, m->q[m->nq - 1], sizeof(q));
+		else
+		{
+			double		f = log(ahead / m->q_ahead[k]) / log(m->q_ahead[k + 1] / m->q_ahead[k]);
+
+			for (int j = 0; j < 4; j++)
+				q[j] = (float) (m->q[k][j] + f * (m->q[k + 1][j] - m->q[k][j]));
+		}
+	}
+	out[0] = fc_clamp(mean, m->lo, m->hi);
+	out[1] = fc_clamp(mean + q[1], m->lo, m->hi);
+	out[2] = fc_clamp(mean + q[2], m->lo, m->hi);
+	out[3] = fc_clamp(mean + q[0], m->lo, m->hi);
+	out[4] = fc_clamp(mean + q[3], m->lo, m->hi);
+}
