@@ -6,9 +6,9 @@
 #   make HIREDIS_STATIC=1         hiredis linked in statically, symbols hidden
 EXTENSION = sim_metrics
 MODULE_big = sim_metrics
-DATA = sim_metrics--1.0.sql sim_metrics--1.6.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql sim_metrics--1.4--1.5.sql sim_metrics--1.5--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql
-# the 1.8 base script is 1.6 plus its updates (CREATE EXTENSION drops \echo lines)
-DATA_built = sim_metrics--1.8.sql
+DATA = sim_metrics--1.0.sql sim_metrics--1.6.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql sim_metrics--1.4--1.5.sql sim_metrics--1.5--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql sim_metrics--1.8--1.9.sql
+# the 1.9 base script is 1.6 plus its updates (CREATE EXTENSION drops \echo lines)
+DATA_built = sim_metrics--1.9.sql
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
 
@@ -33,7 +33,7 @@ EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_t
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sim_metrics--1.8.sql: sim_metrics--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql
+sim_metrics--1.9.sql: sim_metrics--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql sim_metrics--1.8--1.9.sql
 	cat $^ > $@
 
 # PGXS does not track headers; every object depends on all of ours.

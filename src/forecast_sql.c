@@ -1,11 +1,10 @@
 /*
  * forecast_sql.c — sim_forecast(server_id, metric, horizon, training) and
  * sim_forecast_series(ts[], value[], horizon): forecast.c over a server's
- * history (sim_history: the table and the ring, read as the caller) or
- * over any series handed in.
+ * history or over any series handed in.
  *
- * A server's samples are laid on the fleet's tick grid, ending at the
- * current simulated time; samples of a labelled scenario run or of an
+ * A server's samples (the ring's and the table's, read as the caller)
+ * are laid on the fleet's tick grid, ending at the current simulated time; samples of a labelled scenario run or of an
  * offline server are marked so they shape nothing (forecast.h). A tick
  * shorter than training / SMX_FC_MAX_POINTS is averaged into cells of that
  * size, so memory stays bounded (about 12 bytes a cell) whatever the tick.
@@ -23,6 +22,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -53,6 +53,28 @@ smx_fc_timestamptz(double epoch)
 {
 	return (TimestampTz) llrint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
 								USECS_PER_SEC);
+}
+
+/* Add one sample to its grid cell (cells: n from t_first, step apart). */
+static inline void
+smx_fc_put(float *y, int *cnt, uint8 *excl, int n, double t_first, double step,
+		   TimestampTz ts, double x, bool missing, bool offline, bool labelled)
+{
+	int64		i;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return;
+	i = (int64) floor((smx_fc_epoch(ts) - t_first) / step + 0.5);
+	if (i < 0 || i >= n)
+		return;
+	/* an incident's or an offline server's sample: no normal behaviour */
+	if (labelled || offline)
+		excl[i] = 1;
+	/* an offline server's values mean nothing */
+	if (missing || offline || !isfinite(x))
+		return;
+	y[i] += (float) x;
+	cnt[i]++;
 }
 
 static double
@@ -117,7 +139,7 @@ smx_fc_emit(FunctionCallInfo fcinfo, const smx_fc_model *m, double step, double 
 
 /*
  * sim_forecast(server_id text, metric text, horizon interval,
- *              training interval DEFAULT '14 days')
+ *              training interval DEFAULT '14 days', as_of timestamptz DEFAULT NULL)
  */
 Datum
 sim_forecast(PG_FUNCTION_ARGS)
@@ -139,6 +161,11 @@ sim_forecast(PG_FUNCTION_ARGS)
 	uint8	   *excl;
 	const char *nsp;
 	Portal		portal;
+	SPIPlanPtr	plan;
+	TimestampTz since,
+				until;
+	SmxHistRow *mem;
+	int			nmem;
 	Datum		args[3];
 	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	smx_fc_model m;
@@ -176,6 +203,23 @@ sim_forecast(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the simulated clock has not started"),
 				 errhint("Start the fleet (sim_start() or sim_tick()) or backfill history first.")));
+	/* as_of: the forecast that time would have made, from the samples before it */
+	if (!PG_ARGISNULL(4))
+	{
+		TimestampTz as_of = PG_GETARG_TIMESTAMPTZ(4);
+
+		if (TIMESTAMP_NOT_FINITE(as_of))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("as_of must be finite")));
+		if (smx_fc_epoch(as_of) > now)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("as_of (%s) is after the current simulated time",
+							pstrdup(timestamptz_to_str(as_of))),
+					 errhint("Leave as_of NULL to forecast from now.")));
+		now = smx_fc_epoch(as_of);
+	}
 	step = Max(tick_s, train_s / SMX_FC_MAX_POINTS);
 	n = (int) floor(train_s / step) + 1;
 	t_first = now - (double) (n - 1) * step;
@@ -205,17 +249,37 @@ sim_forecast(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* the history of the span, through sim_history (the ring and the table) */
+	/*
+	 * The span's samples: the ring's (not flushed yet), then the table's
+	 * with a newer snapshot. A sample flushed in between is read twice and
+	 * lands twice in its cell: the same value, so the cell's mean is the
+	 * same. No order is needed, so none is asked of the table.
+	 */
+	since = smx_fc_timestamptz(t_first - step / 2);
+	until = smx_fc_timestamptz(now);
+	mem = smx_history_ring_rows(server_id, since, until, &nmem);
+	for (int r = 0; r < nmem; r++)
+		smx_fc_put(y, cnt, excl, n, t_first, step, mem[r].ts,
+				   mi == 0 ? mem[r].cpu : mi == 1 ? mem[r].mem : mi == 2 ? mem[r].disk :
+				   (double) mem[r].net / capacity * 100.0,
+				   false, mem[r].status == SMX_STATUS_OFFLINE, mem[r].run != 0);
 	args[0] = PointerGetDatum(server_t);
-	args[1] = TimestampTzGetDatum(smx_fc_timestamptz(t_first - step / 2));
-	args[2] = TimestampTzGetDatum(smx_fc_timestamptz(now));
-	portal = SPI_cursor_open_with_args(NULL,
-									   psprintf("SELECT h.\"timestamp\", h.%s::pg_catalog.float8,"
-												" h.status OPERATOR(pg_catalog.=) 'offline',"
-												" h.scenario_run_id IS NOT NULL"
-												" FROM %s.sim_history($1, $2, $3) h",
-												mi == 3 ? "network_io" : smx_fc_metrics[mi], nsp),
-									   3, argtypes, args, NULL, true, 0);
+	args[1] = TimestampTzGetDatum(since);
+	args[2] = TimestampTzGetDatum(until);
+	plan = SPI_prepare_cursor(psprintf("SELECT h.\"timestamp\", h.%s::pg_catalog.float8,"
+									   " h.status OPERATOR(pg_catalog.=) 'offline',"
+									   " h.scenario_run_id IS NOT NULL"
+									   " FROM %s.server_metrics_history h"
+									   " WHERE h.server_id OPERATOR(pg_catalog.=) $1"
+									   "   AND h.\"timestamp\" OPERATOR(pg_catalog.>=) $2"
+									   "   AND h.\"timestamp\" OPERATOR(pg_catalog.<=) $3",
+									   mi == 3 ? "network_io" : smx_fc_metrics[mi], nsp),
+							  3, argtypes, CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	PushActiveSnapshot(GetLatestSnapshot());
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	PopActiveSnapshot();
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, SMX_FC_FETCH);
@@ -227,32 +291,20 @@ sim_forecast(PG_FUNCTION_ARGS)
 			TupleDesc	td = SPI_tuptable->tupdesc;
 			bool		n_ts,
 						n_v,
-						n_off;
+						n_off,
+						n_run;
 			TimestampTz ts = DatumGetTimestampTz(SPI_getbinval(tup, td, 1, &n_ts));
 			Datum		v = SPI_getbinval(tup, td, 2, &n_v);
-			bool		offline = DatumGetBool(SPI_getbinval(tup, td, 3, &n_off));
-			bool		labelled = DatumGetBool(SPI_getbinval(tup, td, 4, &n_off));
-			double		x,
-						pos;
-			int64		i;
+			Datum		off = SPI_getbinval(tup, td, 3, &n_off);
+			Datum		run = SPI_getbinval(tup, td, 4, &n_run);
+			double		x = n_v ? NAN : DatumGetFloat8(v);
 
-			if (n_ts || TIMESTAMP_NOT_FINITE(ts))
+			if (n_ts)
 				continue;
-			pos = (smx_fc_epoch(ts) - t_first) / step;
-			i = (int64) floor(pos + 0.5);
-			if (i < 0 || i >= n)
-				continue;
-			if (labelled || (!n_off && offline))
-				excl[i] = 1;
-			if (n_v || (!n_off && offline))
-				continue;
-			x = DatumGetFloat8(v);
 			if (mi == 3)
 				x = x / capacity * 100.0;
-			if (!isfinite(x))
-				continue;
-			y[i] += (float) x;
-			cnt[i]++;
+			smx_fc_put(y, cnt, excl, n, t_first, step, ts, x, n_v,
+					   !n_off && DatumGetBool(off), DatumGetBool(run));
 		}
 		SPI_freetuptable(SPI_tuptable);
 		CHECK_FOR_INTERRUPTS();

@@ -33,20 +33,6 @@ PG_FUNCTION_INFO_V1(sim_history);
 #define SMX_HISTORY_COLS 11
 #define SMX_MAX_REFS	16		/* id pool entries one server id may have */
 
-typedef struct SmxHistRow
-{
-	int64		tick;
-	TimestampTz ts;
-	double		cpu,
-				mem,
-				disk;
-	int64		net;
-	int			status;			/* index into smx_status_names, -1: text */
-	char	   *status_text;
-	char	   *session;
-	int64		run;			/* 0 = NULL */
-	bool		from_memory;
-} SmxHistRow;
 
 static void
 smx_put_hist_row(ReturnSetInfo *rsinfo, const char *server_id, const SmxHistRow *r)
@@ -79,9 +65,10 @@ smx_put_hist_row(ReturnSetInfo *rsinfo, const char *server_id, const SmxHistRow 
  * The server's unflushed samples in [since, until], from the ring, in ring
  * order (= tick order). *nmem gets their number. A sample whose slot a
  * flush freed while it was copied is left out: the table has it, and is
- * read afterwards with a newer snapshot.
+ * read afterwards with a newer snapshot. NULL when the id has no samples
+ * in the ring.
  */
-static SmxHistRow *
+SmxHistRow *
 smx_history_ring_rows(const char *server_id, TimestampTz since, TimestampTz until,
 					  int *nmem)
 {

@@ -494,6 +494,26 @@ extern void smx_runs_adopt_locked(const SmxRun *runs, int64 next_id, int64 log_t
 /* scenario_sql.c */
 #define SMX_MAX_DURATION_S	(7 * 86400.0)	/* a run's longest duration */
 extern double smx_interval_seconds(const Interval *iv);
+
+/* A history sample as sim_history() returns it (history_reader.c). */
+typedef struct SmxHistRow
+{
+	int64		tick;
+	TimestampTz ts;
+	double		cpu,
+				mem,
+				disk;
+	int64		net;
+	int			status;			/* index into smx_status_names, -1: text */
+	char	   *status_text;
+	char	   *session;
+	int64		run;			/* 0 = NULL */
+	bool		from_memory;
+} SmxHistRow;
+
+/* The server's unflushed samples in [since, until], from the ring, in tick order. */
+extern SmxHistRow *smx_history_ring_rows(const char *server_id, TimestampTz since,
+										 TimestampTz until, int *nmem);
 extern void smx_run_set_targets(SmxRun *r, const char *const *servers, int nservers,
 								const char *what);
 
