@@ -28,7 +28,7 @@ endif
 REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard sim_metrics_backfill sim_metrics_detect
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
 TAP_TESTS = 1
-EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_test test/detect_test_vg test/nab_test test/nab_test_vg bench/nab_eval
+EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_test test/detect_test_vg test/nab_test test/nab_test_vg test/forecast_test test/forecast_test_vg bench/nab_eval
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -46,6 +46,7 @@ MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -ffp-contract=off -Isrc
 # test/nab_test.c); bench/nab_eval checks the scoring on a NAB checkout
 DETECT_SRC = src/detect.c src/model.c src/nab.c test/detect_test.c
 NAB_TEST_SRC = src/nab.c test/nab_test.c
+FORECAST_TEST_SRC = src/forecast.c test/forecast_test.c
 SAN_FLAGS = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 test/model_test: $(MODEL_SRC) src/model.h
@@ -66,16 +67,24 @@ test/nab_test: $(NAB_TEST_SRC) src/nab.h
 test/nab_test_vg: $(NAB_TEST_SRC) src/nab.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(NAB_TEST_SRC) -lm -o $@
 
+test/forecast_test: $(FORECAST_TEST_SRC) src/forecast.h
+	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(FORECAST_TEST_SRC) -lm -o $@
+
+test/forecast_test_vg: $(FORECAST_TEST_SRC) src/forecast.h
+	$(CC) $(MODEL_CFLAGS) -O2 $(FORECAST_TEST_SRC) -lm -o $@
+
 bench/nab_eval: src/nab.c src/nab.h bench/nab_eval.c
 	$(CC) $(MODEL_CFLAGS) -O2 src/nab.c bench/nab_eval.c -lm -o $@
 
 .PHONY: model-check model-valgrind
-model-check: test/model_test test/detect_test test/nab_test
+model-check: test/model_test test/detect_test test/nab_test test/forecast_test
 	./test/model_test
 	./test/detect_test
 	./test/nab_test
+	./test/forecast_test
 
-model-valgrind: test/model_test_vg test/detect_test_vg test/nab_test_vg
+model-valgrind: test/model_test_vg test/detect_test_vg test/nab_test_vg test/forecast_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/model_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/detect_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/nab_test_vg
+	valgrind --error-exitcode=1 --leak-check=full -q ./test/forecast_test_vg

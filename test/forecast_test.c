@@ -1,0 +1,292 @@
+/*
+ * forecast_test.c — unit tests of the forecaster (src/forecast.c), as an
+ * ordinary program under ASan/UBSan and valgrind (make model-check, make
+ * model-valgrind).
+ *
+ * Synthetic series with a known truth: a daily curve with noise and a
+ * trend is forecast close to its truth and better than the value a day
+ * before; a disk that grows and gives most of it back at its rotation hour
+ * is forecast to drop at that hour; an incident on one day, marked or not,
+ * does not bend the profile; the intervals are ordered, bounded and cover
+ * about what they say on Gaussian noise; too little history is refused and
+ * says how much there was; gaps are fine. Output is TAP; the exit status
+ * is 1 if any check fails.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include "forecast.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PI		3.14159265358979323846
+
+static int	n_checks = 0;
+static int	n_failed = 0;
+
+static void check(int ok, const char *fmt,...) __attribute__((format(printf, 2, 3)));
+
+static void
+check(int ok, const char *fmt,...)
+{
+	va_list		ap;
+
+	n_checks++;
+	if (!ok)
+		n_failed++;
+	printf("%s %d - ", ok ? "ok" : "not ok", n_checks);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	putchar('\n');
+}
+
+/* a deterministic standard normal draw (no library RNG): Box-Muller on a splitmix */
+static uint64_t rng_state = 42;
+
+static double
+unif(void)
+{
+	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ULL);
+
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	z ^= z >> 31;
+	return ((double) (z >> 11) + 0.5) / 9007199254740992.0;
+}
+
+static double
+gauss(void)
+{
+	return sqrt(-2.0 * log(unif())) * cos(2.0 * PI * unif());
+}
+
+#define STEP	60.0			/* one sample a minute */
+#define DAY		1440
+#define T0		(1767571200.0)	/* 2026-01-05 00:00 UTC */
+
+static double
+curve(double t)
+{
+	return 40.0 + 15.0 * sin(2 * PI * (t / 86400.0 - 0.3)) + 2.0 * (t - T0) / 86400.0 / 14.0;
+}
+
+static void
+fit_ok(const float *y, const uint8_t *ex, int n, double t_last, double ahead, float lo, float hi,
+	   smx_fc_model *m)
+{
+	void	   *work = malloc(smx_fc_work_size(n, STEP));
+
+	if (smx_fc_fit(y, ex, n, STEP, t_last, ahead, lo, hi, work, m) != 0)
+		check(0, "fit refused");
+	free(work);
+}
+
+static void
+test_daily(void)
+{
+	int			n = 14 * DAY;
+	float	   *y = malloc(sizeof(float) * n);
+	double		t_last = T0 + (n - 1) * STEP;
+	smx_fc_model m;
+	double		err = 0,
+				naive = 0;
+	int			in80 = 0,
+				in95 = 0,
+				ordered = 1,
+				k = 0;
+
+	for (int i = 0; i < n; i++)
+		y[i] = (float) (curve(T0 + i * STEP) + gauss());
+	fit_ok(y, NULL, n, t_last, 86400.0, 0.0f, 100.0f, &m);
+	/* the truth ahead, and fresh noise around it for the coverage */
+	for (int h = 1; h <= DAY; h++)
+	{
+		float		o[5];
+		double		truth = curve(t_last + h * STEP);
+		double		obs = truth + gauss();
+
+		smx_fc_at(&m, h * STEP, o);
+		err += fabs(o[0] - truth);
+		naive += fabs(y[n - 1 - DAY + h] - truth);
+		in80 += obs >= o[1] && obs <= o[2];
+		in95 += obs >= o[3] && obs <= o[4];
+		ordered &= o[3] <= o[1] && o[1] <= o[0] && o[0] <= o[2] && o[2] <= o[4];
+		k++;
+	}
+	err /= k;
+	naive /= k;
+	check(err < 0.35, "a daily curve with noise (sd 1): mean error %.3f over a day ahead", err);
+	check(err < 0.5 * naive, "half the error of the value a day before (%.3f)", naive);
+	check(fabs(m.slope * 86400.0 - 2.0 / 14.0) < 0.05, "the trend: %.4f a day (truth %.4f)", m.slope * 86400.0, 2.0 / 14.0);
+	check(ordered, "lo_95 <= lo_80 <= forecast <= hi_80 <= hi_95 at every horizon");
+	check(in80 > 0.70 * k && in80 < 0.90 * k, "80 %% interval: %.1f %% of fresh samples", 100.0 * in80 / k);
+	check(in95 > 0.88 * k && in95 < 0.99 * k, "95 %% interval: %.1f %%", 100.0 * in95 / k);
+	free(y);
+}
+
+/* a disk: +3 points a day evenly, 80 % of the day's growth freed at 02:00 */
+static void
+test_disk(void)
+{
+	int			n = 14 * DAY;
+	float	   *y = malloc(sizeof(float) * n);
+	double		disk = 50,
+				accum = 0,
+				t_last = T0 + 10 * 3600.0 + (n - 1) * STEP;	/* ends at 10:00 + 13 days 23:59 */
+	smx_fc_model m;
+	float		before[5],
+				after[5];
+	double		rot = 0;
+
+	for (int i = 0; i < n; i++)
+	{
+		double		t = t_last - (n - 1 - i) * STEP;
+
+		disk += 3.0 / DAY;
+		accum += 3.0 / DAY;
+		if (fmod(t, 86400.0) == 2 * 3600.0)
+		{
+			disk -= 0.8 * accum;
+			accum = 0;
+		}
+		y[i] = (float) disk;
+	}
+	fit_ok(y, NULL, n, t_last, 86400.0, 0.0f, 100.0f, &m);
+	/* the next 02:00 is 16 hours after 09:59 */
+	rot = 86400.0 + 2 * 3600.0 - fmod(t_last, 86400.0);
+	smx_fc_at(&m, rot - 600.0, before);
+	smx_fc_at(&m, rot + 600.0, after);
+	check(before[0] - after[0] > 1.5, "the disk drops at its rotation hour: %.2f before, %.2f after", before[0], after[0]);
+	check(fabs(m.slope * 86400.0 - 0.6) < 0.05, "what a day keeps: %.3f points (truth 0.6)", m.slope * 86400.0);
+	{
+		float		o[5];
+
+		smx_fc_at(&m, 86400.0, o);
+		check(fabs(o[0] - (y[n - 1] + 0.6)) < 0.3, "a day ahead: %.2f (truth %.2f)", o[0], y[n - 1] + 0.6);
+	}
+	free(y);
+}
+
+/* an incident: one day +40 for 6 hours, marked excluded or not */
+static void
+test_incident(void)
+{
+	int			n = 14 * DAY;
+	float	   *y = malloc(sizeof(float) * n),
+			   *z = malloc(sizeof(float) * n);
+	uint8_t    *ex = calloc(n, 1);
+	double		t_last = T0 + (n - 1) * STEP;
+	smx_fc_model clean,
+				marked,
+				unmarked;
+	float		worst_m = 0,
+				worst_u = 0;
+
+	rng_state = 7;
+	for (int i = 0; i < n; i++)
+		y[i] = z[i] = (float) (curve(T0 + i * STEP) + gauss());
+	for (int i = 5 * DAY + 600; i < 5 * DAY + 960; i++)
+	{
+		z[i] += 40.0f;
+		ex[i] = 1;
+	}
+	fit_ok(y, NULL, n, t_last, 86400.0, -1e9f, 1e9f, &clean);
+	fit_ok(z, ex, n, t_last, 86400.0, -1e9f, 1e9f, &marked);
+	fit_ok(z, NULL, n, t_last, 86400.0, -1e9f, 1e9f, &unmarked);
+	for (int s = 0; s < SMX_FC_SLOTS; s++)
+	{
+		worst_m = fmaxf(worst_m, fabsf(marked.profile[s] - clean.profile[s]));
+		worst_u = fmaxf(worst_u, fabsf(unmarked.profile[s] - clean.profile[s]));
+	}
+	check(worst_m < 0.6, "an incident marked: the profile moves at most %.3f", worst_m);
+	check(worst_u < 1.0, "unmarked, the median still holds it: at most %.3f (the incident was +40)", worst_u);
+	free(y);
+	free(z);
+	free(ex);
+}
+
+static void
+test_edges(void)
+{
+	int			n = 14 * DAY;
+	float	   *y = malloc(sizeof(float) * n);
+	void	   *work = malloc(smx_fc_work_size(n, STEP));
+	smx_fc_model m;
+	double		t_last = T0 + (n - 1) * STEP;
+	float		o[5];
+	int			bounded = 1,
+				r;
+
+	/* a day and a quarter of samples, the rest missing */
+	for (int i = 0; i < n; i++)
+		y[i] = i >= n - DAY * 5 / 4 ? (float) curve(T0 + i * STEP) : NAN;
+	r = smx_fc_fit(y, NULL, n, STEP, t_last, 3600.0, 0, 100, work, &m);
+	check(r == -1 && m.days == 1, "a day and a quarter of samples: refused, %.0f usable day", m.days);
+	/* a day and a half: the second day has half its slots, enough */
+	for (int i = 0; i < n; i++)
+		y[i] = i >= n - DAY * 3 / 2 ? (float) curve(T0 + i * STEP) : NAN;
+	r = smx_fc_fit(y, NULL, n, STEP, t_last, 3600.0, 0, 100, work, &m);
+	check(r == 0 && m.days == 2, "a day and a half: fitted on %.0f usable days", m.days);
+	/* gaps: every other hour missing for a week */
+	for (int i = 0; i < n; i++)
+		y[i] = (i / 60) % 2 && i < 7 * DAY ? NAN : (float) curve(T0 + i * STEP);
+	check(smx_fc_fit(y, NULL, n, STEP, t_last, 3600.0, 0, 100, work, &m) == 0, "a week with every other hour missing: fitted");
+	smx_fc_at(&m, 3600.0, o);
+	check(fabs(o[0] - curve(t_last + 3600.0)) < 0.5, "an hour ahead: %.2f (truth %.2f)", o[0], curve(t_last + 3600.0));
+	/* bounds: a series at 99 with noise never forecasts past 100 */
+	rng_state = 11;
+	for (int i = 0; i < n; i++)
+		y[i] = (float) (99.0 + 2.0 * gauss());
+	smx_fc_fit(y, NULL, n, STEP, t_last, 86400.0, 0, 100, work, &m);
+	for (int h = 1; h <= DAY; h += 7)
+	{
+		smx_fc_at(&m, h * STEP, o);
+		for (int j = 0; j < 5; j++)
+			bounded &= o[j] >= 0 && o[j] <= 100;
+	}
+	check(bounded, "forecasts and intervals stay within 0..100");
+	/* no sample at all, or nonsense arguments */
+	for (int i = 0; i < n; i++)
+		y[i] = NAN;
+	r = smx_fc_fit(y, NULL, n, STEP, t_last, 3600.0, 0, 100, work, &m);
+	check(r == -1 && m.days == 0, "no samples: refused");
+	check(smx_fc_fit(y, NULL, 1, STEP, t_last, 3600.0, 0, 100, work, &m) == -1, "one sample: refused");
+	/* the cost the README states: 14 days of 30 s samples */
+	{
+		int			n30 = 14 * 2880;
+		float	   *y30 = malloc(sizeof(float) * n30);
+		void	   *w30 = malloc(smx_fc_work_size(n30, 30.0));
+		struct timespec a,
+					b;
+
+		for (int i = 0; i < n30; i++)
+			y30[i] = (float) (curve(T0 + i * 30.0) + gauss());
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		smx_fc_fit(y30, NULL, n30, 30.0, T0 + (n30 - 1) * 30.0, 86400.0, 0, 100, w30, &m);
+		clock_gettime(CLOCK_MONOTONIC, &b);
+		printf("# fit of 40,320 samples: %.2f ms, %zu kB of working memory\n",
+			   (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6, smx_fc_work_size(n30, 30.0) / 1024);
+		free(y30);
+		free(w30);
+	}
+	free(y);
+	free(work);
+}
+
+int
+main(void)
+{
+	test_daily();
+	test_disk();
+	test_incident();
+	test_edges();
+	printf("1..%d\n", n_checks);
+	if (n_failed)
+		printf("# %d of %d checks failed\n", n_failed, n_checks);
+	return n_failed ? 1 : 0;
+}
