@@ -25,7 +25,7 @@ else
 SHLIB_LINK += -lhiredis
 endif
 
-REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard sim_metrics_backfill sim_metrics_detect
+REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard sim_metrics_backfill sim_metrics_detect sim_metrics_forecast
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
 TAP_TESTS = 1
 EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_test test/detect_test_vg test/nab_test test/nab_test_vg test/forecast_test test/forecast_test_vg bench/nab_eval

@@ -18,7 +18,8 @@
  *    every 30 minutes over the last week of the span (with the fitted
  *    profile and trend, each origin's own level and last sample), and the
  *    signed errors' quantiles are kept by horizon (step, 2 step, 4 step,
- *    ...); between them they are interpolated in log(horizon).
+ *    ...); between them they are interpolated in log(horizon), widened for
+ *    being in-sample, and always hold the forecast.
  * Samples marked excluded (labelled incidents) shape none of it; the
  * latest samples, excluded or not, still say where the series is.
  */
@@ -294,6 +295,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		int			span = (int) ((double) n * 0.5);
 		int			first;
 		int			cnt[SMX_FC_HORIZONS];
+		float		widen;
 
 		if (span > (int) (FC_BACKTEST_DAYS * 86400.0 / step))
 			span = (int) (FC_BACKTEST_DAYS * 86400.0 / step);
@@ -336,6 +338,13 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			}
 			norig++;
 		}
+		/*
+		 * The errors are in-sample: the profile was fitted on the same days,
+		 * so with D days each is shrunk by about (D - 1)/D in variance where a
+		 * new day's is grown by (D + 1)/D. Widen them by that ratio's root
+		 * (1.73 with 2 days, 1.07 with 14).
+		 */
+		widen = (float) sqrt((m->days + 1.0) / (m->days - 1.0));
 		for (int k = 0; k < m->nq; k++)
 		{
 			float	   *e = &w.err[k * FC_MAX_ORIGINS];
@@ -347,7 +356,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 
 				qsort(e, (size_t) cnt[k], sizeof(float), fc_cmp);
 				for (int j = 0; j < 4; j++)
-					m->q[k][j] = fc_quantile(e, cnt[k], qs[j]);
+					m->q[k][j] = widen * fc_quantile(e, cnt[k], qs[j]);
 			}
 			else if (k > 0)
 				memcpy(m->q[k], m->q[k - 1], sizeof(m->q[k]));
@@ -384,6 +393,11 @@ smx_fc_at(const smx_fc_model *m, double ahead, float out[5])
 				q[j] = (float) (m->q[k][j] + f * (m->q[k + 1][j] - m->q[k][j]));
 		}
 	}
+	/* an interval always holds the forecast, the 95 % one the 80 % one */
+	q[1] = fminf(q[1], 0.0f);
+	q[2] = fmaxf(q[2], 0.0f);
+	q[0] = fminf(q[0], q[1]);
+	q[3] = fmaxf(q[3], q[2]);
 	out[0] = fc_clamp(mean, m->lo, m->hi);
 	out[1] = fc_clamp(mean + q[1], m->lo, m->hi);
 	out[2] = fc_clamp(mean + q[2], m->lo, m->hi);
