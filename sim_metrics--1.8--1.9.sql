@@ -4,7 +4,7 @@
 \echo Use "ALTER EXTENSION sim_metrics UPDATE TO '1.9'" to load this file. \quit
 
 --------------------------------------------------------------------------
--- 1.9: forecasts
+-- 1.9: forecasts and predicted alerts
 --------------------------------------------------------------------------
 
 CREATE FUNCTION sim_forecast(server_id text, metric text, horizon interval,
@@ -30,6 +30,111 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION sim_forecast_series(timestamptz[], double precision[], interval) IS
   'The forecast of sim_forecast() for any series in time order (its grid: the median gap between its times), trained on all of it, from its last time to horizon ahead. NULL values are gaps. Needs at least 2 days of rows.';
 
+CREATE FUNCTION sim_predict_alerts(horizon interval DEFAULT '1 hour',
+    OUT server_id text, OUT metric text, OUT status text, OUT eta timestamptz,
+    OUT probability double precision, OUT current double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sim_predict_alerts'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION sim_predict_alerts(interval) IS
+  'The thresholds (the role''s warning and critical) each live server''s cpu_usage, memory_usage, disk_usage or network_usage is predicted to cross within horizon, from its last half hour (the ring and the table): one row a crossing, with its eta, the probability that it happens within horizon, and the current value. A prediction needs a steady, new and fast climb (see the README).';
+
+CREATE FUNCTION sim_alert_report(since timestamptz, until timestamptz, horizon interval DEFAULT '1 hour',
+    OUT crossings bigint, OUT reachable bigint, OUT predicted bigint, OUT recall double precision,
+    OUT median_lead interval, OUT predictions bigint, OUT false_predictions bigint,
+    OUT false_per_server_day double precision, OUT server_days double precision)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'sim_alert_report'
+LANGUAGE C VOLATILE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION sim_alert_report(timestamptz, timestamptz, interval) IS
+  'sim_predict_alerts()''s predictor replayed at every tick of [since, until) over server_metrics_history, scored against what happened: crossings = critical crossings of memory during a memory_leak run and of disk during a disk_full run; reachable = of them, those at least 5 minutes after their run began; predicted = those predicted at least 5 minutes ahead; recall = predicted / crossings; median_lead; predictions = prediction events (a run of ticks predicting one threshold of one metric), false_predictions = those whose threshold was not crossed within horizon of their end; false_per_server_day.';
+
+-- The dashboard carries the alerts predicted for the next hour.
+CREATE OR REPLACE FUNCTION sim_dashboard(status text DEFAULT NULL, page integer DEFAULT 1,
+    page_size integer DEFAULT 50)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    want text := sim_dashboard.status;
+    threshold double precision :=
+        COALESCE(NULLIF(pg_catalog.current_setting('sim_metrics.anomaly_threshold', true), '')::double precision, 0.9);
+    result jsonb;
+BEGIN
+    IF want IS NOT NULL AND want NOT IN ('online', 'warning', 'critical', 'offline') THEN
+        RAISE EXCEPTION 'unknown status "%"', want USING ERRCODE = '22023',
+            HINT = 'Use online, warning, critical or offline, or NULL for every server.';
+    END IF;
+    IF page IS NULL OR page < 1 THEN
+        RAISE EXCEPTION 'page must be 1 or more' USING ERRCODE = '22023',
+            HINT = 'Pages count from 1.';
+    END IF;
+    IF page_size IS NULL OR page_size < 1 OR page_size > 1000 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 1000' USING ERRCODE = '22023',
+            HINT = 'Ask for more pages rather than one larger page.';
+    END IF;
+    WITH m AS MATERIALIZED (SELECT * FROM @extschema@.sim_current_metrics()),
+    a AS MATERIALIZED (SELECT * FROM @extschema@.sim_predict_alerts('1 hour')),
+    f AS (SELECT * FROM m WHERE want IS NULL OR m.status OPERATOR(pg_catalog.=) want),
+    n AS (SELECT (SELECT count(*) FROM m) AS all_servers, (SELECT count(*) FROM f) AS matching),
+    p AS (SELECT * FROM f ORDER BY f.server_id COLLATE "C"
+          LIMIT page_size OFFSET (page - 1)::bigint * page_size)
+    SELECT jsonb_build_object(
+        'success', true,
+        'timestamp', (SELECT max(m.sim_time) FROM m),
+        'data', COALESCE((SELECT jsonb_agg(jsonb_build_object(
+                    'id', p.server_id, 'name', p.name, 'hostname', p.hostname,
+                    'status', p.status, 'cpu', p.cpu_usage, 'memory', p.memory_usage,
+                    'disk', p.disk_usage, 'network', p.network_usage,
+                    'network_io', p.network_io, 'responseTime', p.response_time_ms,
+                    'location', p.location, 'role', p.role, 'environment', p.environment,
+                    'scenario', p.scenario, 'tick', p.tick,
+                    'anomalyScore', p.anomaly_score, 'anomalyMetric', p.anomaly_metric)
+                    ORDER BY p.server_id COLLATE "C")
+                  FROM p), '[]'::jsonb),
+        'summary', jsonb_build_object(
+            'total', n.all_servers,
+            'statusSummary', (SELECT jsonb_build_object(
+                'online', count(*) FILTER (WHERE m.status = 'online'),
+                'warning', count(*) FILTER (WHERE m.status = 'warning'),
+                'critical', count(*) FILTER (WHERE m.status = 'critical'),
+                'offline', count(*) FILTER (WHERE m.status = 'offline')) FROM m),
+            'anomalySummary', (SELECT jsonb_build_object(
+                'threshold', threshold,
+                'anomalous', count(*) FILTER (WHERE m.anomaly_score >= threshold),
+                'maxScore', COALESCE(max(m.anomaly_score), 0),
+                'top', COALESCE((SELECT jsonb_agg(jsonb_build_object('id', t.server_id,
+                            'score', t.anomaly_score, 'metric', t.anomaly_metric)
+                            ORDER BY t.anomaly_score DESC, t.server_id COLLATE "C")
+                          FROM (SELECT * FROM m WHERE m.anomaly_score >= threshold
+                                 ORDER BY m.anomaly_score DESC, m.server_id COLLATE "C" LIMIT 5) t),
+                          '[]'::jsonb)) FROM m),
+            'alertForecast', (SELECT jsonb_build_object(
+                'horizon', '1 hour',
+                'warning', count(*) FILTER (WHERE a.status = 'warning'),
+                'critical', count(*) FILTER (WHERE a.status = 'critical'),
+                'next', COALESCE((SELECT jsonb_agg(jsonb_build_object('id', t.server_id,
+                            'metric', t.metric, 'status', t.status, 'eta', t.eta,
+                            'probability', t.probability, 'current', t.current)
+                            ORDER BY t.eta, t.server_id COLLATE "C", t.metric COLLATE "C")
+                          FROM (SELECT * FROM a ORDER BY a.eta, a.server_id COLLATE "C", a.metric COLLATE "C"
+                                 LIMIT 5) t), '[]'::jsonb)) FROM a)),
+        'pagination', jsonb_build_object(
+            'page', page, 'limit', page_size, 'total', n.matching,
+            'totalPages', (n.matching + page_size - 1) / page_size,
+            'hasNext', page::bigint * page_size < n.matching,
+            'hasPrev', page > 1))
+      INTO result
+      FROM n;
+    RETURN result;
+END
+$fn$;
+COMMENT ON FUNCTION sim_dashboard(text, integer, integer) IS
+  'The live fleet as one JSON document in the dashboard''s servers-unified shape: success, timestamp (simulated time of the data), data[] (id, name, hostname, status, cpu, memory, disk, network %, network_io, responseTime, location, role, environment, scenario, tick, anomalyScore, anomalyMetric), summary.statusSummary, summary.anomalySummary (threshold = sim_metrics.anomaly_threshold, anomalous servers, maxScore, the top 5), summary.alertForecast (sim_predict_alerts(''1 hour''): warning and critical crossings predicted, the next 5 by eta), pagination. Reads shared memory and the last half hour of history: never waits on Redis.';
+
 -- Default privileges (such as Supabase's on extensions) may have granted
 -- anything on what this script made: every grant but the owner's goes, then
 -- the grants below are made.
@@ -42,7 +147,9 @@ BEGIN
           FROM pg_catalog.pg_proc p CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
          WHERE p.oid OPERATOR(pg_catalog.=) ANY (ARRAY[
                  'sim_forecast(text, text, interval, interval, timestamptz)'::pg_catalog.regprocedure,
-                 'sim_forecast_series(timestamptz[], double precision[], interval)'::pg_catalog.regprocedure]::pg_catalog.oid[])
+                 'sim_forecast_series(timestamptz[], double precision[], interval)'::pg_catalog.regprocedure,
+                 'sim_predict_alerts(interval)'::pg_catalog.regprocedure,
+                 'sim_alert_report(timestamptz, timestamptz, interval)'::pg_catalog.regprocedure]::pg_catalog.oid[])
            AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON %s FROM %s', g.obj,
@@ -51,4 +158,5 @@ BEGIN
 END
 $grants19$;
 GRANT EXECUTE ON FUNCTION sim_forecast(text, text, interval, interval, timestamptz),
-    sim_forecast_series(timestamptz[], double precision[], interval) TO PUBLIC;
+    sim_forecast_series(timestamptz[], double precision[], interval),
+    sim_predict_alerts(interval), sim_alert_report(timestamptz, timestamptz, interval) TO PUBLIC;

@@ -5,9 +5,14 @@ SELECT sim_tick(3) > 0 AS ticked;
 
 -- the dashboard's shape
 SELECT jsonb_object_keys(sim_dashboard()) AS key ORDER BY 1;
-SELECT d->'success' AS success, (d->'summary') - 'anomalySummary'::text AS summary, d->'pagination' AS pagination,
+SELECT d->'success' AS success, (d->'summary') - 'anomalySummary'::text - 'alertForecast'::text AS summary, d->'pagination' AS pagination,
        jsonb_array_length(d->'data') AS rows, d->'timestamp' = to_jsonb(s.sim_time) AS timestamp_is_sim_time
 FROM sim_dashboard() d, sim_status() s;
+-- the alerts predicted for the next hour (1.9): the disk filling on
+-- db-mysql-icn-primary, as sim_predict_alerts() says
+SELECT jsonb_pretty(sim_dashboard()->'summary'->'alertForecast') AS alert_forecast;
+SELECT (sim_dashboard()->'summary'->'alertForecast'->>'critical')::int =
+       (SELECT count(*) FROM sim_predict_alerts() WHERE status = 'critical') AS forecast_counts;
 SELECT jsonb_object_keys(sim_dashboard()->'data'->0) AS server_key ORDER BY 1;
 -- pages: 5 a page, the third is the last
 SELECT p, jsonb_path_query_array(sim_dashboard(NULL, p, 5), '$.data[*].id') AS ids,

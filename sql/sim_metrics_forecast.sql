@@ -1,7 +1,8 @@
 -- Forecasts (1.9): sim_forecast over a server's history (sim_metrics_backfill's
 -- 2-day backfill and the ticks since), as of now and as of an hour ago
 -- (a backtest against what happened); sim_forecast_series over a series
--- handed in; bad input.
+-- handed in; sim_predict_alerts on a disk filled by hand, sim_alert_report
+-- over the session's history; bad input.
 SET client_min_messages = warning;
 SELECT sim_flush() >= 0 AS flushed;
 -- one row a tick up to the horizon, after the current simulated time;
@@ -41,7 +42,27 @@ SELECT count(*) AS rows, min(ts) AS first, max(ts) AS last,
        max(abs(forecast - (50 + 20 * sin(2 * pi() * (extract(epoch FROM ts - '2026-01-01') / 300) / 288.0)))) < 5 AS close
   FROM sim_forecast_series((SELECT array_agg(ts ORDER BY ts) FROM curve),
                            (SELECT array_agg(v ORDER BY ts) FROM curve), '1 day');
+-- predicted alerts: a disk filled by hand is predicted to cross, with an
+-- eta after now and no later than the horizon
+SELECT sim_scenario_start('disk_full', ARRAY['web-nginx-icn-02'], 1.0, '40 min') > 0 AS started;
+SELECT sim_tick(24) > 0 AS ticked;
+SELECT server_id, metric, status, eta > (SELECT sim_time FROM sim_status()) AS after_now,
+       eta <= (SELECT sim_time FROM sim_status()) + interval '1 hour' AS within_horizon,
+       probability BETWEEN 0 AND 1 AS probability_ok, current < 90 AS below
+  FROM sim_predict_alerts() WHERE server_id = 'web-nginx-icn-02' ORDER BY status DESC;
+SELECT sim_tick(40) > 0 AS ticked;
+SELECT sim_flush() > 0 AS flushed;
+-- the predictor replayed over the session's history, scored against it
+SELECT crossings >= 1 AS crossed, predicted >= 1 AS predicted, recall > 0 AS recall,
+       median_lead >= interval '5 min' AS lead_ok, false_per_server_day >= 0 AS rate_ok, server_days > 0 AS days
+  FROM sim_alert_report((SELECT min("timestamp") FROM server_metrics_history) + interval '30 min',
+                        (SELECT sim_time FROM sim_status()) - interval '1 min');
 -- bad input
+SELECT * FROM sim_predict_alerts(NULL);
+SELECT * FROM sim_predict_alerts('-1 hour');
+SELECT * FROM sim_alert_report(NULL, now());
+SELECT * FROM sim_alert_report(now(), now() - interval '1 day');
+SELECT * FROM sim_alert_report('-infinity', now());
 SELECT * FROM sim_forecast('nope', 'cpu_usage', '1 hour');
 SELECT * FROM sim_forecast('web-nginx-icn-01', 'cpu', '1 hour');
 SELECT * FROM sim_forecast('web-nginx-icn-01', NULL, '1 hour');

@@ -1,0 +1,39 @@
+/*
+ * alerts.h — which thresholds a server is about to cross, as plain C.
+ *
+ * Like the model, no PostgreSQL header: sim_predict_alerts() runs it over
+ * each live server's recent samples (the ring), sim_alert_report() replays
+ * it over stored history to score it against what happened, and it is
+ * unit-tested as an ordinary program.
+ *
+ * A prediction needs a climb that is steady, new and fast: the last 7.5
+ * minutes rise along a line far beyond their noise, to above anything earlier in the window, and reach the threshold
+ * within the horizon and within a few times the span they were seen over.
+ * A mean-reverting wander, a burst, a daily ramp or a GC sawtooth fails
+ * one of those; a leak or a disk filling up does not.
+ */
+#ifndef SMX_ALERTS_H
+#define SMX_ALERTS_H
+
+#include <stdint.h>
+
+#define SMX_ALERT_FIT_SECONDS	450.0	/* the climb is judged over this span */
+
+typedef struct smx_alert
+{
+	double		eta;			/* seconds from the last sample to the crossing */
+	double		probability;	/* that it happens within the horizon, 0..1 */
+	float		current;		/* the fitted value now */
+	float		slope;			/* points a second now */
+} smx_alert;
+
+/*
+ * y[0..n-1]: a metric's recent samples, step seconds apart, the last now
+ * (NaN: none). True and *out filled when the series is predicted to reach
+ * threshold within horizon seconds; false when it is not, or is there
+ * already, or the samples are too few.
+ */
+extern int	smx_alert_predict(const float *y, int n, double step, float threshold,
+							  double horizon, smx_alert *out);
+
+#endif							/* SMX_ALERTS_H */

@@ -1,0 +1,674 @@
+/*
+ * alerts_sql.c — sim_predict_alerts(horizon): the thresholds each live
+ * server is about to cross (alerts.c over its last half hour), and
+ * sim_alert_report(since, until, horizon): the same predictor replayed
+ * over stored history, scored against the crossings that happened.
+ *
+ * A live server's last half hour is in the table and, not flushed yet, in
+ * the ring: the ring is read in one pass (samples mapped to servers by
+ * their id pool entry), then the table for those servers with a newer
+ * snapshot. A sample read twice lands twice in its cell with the same
+ * value. Thresholds are the role's (smx_thresholds), network in percent of
+ * the server's capacity.
+ */
+#include "postgres.h"
+
+#include <math.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+#include "alerts.h"
+
+PG_FUNCTION_INFO_V1(sim_predict_alerts);
+PG_FUNCTION_INFO_V1(sim_alert_report);
+
+#define SMX_AL_WINDOW_SECONDS	(4 * SMX_ALERT_FIT_SECONDS)	/* what a prediction looks at */
+#define SMX_AL_MAX_CELLS		1800
+#define SMX_AL_LEAD_SECONDS		300.0	/* "predicted" = at least this far ahead */
+
+static const char *const smx_al_metrics[4] = {
+	"cpu_usage", "memory_usage", "disk_usage", "network_usage"
+};
+
+static inline double
+smx_al_epoch(TimestampTz t)
+{
+	return (double) t / USECS_PER_SEC +
+		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+}
+
+static inline TimestampTz
+smx_al_timestamptz(double epoch)
+{
+	return (TimestampTz) llrint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
+								USECS_PER_SEC);
+}
+
+static double
+smx_al_horizon(FunctionCallInfo fcinfo, int arg)
+{
+	double		s;
+
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("horizon must not be NULL")));
+	s = smx_interval_seconds(PG_GETARG_INTERVAL_P(arg));
+	if (!(s > 0) || !isfinite(s))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("horizon must be a positive interval"),
+				 errhint("For example '1 hour'.")));
+	return s;
+}
+
+/* A live server as the prediction needs it. */
+typedef struct SmxAlServer
+{
+	char		id[SMX_ID_LEN];
+	int			role;
+	double		capacity;
+	int32		id_ref;
+	float		now[4];			/* current values */
+	bool		offline;
+} SmxAlServer;
+
+static int
+smx_al_cmp_id(const void *a, const void *b)
+{
+	return strcmp(((const SmxAlServer *) a)->id, ((const SmxAlServer *) b)->id);
+}
+
+static int
+smx_al_find(const SmxAlServer *s, int n, const char *id)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo <= hi)
+	{
+		int			mid = lo + (hi - lo) / 2;
+		int			c = strcmp(s[mid].id, id);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
+}
+
+/* Put one sample's four metrics into server i's cells (cells n, g seconds from t_first). */
+static inline void
+smx_al_put(float *y, int ncell, double t_first, double g, int i, TimestampTz ts,
+		   const double v[4], const bool isnull[4])
+{
+	int64		c;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return;
+	c = (int64) floor((smx_al_epoch(ts) - t_first) / g + 0.5);
+	if (c < 0 || c >= ncell)
+		return;
+	for (int m = 0; m < 4; m++)
+		if (!isnull[m] && isfinite(v[m]))
+			y[((size_t) i * 4 + m) * ncell + c] = (float) v[m];
+}
+
+/*
+ * sim_predict_alerts(horizon interval DEFAULT '1 hour'): one row a live
+ * server, metric and threshold (warning, critical) predicted to be crossed
+ * within horizon: server_id, metric, status, eta, probability, current.
+ */
+Datum
+sim_predict_alerts(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	double		horizon_s = smx_al_horizon(fcinfo, 0);
+	double		now,
+				step,
+				g,
+				t_first;
+	int			n,
+				cap,
+				ncell;
+	SmxAlServer *srv;
+	int32	   *map;
+	int			pool;
+	float	   *y;
+	const char *nsp;
+
+	smx_require_fleet_database();
+	if (!smx_sim_now(&now, NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the simulated clock has not started"),
+				 errhint("Start the fleet (sim_start() or sim_tick()) first.")));
+
+	/* the live fleet, copied under the shared lock */
+	for (;;)
+	{
+		cap = Max(smx_shared->fleet.nservers, 1);
+		srv = palloc(sizeof(SmxAlServer) * cap);
+		LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+		if (smx_shared->fleet.nservers <= cap)
+			break;
+		LWLockRelease(smx_shared->publish_lock);
+		pfree(srv);
+	}
+	n = smx_shared->fleet.nservers;
+	step = smx_shared->fleet.step_seconds;
+	now = smx_sim_epoch_at(smx_shared->fleet.tick);
+	{
+		const SmxServerDesc *desc = smx_shared_desc();
+		const smx_params *params = smx_shared_params();
+		const smx_state *state = smx_shared_state();
+		const int32 *ref = smx_shared_id_ref();
+
+		for (int i = 0; i < n; i++)
+		{
+			memcpy(srv[i].id, desc[i].id, SMX_ID_LEN);
+			srv[i].role = params[i].role;
+			srv[i].capacity = params[i].net_capacity;
+			srv[i].id_ref = ref[i];
+			srv[i].now[0] = state[i].cpu;
+			srv[i].now[1] = state[i].memory;
+			srv[i].now[2] = state[i].disk;
+			srv[i].now[3] = state[i].network;
+			srv[i].offline = state[i].status == SMX_STATUS_OFFLINE;
+		}
+	}
+	LWLockRelease(smx_shared->publish_lock);
+	InitMaterializedSRF(fcinfo, 0);
+	if (n == 0 || !(step > 0))
+		return (Datum) 0;
+	qsort(srv, n, sizeof(SmxAlServer), smx_al_cmp_id);
+
+	/* the cells of the last half hour */
+	g = Max(step, SMX_AL_WINDOW_SECONDS / SMX_AL_MAX_CELLS);
+	ncell = (int) ceil(SMX_AL_WINDOW_SECONDS / g) + 1;
+	t_first = now - (ncell - 1) * g;
+	y = palloc_extended(sizeof(float) * (size_t) n * 4 * ncell, MCXT_ALLOC_HUGE);
+	for (size_t k = 0; k < (size_t) n * 4 * ncell; k++)
+		y[k] = NAN;
+
+	/* the ring, one pass: id pool entry -> server */
+	pool = smx_shared->ring.id_pool_size;
+	map = palloc(sizeof(int32) * Max(pool, 1));
+	for (int k = 0; k < pool; k++)
+		map[k] = -1;
+	for (int i = 0; i < n; i++)
+		if (srv[i].id_ref >= 0 && srv[i].id_ref < pool)
+			map[srv[i].id_ref] = i;
+	{
+		uint64		tail,
+					head;
+		SmxRingIter it;
+		int			k,
+					first_ok;
+
+		LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+		tail = smx_shared->ring.tail;
+		head = smx_shared->ring.head;
+		LWLockRelease(smx_shared->publish_lock);
+		smx_ring_iter_begin(&it, tail, head, NULL);
+		while ((k = smx_ring_iter_next(&it, &first_ok)) > 0)
+		{
+			for (int j = first_ok; j < k; j++)
+			{
+				const SmxSample *s = &it.buf[j];
+				int			i = s->id_ref >= 0 && s->id_ref < pool ? map[s->id_ref] : -1;
+				double		v[4];
+				bool		nul[4] = {false, false, false, s->status == SMX_STATUS_OFFLINE};
+
+				if (i < 0 || (s->status & 3) == SMX_STATUS_OFFLINE)
+					continue;
+				v[0] = s->cpu / 100.0;
+				v[1] = s->memory / 100.0;
+				v[2] = s->disk / 100.0;
+				v[3] = (double) s->network_io / srv[i].capacity * 100.0;
+				smx_al_put(y, ncell, t_first, g, i, s->sim_time, v, nul);
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+		pfree(it.buf);
+	}
+
+	/* the table, for the same servers, with a newer snapshot */
+	nsp = quote_identifier(smx_extension_schema_name());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * n);
+		Datum		args[3];
+		Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+		SPIPlanPtr	plan;
+		Portal		portal;
+
+		for (int i = 0; i < n; i++)
+			ids[i] = CStringGetTextDatum(srv[i].id);
+		args[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
+		args[1] = TimestampTzGetDatum(smx_al_timestamptz(t_first - g / 2));
+		args[2] = TimestampTzGetDatum(smx_al_timestamptz(now));
+		plan = SPI_prepare_cursor(psprintf("SELECT h.server_id, h.\"timestamp\", h.cpu_usage::pg_catalog.float8,"
+										   " h.memory_usage::pg_catalog.float8, h.disk_usage::pg_catalog.float8,"
+										   " h.network_io::pg_catalog.float8,"
+										   " h.status OPERATOR(pg_catalog.=) 'offline'"
+										   " FROM %s.server_metrics_history h"
+										   " WHERE h.server_id OPERATOR(pg_catalog.=) ANY ($1)"
+										   "   AND h.\"timestamp\" OPERATOR(pg_catalog.>=) $2"
+										   "   AND h.\"timestamp\" OPERATOR(pg_catalog.<=) $3", nsp),
+								  3, types, CURSOR_OPT_NO_SCROLL);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		PushActiveSnapshot(GetLatestSnapshot());
+		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+		PopActiveSnapshot();
+		for (;;)
+		{
+			SPI_cursor_fetch(portal, true, 5000);
+			if (SPI_processed == 0)
+				break;
+			for (uint64 r = 0; r < SPI_processed; r++)
+			{
+				HeapTuple	tup = SPI_tuptable->vals[r];
+				TupleDesc	td = SPI_tuptable->tupdesc;
+				bool		nul[4],
+							n_id,
+							n_ts,
+							n_off;
+				double		v[4];
+				Datum		d = SPI_getbinval(tup, td, 1, &n_id);
+				char	   *id = n_id ? NULL : TextDatumGetCString(d);
+				int			i = id ? smx_al_find(srv, n, id) : -1;
+				TimestampTz ts = DatumGetTimestampTz(SPI_getbinval(tup, td, 2, &n_ts));
+				bool		off = DatumGetBool(SPI_getbinval(tup, td, 7, &n_off));
+
+				if (i < 0 || n_ts || (!n_off && off))
+					continue;
+				for (int m = 0; m < 4; m++)
+				{
+					Datum		x = SPI_getbinval(tup, td, 3 + m, &nul[m]);
+
+					v[m] = nul[m] ? NAN : DatumGetFloat8(x);
+				}
+				v[3] = v[3] / srv[i].capacity * 100.0;
+				smx_al_put(y, ncell, t_first, g, i, ts, v, nul);
+			}
+			SPI_freetuptable(SPI_tuptable);
+			CHECK_FOR_INTERRUPTS();
+		}
+		SPI_cursor_close(portal);
+	}
+	SPI_finish();
+
+	/* predict */
+	for (int i = 0; i < n; i++)
+	{
+		const smx_threshold *th = smx_thresholds[srv[i].role >= 0 && srv[i].role < SMX_ROLE_COUNT ? srv[i].role : 0];
+
+		if (srv[i].offline)
+			continue;
+		for (int m = 0; m < 4; m++)
+		{
+			const float *series = &y[((size_t) i * 4 + m) * ncell];
+			float		level[2] = {th[m].warn, th[m].crit};
+
+			for (int l = 0; l < 2; l++)
+			{
+				smx_alert	a;
+				Datum		values[6];
+				bool		nulls[6] = {false, false, false, false, false, false};
+
+				if (srv[i].now[m] >= level[l] ||
+					!smx_alert_predict(series, ncell, g, level[l], horizon_s, &a))
+					continue;
+				values[0] = CStringGetTextDatum(srv[i].id);
+				values[1] = CStringGetTextDatum(smx_al_metrics[m]);
+				values[2] = CStringGetTextDatum(l == 0 ? "warning" : "critical");
+				values[3] = TimestampTzGetDatum(smx_al_timestamptz(now + rint(a.eta)));
+				values[4] = Float8GetDatum(rint(a.probability * 1e4) / 1e4);
+				values[5] = Float8GetDatum(rint((double) srv[i].now[m] * 100) / 100);
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			}
+		}
+	}
+	return (Datum) 0;
+}
+
+static int
+smx_al_cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+/* One server's replay: its cells over the span, labels, and the counters it adds to. */
+typedef struct SmxAlReplay
+{
+	int64		crossings;		/* critical crossings during a leak/disk_full run, on its metric */
+	int64		reachable;		/* of them, at least the lead after the run's start */
+	int64		predicted;		/* of them, predicted at least the lead ahead */
+	int64		predictions;	/* prediction events (either level, any metric) */
+	int64		false_predictions;
+	double	   *leads;			/* seconds, one a predicted crossing */
+	int64		nleads,
+				leads_cap;
+	MemoryContext cxt;			/* where leads live (outlives SPI) */
+	double		server_days;
+} SmxAlReplay;
+
+/*
+ * Score server i's cells (ncell from t_first, g apart; y[m][c], run_kind[c]:
+ * 1 memory_leak, 2 disk_full, 0 other or none; run_start[c]: its run's
+ * first cell) from origin cells o0..o1.
+ */
+static void
+smx_al_replay_server(const float *y, const uint8 *run_kind, const int32 *run_start, int ncell,
+					 double g, int role, double horizon_s, int o0, int o1, SmxAlReplay *rep)
+{
+	const smx_threshold *th = smx_thresholds[role >= 0 && role < SMX_ROLE_COUNT ? role : 0];
+	int			win = (int) ceil(SMX_AL_WINDOW_SECONDS / g) + 1;
+	int			hcell = (int) floor(horizon_s / g);
+	int			lead = (int) ceil(SMX_AL_LEAD_SECONDS / g);
+	bool	   *pred = palloc(sizeof(bool) * ncell);
+
+	for (int m = 0; m < 4; m++)
+	{
+		const float *s = &y[(size_t) m * ncell];
+
+		for (int l = 0; l < 2; l++)
+		{
+			float		level = l == 0 ? th[m].warn : th[m].crit;
+
+			memset(pred, 0, sizeof(bool) * ncell);
+			for (int o = Max(o0, win - 1); o <= o1 && o < ncell; o++)
+			{
+				smx_alert	a;
+
+				if (isnan(s[o]) || s[o] >= level)
+					continue;
+				pred[o] = smx_alert_predict(&s[o - win + 1], win, g, level, horizon_s, &a);
+			}
+			/* prediction events: runs of origins; false when nothing crossed by their end + horizon */
+			for (int o = o0; o <= o1 && o < ncell; o++)
+			{
+				int			e = o,
+							hit = 0;
+
+				if (!pred[o] || (o > 0 && pred[o - 1]))
+					continue;
+				while (e + 1 <= o1 && e + 1 < ncell && pred[e + 1])
+					e++;
+				for (int c = o + 1; c <= e + hcell && c < ncell; c++)
+					if (!isnan(s[c]) && !isnan(s[c - 1]) && s[c] >= level && s[c - 1] < level)
+					{
+						hit = 1;
+						break;
+					}
+				rep->predictions++;
+				rep->false_predictions += !hit;
+			}
+			if (l == 0 || (m != 1 && m != 2))
+				continue;
+			/* critical crossings a leak (memory) or a full disk (disk) caused */
+			for (int c = Max(o0, 1); c <= o1 && c < ncell; c++)
+			{
+				int			first = -1;
+
+				if (isnan(s[c]) || isnan(s[c - 1]) || !(s[c] >= level && s[c - 1] < level) ||
+					run_kind[c] != (m == 1 ? 1 : 2))
+					continue;
+				rep->crossings++;
+				if (c - run_start[c] >= lead)
+					rep->reachable++;
+				for (int o = Max(c - hcell, 0); o <= c - lead; o++)
+					if (pred[o])
+					{
+						first = o;
+						break;
+					}
+				if (first < 0)
+					continue;
+				rep->predicted++;
+				if (rep->nleads == rep->leads_cap)
+				{
+					rep->leads_cap = Max(64, rep->leads_cap * 2);
+					rep->leads = rep->leads ? repalloc(rep->leads, sizeof(double) * rep->leads_cap) :
+						MemoryContextAlloc(rep->cxt, sizeof(double) * rep->leads_cap);
+				}
+				rep->leads[rep->nleads++] = (c - first) * g;
+			}
+		}
+	}
+	pfree(pred);
+}
+
+/*
+ * sim_alert_report(since, until, horizon DEFAULT '1 hour'): the predictor
+ * replayed at every tick of [since, until) over server_metrics_history,
+ * against what happened: one row.
+ */
+Datum
+sim_alert_report(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz since,
+				until;
+	double		horizon_s,
+				g,
+				t_first,
+				t_since,
+				t_until;
+	int			ncell,
+				o0,
+				o1;
+	const char *nsp;
+	SmxAlReplay rep;
+	float	   *y;
+	uint8	   *kind;
+	int32	   *start;
+	char		cur[SMX_ID_LEN + 1] = "";
+	int			cur_role = 0;
+	bool		have = false;
+	Datum		values[10];
+	bool		nulls[10];
+	Portal		portal;
+	SPIPlanPtr	plan;
+	MemoryContext rowcxt;
+	Datum		args[2];
+	Oid			types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("since and until must not be NULL")));
+	since = PG_GETARG_TIMESTAMPTZ(0);
+	until = PG_GETARG_TIMESTAMPTZ(1);
+	horizon_s = smx_al_horizon(fcinfo, 2);
+	if (TIMESTAMP_NOT_FINITE(since) || TIMESTAMP_NOT_FINITE(until))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("since and until must be finite")));
+	if (!(until > since))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("until is not after since"),
+				 errhint("Pass the earlier time as since.")));
+	smx_require_fleet_database();
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	g = smx_shared->fleet.step_seconds;
+	LWLockRelease(smx_shared->publish_lock);
+	if (!(g > 0))
+		g = 30.0;
+	t_since = smx_al_epoch(since);
+	t_until = smx_al_epoch(until);
+	/* cells: the window before since, the span, the horizon after it */
+	if ((t_until - t_since + SMX_AL_WINDOW_SECONDS + horizon_s) / g > 50e6)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("the span is too long to replay: more than 50 million ticks a server"),
+				 errhint("Score a shorter span.")));
+	t_first = t_since - SMX_AL_WINDOW_SECONDS;
+	ncell = (int) ceil((t_until + horizon_s - t_first) / g) + 1;
+	o0 = (int) ceil((t_since - t_first) / g);
+	o1 = (int) floor((t_until - t_first) / g) - 1;
+	y = palloc_extended(sizeof(float) * 4 * (size_t) ncell, MCXT_ALLOC_HUGE);
+	kind = palloc_extended(ncell, MCXT_ALLOC_HUGE);
+	start = palloc_extended(sizeof(int32) * (size_t) ncell, MCXT_ALLOC_HUGE);
+	memset(&rep, 0, sizeof(rep));
+	rep.cxt = CurrentMemoryContext;
+	/* the per-server replay's scratch, and each batch's row values */
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "sim_alert_report rows",
+								   ALLOCSET_DEFAULT_SIZES);
+
+	nsp = quote_identifier(smx_extension_schema_name());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	args[0] = TimestampTzGetDatum(smx_al_timestamptz(t_first - g / 2));
+	args[1] = TimestampTzGetDatum(smx_al_timestamptz(t_until + horizon_s));
+	/* every sample of the span, by server, with its role, capacity and run */
+	plan = SPI_prepare_cursor(psprintf(
+		"SELECT h.server_id, h.\"timestamp\", h.cpu_usage::pg_catalog.float8,"
+		" h.memory_usage::pg_catalog.float8, h.disk_usage::pg_catalog.float8,"
+		" h.network_io::pg_catalog.float8 OPERATOR(pg_catalog./) COALESCE(t.network_capacity_bps, 1250000000)::pg_catalog.float8"
+		"   OPERATOR(pg_catalog.*) 100,"
+		" h.status OPERATOR(pg_catalog.=) 'offline', COALESCE(t.role, 'web'),"
+		" CASE r.scenario_name WHEN 'memory_leak' THEN 1 WHEN 'disk_full' THEN 2 ELSE 0 END, r.started_at"
+		" FROM %1$s.server_metrics_history h"
+		" LEFT JOIN %1$s.server_templates t ON t.id OPERATOR(pg_catalog.=) h.server_id"
+		" LEFT JOIN (SELECT l.run_id, pg_catalog.min(l.scenario_name) AS scenario_name,"
+		"                   pg_catalog.min(l.started_at) AS started_at"
+		"              FROM %1$s.scenario_execution_log l GROUP BY l.run_id) r"
+		"   ON r.run_id OPERATOR(pg_catalog.=) h.scenario_run_id"
+		" WHERE h.\"timestamp\" OPERATOR(pg_catalog.>=) $1 AND h.\"timestamp\" OPERATOR(pg_catalog.<=) $2"
+		" ORDER BY h.server_id COLLATE \"C\", h.\"timestamp\"", nsp),
+							  2, types, CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	for (;;)
+	{
+		bool		done;
+		MemoryContext old;
+
+		SPI_cursor_fetch(portal, true, 10000);
+		done = SPI_processed == 0;
+		old = MemoryContextSwitchTo(rowcxt);
+		for (uint64 r = 0; r <= SPI_processed; r++)
+		{
+			HeapTuple	tup = r < SPI_processed ? SPI_tuptable->vals[r] : NULL;
+			TupleDesc	td = SPI_tuptable ? SPI_tuptable->tupdesc : NULL;
+			bool		isnull;
+			char	   *id = NULL;
+			TimestampTz ts;
+			int64		c;
+
+			if (r == SPI_processed && !done)
+				break;
+			if (tup)
+			{
+				Datum		d = SPI_getbinval(tup, td, 1, &isnull);
+
+				id = isnull ? NULL : TextDatumGetCString(d);
+				if (id == NULL)
+					continue;
+			}
+			/* a new server (or the end): replay the one before */
+			if (have && (id == NULL || strncmp(id, cur, SMX_ID_LEN) != 0))
+			{
+				smx_al_replay_server(y, kind, start, ncell, g, cur_role, horizon_s, o0, o1, &rep);
+				rep.server_days += (t_until - t_since) / 86400.0;
+				have = false;
+			}
+			if (id == NULL)
+				break;
+			if (!have)
+			{
+				char	   *role;
+
+				strlcpy(cur, id, sizeof(cur));
+				role = TextDatumGetCString(SPI_getbinval(tup, td, 8, &isnull));
+				cur_role = 0;
+				for (int k = 0; k < SMX_ROLE_COUNT; k++)
+					if (strcmp(role, smx_role_names[k]) == 0)
+						cur_role = k;
+				for (size_t k = 0; k < 4 * (size_t) ncell; k++)
+					y[k] = NAN;
+				memset(kind, 0, ncell);
+				memset(start, 0, sizeof(int32) * ncell);
+				have = true;
+			}
+			ts = DatumGetTimestampTz(SPI_getbinval(tup, td, 2, &isnull));
+			if (isnull || TIMESTAMP_NOT_FINITE(ts))
+				continue;
+			c = (int64) floor((smx_al_epoch(ts) - t_first) / g + 0.5);
+			if (c < 0 || c >= ncell)
+				continue;
+			if (!DatumGetBool(SPI_getbinval(tup, td, 7, &isnull)))
+				for (int m = 0; m < 4; m++)
+				{
+					Datum		x = SPI_getbinval(tup, td, 3 + m, &isnull);
+
+					if (!isnull)
+						y[(size_t) m * ncell + c] = (float) DatumGetFloat8(x);
+				}
+			kind[c] = (uint8) DatumGetInt32(SPI_getbinval(tup, td, 9, &isnull));
+			{
+				Datum		st = SPI_getbinval(tup, td, 10, &isnull);
+
+				start[c] = isnull ? (int32) c :
+					(int32) floor((smx_al_epoch(DatumGetTimestampTz(st)) - t_first) / g + 0.5);
+			}
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(rowcxt);
+		if (SPI_tuptable)
+			SPI_freetuptable(SPI_tuptable);
+		CHECK_FOR_INTERRUPTS();
+		if (done)
+			break;
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+
+	InitMaterializedSRF(fcinfo, 0);
+	memset(nulls, 0, sizeof(nulls));
+	values[0] = Int64GetDatum(rep.crossings);
+	values[1] = Int64GetDatum(rep.reachable);
+	values[2] = Int64GetDatum(rep.predicted);
+	values[3] = Float8GetDatum(rep.crossings ? (double) rep.predicted / rep.crossings : 0);
+	nulls[3] = rep.crossings == 0;
+	if (rep.nleads > 0)
+	{
+		Interval   *iv = palloc0(sizeof(Interval));
+
+		qsort(rep.leads, rep.nleads, sizeof(double), smx_al_cmp_double);
+		iv->time = (int64) llrint(rep.leads[rep.nleads / 2] * USECS_PER_SEC);
+		values[4] = IntervalPGetDatum(iv);
+	}
+	else
+		nulls[4] = true;
+	values[5] = Int64GetDatum(rep.predictions);
+	values[6] = Int64GetDatum(rep.false_predictions);
+	values[7] = Float8GetDatum(rep.server_days > 0 ? rep.false_predictions / rep.server_days : 0);
+	nulls[7] = rep.server_days <= 0;
+	values[8] = Float8GetDatum(rep.server_days);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	return (Datum) 0;
+}
