@@ -135,6 +135,95 @@ $fn$;
 COMMENT ON FUNCTION sim_dashboard(text, integer, integer) IS
   'The live fleet as one JSON document in the dashboard''s servers-unified shape: success, timestamp (simulated time of the data), data[] (id, name, hostname, status, cpu, memory, disk, network %, network_io, responseTime, location, role, environment, scenario, tick, anomalyScore, anomalyMetric), summary.statusSummary, summary.anomalySummary (threshold = sim_metrics.anomaly_threshold, anomalous servers, maxScore, the top 5), summary.alertForecast (sim_predict_alerts(''1 hour''): warning and critical crossings predicted, the next 5 by eta), pagination. Reads shared memory and the last half hour of history: never waits on Redis.';
 
+-- sim_expose() wraps the forecasts too: a dashboard's "AI prediction"
+-- panel calls them over PostgREST. Wrappers made before stay as they are;
+-- running sim_expose() again adds the new ones.
+CREATE OR REPLACE FUNCTION sim_expose(schema name, roles name[])
+RETURNS SETOF regprocedure
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $fn$
+DECLARE
+    ext_schema name;
+    f record;
+    created regprocedure;
+    r name;
+    g pg_catalog.oid;
+BEGIN
+    SELECT n.nspname INTO ext_schema FROM pg_catalog.pg_extension e
+      JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'sim_metrics';
+    IF schema IS NULL OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema USING ERRCODE = '3F000',
+            HINT = 'Create it first, e.g. CREATE SCHEMA api: the wrappers go only where you ask.';
+    END IF;
+    IF schema = ext_schema THEN
+        RAISE EXCEPTION 'the wrappers cannot go into the extension''s own schema' USING ERRCODE = '22023',
+            HINT = 'Name an exposed schema such as public or api.';
+    END IF;
+    IF roles IS NULL OR pg_catalog.cardinality(roles) = 0 THEN
+        RAISE EXCEPTION 'name at least one role' USING ERRCODE = '22023',
+            HINT = 'Such as ARRAY[''authenticated''] or ARRAY[''anon'', ''authenticated''].';
+    END IF;
+    FOREACH r IN ARRAY roles LOOP
+        IF r IS NULL OR (r <> 'public' AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r)) THEN
+            RAISE EXCEPTION 'role "%" does not exist', r USING ERRCODE = '42704',
+                HINT = 'Name existing roles, such as authenticated or service_role.';
+        END IF;
+    END LOOP;
+    -- the roles reach the wrappers through the schema
+    FOREACH r IN ARRAY roles LOOP
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO %s', schema,
+                                  CASE WHEN r = 'public' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r) END);
+    END LOOP;
+    FOR f IN
+        SELECT p.oid, p.proname, p.pronargs, p.proargtypes FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_depend d ON d.objid = p.oid
+           AND d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass::pg_catalog.oid
+           AND d.deptype = 'e'::pg_catalog."char"
+          JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid AND e.extname = 'sim_metrics'::pg_catalog.name
+         WHERE p.proname IN ('sim_current_metrics', 'sim_status', 'sim_history', 'sim_server_metrics',
+                             'sim_scenario_runs', 'sim_dashboard', 'sim_forecast', 'sim_predict_alerts')
+         ORDER BY p.proname
+    LOOP
+        -- never take over a function someone else made there
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_proc w
+                    WHERE w.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = schema)
+                      AND w.proname = f.proname AND w.proargtypes = f.proargtypes
+                      AND w.proowner <> (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)) THEN
+            RAISE EXCEPTION 'function %.% exists and belongs to another role', schema, f.proname
+                USING ERRCODE = '42501',
+                HINT = 'Drop it, or have its owner run sim_expose().';
+        END IF;
+        EXECUTE pg_catalog.format(
+            'CREATE OR REPLACE FUNCTION %I.%I(%s) RETURNS %s LANGUAGE sql STABLE SECURITY INVOKER'
+            ' SET search_path = '''' AS %L',
+            schema, f.proname, pg_catalog.pg_get_function_arguments(f.oid),
+            pg_catalog.pg_get_function_result(f.oid),
+            pg_catalog.format('SELECT * FROM %I.%I(%s)', ext_schema, f.proname,
+                (SELECT pg_catalog.string_agg('$' || i, ', ' ORDER BY i)
+                   FROM pg_catalog.generate_series(1, f.pronargs) i)));
+        SELECT w.oid::regprocedure INTO created FROM pg_catalog.pg_proc w
+         WHERE w.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = schema)
+           AND w.proname = f.proname AND w.proargtypes = f.proargtypes;
+        -- only the roles named: whatever default privileges granted goes
+        FOR g IN SELECT a.grantee FROM pg_catalog.pg_proc w, pg_catalog.aclexplode(w.proacl) a
+                  WHERE w.oid = created AND a.grantee <> w.proowner
+        LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', created,
+                CASE WHEN g = 0::pg_catalog.oid THEN 'PUBLIC' ELSE g::pg_catalog.regrole::text END);
+        END LOOP;
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', created);
+        FOREACH r IN ARRAY roles LOOP
+            EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %s', created,
+                                      CASE WHEN r = 'public' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r) END);
+        END LOOP;
+        RETURN NEXT created;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION sim_expose(name, name[]) IS
+  'Create thin SECURITY INVOKER wrappers of the reads (sim_current_metrics, sim_status, sim_history, sim_server_metrics, sim_scenario_runs, sim_dashboard, and from 1.9 sim_forecast and sim_predict_alerts) in the schema you name, executable by the roles you name only (they get USAGE on the schema); for PostgREST RPC. Returns the wrappers.';
+
 -- Default privileges (such as Supabase's on extensions) may have granted
 -- anything on what this script made: every grant but the owner's goes, then
 -- the grants below are made.

@@ -42,7 +42,10 @@ supabase_shape($node);
 
 my @reads = ('sim_current_metrics()', 'sim_status()', 'sim_history(text,timestamp with time zone,timestamp with time zone)',
 	'sim_server_metrics(text)', 'sim_scenario_runs()', 'sim_scenarios()',
-	'sim_dashboard(text,integer,integer)');
+	'sim_dashboard(text,integer,integer)',
+	'sim_forecast(text,text,interval,interval,timestamp with time zone)',
+	'sim_forecast_series(timestamp with time zone[],double precision[],interval)',
+	'sim_predict_alerts(interval)', 'sim_alert_report(timestamp with time zone,timestamp with time zone,interval)');
 my @controls = ('sim_start()', 'sim_stop()', 'sim_tick(integer)', 'sim_reload()', 'sim_flush()',
 	'sim_scenario_start(text,text[],real,interval)', 'sim_scenario_stop(bigint)',
 	'sim_expose(name,name[])');
@@ -198,12 +201,16 @@ scenario('extensions');
 # postgres exposes the reads in public, where default privileges give the
 # API roles ALL on what it creates: only the roles named may run them
 my ($ret, $out, $err) = as_role('postgres', q{SELECT count(*) FROM extensions.sim_expose('public', ARRAY['authenticated'])});
-is($out, '6', 'postgres: sim_expose creates the six wrappers in public') or diag $err;
+is($out, '8', 'postgres: sim_expose creates the eight wrappers in public (with sim_forecast and sim_predict_alerts)') or diag $err;
 is($node->safe_psql('postgres', q{SELECT string_agg(r || ':' || has_function_privilege(r, 'public.sim_dashboard(text,integer,integer)', 'EXECUTE'), ',')
 	FROM unnest(ARRAY['anon', 'authenticated', 'service_role']) r}), 'anon:false,authenticated:true,service_role:false',
 	'the wrapper is executable by authenticated only, whatever the default privileges');
 ($ret, $out, $err) = as_role('authenticated', q{SELECT public.sim_dashboard()->'summary'->>'total'});
 is($out, '15', 'authenticated calls public.sim_dashboard()') or diag $err;
+($ret, $out, $err) = as_role('authenticated', q{SELECT count(*) >= 0 FROM public.sim_predict_alerts()});
+is($out, 't', 'authenticated calls public.sim_predict_alerts() (the dashboard\'s prediction panel), its default horizon') or diag $err;
+($ret, $out, $err) = as_role('anon', q{SELECT count(*) FROM public.sim_predict_alerts()});
+like($err, qr/permission denied for function sim_predict_alerts/, 'anon may not') or diag $out;
 
 # the README's plain CREATE EXTENSION lands in public: just as safe. A
 # public holding functions a plain role made (the wrappers) is refused.
@@ -213,7 +220,8 @@ like($err, qr/cannot be installed into schema "public": it holds function (?:pub
 	'CREATE EXTENSION into a public holding postgres\'s functions is refused, with a hint');
 $node->safe_psql('postgres', q{DROP FUNCTION public.sim_current_metrics(), public.sim_status(),
 	public.sim_history(text, timestamptz, timestamptz), public.sim_server_metrics(text),
-	public.sim_scenario_runs(), public.sim_dashboard(text, integer, integer)});
+	public.sim_scenario_runs(), public.sim_dashboard(text, integer, integer),
+	public.sim_forecast(text, text, interval, interval, timestamptz), public.sim_predict_alerts(interval)});
 ($ret, $out, $err) = as_role('postgres', q{CREATE SCHEMA own;
 	CREATE FUNCTION own.ge(numeric, integer) RETURNS boolean LANGUAGE sql AS 'SELECT $1 >= $2::numeric';
 	CREATE OPERATOR public.>= (LEFTARG = numeric, RIGHTARG = integer, FUNCTION = own.ge)});
