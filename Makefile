@@ -40,7 +40,7 @@ sim_metrics--1.9.sql: sim_metrics--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics
 $(OBJS): $(wildcard src/*.h)
 
 MODEL_SRC = src/model.c test/model_test.c
-MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -ffp-contract=off -Isrc
+MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -ffp-contract=off -Isrc -Itest
 
 # the detector and NAB's scoring are pure C too (test/detect_test.c,
 # test/nab_test.c); bench/nab_eval checks the scoring on a NAB checkout
@@ -55,10 +55,10 @@ test/model_test: $(MODEL_SRC) src/model.h
 test/model_test_vg: $(MODEL_SRC) src/model.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(MODEL_SRC) -lm -o $@
 
-test/detect_test: $(DETECT_SRC) src/detect.h src/model.h src/nab.h
+test/detect_test: $(DETECT_SRC) src/detect.h src/model.h src/nab.h test/tap.h
 	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(DETECT_SRC) -lm -o $@
 
-test/detect_test_vg: $(DETECT_SRC) src/detect.h src/model.h src/nab.h
+test/detect_test_vg: $(DETECT_SRC) src/detect.h src/model.h src/nab.h test/tap.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(DETECT_SRC) -lm -o $@
 
 test/nab_test: $(NAB_TEST_SRC) src/nab.h
@@ -67,10 +67,10 @@ test/nab_test: $(NAB_TEST_SRC) src/nab.h
 test/nab_test_vg: $(NAB_TEST_SRC) src/nab.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(NAB_TEST_SRC) -lm -o $@
 
-test/forecast_test: $(FORECAST_TEST_SRC) src/forecast.h
+test/forecast_test: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h
 	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(FORECAST_TEST_SRC) -lm -o $@
 
-test/forecast_test_vg: $(FORECAST_TEST_SRC) src/forecast.h
+test/forecast_test_vg: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(FORECAST_TEST_SRC) -lm -o $@
 
 bench/nab_eval: src/nab.c src/nab.h bench/nab_eval.c

@@ -41,38 +41,6 @@ static const char *const smx_al_metrics[4] = {
 	"cpu_usage", "memory_usage", "disk_usage", "network_usage"
 };
 
-static inline double
-smx_al_epoch(TimestampTz t)
-{
-	return (double) t / USECS_PER_SEC +
-		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-}
-
-static inline TimestampTz
-smx_al_timestamptz(double epoch)
-{
-	return (TimestampTz) llrint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-								USECS_PER_SEC);
-}
-
-static double
-smx_al_horizon(FunctionCallInfo fcinfo, int arg)
-{
-	double		s;
-
-	if (PG_ARGISNULL(arg))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("horizon must not be NULL")));
-	s = smx_interval_seconds(PG_GETARG_INTERVAL_P(arg));
-	if (!(s > 0) || !isfinite(s))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("horizon must be a positive interval"),
-				 errhint("For example '1 hour'.")));
-	return s;
-}
-
 /* A live server as the prediction needs it. */
 typedef struct SmxAlServer
 {
@@ -90,27 +58,6 @@ smx_al_cmp_id(const void *a, const void *b)
 	return strcmp(((const SmxAlServer *) a)->id, ((const SmxAlServer *) b)->id);
 }
 
-static int
-smx_al_find(const SmxAlServer *s, int n, const char *id)
-{
-	int			lo = 0,
-				hi = n - 1;
-
-	while (lo <= hi)
-	{
-		int			mid = lo + (hi - lo) / 2;
-		int			c = strcmp(s[mid].id, id);
-
-		if (c == 0)
-			return mid;
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid - 1;
-	}
-	return -1;
-}
-
 /* Put one sample's four metrics into server i's cells (cells n, g seconds from t_first). */
 static inline void
 smx_al_put(float *y, int ncell, double t_first, double g, int i, TimestampTz ts,
@@ -120,7 +67,7 @@ smx_al_put(float *y, int ncell, double t_first, double g, int i, TimestampTz ts,
 
 	if (TIMESTAMP_NOT_FINITE(ts))
 		return;
-	c = (int64) floor((smx_al_epoch(ts) - t_first) / g + 0.5);
+	c = (int64) floor((smx_timestamptz_epoch(ts) - t_first) / g + 0.5);
 	if (c < 0 || c >= ncell)
 		return;
 	for (int m = 0; m < 4; m++)
@@ -137,7 +84,7 @@ Datum
 sim_predict_alerts(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	double		horizon_s = smx_al_horizon(fcinfo, 0);
+	double		horizon_s = smx_positive_interval_arg(fcinfo, 0, "horizon");
 	double		now,
 				step,
 				g,
@@ -255,15 +202,14 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 		Datum	   *ids = palloc(sizeof(Datum) * n);
 		Datum		args[3];
 		Oid			types[3] = {TEXTARRAYOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-		SPIPlanPtr	plan;
 		Portal		portal;
 
 		for (int i = 0; i < n; i++)
 			ids[i] = CStringGetTextDatum(srv[i].id);
 		args[0] = PointerGetDatum(construct_array(ids, n, TEXTOID, -1, false, TYPALIGN_INT));
-		args[1] = TimestampTzGetDatum(smx_al_timestamptz(t_first - g / 2));
-		args[2] = TimestampTzGetDatum(smx_al_timestamptz(now));
-		plan = SPI_prepare_cursor(psprintf("SELECT h.server_id, h.\"timestamp\", h.cpu_usage::pg_catalog.float8,"
+		args[1] = TimestampTzGetDatum(smx_epoch_timestamptz(t_first - g / 2));
+		args[2] = TimestampTzGetDatum(smx_epoch_timestamptz(now));
+		portal = smx_open_cursor(psprintf("SELECT h.server_id, h.\"timestamp\", h.cpu_usage::pg_catalog.float8,"
 										   " h.memory_usage::pg_catalog.float8, h.disk_usage::pg_catalog.float8,"
 										   " h.network_io::pg_catalog.float8,"
 										   " h.status OPERATOR(pg_catalog.=) 'offline'"
@@ -271,12 +217,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 										   " WHERE h.server_id OPERATOR(pg_catalog.=) ANY ($1)"
 										   "   AND h.\"timestamp\" OPERATOR(pg_catalog.>=) $2"
 										   "   AND h.\"timestamp\" OPERATOR(pg_catalog.<=) $3", nsp),
-								  3, types, CURSOR_OPT_NO_SCROLL);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		PushActiveSnapshot(GetLatestSnapshot());
-		portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-		PopActiveSnapshot();
+								 3, types, args, true);
 		for (;;)
 		{
 			SPI_cursor_fetch(portal, true, 5000);
@@ -292,11 +233,18 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 							n_off;
 				double		v[4];
 				Datum		d = SPI_getbinval(tup, td, 1, &n_id);
-				char	   *id = n_id ? NULL : TextDatumGetCString(d);
-				int			i = id ? smx_al_find(srv, n, id) : -1;
 				TimestampTz ts = DatumGetTimestampTz(SPI_getbinval(tup, td, 2, &n_ts));
 				bool		off = DatumGetBool(SPI_getbinval(tup, td, 7, &n_off));
+				SmxAlServer key;
+				SmxAlServer *found = NULL;
+				int			i;
 
+				if (!n_id)
+				{
+					text_to_cstring_buffer(DatumGetTextPP(d), key.id, sizeof(key.id));
+					found = bsearch(&key, srv, n, sizeof(SmxAlServer), smx_al_cmp_id);
+				}
+				i = found ? (int) (found - srv) : -1;
 				if (i < 0 || n_ts || (!n_off && off))
 					continue;
 				for (int m = 0; m < 4; m++)
@@ -339,7 +287,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 				values[0] = CStringGetTextDatum(srv[i].id);
 				values[1] = CStringGetTextDatum(smx_al_metrics[m]);
 				values[2] = CStringGetTextDatum(l == 0 ? "warning" : "critical");
-				values[3] = TimestampTzGetDatum(smx_al_timestamptz(now + rint(a.eta)));
+				values[3] = TimestampTzGetDatum(smx_epoch_timestamptz(now + rint(a.eta)));
 				values[4] = Float8GetDatum(rint(a.probability * 1e4) / 1e4);
 				values[5] = Float8GetDatum(rint((double) srv[i].now[m] * 100) / 100);
 				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -489,7 +437,6 @@ sim_alert_report(PG_FUNCTION_ARGS)
 	Datum		values[10];
 	bool		nulls[10];
 	Portal		portal;
-	SPIPlanPtr	plan;
 	MemoryContext rowcxt;
 	Datum		args[2];
 	Oid			types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
@@ -500,7 +447,7 @@ sim_alert_report(PG_FUNCTION_ARGS)
 				 errmsg("since and until must not be NULL")));
 	since = PG_GETARG_TIMESTAMPTZ(0);
 	until = PG_GETARG_TIMESTAMPTZ(1);
-	horizon_s = smx_al_horizon(fcinfo, 2);
+	horizon_s = smx_positive_interval_arg(fcinfo, 2, "horizon");
 	if (TIMESTAMP_NOT_FINITE(since) || TIMESTAMP_NOT_FINITE(until))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -516,8 +463,8 @@ sim_alert_report(PG_FUNCTION_ARGS)
 	LWLockRelease(smx_shared->publish_lock);
 	if (!(g > 0))
 		g = 30.0;
-	t_since = smx_al_epoch(since);
-	t_until = smx_al_epoch(until);
+	t_since = smx_timestamptz_epoch(since);
+	t_until = smx_timestamptz_epoch(until);
 	/* cells: the window before since, the span, the horizon after it */
 	if ((t_until - t_since + SMX_AL_WINDOW_SECONDS + horizon_s) / g > 50e6)
 		ereport(ERROR,
@@ -540,10 +487,10 @@ sim_alert_report(PG_FUNCTION_ARGS)
 	nsp = quote_identifier(smx_extension_schema_name());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	args[0] = TimestampTzGetDatum(smx_al_timestamptz(t_first - g / 2));
-	args[1] = TimestampTzGetDatum(smx_al_timestamptz(t_until + horizon_s));
+	args[0] = TimestampTzGetDatum(smx_epoch_timestamptz(t_first - g / 2));
+	args[1] = TimestampTzGetDatum(smx_epoch_timestamptz(t_until + horizon_s));
 	/* every sample of the span, by server, with its role, capacity and run */
-	plan = SPI_prepare_cursor(psprintf(
+	portal = smx_open_cursor(psprintf(
 		"SELECT h.server_id, h.\"timestamp\", h.cpu_usage::pg_catalog.float8,"
 		" h.memory_usage::pg_catalog.float8, h.disk_usage::pg_catalog.float8,"
 		" h.network_io::pg_catalog.float8 OPERATOR(pg_catalog./) COALESCE(t.network_capacity_bps, 1250000000)::pg_catalog.float8"
@@ -558,10 +505,7 @@ sim_alert_report(PG_FUNCTION_ARGS)
 		"   ON r.run_id OPERATOR(pg_catalog.=) h.scenario_run_id"
 		" WHERE h.\"timestamp\" OPERATOR(pg_catalog.>=) $1 AND h.\"timestamp\" OPERATOR(pg_catalog.<=) $2"
 		" ORDER BY h.server_id COLLATE \"C\", h.\"timestamp\"", nsp),
-							  2, types, CURSOR_OPT_NO_SCROLL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+							 2, types, args, false);
 	for (;;)
 	{
 		bool		done;
@@ -617,7 +561,7 @@ sim_alert_report(PG_FUNCTION_ARGS)
 			ts = DatumGetTimestampTz(SPI_getbinval(tup, td, 2, &isnull));
 			if (isnull || TIMESTAMP_NOT_FINITE(ts))
 				continue;
-			c = (int64) floor((smx_al_epoch(ts) - t_first) / g + 0.5);
+			c = (int64) floor((smx_timestamptz_epoch(ts) - t_first) / g + 0.5);
 			if (c < 0 || c >= ncell)
 				continue;
 			if (!DatumGetBool(SPI_getbinval(tup, td, 7, &isnull)))
@@ -633,7 +577,7 @@ sim_alert_report(PG_FUNCTION_ARGS)
 				Datum		st = SPI_getbinval(tup, td, 10, &isnull);
 
 				start[c] = isnull ? (int32) c :
-					(int32) floor((smx_al_epoch(DatumGetTimestampTz(st)) - t_first) / g + 0.5);
+					(int32) floor((smx_timestamptz_epoch(DatumGetTimestampTz(st)) - t_first) / g + 0.5);
 			}
 		}
 		MemoryContextSwitchTo(old);

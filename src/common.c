@@ -31,6 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -103,6 +104,71 @@ smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
 		return false;
 	*ts = (TimestampTz) usecs;
 	return true;
+}
+
+/* Unix seconds of a timestamptz (finite). */
+double
+smx_timestamptz_epoch(TimestampTz ts)
+{
+	return (double) ts / USECS_PER_SEC +
+		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+}
+
+/* A timestamptz of unix seconds, to the microsecond; an error out of range. */
+TimestampTz
+smx_epoch_timestamptz(double epoch)
+{
+	TimestampTz ts;
+
+	if (!smx_epoch_to_timestamptz(rint(epoch * USECS_PER_SEC) / USECS_PER_SEC, &ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return ts;
+}
+
+/*
+ * Argument arg, an interval, in seconds: an error when it is NULL or not
+ * positive; name says which argument.
+ */
+double
+smx_positive_interval_arg(FunctionCallInfo fcinfo, int arg, const char *name)
+{
+	double		s;
+
+	if (PG_ARGISNULL(arg))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be NULL", name)));
+	s = smx_interval_seconds(PG_GETARG_INTERVAL_P(arg));
+	if (!(s > 0) || !isfinite(s))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a positive interval", name),
+				 errhint("For example '1 hour' or '14 days'.")));
+	return s;
+}
+
+/*
+ * Open a read-only cursor on sql with its arguments. latest: with a
+ * snapshot newer than anything read before it (the ring), whatever the
+ * isolation level, so a sample flushed meanwhile is visible. Must be
+ * connected to SPI.
+ */
+Portal
+smx_open_cursor(const char *sql, int nargs, Oid *types, Datum *args, bool latest)
+{
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_NO_SCROLL);
+	Portal		portal;
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (latest)
+		PushActiveSnapshot(GetLatestSnapshot());
+	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
+	if (latest)
+		PopActiveSnapshot();
+	return portal;
 }
 
 /*

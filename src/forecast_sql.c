@@ -40,21 +40,6 @@ static const char *const smx_fc_metrics[4] = {
 	"cpu_usage", "memory_usage", "disk_usage", "network_usage"
 };
 
-/* Unix seconds of a timestamptz. */
-static inline double
-smx_fc_epoch(TimestampTz t)
-{
-	return (double) t / USECS_PER_SEC +
-		(double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-}
-
-static inline TimestampTz
-smx_fc_timestamptz(double epoch)
-{
-	return (TimestampTz) llrint((epoch - (double) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY) *
-								USECS_PER_SEC);
-}
-
 /* Add one sample to its grid cell (cells: n from t_first, step apart). */
 static inline void
 smx_fc_put(float *y, int *cnt, uint8 *excl, int n, double t_first, double step,
@@ -64,7 +49,7 @@ smx_fc_put(float *y, int *cnt, uint8 *excl, int n, double t_first, double step,
 
 	if (TIMESTAMP_NOT_FINITE(ts))
 		return;
-	i = (int64) floor((smx_fc_epoch(ts) - t_first) / step + 0.5);
+	i = (int64) floor((smx_timestamptz_epoch(ts) - t_first) / step + 0.5);
 	if (i < 0 || i >= n)
 		return;
 	/* an incident's or an offline server's sample: no normal behaviour */
@@ -75,24 +60,6 @@ smx_fc_put(float *y, int *cnt, uint8 *excl, int n, double t_first, double step,
 		return;
 	y[i] += (float) x;
 	cnt[i]++;
-}
-
-static double
-smx_fc_interval_arg(FunctionCallInfo fcinfo, int arg, const char *name)
-{
-	double		s;
-
-	if (PG_ARGISNULL(arg))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be NULL", name)));
-	s = smx_interval_seconds(PG_GETARG_INTERVAL_P(arg));
-	if (!(s > 0) || !isfinite(s))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be a positive interval", name),
-				 errhint("For example '1 hour' or '14 days'.")));
-	return s;
 }
 
 /* Fit, or explain why not. what: the series, for the message. */
@@ -130,7 +97,7 @@ smx_fc_emit(FunctionCallInfo fcinfo, const smx_fc_model *m, double step, double 
 		double		ahead = k * step > horizon_s ? horizon_s : (double) k * step;
 
 		smx_fc_at(m, ahead, out);
-		values[0] = TimestampTzGetDatum(smx_fc_timestamptz(m->t_last + ahead));
+		values[0] = TimestampTzGetDatum(smx_epoch_timestamptz(m->t_last + ahead));
 		for (int j = 0; j < 5; j++)
 			values[1 + j] = Float8GetDatum(rint((double) out[j] * 1e4) / 1e4);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -161,7 +128,6 @@ sim_forecast(PG_FUNCTION_ARGS)
 	uint8	   *excl;
 	const char *nsp;
 	Portal		portal;
-	SPIPlanPtr	plan;
 	TimestampTz since,
 				until;
 	SmxHistRow *mem;
@@ -185,8 +151,8 @@ sim_forecast(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown metric \"%s\"", metric),
 				 errhint("Use cpu_usage, memory_usage, disk_usage or network_usage.")));
-	horizon_s = smx_fc_interval_arg(fcinfo, 2, "horizon");
-	train_s = smx_fc_interval_arg(fcinfo, 3, "training");
+	horizon_s = smx_positive_interval_arg(fcinfo, 2, "horizon");
+	train_s = smx_positive_interval_arg(fcinfo, 3, "training");
 	if (horizon_s > train_s)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -212,13 +178,13 @@ sim_forecast(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("as_of must be finite")));
-		if (smx_fc_epoch(as_of) > now)
+		if (smx_timestamptz_epoch(as_of) > now)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("as_of (%s) is after the current simulated time",
 							pstrdup(timestamptz_to_str(as_of))),
 					 errhint("Leave as_of NULL to forecast from now.")));
-		now = smx_fc_epoch(as_of);
+		now = smx_timestamptz_epoch(as_of);
 	}
 	step = Max(tick_s, train_s / SMX_FC_MAX_POINTS);
 	n = (int) floor(train_s / step) + 1;
@@ -255,8 +221,8 @@ sim_forecast(PG_FUNCTION_ARGS)
 	 * lands twice in its cell: the same value, so the cell's mean is the
 	 * same. No order is needed, so none is asked of the table.
 	 */
-	since = smx_fc_timestamptz(t_first - step / 2);
-	until = smx_fc_timestamptz(now);
+	since = smx_epoch_timestamptz(t_first - step / 2);
+	until = smx_epoch_timestamptz(now);
 	mem = smx_history_ring_rows(server_id, since, until, &nmem);
 	for (int r = 0; r < nmem; r++)
 		smx_fc_put(y, cnt, excl, n, t_first, step, mem[r].ts,
@@ -266,7 +232,7 @@ sim_forecast(PG_FUNCTION_ARGS)
 	args[0] = PointerGetDatum(server_t);
 	args[1] = TimestampTzGetDatum(since);
 	args[2] = TimestampTzGetDatum(until);
-	plan = SPI_prepare_cursor(psprintf("SELECT h.\"timestamp\", h.%s::pg_catalog.float8,"
+	portal = smx_open_cursor(psprintf("SELECT h.\"timestamp\", h.%s::pg_catalog.float8,"
 									   " h.status OPERATOR(pg_catalog.=) 'offline',"
 									   " h.scenario_run_id IS NOT NULL"
 									   " FROM %s.server_metrics_history h"
@@ -274,12 +240,7 @@ sim_forecast(PG_FUNCTION_ARGS)
 									   "   AND h.\"timestamp\" OPERATOR(pg_catalog.>=) $2"
 									   "   AND h.\"timestamp\" OPERATOR(pg_catalog.<=) $3",
 									   mi == 3 ? "network_io" : smx_fc_metrics[mi], nsp),
-							  3, argtypes, CURSOR_OPT_NO_SCROLL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	PushActiveSnapshot(GetLatestSnapshot());
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	PopActiveSnapshot();
+							3, argtypes, args, true);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, SMX_FC_FETCH);
@@ -360,7 +321,7 @@ sim_forecast_series(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("ts and value must not be NULL")));
-	horizon_s = smx_fc_interval_arg(fcinfo, 2, "horizon");
+	horizon_s = smx_positive_interval_arg(fcinfo, 2, "horizon");
 	ta = PG_GETARG_ARRAYTYPE_P(0);
 	va = PG_GETARG_ARRAYTYPE_P(1);
 	if (ARR_NDIM(ta) > 1 || ARR_NDIM(va) > 1)
@@ -397,15 +358,15 @@ sim_forecast_series(PG_FUNCTION_ARGS)
 	n = 0;
 	for (int i = 1; i < nts; i++)
 		if (ts[i] != ts[i - 1])
-			gaps[n++] = smx_fc_epoch(DatumGetTimestampTz(ts[i])) - smx_fc_epoch(DatumGetTimestampTz(ts[i - 1]));
+			gaps[n++] = smx_timestamptz_epoch(DatumGetTimestampTz(ts[i])) - smx_timestamptz_epoch(DatumGetTimestampTz(ts[i - 1]));
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("every row of the series has the same time")));
 	qsort(gaps, n, sizeof(double), smx_fc_cmp_double);
 	step = gaps[n / 2];
-	t0 = smx_fc_epoch(DatumGetTimestampTz(ts[0]));
-	t1 = smx_fc_epoch(DatumGetTimestampTz(ts[nts - 1]));
+	t0 = smx_timestamptz_epoch(DatumGetTimestampTz(ts[0]));
+	t1 = smx_timestamptz_epoch(DatumGetTimestampTz(ts[nts - 1]));
 	if (horizon_s > t1 - t0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -418,7 +379,7 @@ sim_forecast_series(PG_FUNCTION_ARGS)
 	for (int i = 0; i < nts; i++)
 	{
 		double		x = val_null[i] ? NAN : DatumGetFloat8(val[i]);
-		int64		k = (int64) floor((smx_fc_epoch(DatumGetTimestampTz(ts[i])) - t0) / step + 0.5);
+		int64		k = (int64) floor((smx_timestamptz_epoch(DatumGetTimestampTz(ts[i])) - t0) / step + 0.5);
 
 		if (!isfinite((float) x) || k < 0 || k >= n)
 			continue;

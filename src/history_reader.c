@@ -167,28 +167,17 @@ smx_history_table_row(HeapTuple tup, TupleDesc td, SmxHistRow *t)
 static Portal
 smx_history_open_cursor(const char *nspname, Datum *args)
 {
-	StringInfoData sql;
 	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	SPIPlanPtr	plan;
-	Portal		portal;
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT \"timestamp\", cpu_usage::float8, memory_usage::float8,"
-					 " disk_usage::float8, network_io, status, session_id, tick, scenario_run_id"
-					 " FROM %s.server_metrics_history"
-					 " WHERE server_id OPERATOR(pg_catalog.=) $1"
-					 "   AND \"timestamp\" OPERATOR(pg_catalog.>=) $2"
-					 "   AND \"timestamp\" OPERATOR(pg_catalog.<=) $3"
-					 " ORDER BY \"timestamp\", tick",
-					 quote_identifier(nspname));
-	plan = SPI_prepare_cursor(sql.data, 3, argtypes, CURSOR_OPT_NO_SCROLL);
-	if (plan == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	PushActiveSnapshot(GetLatestSnapshot());
-	portal = SPI_cursor_open(NULL, plan, args, NULL, true);
-	PopActiveSnapshot();
-	return portal;
+	return smx_open_cursor(psprintf("SELECT \"timestamp\", cpu_usage::float8, memory_usage::float8,"
+									" disk_usage::float8, network_io, status, session_id, tick, scenario_run_id"
+									" FROM %s.server_metrics_history"
+									" WHERE server_id OPERATOR(pg_catalog.=) $1"
+									"   AND \"timestamp\" OPERATOR(pg_catalog.>=) $2"
+									"   AND \"timestamp\" OPERATOR(pg_catalog.<=) $3"
+									" ORDER BY \"timestamp\", tick",
+									quote_identifier(nspname)),
+						   3, argtypes, args, true);
 }
 
 /*

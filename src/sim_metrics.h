@@ -20,6 +20,8 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/lwlock.h"
+#include "fmgr.h"
+#include "utils/portal.h"
 
 #include "model.h"
 #include "detect.h"
@@ -403,6 +405,10 @@ smx_pct_datum(double v)
 extern Oid	smx_extension_schema(Oid *ext);
 extern char *smx_extension_schema_name(void);
 extern bool smx_epoch_to_timestamptz(double epoch, TimestampTz *ts);
+extern double smx_timestamptz_epoch(TimestampTz ts);
+extern TimestampTz smx_epoch_timestamptz(double epoch);
+extern double smx_positive_interval_arg(FunctionCallInfo fcinfo, int arg, const char *name);
+extern Portal smx_open_cursor(const char *sql, int nargs, Oid *types, Datum *args, bool latest);
 extern double smx_sim_epoch_at(uint64 tick);
 extern bool smx_sim_now(double *epoch, TimestampTz *ts);
 extern void smx_record_error(const char *msg);

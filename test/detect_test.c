@@ -15,32 +15,13 @@
 #include "detect.h"
 #include "model.h"
 #include "nab.h"
+#include "tap.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static int	n_checks = 0;
-static int	n_failed = 0;
-
-static void check(int ok, const char *fmt,...) __attribute__((format(printf, 2, 3)));
-
-static void
-check(int ok, const char *fmt,...)
-{
-	va_list		ap;
-
-	n_checks++;
-	if (!ok)
-		n_failed++;
-	printf("%s %d - ", ok ? "ok" : "not ok", n_checks);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
 
 /* a noisy periodic series: deterministic, no library RNG */
 static double
@@ -307,8 +288,5 @@ main(void)
 	test_detector();
 	test_fleet();
 	test_nab();
-	printf("1..%d\n", n_checks);
-	if (n_failed)
-		printf("# %d of %d checks failed\n", n_failed, n_checks);
-	return n_failed ? 1 : 0;
+	return tap_done();
 }

@@ -15,9 +15,9 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "forecast.h"
+#include "tap.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,25 +25,6 @@
 
 #define PI		3.14159265358979323846
 
-static int	n_checks = 0;
-static int	n_failed = 0;
-
-static void check(int ok, const char *fmt,...) __attribute__((format(printf, 2, 3)));
-
-static void
-check(int ok, const char *fmt,...)
-{
-	va_list		ap;
-
-	n_checks++;
-	if (!ok)
-		n_failed++;
-	printf("%s %d - ", ok ? "ok" : "not ok", n_checks);
-	va_start(ap, fmt);
-	vprintf(fmt, ap);
-	va_end(ap);
-	putchar('\n');
-}
 
 /* a deterministic standard normal draw (no library RNG): Box-Muller on a splitmix */
 static uint64_t rng_state = 42;
@@ -285,8 +266,5 @@ main(void)
 	test_disk();
 	test_incident();
 	test_edges();
-	printf("1..%d\n", n_checks);
-	if (n_failed)
-		printf("# %d of %d checks failed\n", n_failed, n_checks);
-	return n_failed ? 1 : 0;
+	return tap_done();
 }
