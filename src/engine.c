@@ -572,11 +572,17 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 			cfg.start_epoch = rs->max_tick_epoch - (double) rs->max_tick * cfg.step_seconds;
 	}
 	smx_prepare_tick(&ctx, &cfg, new_tick);
-	/* each kept server keeps its detector; new and restored ones start afresh */
+	/*
+	 * each kept server keeps its detector; a restored one takes what the
+	 * last clean shutdown saved for it (startup.c), zeroed when nothing
+	 * matched; new ones start afresh
+	 */
 	detect = palloc0(sizeof(smx_server_detector) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		if (old_index[i] >= 0)
 			detect[i] = smx_shared_detect()[old_index[i]];
+		else if (rs->done && rs->found[i])
+			detect[i] = rs->detect[i];
 	for (int i = 0; i < n; i++)
 	{
 		if (old_index[i] >= 0)
@@ -745,7 +751,9 @@ smx_engine_reload(bool from_worker)
 	if (rs.done && rs.nfound > 0)
 		ereport(LOG,
 				(errmsg("sim_metrics: continued %d of %d servers from server_metrics_history at tick " UINT64_FORMAT,
-						rs.nfound, n, rs.max_tick)));
+						rs.nfound, n, rs.max_tick),
+				 errdetail("%d of them kept the anomaly detector a clean shutdown saved; the others' detectors start over.",
+						   rs.nkept)));
 	return n;
 }
 
