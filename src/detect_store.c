@@ -85,8 +85,10 @@ smx_store_put(SmxStoreOut *o, const void *data, size_t len)
  * the shared state may be half-written, and nothing is kept. Only after
  * the fleet's first load since the start (fleet.history_restored): before
  * it the detectors are empty, and a file saved by the previous shutdown,
- * still waiting for that load, is left as it is. Every other process has
- * exited, so the shared state is read without a lock. Failures are logged:
+ * still waiting for that load, is left as it is. Not when a process was
+ * killed while it wrote them (fleet.detect_busy, an immediate shutdown):
+ * they may be ahead of fleet.tick. Every other process has exited, so the
+ * shared state is read without a lock. Failures are logged:
  * the next start then finds no file and starts the detectors over.
  */
 static void
@@ -101,6 +103,14 @@ smx_detect_store_shutdown(int code, Datum arg)
 
 	if (code != 0 || smx_shared == NULL || !smx_shared->fleet.history_restored)
 		return;
+	if (smx_shared->fleet.detect_busy)
+	{
+		/* a process was killed while it stepped them (immediate shutdown) */
+		ereport(LOG,
+				(errmsg("sim_metrics: not saving the anomaly detectors: they were being written when the server stopped"),
+				 errdetail("The anomaly detectors start over after the restart.")));
+		return;
+	}
 
 	desc = smx_shared_desc();
 	detect = smx_shared_detect();

@@ -226,6 +226,14 @@ typedef struct SmxFleet
 	int			nservers;		/* servers in use, sorted by id */
 	int			skipped_servers;	/* enabled templates beyond capacity */
 	bool		history_restored;	/* fleet state restored from history */
+	/*
+	 * Set by the step_lock holder (without publish_lock: no reader looks at
+	 * it) while it writes the detectors, until the tick they scored is
+	 * published: a process killed meanwhile (an immediate shutdown) leaves
+	 * it set, and the postmaster's exit then saves no detector that is
+	 * ahead of fleet.tick (detect_store.c).
+	 */
+	bool		detect_busy;
 	char		state[32];		/* "running", "paused", "waiting for ..." */
 } SmxFleet;
 
