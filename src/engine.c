@@ -99,6 +99,20 @@ smx_priv_sync(void)
 }
 
 /*
+ * Mark the detectors as being written (busy) or consistent with the
+ * published fleet.tick again; see SmxFleet.detect_busy. The barrier keeps
+ * the mark ahead of the detectors' writes, and the published tick ahead of
+ * its clearing. Caller must hold step_lock.
+ */
+static inline void
+smx_detect_busy(bool busy)
+{
+	pg_write_barrier();
+	smx_shared->fleet.detect_busy = busy;
+	pg_write_barrier();
+}
+
+/*
  * Simulation settings from the GUCs. The clock origin is start_time when
  * set; otherwise the origin already fixed in shared memory, or now.
  * Caller must hold step_lock.
@@ -276,6 +290,7 @@ smx_engine_tick(int64 n, bool from_worker)
 		if (!smx_check_time_range(&cfg, tick + chunk, from_worker))
 			return tick;
 
+		smx_detect_busy(true);
 		INSTR_TIME_SET_CURRENT(start);
 		for (int64 k = 0; k < chunk; k++)
 		{
@@ -293,6 +308,7 @@ smx_engine_tick(int64 n, bool from_worker)
 
 		smx_publish(&cfg, tick, INSTR_TIME_GET_MILLISEC(elapsed) / chunk, true, NULL,
 					head, dropped);
+		smx_detect_busy(false);
 		LWLockRelease(smx_shared->step_lock);
 
 		if (dropped > 0)
@@ -572,11 +588,17 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 			cfg.start_epoch = rs->max_tick_epoch - (double) rs->max_tick * cfg.step_seconds;
 	}
 	smx_prepare_tick(&ctx, &cfg, new_tick);
-	/* each kept server keeps its detector; new and restored ones start afresh */
+	/*
+	 * each kept server keeps its detector; a restored one takes what the
+	 * last clean shutdown saved for it (startup.c), zeroed when nothing
+	 * matched; new ones start afresh
+	 */
 	detect = palloc0(sizeof(smx_server_detector) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		if (old_index[i] >= 0)
 			detect[i] = smx_shared_detect()[old_index[i]];
+		else if (rs->done && rs->found[i])
+			detect[i] = rs->detect[i];
 	for (int i = 0; i < n; i++)
 	{
 		if (old_index[i] >= 0)
@@ -603,8 +625,10 @@ smx_merge_and_publish(SmxTemplates *t, const SmxRestored *rs, Oid ext, int skipp
 	memcpy(smx_priv_params, t->params, n * sizeof(smx_params));
 	memcpy(smx_priv_state, state, n * sizeof(smx_state));
 	/* in the new order only now, with the states it belongs to */
+	smx_detect_busy(true);
 	memcpy(smx_shared_detect(), detect, sizeof(smx_server_detector) * n);
 	smx_publish(&cfg, new_tick, 0, false, &fleet, smx_shared->ring.head, 0);
+	smx_detect_busy(false);
 	smx_priv_valid = true;
 	return true;
 }
@@ -745,7 +769,9 @@ smx_engine_reload(bool from_worker)
 	if (rs.done && rs.nfound > 0)
 		ereport(LOG,
 				(errmsg("sim_metrics: continued %d of %d servers from server_metrics_history at tick " UINT64_FORMAT,
-						rs.nfound, n, rs.max_tick)));
+						rs.nfound, n, rs.max_tick),
+				 errdetail("%d of them kept the anomaly detector a clean shutdown saved; the others' detectors start over.",
+						   rs.nkept)));
 	return n;
 }
 
@@ -768,6 +794,7 @@ smx_engine_adopt(const SmxAdopt *a)
 	if (same)
 	{
 		LWLockAcquire(smx_shared->publish_lock, LW_EXCLUSIVE);
+		smx_detect_busy(true);
 		memcpy(smx_shared_state(), a->state, a->n * sizeof(smx_state));
 		memcpy(smx_shared_detect(), a->detect, a->n * sizeof(smx_server_detector));
 		smx_shared->fleet.tick = a->tick;
@@ -776,6 +803,7 @@ smx_engine_adopt(const SmxAdopt *a)
 		smx_shared->fleet.clock_set = true;
 		smx_shared->fleet.state_version++;
 		smx_runs_adopt_locked(a->runs, a->next_run_id, (int64) a->tick);
+		smx_detect_busy(false);
 		LWLockRelease(smx_shared->publish_lock);
 		smx_priv_valid = false;
 	}

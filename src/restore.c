@@ -128,8 +128,9 @@ smx_restore_columns(Oid nsp)
 /*
  * Read the latest history row of each of the n servers (an index probe per
  * server), so a restarted cluster continues each server from where its
- * chart stopped instead of jumping back to the baseline. Fills restored[i]
- * and found[i]; *max_tick and *max_tick_epoch get the newest tick stored
+ * chart stopped instead of jumping back to the baseline. Fills restored[i],
+ * found[i] and row_tick[i] (the tick of the row server i continues from,
+ * -1 when none); *max_tick and *max_tick_epoch get the newest tick stored
  * (of any server, current or retired) and its simulated time.
  * Must run inside a transaction, not connected to SPI. Returns the number
  * of servers found.
@@ -137,7 +138,8 @@ smx_restore_columns(Oid nsp)
 int
 smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 						 const smx_params *params, int n, smx_state *restored,
-						 bool *found, uint64 *max_tick, double *max_tick_epoch)
+						 bool *found, int64 *row_tick, uint64 *max_tick,
+						 double *max_tick_epoch)
 {
 	int			nfound = 0;
 	SmxSavedUser saved;
@@ -145,6 +147,8 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 	*max_tick = 0;
 	*max_tick_epoch = 0;
 	memset(found, 0, sizeof(bool) * n);
+	for (int i = 0; i < n; i++)
+		row_tick[i] = -1;
 	if (n == 0)
 		return 0;
 
@@ -174,6 +178,8 @@ smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 						  (float) DatumGetFloat8(v[3]), DatumGetFloat8(v[4]));
 		found[i] = true;
 		nfound++;
+		if (!isnull[5])
+			row_tick[i] = DatumGetInt64(v[5]);
 		if (!isnull[5] && !isnull[6] && DatumGetInt64(v[5]) > 0 &&
 			(uint64) DatumGetInt64(v[5]) > *max_tick && isfinite(DatumGetFloat8(v[6])))
 		{

@@ -257,6 +257,9 @@ smx_shmem_startup(void)
 		strlcpy(smx_shared->mirror.state, "off", sizeof(smx_shared->mirror.state));
 	}
 	LWLockRelease(AddinShmemInitLock);
+
+	/* the postmaster saves the detectors when it shuts down cleanly */
+	smx_detect_store_register();
 }
 
 void

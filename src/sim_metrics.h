@@ -228,6 +228,14 @@ typedef struct SmxFleet
 	int			nservers;		/* servers in use, sorted by id */
 	int			skipped_servers;	/* enabled templates beyond capacity */
 	bool		history_restored;	/* fleet state restored from history */
+	/*
+	 * Set by the step_lock holder (without publish_lock: no reader looks at
+	 * it) while it writes the detectors, until the tick they scored is
+	 * published: a process killed meanwhile (an immediate shutdown) leaves
+	 * it set, and the postmaster's exit then saves no detector that is
+	 * ahead of fleet.tick (detect_store.c).
+	 */
+	bool		detect_busy;
 	char		state[32];		/* "running", "paused", "waiting for ..." */
 } SmxFleet;
 
@@ -752,8 +760,16 @@ extern void smx_select_latest_rows(Oid nsp, const SmxServerDesc *desc, int n,
 extern void smx_restore_newest_tick(Oid nsp, uint64 *max_tick, double *max_tick_epoch);
 extern int	smx_restore_from_history(Oid nsp, const SmxServerDesc *desc,
 									 const smx_params *params, int n,
-									 smx_state *restored, bool *found,
+									 smx_state *restored, bool *found, int64 *row_tick,
 									 uint64 *max_tick, double *max_tick_epoch);
+
+/*
+ * detect_store.c: the detectors across a clean restart, kept in a file
+ * the postmaster writes at a clean shutdown and the first load reads.
+ */
+extern void smx_detect_store_register(void);
+extern int	smx_detect_store_load(const SmxServerDesc *desc, int n, const bool *found,
+								  const int64 *row_tick, smx_server_detector *detect);
 
 /*
  * redis.c: connections and pipelines; the only file that sees hiredis.
@@ -813,7 +829,8 @@ extern int64 smx_recover_from_redis(Oid nsp, const SmxServerDesc *desc, int n);
 /*
  * startup.c: what the first fleet load after a restart reads back (the
  * writer's, see smx_engine_reload): the servers' state from history, after
- * the samples recovered from Redis, and the runs still open in the log.
+ * the samples recovered from Redis, their detectors as the last clean
+ * shutdown saved them, and the runs still open in the log.
  */
 typedef struct SmxRestored
 {
@@ -823,6 +840,9 @@ typedef struct SmxRestored
 	bool	   *found;
 	uint64		max_tick;
 	double		max_tick_epoch;
+	int64	   *row_tick;		/* tick of the row each continues from; -1 none */
+	smx_server_detector *detect;	/* each one's detector: saved or zeroed */
+	int			nkept;			/* detectors taken from the saved file */
 	SmxRun	   *runs;			/* scenario runs still open in the log */
 	int			nruns;
 	int64		next_run_id;

@@ -6,7 +6,10 @@
  *     server_metrics_history (recover.c), so that the restore sees them;
  *  2. each server continues from its latest history row, the tick
  *     numbering after the newest tick stored (restore.c);
- *  3. the scenario runs still open in scenario_execution_log are read back
+ *  3. each restored server whose anomaly detector the last clean shutdown
+ *     saved, at the tick of the row it continues from, gets it back
+ *     (detect_store.c); every other detector starts over;
+ *  4. the scenario runs still open in scenario_execution_log are read back
  *     (scenario_db.c), to be resumed (scenario.c, smx_runs_resume).
  * The writer makes this load (its reload, engine.c, finds history not
  * restored yet); a backend waits for it, unless its own transaction
@@ -19,8 +22,9 @@
 
 /*
  * Read back what the restart took for the n servers of desc/params (the
- * fleet being loaded) into rs: its state, found, max_tick and
- * max_tick_epoch from history, its runs and next_run_id from the log.
+ * fleet being loaded) into rs: its state, found, row_tick, max_tick and
+ * max_tick_epoch from history, its detectors (saved or zeroed), its runs
+ * and next_run_id from the log.
  */
 void
 smx_startup_read(Oid nsp, const char *nspname, const SmxServerDesc *desc,
@@ -28,10 +32,13 @@ smx_startup_read(Oid nsp, const char *nspname, const SmxServerDesc *desc,
 {
 	rs->state = palloc(sizeof(smx_state) * n);
 	rs->found = palloc(sizeof(bool) * n);
+	rs->row_tick = palloc(sizeof(int64) * n);
 	/* what a crash took from the ring first, so the restore sees it */
 	(void) smx_recover_from_redis(nsp, desc, n);
 	rs->nfound = smx_restore_from_history(nsp, desc, params, n, rs->state, rs->found,
-										  &rs->max_tick, &rs->max_tick_epoch);
+										  rs->row_tick, &rs->max_tick, &rs->max_tick_epoch);
+	rs->detect = palloc0(sizeof(smx_server_detector) * n);
+	rs->nkept = smx_detect_store_load(desc, n, rs->found, rs->row_tick, rs->detect);
 	rs->runs = palloc0(sizeof(SmxRun) * SMX_MAX_RUNS);
 	rs->nruns = smx_runs_read_open(nspname, rs->runs, SMX_MAX_RUNS, (int64) rs->max_tick,
 								   &rs->next_run_id);
