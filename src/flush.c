@@ -66,6 +66,10 @@ PG_FUNCTION_INFO_V1(sim_flush);
  * the new tail. A rolled-back transaction or subtransaction leaves the
  * samples in the ring; PREPARE TRANSACTION is refused.
  */
+
+/* The last flush attempt met another session's flush (sim_flush()) and gave way. */
+bool		smx_flush_postponed = false;
+
 static uint64 smx_xact_flush_upto = 0;
 static int64 smx_xact_flush_rows = 0;
 static int64 smx_xact_flush_rejected = 0;
@@ -521,11 +525,16 @@ smx_flush_pending(bool from_worker, bool final, uint64 max_rows, TimestampTz dea
 								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
 								 true, 0, false);
 
+	smx_flush_postponed = false;
 	if (!smx_flush_lock(!from_worker || final))
+	{
+		/* not a failure: that session's sim_flush() writes these samples */
+		smx_flush_postponed = true;
 		ereport(ERROR,
 				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
 				 errmsg("another session is flushing history; flush postponed"),
 				 errhint("A transaction that called sim_flush() holds the flush until it ends.")));
+	}
 
 	smx_ring_bounds(&tail, &head);
 	if (head - tail > max_rows)

@@ -417,6 +417,7 @@ extern double smx_timestamptz_epoch(TimestampTz ts);
 extern TimestampTz smx_epoch_timestamptz(double epoch);
 extern double smx_positive_interval_arg(FunctionCallInfo fcinfo, int arg, const char *name);
 extern Portal smx_open_cursor(const char *sql, int nargs, Oid *types, Datum *args, bool latest);
+extern bool smx_flush_postponed;	/* flush.c: the last flush gave way to a sim_flush() */
 extern double smx_sim_epoch_at(uint64 tick);
 extern bool smx_sim_now(double *epoch, TimestampTz *ts);
 extern void smx_record_error(const char *msg);

@@ -330,6 +330,12 @@ smx_prepare_failed(SmxWriterLoop *w)
 static void
 smx_flush_failed(SmxWriterLoop *w)
 {
+	/* giving way to a session's sim_flush() loses nothing: no flush error */
+	if (smx_flush_postponed)
+	{
+		smx_writer_set_state("flush postponed, retrying");
+		return;
+	}
 	smx_writer_set_state("flush failed, retrying");
 	smx_writer_count_flush_error();
 }

@@ -93,7 +93,7 @@ like($err, qr/unknown server "no-such-server"/, 'sim_server_metrics(): an unknow
 # the wrappers, in another schema that needs quoting, for a role of its own
 q1(q{CREATE ROLE "Web Anon" LOGIN; CREATE SCHEMA "Api V1"});
 q1(qq{GRANT USAGE ON SCHEMA $s TO "Web Anon"});
-is(q1(qq{SELECT count(*) FROM $s.sim_expose('Api V1', ARRAY['Web Anon'])}), '6', 'sim_expose() makes six wrappers');
+is(q1(qq{SELECT count(*) FROM $s.sim_expose('Api V1', ARRAY['Web Anon'])}), '8', 'sim_expose() makes eight wrappers');
 is($node->safe_psql('postgres', q{SET ROLE "Web Anon";
 	SELECT (SELECT count(*) FROM "Api V1".sim_current_metrics()),
 	       (SELECT source FROM "Api V1".sim_server_metrics('web-nginx-icn-01')),
