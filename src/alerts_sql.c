@@ -8,7 +8,7 @@
  * the ring: the ring is read in one pass (samples mapped to servers by
  * their id pool entry), then the table for those servers with a newer
  * snapshot. A sample read twice lands twice in its cell with the same
- * value. Thresholds are the role's (smx_thresholds), network in percent of
+ * value. A backend keeps its last rows until the next tick is published. Thresholds are the role's (smx_thresholds), network in percent of
  * the server's capacity.
  */
 #include "postgres.h"
@@ -40,6 +40,44 @@ PG_FUNCTION_INFO_V1(sim_alert_report);
 static const char *const smx_al_metrics[4] = {
 	"cpu_usage", "memory_usage", "disk_usage", "network_usage"
 };
+
+/*
+ * The last call's rows, per backend: a dashboard polls more often than the
+ * fleet ticks, and the prediction only changes when a tick is published
+ * (state_version) or the horizon does.
+ */
+typedef struct SmxAlRow
+{
+	char		id[SMX_ID_LEN];
+	int			metric;
+	int			level;			/* 0 warning, 1 critical */
+	double		eta;			/* unix seconds */
+	double		probability;
+	double		current;
+} SmxAlRow;
+
+static SmxAlRow *smx_al_cache = NULL;
+static int	smx_al_cache_n = 0;
+static int	smx_al_cache_cap = 0;
+static bool smx_al_cache_valid = false;
+static uint64 smx_al_cache_version = 0;
+static double smx_al_cache_horizon = 0;
+static Oid	smx_al_cache_ext = InvalidOid;
+
+static void
+smx_al_emit(ReturnSetInfo *rsinfo, const SmxAlRow *r)
+{
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+
+	values[0] = CStringGetTextDatum(r->id);
+	values[1] = CStringGetTextDatum(smx_al_metrics[r->metric]);
+	values[2] = CStringGetTextDatum(r->level == 0 ? "warning" : "critical");
+	values[3] = TimestampTzGetDatum(smx_epoch_timestamptz(r->eta));
+	values[4] = Float8GetDatum(r->probability);
+	values[5] = Float8GetDatum(r->current);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
 
 /* A live server as the prediction needs it. */
 typedef struct SmxAlServer
@@ -97,6 +135,8 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	int			pool;
 	float	   *y;
 	const char *nsp;
+	uint64		version;
+	Oid			ext;
 
 	smx_require_fleet_database();
 	if (!smx_sim_now(&now, NULL))
@@ -119,6 +159,8 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	n = smx_shared->fleet.nservers;
 	step = smx_shared->fleet.step_seconds;
 	now = smx_sim_epoch_at(smx_shared->fleet.tick);
+	version = smx_shared->fleet.state_version;
+	ext = smx_shared->fleet.extension;
 	{
 		const SmxServerDesc *desc = smx_shared_desc();
 		const smx_params *params = smx_shared_params();
@@ -142,6 +184,14 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (n == 0 || !(step > 0))
 		return (Datum) 0;
+	if (smx_al_cache_valid && smx_al_cache_version == version && smx_al_cache_ext == ext &&
+		smx_al_cache_horizon == horizon_s)
+	{
+		for (int k = 0; k < smx_al_cache_n; k++)
+			smx_al_emit(rsinfo, &smx_al_cache[k]);
+		return (Datum) 0;
+	}
+	smx_al_cache_valid = false;
 	qsort(srv, n, sizeof(SmxAlServer), smx_al_cmp_id);
 
 	/* the cells of the last half hour */
@@ -263,7 +313,13 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
-	/* predict */
+	/* predict, into the cache, then the rows */
+	if (smx_al_cache == NULL)
+	{
+		smx_al_cache_cap = 64;
+		smx_al_cache = MemoryContextAlloc(TopMemoryContext, sizeof(SmxAlRow) * smx_al_cache_cap);
+	}
+	smx_al_cache_n = 0;
 	for (int i = 0; i < n; i++)
 	{
 		const smx_threshold *th = smx_thresholds[srv[i].role >= 0 && srv[i].role < SMX_ROLE_COUNT ? srv[i].role : 0];
@@ -278,22 +334,32 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 			for (int l = 0; l < 2; l++)
 			{
 				smx_alert	a;
-				Datum		values[6];
-				bool		nulls[6] = {false, false, false, false, false, false};
+				SmxAlRow   *r;
 
 				if (srv[i].now[m] >= level[l] ||
 					!smx_alert_predict(series, ncell, g, level[l], horizon_s, &a))
 					continue;
-				values[0] = CStringGetTextDatum(srv[i].id);
-				values[1] = CStringGetTextDatum(smx_al_metrics[m]);
-				values[2] = CStringGetTextDatum(l == 0 ? "warning" : "critical");
-				values[3] = TimestampTzGetDatum(smx_epoch_timestamptz(now + rint(a.eta)));
-				values[4] = Float8GetDatum(rint(a.probability * 1e4) / 1e4);
-				values[5] = Float8GetDatum(rint((double) srv[i].now[m] * 100) / 100);
-				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+				if (smx_al_cache_n == smx_al_cache_cap)
+				{
+					smx_al_cache_cap *= 2;
+					smx_al_cache = repalloc(smx_al_cache, sizeof(SmxAlRow) * smx_al_cache_cap);
+				}
+				r = &smx_al_cache[smx_al_cache_n++];
+				memcpy(r->id, srv[i].id, SMX_ID_LEN);
+				r->metric = m;
+				r->level = l;
+				r->eta = now + rint(a.eta);
+				r->probability = rint(a.probability * 1e4) / 1e4;
+				r->current = rint((double) srv[i].now[m] * 100) / 100;
 			}
 		}
 	}
+	smx_al_cache_version = version;
+	smx_al_cache_ext = ext;
+	smx_al_cache_horizon = horizon_s;
+	smx_al_cache_valid = true;
+	for (int k = 0; k < smx_al_cache_n; k++)
+		smx_al_emit(rsinfo, &smx_al_cache[k]);
 	return (Datum) 0;
 }
 
