@@ -22,12 +22,14 @@
 #
 # Environment overrides (defaults in brackets):
 #   ALERT_SPAN [30 days]  ALERT_RATE [2]  ALERT_SEED [20261204]
-#   ALERT_SIZES [15 1000]  BENCH_PORT [5498]  PG_CONFIG [pg_config]
+#   ALERT_SIZES [15 1000]  ALERT_START [2026-01-05 00:00:00+00] (sim_metrics.start_time:
+#   the backfill's first day, so a run is reproducible)  BENCH_PORT [5498]  PG_CONFIG [pg_config]
 set -euo pipefail
 SPAN=${ALERT_SPAN:-30 days}
 RATE=${ALERT_RATE:-2}
 SEED=${ALERT_SEED:-20261204}
 SIZES=${ALERT_SIZES:-15 1000}
+START=${ALERT_START:-2026-01-05 00:00:00+00}
 cd "$(dirname "$0")/.."
 . scripts/throwaway.sh
 tw_init alerts
@@ -36,6 +38,7 @@ sim_metrics.enabled = off
 sim_metrics.redis_host = ''
 sim_metrics.seed = $SEED
 sim_metrics.incident_rate = $RATE
+sim_metrics.start_time = '$START'
 sim_metrics.max_servers = 2000
 sim_metrics.flush_interval = 1h
 fsync = off
@@ -48,7 +51,7 @@ echo "------------------------------------------------------------------------"
 echo "predicted alerts vs what happened — $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 echo "PostgreSQL : $(q 'SELECT version()')"
 echo "CPU        : $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo) x $(nproc)"
-echo "fleet      : the default 15 servers, $SPAN backfilled, 30 s ticks, seed $SEED, incident_rate $RATE a day"
+echo "fleet      : the default 15 servers, $SPAN backfilled from $START, 30 s ticks, seed $SEED, incident_rate $RATE a day"
 echo "------------------------------------------------------------------------"
 q "SELECT sim_backfill('$SPAN')" >/dev/null
 SINCE=$(q "SELECT min(\"timestamp\") + interval '1 hour' FROM server_metrics_history")
