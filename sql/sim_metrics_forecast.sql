@@ -57,7 +57,13 @@ SELECT crossings >= 1 AS crossed, predicted >= 1 AS predicted, recall > 0 AS rec
        median_lead >= interval '5 min' AS lead_ok, false_per_server_day >= 0 AS rate_ok, server_days > 0 AS days
   FROM sim_alert_report((SELECT min("timestamp") FROM server_metrics_history) + interval '30 min',
                         (SELECT sim_time FROM sim_status()) - interval '1 min');
+-- an hourly series: a day has 24 samples, enough
+SELECT count(*) AS hourly_rows
+  FROM sim_forecast_series((SELECT array_agg('2026-01-01'::timestamptz + i * interval '1 hour' ORDER BY i) FROM generate_series(0, 95) i),
+                           (SELECT array_agg(50 + 20 * sin(2 * pi() * i / 24.0) ORDER BY i) FROM generate_series(0, 95) i), '6 hours');
 -- bad input
+SELECT * FROM sim_forecast('web-nginx-icn-01', 'cpu_usage', '1 hour', '500 days');
+SELECT * FROM sim_forecast_series(ARRAY['2026-01-01', '2026-01-03']::timestamptz[], ARRAY[1, 1e31]::float8[], '1 hour');
 SELECT * FROM sim_predict_alerts(NULL);
 SELECT * FROM sim_predict_alerts('-1 hour');
 SELECT * FROM sim_alert_report(NULL, now());

@@ -44,7 +44,8 @@ static const char *const smx_al_metrics[4] = {
 /*
  * The last call's rows, per backend: a dashboard polls more often than the
  * fleet ticks, and the prediction only changes when a tick is published
- * (state_version) or the horizon does.
+ * (state_version) or the horizon does; they were read with one role's
+ * rights, so another role (SET ROLE, a pooled API connection) reads anew.
  */
 typedef struct SmxAlRow
 {
@@ -63,6 +64,7 @@ static bool smx_al_cache_valid = false;
 static uint64 smx_al_cache_version = 0;
 static double smx_al_cache_horizon = 0;
 static Oid	smx_al_cache_ext = InvalidOid;
+static Oid	smx_al_cache_user = InvalidOid;	/* rows read with this role's rights */
 
 static void
 smx_al_emit(ReturnSetInfo *rsinfo, const SmxAlRow *r)
@@ -96,21 +98,47 @@ smx_al_cmp_id(const void *a, const void *b)
 	return strcmp(((const SmxAlServer *) a)->id, ((const SmxAlServer *) b)->id);
 }
 
-/* Put one sample's four metrics into server i's cells (cells n, g seconds from t_first). */
+/*
+ * Add one sample's four metrics to server i's cells (ncell, g seconds from
+ * t_first): sums and counts, so a cell holds the mean of its samples
+ * (several when g is longer than the tick) whatever the order read. A
+ * sample after until is left out.
+ */
 static inline void
-smx_al_put(float *y, int ncell, double t_first, double g, int i, TimestampTz ts,
-		   const double v[4], const bool isnull[4])
+smx_al_put(double *sum, int32 *cnt, int ncell, double t_first, double g, double until,
+		   int i, TimestampTz ts, const double v[4], const bool isnull[4])
 {
+	double		t;
 	int64		c;
 
 	if (TIMESTAMP_NOT_FINITE(ts))
 		return;
-	c = (int64) floor((smx_timestamptz_epoch(ts) - t_first) / g + 0.5);
+	t = smx_timestamptz_epoch(ts);
+	if (t > until)
+		return;
+	c = (int64) floor((t - t_first) / g + 0.5);
 	if (c < 0 || c >= ncell)
 		return;
 	for (int m = 0; m < 4; m++)
 		if (!isnull[m] && isfinite(v[m]))
-			y[((size_t) i * 4 + m) * ncell + c] = (float) v[m];
+		{
+			size_t		k = ((size_t) i * 4 + m) * ncell + c;
+
+			sum[k] += v[m];
+			cnt[k]++;
+		}
+}
+
+/* The cells' means into y (NaN: no sample), k cells; sums and counts cleared. */
+static void
+smx_al_means(double *sum, int32 *cnt, float *y, size_t k)
+{
+	for (size_t j = 0; j < k; j++)
+	{
+		y[j] = cnt[j] ? (float) (sum[j] / cnt[j]) : NAN;
+		sum[j] = 0;
+		cnt[j] = 0;
+	}
 }
 
 /*
@@ -134,16 +162,19 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	int32	   *map;
 	int			pool;
 	float	   *y;
+	double	   *sum;
+	int32	   *cnt;
 	const char *nsp;
 	uint64		version;
 	Oid			ext;
 
 	smx_require_fleet_database();
+	/* before the first load (or once the extension is gone): nothing to predict */
 	if (!smx_sim_now(&now, NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the simulated clock has not started"),
-				 errhint("Start the fleet (sim_start() or sim_tick()) first.")));
+	{
+		InitMaterializedSRF(fcinfo, 0);
+		return (Datum) 0;
+	}
 
 	/* the live fleet, copied under the shared lock */
 	for (;;)
@@ -185,7 +216,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	if (n == 0 || !(step > 0))
 		return (Datum) 0;
 	if (smx_al_cache_valid && smx_al_cache_version == version && smx_al_cache_ext == ext &&
-		smx_al_cache_horizon == horizon_s)
+		smx_al_cache_horizon == horizon_s && smx_al_cache_user == GetUserId())
 	{
 		for (int k = 0; k < smx_al_cache_n; k++)
 			smx_al_emit(rsinfo, &smx_al_cache[k]);
@@ -199,8 +230,8 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	ncell = (int) ceil(SMX_AL_WINDOW_SECONDS / g) + 1;
 	t_first = now - (ncell - 1) * g;
 	y = palloc_extended(sizeof(float) * (size_t) n * 4 * ncell, MCXT_ALLOC_HUGE);
-	for (size_t k = 0; k < (size_t) n * 4 * ncell; k++)
-		y[k] = NAN;
+	sum = palloc_extended(sizeof(double) * (size_t) n * 4 * ncell, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	cnt = palloc_extended(sizeof(int32) * (size_t) n * 4 * ncell, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 
 	/* the ring, one pass: id pool entry -> server */
 	pool = smx_shared->ring.id_pool_size;
@@ -237,7 +268,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 				v[1] = s->memory / 100.0;
 				v[2] = s->disk / 100.0;
 				v[3] = (double) s->network_io / srv[i].capacity * 100.0;
-				smx_al_put(y, ncell, t_first, g, i, s->sim_time, v, nul);
+				smx_al_put(sum, cnt, ncell, t_first, g, now, i, s->sim_time, v, nul);
 			}
 			CHECK_FOR_INTERRUPTS();
 		}
@@ -304,7 +335,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 					v[m] = nul[m] ? NAN : DatumGetFloat8(x);
 				}
 				v[3] = v[3] / srv[i].capacity * 100.0;
-				smx_al_put(y, ncell, t_first, g, i, ts, v, nul);
+				smx_al_put(sum, cnt, ncell, t_first, g, now, i, ts, v, nul);
 			}
 			SPI_freetuptable(SPI_tuptable);
 			CHECK_FOR_INTERRUPTS();
@@ -312,6 +343,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 		SPI_cursor_close(portal);
 	}
 	SPI_finish();
+	smx_al_means(sum, cnt, y, (size_t) n * 4 * ncell);
 
 	/* predict, into the cache, then the rows */
 	if (smx_al_cache == NULL)
@@ -356,6 +388,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	}
 	smx_al_cache_version = version;
 	smx_al_cache_ext = ext;
+	smx_al_cache_user = GetUserId();
 	smx_al_cache_horizon = horizon_s;
 	smx_al_cache_valid = true;
 	for (int k = 0; k < smx_al_cache_n; k++)
@@ -415,6 +448,8 @@ smx_al_replay_server(const float *y, const uint8 *run_kind, const int32 *run_sta
 			{
 				smx_alert	a;
 
+				if ((o & 4095) == 0)
+					CHECK_FOR_INTERRUPTS();
 				if (isnan(s[o]) || s[o] >= level)
 					continue;
 				pred[o] = smx_alert_predict(&s[o - win + 1], win, g, level, horizon_s, &a);
@@ -494,6 +529,8 @@ sim_alert_report(PG_FUNCTION_ARGS)
 				o1;
 	const char *nsp;
 	SmxAlReplay rep;
+	double	   *sum;
+	int32	   *cnt;
 	float	   *y;
 	uint8	   *kind;
 	int32	   *start;
@@ -529,19 +566,23 @@ sim_alert_report(PG_FUNCTION_ARGS)
 	LWLockRelease(smx_shared->publish_lock);
 	if (!(g > 0))
 		g = 30.0;
+	/* the cells sim_predict_alerts() uses: the same predictor, bounded work */
+	g = Max(g, SMX_AL_WINDOW_SECONDS / SMX_AL_MAX_CELLS);
 	t_since = smx_timestamptz_epoch(since);
 	t_until = smx_timestamptz_epoch(until);
 	/* cells: the window before since, the span, the horizon after it */
-	if ((t_until - t_since + SMX_AL_WINDOW_SECONDS + horizon_s) / g > 50e6)
+	if ((t_until - t_since + SMX_AL_WINDOW_SECONDS + horizon_s) / g > 10e6)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("the span is too long to replay: more than 50 million ticks a server"),
-				 errhint("Score a shorter span.")));
+				 errmsg("the span is too long to replay: more than 10 million ticks a server"),
+				 errhint("Score a shorter span, e.g. 30 days at a time.")));
 	t_first = t_since - SMX_AL_WINDOW_SECONDS;
 	ncell = (int) ceil((t_until + horizon_s - t_first) / g) + 1;
 	o0 = (int) ceil((t_since - t_first) / g);
 	o1 = (int) floor((t_until - t_first) / g) - 1;
 	y = palloc_extended(sizeof(float) * 4 * (size_t) ncell, MCXT_ALLOC_HUGE);
+	sum = palloc_extended(sizeof(double) * 4 * (size_t) ncell, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	cnt = palloc_extended(sizeof(int32) * 4 * (size_t) ncell, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
 	kind = palloc_extended(ncell, MCXT_ALLOC_HUGE);
 	start = palloc_extended(sizeof(int32) * (size_t) ncell, MCXT_ALLOC_HUGE);
 	memset(&rep, 0, sizeof(rep));
@@ -602,6 +643,7 @@ sim_alert_report(PG_FUNCTION_ARGS)
 			/* a new server (or the end): replay the one before */
 			if (have && (id == NULL || strncmp(id, cur, SMX_ID_LEN) != 0))
 			{
+				smx_al_means(sum, cnt, y, 4 * (size_t) ncell);
 				smx_al_replay_server(y, kind, start, ncell, g, cur_role, horizon_s, o0, o1, &rep);
 				rep.server_days += (t_until - t_since) / 86400.0;
 				have = false;
@@ -618,8 +660,6 @@ sim_alert_report(PG_FUNCTION_ARGS)
 				for (int k = 0; k < SMX_ROLE_COUNT; k++)
 					if (strcmp(role, smx_role_names[k]) == 0)
 						cur_role = k;
-				for (size_t k = 0; k < 4 * (size_t) ncell; k++)
-					y[k] = NAN;
 				memset(kind, 0, ncell);
 				memset(start, 0, sizeof(int32) * ncell);
 				have = true;
@@ -631,19 +671,25 @@ sim_alert_report(PG_FUNCTION_ARGS)
 			if (c < 0 || c >= ncell)
 				continue;
 			if (!DatumGetBool(SPI_getbinval(tup, td, 7, &isnull)))
+			{
+				double		v[4];
+				bool		nul[4];
+
 				for (int m = 0; m < 4; m++)
 				{
-					Datum		x = SPI_getbinval(tup, td, 3 + m, &isnull);
+					Datum		x = SPI_getbinval(tup, td, 3 + m, &nul[m]);
 
-					if (!isnull)
-						y[(size_t) m * ncell + c] = (float) DatumGetFloat8(x);
+					v[m] = nul[m] ? NAN : DatumGetFloat8(x);
 				}
+				smx_al_put(sum, cnt, ncell, t_first, g, INFINITY, 0, ts, v, nul);
+			}
 			kind[c] = (uint8) DatumGetInt32(SPI_getbinval(tup, td, 9, &isnull));
 			{
 				Datum		st = SPI_getbinval(tup, td, 10, &isnull);
 
+				/* in double first: a run begun long before the span */
 				start[c] = isnull ? (int32) c :
-					(int32) floor((smx_timestamptz_epoch(DatumGetTimestampTz(st)) - t_first) / g + 0.5);
+					(int32) fmax(-1.0, floor((smx_timestamptz_epoch(DatumGetTimestampTz(st)) - t_first) / g + 0.5));
 			}
 		}
 		MemoryContextSwitchTo(old);

@@ -53,7 +53,7 @@ typedef struct fc_work
 static int
 fc_days(int n, double step)
 {
-	return (int) ceil((double) n * step / 86400.0) + 1;
+	return (int) ceil((double) (n - 1) * step / 86400.0) + 1;
 }
 
 /* Lay the work area out; with base NULL, only count the bytes. */
@@ -158,8 +158,9 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 	int			nd,
 				good_days = 0,
 				npairs = 0,
-				per_day = (int) floor(86400.0 / step + 0.5),
-				level_pts = (int) ceil(FC_LEVEL_SECONDS / step),
+				per_day,
+				level_pts,
+				need,
 				norig = 0;
 
 	memset(m, 0, sizeof(*m));
@@ -171,10 +172,13 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		return -1;
 	fc_layout(work, n, step, &w);
 	nd = w.ndays;
-	if (per_day < 1)
-		per_day = 1;
-	if (level_pts < 1)
-		level_pts = 1;
+	/* in double first: a tiny step would overflow an int */
+	per_day = (int) fmin(fmax(floor(86400.0 / step + 0.5), 1.0), (double) INT32_MAX / 2);
+	level_pts = (int) fmin(fmax(ceil(FC_LEVEL_SECONDS / step), 1.0), (double) n);
+	/* a usable day: samples in half the slots a day can have at this step */
+	need = (per_day < SMX_FC_SLOTS ? per_day : SMX_FC_SLOTS) / 2;
+	if (need < 1)
+		need = 1;
 
 	/* 1. each day's slot means; day d covers (t_last - (d+1) day, t_last - d day] */
 	memset(w.sum, 0, sizeof(float) * (size_t) nd * SMX_FC_SLOTS);
@@ -185,13 +189,17 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		int			d = (int) ((t_last - t) / 86400.0);
 		int			c = d * SMX_FC_SLOTS + fc_slot(t);
 
-		if (isnan(y[i]) || (exclude && exclude[i]))
+		if (!isfinite(y[i]) || (exclude && exclude[i]))
 			continue;
 		w.sum[c] += y[i];
 		w.cnt[c]++;
 	}
 	for (int c = 0; c < nd * SMX_FC_SLOTS; c++)
+	{
 		w.sum[c] = w.cnt[c] ? w.sum[c] / (float) w.cnt[c] : NAN;
+		if (!isfinite(w.sum[c]))
+			w.sum[c] = NAN;
+	}
 
 	/* 2. the trend: median slope between the medians of days half covered */
 	{
@@ -204,8 +212,8 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			for (int s = 0; s < SMX_FC_SLOTS; s++)
 				if (!isnan(w.sum[d * SMX_FC_SLOTS + s]))
 					w.tmp[k++] = w.sum[d * SMX_FC_SLOTS + s];
-			dmed[d] = k >= SMX_FC_SLOTS / 2 ? fc_median(w.tmp, k) : NAN;
-			if (k >= SMX_FC_SLOTS / 2)
+			dmed[d] = k >= need ? fc_median(w.tmp, k) : NAN;
+			if (k >= need)
 				good_days++;
 		}
 		for (int a = 0; a < nd; a++)
@@ -270,7 +278,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 	for (int i = 0; i < n; i++)
 	{
 		double		t = t_last - (double) (n - 1 - i) * step;
-		int			ok = !isnan(y[i]);
+		int			ok = isfinite(y[i]);
 
 		w.psum[i + 1] = w.psum[i] + (ok ? y[i] - fc_mean(m, t, 0.0, 0.0f, 0.0f) : 0.0);
 		w.pcnt[i + 1] = w.pcnt[i] + ok;
@@ -282,7 +290,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		m->level = k ? (float) ((w.psum[n] - w.psum[a]) / k) : 0.0f;
 		m->fast = 0.0f;
 		for (int i = n - 1; i >= a; i--)
-			if (!isnan(y[i]))
+			if (isfinite(y[i]))
 			{
 				m->fast = y[i] - fc_mean(m, t_last - (double) (n - 1 - i) * step, 0.0, 0.0f, 0.0f) - m->level;
 				break;
@@ -291,7 +299,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 
 	/* 5. errors of the same forecast from past origins, by horizon */
 	{
-		int			every = (int) ceil(FC_BACKTEST_EVERY / step);
+		int			every = (int) fmin(fmax(ceil(FC_BACKTEST_EVERY / step), 1.0), (double) n);
 		int			span = (int) ((double) n * 0.5);
 		int			first;
 		int			cnt[SMX_FC_HORIZONS];
@@ -323,7 +331,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			float		lev,
 						fst;
 
-			if (isnan(y[o]) || (exclude && exclude[o]) || kk == 0)
+			if (!isfinite(y[o]) || (exclude && exclude[o]) || kk == 0)
 				continue;
 			lev = (float) ((w.psum[o + 1] - w.psum[a]) / kk);
 			fst = y[o] - fc_mean(m, t_o, 0.0, 0.0f, 0.0f) - lev;
@@ -331,7 +339,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			{
 				int			j = o + (int) ldexp(1.0, k);
 
-				if (j >= n || isnan(y[j]) || (exclude && exclude[j]))
+				if (j >= n || !isfinite(y[j]) || (exclude && exclude[j]))
 					continue;
 				w.err[k * FC_MAX_ORIGINS + cnt[k]++] =
 					y[j] - fc_mean(m, t_o, (double) (j - o) * step, lev, fst);
@@ -359,7 +367,13 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 					m->q[k][j] = widen * fc_quantile(e, cnt[k], qs[j]);
 			}
 			else if (k > 0)
-				memcpy(m->q[k], m->q[k - 1], sizeof(m->q[k]));
+			{
+				/* too few errors this far ahead: the last quantiles, grown as sqrt(ahead) */
+				float		grow = sqrtf(m->q_ahead[k] / m->q_ahead[k - 1]);
+
+				for (int j = 0; j < 4; j++)
+					m->q[k][j] = m->q[k - 1][j] * grow;
+			}
 			else
 				memset(m->q[k], 0, sizeof(m->q[k]));
 		}
@@ -384,7 +398,13 @@ smx_fc_at(const smx_fc_model *m, double ahead, float out[5])
 		while (k + 1 < m->nq && m->q_ahead[k + 1] < ahead)
 			k++;
 		if (k + 1 >= m->nq)
-			memcpy(q, m->q[m->nq - 1], sizeof(q));
+		{
+			/* beyond the last measured horizon: grown as sqrt(ahead) */
+			float		grow = sqrtf((float) (ahead / m->q_ahead[m->nq - 1]));
+
+			for (int j = 0; j < 4; j++)
+				q[j] = m->q[m->nq - 1][j] * grow;
+		}
 		else
 		{
 			double		f = log(ahead / m->q_ahead[k]) / log(m->q_ahead[k + 1] / m->q_ahead[k]);

@@ -33,6 +33,8 @@ PG_FUNCTION_INFO_V1(sim_forecast);
 PG_FUNCTION_INFO_V1(sim_forecast_series);
 
 #define SMX_FC_MAX_POINTS	2000000	/* grid cells a fit uses, at most */
+#define SMX_FC_MAX_DAYS		400		/* the longest training span (bounds memory) */
+#define SMX_FC_MAX_VALUE	1e30	/* larger values are refused (float sums) */
 #define SMX_FC_FETCH		5000	/* history rows a cursor fetch */
 #define SMX_FC_COLS			6
 
@@ -42,7 +44,7 @@ static const char *const smx_fc_metrics[4] = {
 
 /* Add one sample to its grid cell (cells: n from t_first, step apart). */
 static inline void
-smx_fc_put(float *y, int *cnt, uint8 *excl, int n, double t_first, double step,
+smx_fc_put(double *y, int *cnt, uint8 *excl, int n, double t_first, double step,
 		   TimestampTz ts, double x, bool missing, bool offline, bool labelled)
 {
 	int64		i;
@@ -58,7 +60,7 @@ smx_fc_put(float *y, int *cnt, uint8 *excl, int n, double t_first, double step,
 	/* an offline server's values mean nothing */
 	if (missing || offline || !isfinite(x))
 		return;
-	y[i] += (float) x;
+	y[i] += x;
 	cnt[i]++;
 }
 
@@ -124,6 +126,7 @@ sim_forecast(PG_FUNCTION_ARGS)
 				capacity = 1.25e9;
 	int			n;
 	float	   *y;
+	double	   *sum;
 	int		   *cnt;
 	uint8	   *excl;
 	const char *nsp;
@@ -153,6 +156,11 @@ sim_forecast(PG_FUNCTION_ARGS)
 				 errhint("Use cpu_usage, memory_usage, disk_usage or network_usage.")));
 	horizon_s = smx_positive_interval_arg(fcinfo, 2, "horizon");
 	train_s = smx_positive_interval_arg(fcinfo, 3, "training");
+	if (train_s > SMX_FC_MAX_DAYS * 86400.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("training is longer than %d days", SMX_FC_MAX_DAYS),
+				 errhint("The daily profile needs weeks, not years: 14 days is the default.")));
 	if (horizon_s > train_s)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -189,7 +197,7 @@ sim_forecast(PG_FUNCTION_ARGS)
 	step = Max(tick_s, train_s / SMX_FC_MAX_POINTS);
 	n = (int) floor(train_s / step) + 1;
 	t_first = now - (double) (n - 1) * step;
-	y = palloc0(sizeof(float) * n);
+	sum = palloc0(sizeof(double) * n);
 	cnt = palloc0(sizeof(int) * n);
 	excl = palloc0(n);
 
@@ -225,7 +233,7 @@ sim_forecast(PG_FUNCTION_ARGS)
 	until = smx_epoch_timestamptz(now);
 	mem = smx_history_ring_rows(server_id, since, until, &nmem);
 	for (int r = 0; r < nmem; r++)
-		smx_fc_put(y, cnt, excl, n, t_first, step, mem[r].ts,
+		smx_fc_put(sum, cnt, excl, n, t_first, step, mem[r].ts,
 				   mi == 0 ? mem[r].cpu : mi == 1 ? mem[r].mem : mi == 2 ? mem[r].disk :
 				   (double) mem[r].net / capacity * 100.0,
 				   false, mem[r].status == SMX_STATUS_OFFLINE, mem[r].run != 0);
@@ -264,7 +272,7 @@ sim_forecast(PG_FUNCTION_ARGS)
 				continue;
 			if (mi == 3)
 				x = x / capacity * 100.0;
-			smx_fc_put(y, cnt, excl, n, t_first, step, ts, x, n_v,
+			smx_fc_put(sum, cnt, excl, n, t_first, step, ts, x, n_v,
 					   !n_off && DatumGetBool(off), DatumGetBool(run));
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -272,9 +280,11 @@ sim_forecast(PG_FUNCTION_ARGS)
 	}
 	SPI_cursor_close(portal);
 	SPI_finish();
+	y = palloc(sizeof(float) * n);
 	for (int i = 0; i < n; i++)
-		y[i] = cnt[i] ? y[i] / cnt[i] : NAN;
+		y[i] = cnt[i] ? (float) (sum[i] / cnt[i]) : NAN;
 	pfree(cnt);
+	pfree(sum);
 
 	smx_fc_fit_or_error(y, excl, n, step, now, horizon_s, 0.0f, 100.0f, &m,
 						psprintf("server \"%s\" (%s)", server_id, metric));
@@ -313,6 +323,7 @@ sim_forecast_series(PG_FUNCTION_ARGS)
 				t0,
 				t1;
 	double	   *gaps;
+	double	   *sum;
 	float	   *y;
 	int		   *cnt;
 	smx_fc_model m;
@@ -372,22 +383,33 @@ sim_forecast_series(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("horizon is longer than the series"),
 				 errhint("Forecast at most as far ahead as the history it learns from.")));
+	if (t1 - t0 > SMX_FC_MAX_DAYS * 86400.0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the series spans more than %d days", SMX_FC_MAX_DAYS),
+				 errhint("Pass its last weeks: the daily profile needs weeks, not years.")));
 	step = Max(step, (t1 - t0) / SMX_FC_MAX_POINTS);
 	n = (int) floor((t1 - t0) / step + 0.5) + 1;
-	y = palloc0(sizeof(float) * n);
+	sum = palloc0(sizeof(double) * n);
 	cnt = palloc0(sizeof(int) * n);
 	for (int i = 0; i < nts; i++)
 	{
 		double		x = val_null[i] ? NAN : DatumGetFloat8(val[i]);
 		int64		k = (int64) floor((smx_timestamptz_epoch(DatumGetTimestampTz(ts[i])) - t0) / step + 0.5);
 
-		if (!isfinite((float) x) || k < 0 || k >= n)
+		if (isfinite(x) && fabs(x) > SMX_FC_MAX_VALUE)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("value[%d] is too large to forecast", i + 1),
+					 errhint("Values up to 1e30 in magnitude are forecast; rescale the series.")));
+		if (!isfinite(x) || k < 0 || k >= n)
 			continue;
-		y[k] += (float) x;
+		sum[k] += x;
 		cnt[k]++;
 	}
+	y = palloc(sizeof(float) * n);
 	for (int i = 0; i < n; i++)
-		y[i] = cnt[i] ? y[i] / cnt[i] : NAN;
+		y[i] = cnt[i] ? (float) (sum[i] / cnt[i]) : NAN;
 	/* the grid ends at the last row's cell */
 	smx_fc_fit_or_error(y, NULL, n, step, t0 + (double) (n - 1) * step, horizon_s,
 						-FLT_MAX, FLT_MAX, &m, "the series");

@@ -219,6 +219,27 @@ test_edges(void)
 	check(smx_fc_fit(y, NULL, n, STEP, t_last, 3600.0, 0, 100, work, &m) == 0, "a week with every other hour missing: fitted");
 	smx_fc_at(&m, 3600.0, o);
 	check(fabs(o[0] - curve(t_last + 3600.0)) < 0.5, "an hour ahead: %.2f (truth %.2f)", o[0], curve(t_last + 3600.0));
+	/* an hourly series: a day has 24 samples, and counts */
+	{
+		int			nh = 14 * 24;
+		float	   *yh = malloc(sizeof(float) * nh);
+		void	   *wh = malloc(smx_fc_work_size(nh, 3600.0));
+
+		for (int i = 0; i < nh; i++)
+			yh[i] = (float) curve(T0 + i * 3600.0);
+		r = smx_fc_fit(yh, NULL, nh, 3600.0, T0 + (nh - 1) * 3600.0, 86400.0, 0, 100, wh, &m);
+		smx_fc_at(&m, 6 * 3600.0, o);
+		check(r == 0 && m.days >= 13 && fabs(o[0] - curve(T0 + (nh - 1 + 6) * 3600.0)) < 1.0,
+			  "an hourly series: %.0f usable days, 6 hours ahead %.2f (truth %.2f)", m.days, o[0],
+			  curve(T0 + (nh - 1 + 6) * 3600.0));
+		free(yh);
+		free(wh);
+	}
+	/* an infinity among the samples is no sample */
+	y[n / 2] = INFINITY;
+	r = smx_fc_fit(y, NULL, n, STEP, t_last, 3600.0, 0, 100, work, &m);
+	smx_fc_at(&m, 3600.0, o);
+	check(r == 0 && isfinite(o[0]) && isfinite(o[4]), "an infinite sample is skipped: forecast %.2f", o[0]);
 	/* bounds: a series at 99 with noise never forecasts past 100 */
 	rng_state = 11;
 	for (int i = 0; i < n; i++)
