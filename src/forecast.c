@@ -226,28 +226,46 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 	if (good_days < SMX_FC_MIN_DAYS)
 		return -1;
 
-	/* 3. the profile at t_last's trend level: per slot, the median over days */
+	/*
+	 * 3. the profile at t_last's trend level: the slot means again, each
+	 * sample brought up by the trend from its own time (a day's window
+	 * splits the slot holding t_last's time of day between its two ends, a
+	 * day apart), then per slot the median over days
+	 */
+	memset(w.sum, 0, sizeof(float) * (size_t) nd * SMX_FC_SLOTS);
+	memset(w.cnt, 0, sizeof(int) * (size_t) nd * SMX_FC_SLOTS);
+	for (int i = 0; i < n; i++)
+	{
+		double		back = (double) (n - 1 - i) * step;
+		double		t = t_last - back;
+		int			c = (int) (back / 86400.0) * SMX_FC_SLOTS + fc_slot(t);
+
+		if (!isfinite(y[i]) || (exclude && exclude[i]))
+			continue;
+		w.sum[c] += (float) (y[i] + m->slope * back);
+		w.cnt[c]++;
+	}
+	for (int c = 0; c < nd * SMX_FC_SLOTS; c++)
+	{
+		w.sum[c] = w.cnt[c] ? w.sum[c] / (float) w.cnt[c] : NAN;
+		if (!isfinite(w.sum[c]))
+			w.sum[c] = NAN;
+	}
 	{
 		float		all[SMX_FC_SLOTS];
 		int			nall = 0;
 		float		mid;
-		double		tod_last = fmod(t_last, 86400.0);
 
-		if (tod_last < 0)
-			tod_last += 86400.0;
 		for (int s = 0; s < SMX_FC_SLOTS; s++)
 		{
 			int			k = 0;
-			/* how long before t_last, within day 0, the slot's middle is */
-			double		back = fmod(tod_last - (s + 0.5) * SMX_FC_SLOT_SECONDS + 86400.0, 86400.0);
 
 			for (int d = 0; d < nd; d++)
 			{
 				float		v = w.sum[d * SMX_FC_SLOTS + s];
 
-				/* brought up to t_last's trend level */
 				if (!isnan(v))
-					w.tmp[k++] = v + (float) (m->slope * ((double) d * 86400.0 + back));
+					w.tmp[k++] = v;
 			}
 			m->profile[s] = fc_median(w.tmp, k);
 			if (!isnan(m->profile[s]))

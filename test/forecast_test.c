@@ -153,6 +153,40 @@ test_disk(void)
 	free(y);
 }
 
+/*
+ * A straight line at 30 s samples, the last one mid-slot: the slot that
+ * holds its time of day is split between the two ends of every day, a day
+ * apart; each sample is brought to the last one's level by its own time.
+ */
+static void
+test_trend_midslot(void)
+{
+	int			n = 14 * 2880;
+	float	   *y = malloc(sizeof(float) * n);
+	void	   *work = malloc(smx_fc_work_size(n, 30.0));
+	double		t_last = T0 + (n - 1) * 30.0 + 150.0;
+	smx_fc_model m;
+	float		worst = 0,
+				width = 0;
+
+	for (int i = 0; i < n; i++)
+		y[i] = (float) (50.0 + 0.3 * (t_last - (n - 1 - i) * 30.0 - T0) / 86400.0);
+	smx_fc_fit(y, NULL, n, 30.0, t_last, 86400.0, 0, 100, work, &m);
+	for (int h = 1; h <= 2880; h += 13)
+	{
+		float		o[5];
+		double		truth = 50.0 + 0.3 * (t_last + h * 30.0 - T0) / 86400.0;
+
+		smx_fc_at(&m, h * 30.0, o);
+		worst = fmaxf(worst, fabsf((float) (o[0] - truth)));
+		width = fmaxf(width, o[4] - o[3]);
+	}
+	check(worst < 0.002 && width < 0.01,
+		  "a line of 0.3 a day, the last sample mid-slot: off by at most %.4f, 95 %% interval %.4f wide", worst, width);
+	free(y);
+	free(work);
+}
+
 /* an incident: one day +40 for 6 hours, marked excluded or not */
 static void
 test_incident(void)
@@ -285,6 +319,7 @@ main(void)
 {
 	test_daily();
 	test_disk();
+	test_trend_midslot();
 	test_incident();
 	test_edges();
 	return tap_done();
