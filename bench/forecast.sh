@@ -41,7 +41,7 @@
 #
 # Needs python3-statsmodels (Debian 12); as root it is installed when
 # missing (apt-get update; apt-get install -y python3-statsmodels).
-# About 20 minutes on 2 cores (13 without NAB_DIR), most of it statsmodels:
+# About 20 minutes on 2 cores (17 without NAB_DIR), most of it statsmodels:
 # 6-7 s a fleet fit, 3 s a NAB fit; FC_PEER_EVERY=15 (2 origins) is quicker.
 # Progress goes to stderr.
 #
