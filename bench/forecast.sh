@@ -41,7 +41,9 @@
 #
 # Needs python3-statsmodels (Debian 12); as root it is installed when
 # missing (apt-get update; apt-get install -y python3-statsmodels).
-# About 20 minutes on 2 cores, most of it statsmodels (about 6 s a fleet fit). Progress on stderr.
+# About 20 minutes on 2 cores (17 without NAB_DIR), most of it statsmodels:
+# 6-7 s a fleet fit, 3 s a NAB fit; FC_PEER_EVERY=15 (2 origins) is quicker.
+# Progress goes to stderr.
 #
 # Environment overrides (defaults in brackets):
 #   FC_SPAN [28 days]  FC_RATE [2]  FC_SEED [20261205]
