@@ -260,7 +260,7 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 				const SmxSample *s = &it.buf[j];
 				int			i = s->id_ref >= 0 && s->id_ref < pool ? map[s->id_ref] : -1;
 				double		v[4];
-				bool		nul[4] = {false, false, false, s->status == SMX_STATUS_OFFLINE};
+				bool		nul[4] = {false, false, false, false};
 
 				if (i < 0 || (s->status & 3) == SMX_STATUS_OFFLINE)
 					continue;
@@ -394,15 +394,6 @@ sim_predict_alerts(PG_FUNCTION_ARGS)
 	for (int k = 0; k < smx_al_cache_n; k++)
 		smx_al_emit(rsinfo, &smx_al_cache[k]);
 	return (Datum) 0;
-}
-
-static int
-smx_al_cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return (x > y) - (x < y);
 }
 
 /* One server's replay: its cells over the span, labels, and the counters it adds to. */
@@ -714,7 +705,7 @@ sim_alert_report(PG_FUNCTION_ARGS)
 	{
 		Interval   *iv = palloc0(sizeof(Interval));
 
-		qsort(rep.leads, rep.nleads, sizeof(double), smx_al_cmp_double);
+		qsort(rep.leads, rep.nleads, sizeof(double), smx_cmp_double);
 		iv->time = (int64) llrint(rep.leads[rep.nleads / 2] * USECS_PER_SEC);
 		values[4] = IntervalPGetDatum(iv);
 	}

@@ -106,6 +106,16 @@ smx_epoch_to_timestamptz(double epoch, TimestampTz *ts)
 	return true;
 }
 
+/* qsort comparator of doubles, ascending. */
+int
+smx_cmp_double(const void *a, const void *b)
+{
+	double		x = *(const double *) a,
+				y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
 /* Unix seconds of a timestamptz (finite). */
 double
 smx_timestamptz_epoch(TimestampTz ts)

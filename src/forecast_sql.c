@@ -292,15 +292,6 @@ sim_forecast(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-static int
-smx_fc_cmp_double(const void *a, const void *b)
-{
-	double		x = *(const double *) a,
-				y = *(const double *) b;
-
-	return (x > y) - (x < y);
-}
-
 /*
  * sim_forecast_series(ts timestamptz[], value float8[], horizon interval):
  * the same forecast for any series in time order, on its own grid (the
@@ -374,7 +365,7 @@ sim_forecast_series(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("every row of the series has the same time")));
-	qsort(gaps, n, sizeof(double), smx_fc_cmp_double);
+	qsort(gaps, n, sizeof(double), smx_cmp_double);
 	step = gaps[n / 2];
 	t0 = smx_timestamptz_epoch(DatumGetTimestampTz(ts[0]));
 	t1 = smx_timestamptz_epoch(DatumGetTimestampTz(ts[nts - 1]));

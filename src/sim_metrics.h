@@ -413,6 +413,7 @@ smx_pct_datum(double v)
 extern Oid	smx_extension_schema(Oid *ext);
 extern char *smx_extension_schema_name(void);
 extern bool smx_epoch_to_timestamptz(double epoch, TimestampTz *ts);
+extern int	smx_cmp_double(const void *a, const void *b);
 extern double smx_timestamptz_epoch(TimestampTz ts);
 extern TimestampTz smx_epoch_timestamptz(double epoch);
 extern double smx_positive_interval_arg(FunctionCallInfo fcinfo, int arg, const char *name);
