@@ -6,9 +6,9 @@
 #   make HIREDIS_STATIC=1         hiredis linked in statically, symbols hidden
 EXTENSION = sim_metrics
 MODULE_big = sim_metrics
-DATA = sim_metrics--1.0.sql sim_metrics--1.6.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql sim_metrics--1.4--1.5.sql sim_metrics--1.5--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql sim_metrics--1.8--1.9.sql
-# the 1.9 base script is 1.6 plus its updates (CREATE EXTENSION drops \echo lines)
-DATA_built = sim_metrics--1.9.sql
+DATA = sim_metrics--1.0.sql sim_metrics--1.6.sql sim_metrics--1.0--1.1.sql sim_metrics--1.1--1.2.sql sim_metrics--1.2--1.3.sql sim_metrics--1.3--1.4.sql sim_metrics--1.4--1.5.sql sim_metrics--1.5--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql sim_metrics--1.8--1.9.sql sim_metrics--1.9--1.10.sql
+# the 1.10 base script is 1.6 plus its updates (CREATE EXTENSION drops \echo lines)
+DATA_built = sim_metrics--1.10.sql
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 PGFILEDESC = "sim_metrics - server-fleet metrics simulator"
 
@@ -25,7 +25,7 @@ else
 SHLIB_LINK += -lhiredis
 endif
 
-REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard sim_metrics_backfill sim_metrics_detect sim_metrics_forecast
+REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard sim_metrics_backfill sim_metrics_detect sim_metrics_forecast sim_metrics_current
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
 TAP_TESTS = 1
 EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_test test/detect_test_vg test/nab_test test/nab_test_vg test/forecast_test test/forecast_test_vg bench/nab_eval
@@ -33,7 +33,7 @@ EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_t
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-sim_metrics--1.9.sql: sim_metrics--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql sim_metrics--1.8--1.9.sql
+sim_metrics--1.10.sql: sim_metrics--1.6.sql sim_metrics--1.6--1.7.sql sim_metrics--1.7--1.8.sql sim_metrics--1.8--1.9.sql sim_metrics--1.9--1.10.sql
 	cat $^ > $@
 
 # PGXS does not track headers; every object depends on all of ours.

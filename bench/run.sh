@@ -23,7 +23,8 @@
 #   BENCH_HISTORY_BUFFER [auto] sim_metrics.history_buffer (ticks the ring holds); auto = the least
 #                              that keeps every phase below the worker's 3/4-full flush, at least 16
 #   BENCH_SKIP_FLUSH [0]       1 skips measurement 4
-#   BENCH_ONLY [1,2,3,4]       comma-separated measurements to run (e.g. BENCH_ONLY=4)
+#   BENCH_ONLY [1,2,3,4,5]     comma-separated measurements to run (e.g. BENCH_ONLY=4)
+#   BENCH_READ_ROUNDS [3]      rounds of each pair of measurement 5 (streamed reads, paused and live)
 #   BENCH_PORT [5488]          first port tried (socket lives in the temp dir)
 #   BENCH_PROTOCOL [simple]    pgbench -M: simple | extended | prepared
 #   PG_CONFIG [pg_config]      selects the PostgreSQL installation
@@ -43,10 +44,11 @@ BENCH_PROTOCOL=${BENCH_PROTOCOL:-simple}
 BENCH_FLUSH_ROUNDS=${BENCH_FLUSH_ROUNDS:-3}
 BENCH_FLUSH_TICKS=${BENCH_FLUSH_TICKS:-10}
 BENCH_SKIP_FLUSH=${BENCH_SKIP_FLUSH:-0}
-BENCH_ONLY=${BENCH_ONLY:-1,2,3,4}
+BENCH_ONLY=${BENCH_ONLY:-1,2,3,4,5}
+BENCH_READ_ROUNDS=${BENCH_READ_ROUNDS:-3}
 for v in BENCH_SECONDS BENCH_ROUNDS BENCH_DISTINCT_ROUNDS BENCH_DISTINCT_TX \
          BENCH_PEER_ROUNDS BENCH_TICKS BENCH_HISTORY_TICKS BENCH_SERVERS \
-         BENCH_BIG_SERVERS BENCH_PORT BENCH_FLUSH_ROUNDS BENCH_FLUSH_TICKS; do
+         BENCH_BIG_SERVERS BENCH_PORT BENCH_FLUSH_ROUNDS BENCH_FLUSH_TICKS BENCH_READ_ROUNDS; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: $v must be a positive integer, not '${!v}'" >&2; exit 2; }
 done
 (( BENCH_SERVERS >= 15 )) || { echo "run.sh: BENCH_SERVERS must be >= 15 (the default fleet)" >&2; exit 2; }
@@ -57,7 +59,7 @@ BENCH_MAX_SERVERS=${BENCH_MAX_SERVERS:-100000}
 [[ $BENCH_MAX_SERVERS =~ ^[1-9][0-9]*$ ]] || { echo "run.sh: BENCH_MAX_SERVERS must be a positive integer" >&2; exit 2; }
 MAX_SERVERS=$(( BENCH_BIG_SERVERS > BENCH_MAX_SERVERS ? BENCH_BIG_SERVERS : BENCH_MAX_SERVERS ))
 [[ $BENCH_SKIP_FLUSH =~ ^[01]$ ]] || { echo "run.sh: BENCH_SKIP_FLUSH must be 0 or 1" >&2; exit 2; }
-[[ $BENCH_ONLY =~ ^[1-4](,[1-4])*$ ]] || { echo "run.sh: BENCH_ONLY must list measurements 1-4, e.g. 4 or 1,3" >&2; exit 2; }
+[[ $BENCH_ONLY =~ ^[1-5](,[1-5])*$ ]] || { echo "run.sh: BENCH_ONLY must list measurements 1-5, e.g. 4 or 1,3" >&2; exit 2; }
 want() { [[ ,$BENCH_ONLY, == *,$1,* ]] && { [[ $1 != 4 ]] || (( ! BENCH_SKIP_FLUSH )); }; }
 
 # The history ring (sim_metrics.history_buffer ticks x max_servers samples of
@@ -545,6 +547,108 @@ if want 4; then
     log "      (flush / COPY binary, for reference: $(fmt "$M4_RATIO_B" 2)x); measurement 4 took $((SECONDS - L0))s"
 fi
 
+# ============================================================ 5. streaming reads, paused and live
+if want 5; then
+    hr
+    log "5. sim_current (the streamed read) and sim_current_metrics() (inlined over it) against an UNLOGGED"
+    log "   table of the same rows with a primary key; at $BENCH_SERVERS and $BENCH_BIG_SERVERS servers, paused and live"
+    log "   (live: the worker ticking every 1 s, flushing as it does for users); $BENCH_READ_ROUNDS rounds x ${BENCH_SECONDS}s a read, alternating"
+    L0=$SECONDS
+    # the fleet at n servers: templates added, or the added ones dropped
+    set_fleet() {
+        local target=$1 n
+        n=$(q "SELECT count(*) FROM server_templates")
+        if (( n < target )); then grow_fleet "$target"; return; fi
+        (( n == target )) && return
+        q "DELETE FROM server_templates WHERE id IN (SELECT id FROM server_templates WHERE id LIKE 'bench-%'
+           ORDER BY id DESC LIMIT $((n - target)))" >/dev/null
+        for _ in $(seq 1 100); do
+            [[ $(q "SELECT servers FROM sim_status()") == "$target" ]] && break
+            sleep 0.1
+        done
+        n=$(q "SELECT sim_reload()")
+        [[ $n == "$target" ]] || die "sim_reload() loaded $n servers, expected $target"
+    }
+    temp_files() { q "SELECT temp_files FROM pg_stat_database WHERE datname = current_database()"; }
+    # one pair of reads, alternating; sets PAIR_A PAIR_B (median latency ms) and PAIR_R = A/B
+    pair() {  # a b
+        local A=() B=() r a b
+        for r in $(seq 1 "$BENCH_READ_ROUNDS"); do
+            if (( r % 2 )); then
+                read -r _ a < <(pgb "$1" -T "$BENCH_SECONDS"); read -r _ b < <(pgb "$2" -T "$BENCH_SECONDS")
+            else
+                read -r _ b < <(pgb "$2" -T "$BENCH_SECONDS"); read -r _ a < <(pgb "$1" -T "$BENCH_SECONDS")
+            fi
+            A+=("$a"); B+=("$b")
+        done
+        PAIR_A=$(printf '%s\n' "${A[@]}" | median)
+        PAIR_B=$(printf '%s\n' "${B[@]}" | median)
+        PAIR_R=$(calc "$PAIR_A / $PAIR_B")
+    }
+    M5_ROWS=()
+    row5() {  # size mode what peer a b ratio goal
+        local ok
+        ok=$(awk -v r="$6" -v g="$7" 'BEGIN { print (g == "-" ? "-" : (r <= g) ? "yes" : "no") }')
+        printf '   %-8s %-7s %-44s %10.3f %10.3f %7.2fx  %s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$( [[ $7 == - ]] && echo - || echo "goal <= ${7}x: $ok")"
+        M5_ROWS+=("$(printf '| 5 | %s, %s servers, %s | %.3f ms | %s | %.3f ms | %.2fx latency | %s | %s |' \
+            "$3" "$1" "$2" "$4" "$8" "$5" "$6" "$( [[ $7 == - ]] && echo - || echo "<= ${7}x")" "$ok")")
+    }
+    sqlfile cur_all "SELECT * FROM sim_current;"
+    sqlfile fn_all  "SELECT * FROM sim_current_metrics();"
+    sqlfile tab_all "SELECT * FROM bench_reads;"
+    sqlfile cur_cnt "SELECT count(*) FROM sim_current;"
+    sqlfile tab_cnt "SELECT count(*) FROM bench_reads;"
+    as_pg "${PSQL[@]}" -c "ALTER SYSTEM SET sim_metrics.tick_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
+    printf '   %-8s %-7s %-44s %10s %10s %8s\n' servers mode read "ms" "table ms" ratio
+    for size in "$BENCH_SERVERS" "$BENCH_BIG_SERVERS"; do
+        set_fleet "$size"
+        q "SELECT sim_tick(2)" >/dev/null
+        q "SELECT sim_flush()" >/dev/null   # nothing pending: no flush of the worker's while paused
+        q "DROP TABLE IF EXISTS bench_reads" >/dev/null
+        q "CREATE UNLOGGED TABLE bench_reads AS SELECT * FROM sim_current" >/dev/null
+        q "ALTER TABLE bench_reads ADD PRIMARY KEY (server_id)" >/dev/null
+        q "VACUUM ANALYZE bench_reads" >/dev/null
+        ONE=$(q "SELECT server_id FROM bench_reads ORDER BY server_id OFFSET $((size / 2)) LIMIT 1")
+        sqlfile cur_one "SELECT * FROM sim_current WHERE server_id = '$ONE';"
+        sqlfile tab_one "SELECT * FROM bench_reads WHERE server_id = '$ONE';"
+        for f in cur_all tab_all cur_one tab_one; do pgb "$f" -T 1 >/dev/null; done
+        for mode in paused live; do
+            if [[ $mode == live ]]; then
+                q "SELECT sim_start()" >/dev/null
+                t1=$(q "SELECT tick FROM sim_status()")
+                for _ in $(seq 1 100); do
+                    (( $(q "SELECT tick FROM sim_status()") >= t1 + 2 )) && break
+                    sleep 0.2
+                done
+                (( $(q "SELECT tick FROM sim_status()") >= t1 + 2 )) || die "the worker did not tick at 1 s"
+                t1=$(q "SELECT tick FROM sim_status()")
+            fi
+            tf0=$(temp_files)
+            pair cur_all tab_all
+            goal=1.5; (( size == BENCH_SERVERS )) && goal=1.0
+            row5 "$size" "$mode" "SELECT * FROM sim_current" "$PAIR_A" "$PAIR_B" "$PAIR_R" "$goal" "\`SELECT *\` from the table"
+            pair fn_all tab_all
+            row5 "$size" "$mode" "SELECT * FROM sim_current_metrics()" "$PAIR_A" "$PAIR_B" "$PAIR_R" "-" "\`SELECT *\` from the table"
+            if (( size == BENCH_BIG_SERVERS )); then
+                pair cur_cnt tab_cnt
+                row5 "$size" "$mode" "SELECT count(*) FROM sim_current" "$PAIR_A" "$PAIR_B" "$PAIR_R" 1.5 "\`count(*)\` of the table"
+            fi
+            pair cur_one tab_one
+            row5 "$size" "$mode" "sim_current WHERE server_id = (one)" "$PAIR_A" "$PAIR_B" "$PAIR_R" 1.0 "the table by its primary key"
+            sleep 1.2   # the stats of the last pgbench connection reach pg_stat_database
+            tf=$(( $(temp_files) - tf0 ))
+            log "   $size servers, $mode: temporary files written meanwhile (pg_stat_database.temp_files): $tf"
+            M5_ROWS+=("$(printf '| 5 | temporary files written by the reads above, %s servers, %s | %s | - | - | - | 0 | %s |' "$size" "$mode" "$tf" "$( (( tf == 0 )) && echo yes || echo no)")")
+            if [[ $mode == live ]]; then
+                t2=$(q "SELECT tick FROM sim_status()")
+                log "   $size servers, live: the worker ticked $((t2 - t1)) times while measured"
+                q "SELECT sim_stop()" >/dev/null
+            fi
+        done
+    done
+    log "   measurement 5 took $((SECONDS - L0))s"
+fi
+
 # ============================================================ summary
 hr
 RUNTIME=$((SECONDS - T0))
@@ -582,6 +686,9 @@ mkdir -p "$OUT_DIR"
             "$FLUSH_ROWS" "$BENCH_FLUSH_TICKS" "$BENCH_BIG_SERVERS" "$BENCH_FLUSH_ROUNDS" "$M4_F_RPS" "$M4_F_MS" "$M4_CT_RPS" "$M4_CT_MS" "$M4_RATIO" "$M4_OK"
         printf '| 4b | same flush | %.0f rows/s (%.0f ms) | the same COPY from a binary file (reference) | %.0f rows/s (%.0f ms) | %.2fx throughput | - | - |\n' \
             "$M4_F_RPS" "$M4_F_MS" "$M4_CB_RPS" "$M4_CB_MS" "$M4_RATIO_B"
+    fi
+    if want 5; then
+        printf '%s\n' "${M5_ROWS[@]}"
     fi
 } >"$OUT_DIR/results.md"
 log "Summary (Markdown, also in bench/out/results.md) — total runtime ${RUNTIME}s"

@@ -50,4 +50,22 @@
 #define SMX_GUC_FREE(ptr)		free(ptr)
 #endif
 
+/*
+ * create_foreignscan_path() gained fdw_restrictinfo in 17 and
+ * disabled_nodes in 18; sim_current's scan passes neither.
+ */
+#if PG_VERSION_NUM >= 180000
+#define SMX_CREATE_FOREIGNSCAN_PATH(root, rel, target, rows, startup, total, pathkeys, outer, outerpath, priv) \
+	create_foreignscan_path((root), (rel), (target), (rows), 0, (startup), (total), (pathkeys), \
+							(outer), (outerpath), NIL, (priv))
+#elif PG_VERSION_NUM >= 170000
+#define SMX_CREATE_FOREIGNSCAN_PATH(root, rel, target, rows, startup, total, pathkeys, outer, outerpath, priv) \
+	create_foreignscan_path((root), (rel), (target), (rows), (startup), (total), (pathkeys), \
+							(outer), (outerpath), NIL, (priv))
+#else
+#define SMX_CREATE_FOREIGNSCAN_PATH(root, rel, target, rows, startup, total, pathkeys, outer, outerpath, priv) \
+	create_foreignscan_path((root), (rel), (target), (rows), (startup), (total), (pathkeys), \
+							(outer), (outerpath), (priv))
+#endif
+
 #endif							/* SMX_COMPAT_H */

@@ -50,7 +50,7 @@ my @controls = ('sim_start()', 'sim_stop()', 'sim_tick(integer)', 'sim_reload()'
 	'sim_scenario_start(text,text[],real,interval)', 'sim_scenario_stop(bigint)',
 	'sim_expose(name,name[])');
 my @tables = qw(server_templates server_metrics_history scenario_execution_log sim_scenarios
-  server_metrics_rejected);
+  server_metrics_rejected sim_current);
 
 # pgTAP checks of the privileges in schema $s, run as the superuser; each
 # of its lines becomes one test here
@@ -73,7 +73,7 @@ sub privilege_checks
 			  . "'$s.$f: $role " . ((grep { $_ eq $f } @reads) ? 'may' : 'may not') . " run it')";
 		}
 	}
-	for my $t (qw(server_metrics_history scenario_execution_log))
+	for my $t (qw(server_metrics_history scenario_execution_log sim_current))
 	{
 		push @q, "tap.table_privs_are('$s', '$t', 'postgres', ARRAY['SELECT'], "
 		  . "'$s.$t: postgres reads it, no TRIGGER, TRUNCATE, REFERENCES or write')";
@@ -99,8 +99,15 @@ sub privilege_checks
 		AND d.classid = 'pg_proc'::regclass AND d.deptype = 'e'
 		JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'sim_metrics'
 		WHERE NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\\_path=%')
-		  AND p.proname <> 'sim_history_labelled_rows'), 0,
+		  AND p.proname NOT IN ('sim_history_labelled_rows', 'sim_current_metrics')), 0,
 		'every function of the extension pins its search_path')";
+	# sim_current_metrics() (1.10) is inlined over sim_current for the same
+	# reason, and its wrapper too
+	push @q, "tap.is((SELECT pg_get_functiondef(p.oid) ~ 'SELECT \\* FROM [a-z_]+\\.sim_current\\\$' FROM pg_proc p
+		WHERE p.proname = 'sim_current_metrics' AND p.pronamespace = '$s'::regnamespace), true,
+		'sim_current_metrics() names sim_current by schema')";
+	push @q, "tap.function_privs_are('$s', 'sim_fdw_handler', '{}'::name[], 'postgres', '{}'::text[], "
+	  . "'$s.sim_fdw_handler(): default privileges gave postgres nothing')";
 	# sim_history_labelled_rows() is left unpinned so that the planner inlines it
 	# into its view (a pinned setting stops that); its body names every object
 	# and operator by schema, so no search_path changes what it runs

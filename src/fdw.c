@@ -1,0 +1,861 @@
+/*
+ * fdw.c — sim_current: the live fleet as a foreign table whose scan hands
+ * rows straight from a private copy of shared memory to the executor.
+ *
+ * A set-returning function in FROM is always materialised into a
+ * tuplestore, which spills to a temporary file past work_mem; a foreign
+ * scan is not. The scan copies one tick under publish_lock shared, as
+ * sim_current_metrics() always has, and forms a row only when the executor
+ * asks for it (no column at all for count(*)).
+ *
+ * Pushed down, and then not evaluated again: equality of server_id,
+ * status, role or location with a constant or a parameter, and = ANY of an
+ * array of them, under a deterministic collation (byte equality, which is
+ * what the scan compares). A condition on server_id reads by binary search
+ * instead of copying the fleet. EXPLAIN shows both.
+ *
+ * Locking: publish_lock shared while copying, nothing held between rows.
+ * The backend keeps one copy of the whole fleet between statements (no
+ * fresh pages each read; the states copied only when state_version moved,
+ * the descriptive columns' text rebuilt only when the fleet changed). A
+ * scan pins that copy until its query's memory goes; a second scan while
+ * it is pinned (a self-join, an open cursor) makes a copy of its own, so
+ * the text a pinned copy hands out never changes under a scan.
+ */
+#include "postgres.h"
+
+#include "access/reloptions.h"
+#include "catalog/pg_operator_d.h"
+#include "catalog/pg_type_d.h"
+#include "commands/defrem.h"
+#include "commands/explain.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "foreign/fdwapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/cost.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/pathnode.h"
+#include "optimizer/planmain.h"
+#include "optimizer/restrictinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "compat.h"
+#include "sim_metrics.h"
+
+PG_FUNCTION_INFO_V1(sim_fdw_handler);
+PG_FUNCTION_INFO_V1(sim_fdw_validator);
+
+/* The columns a condition may be pushed on (0-based, as in sim_current). */
+#define SMX_COL_ID			0
+#define SMX_COL_ROLE		3
+#define SMX_COL_LOCATION	4
+#define SMX_COL_STATUS		12
+
+/* sim_current's column types, checked before a scan reads a row into them */
+static const Oid smx_fdw_col_types[SMX_CURRENT_COLS] = {
+	TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	FLOAT8OID, FLOAT8OID, FLOAT8OID, INT8OID, FLOAT8OID, FLOAT8OID,
+	TEXTOID, TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+	FLOAT8OID, TEXTOID
+};
+
+static const char *const smx_fdw_col_names[SMX_CURRENT_COLS] = {
+	[SMX_COL_ID] = "server_id", [SMX_COL_ROLE] = "role",
+	[SMX_COL_LOCATION] = "location", [SMX_COL_STATUS] = "status"
+};
+
+StaticAssertDecl(SMX_ROLE_COUNT <= 64, "role_mask holds a bit a role");
+
+/* ---------------------------------------------------------------------
+ * Planning
+ * --------------------------------------------------------------------- */
+
+/* What GetForeignRelSize found, for GetForeignPlan. */
+typedef struct SmxFdwRel
+{
+	List	   *pushed;			/* RestrictInfos pushed down */
+	double		servers;		/* the fleet's size when planned */
+	double		copied;			/* servers a scan copies */
+} SmxFdwRel;
+
+/*
+ * Is clause "col = value" or "col = ANY (value)" on a column we push, with
+ * value a Const or a Param? Fills *col, *is_array and *value.
+ */
+static bool
+smx_fdw_pushable(RelOptInfo *rel, Expr *clause, int *col, bool *is_array, Expr **value)
+{
+	Node	   *l;
+	Node	   *r;
+	Oid			opno;
+	Oid			collid;
+	bool		arr;
+	Var		   *var;
+
+	if (IsA(clause, OpExpr))
+	{
+		OpExpr	   *op = (OpExpr *) clause;
+
+		if (list_length(op->args) != 2)
+			return false;
+		opno = op->opno;
+		collid = op->inputcollid;
+		l = linitial(op->args);
+		r = lsecond(op->args);
+		arr = false;
+	}
+	else if (IsA(clause, ScalarArrayOpExpr))
+	{
+		ScalarArrayOpExpr *sa = (ScalarArrayOpExpr *) clause;
+
+		if (!sa->useOr)
+			return false;
+		opno = sa->opno;
+		collid = sa->inputcollid;
+		l = linitial(sa->args);
+		r = lsecond(sa->args);
+		arr = true;
+	}
+	else
+		return false;
+	if (opno != TextEqualOperator)
+		return false;
+	/* byte equality is what the scan compares */
+	if (OidIsValid(collid) && !get_collation_isdeterministic(collid))
+		return false;
+	if (!arr && !IsA(l, Var))
+	{
+		Node	   *t = l;
+
+		l = r;
+		r = t;
+	}
+	if (IsA(r, RelabelType))
+		r = (Node *) ((RelabelType *) r)->arg;
+	if (!IsA(l, Var) || !(IsA(r, Const) || IsA(r, Param)))
+		return false;
+	var = (Var *) l;
+	if ((Index) var->varno != rel->relid || var->varlevelsup != 0 || var->vartype != TEXTOID)
+		return false;
+	switch (var->varattno - 1)
+	{
+		case SMX_COL_ID:
+		case SMX_COL_ROLE:
+		case SMX_COL_LOCATION:
+		case SMX_COL_STATUS:
+			break;
+		default:
+			return false;
+	}
+	*col = var->varattno - 1;
+	*is_array = arr;
+	*value = (Expr *) r;
+	return true;
+}
+
+/* How many elements a constant array has; -1 when not a non-null Const. */
+static int
+smx_fdw_const_array_len(Expr *value)
+{
+	Const	   *c = (Const *) value;
+
+	if (!IsA(value, Const) || c->constisnull)
+		return -1;
+	{
+		ArrayType  *a = DatumGetArrayTypeP(c->constvalue);
+
+		return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+	}
+}
+
+static void
+smx_fdw_rel_size(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	SmxFdwRel  *fr = palloc0(sizeof(SmxFdwRel));
+	double		keys = -1;		/* servers a binary search finds at most */
+	ListCell   *lc;
+
+	/* an unlocked read: an estimate */
+	fr->servers = smx_shared != NULL ? smx_shared->fleet.nservers : 0;
+	foreach(lc, baserel->baserestrictinfo)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		int			col;
+		bool		is_array;
+		Expr	   *value;
+
+		if (ri->pseudoconstant ||
+			!smx_fdw_pushable(baserel, ri->clause, &col, &is_array, &value))
+			continue;
+		fr->pushed = lappend(fr->pushed, ri);
+		if (col == SMX_COL_ID)
+		{
+			double		k = is_array ? smx_fdw_const_array_len(value) : 1;
+
+			if (k < 0)
+				k = 10;			/* an array parameter: a guess */
+			keys = keys < 0 ? k : Min(keys, k);
+		}
+	}
+	fr->copied = keys < 0 ? fr->servers : Min(keys, fr->servers);
+	baserel->tuples = fr->servers;
+	baserel->rows = clamp_row_est(Min(fr->copied,
+									  fr->servers * clauselist_selectivity(root, baserel->baserestrictinfo,
+																		   0, JOIN_INNER, NULL)));
+	baserel->fdw_private = fr;
+}
+
+static void
+smx_fdw_paths(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid)
+{
+	SmxFdwRel  *fr = baserel->fdw_private;
+
+	/* a copy of each server read under the lock, then a row a match */
+	Cost		startup = fr->copied * cpu_operator_cost;
+	Cost		total = startup + fr->copied * cpu_operator_cost + baserel->rows * cpu_tuple_cost;
+
+	add_path(baserel, (Path *)
+			 SMX_CREATE_FOREIGNSCAN_PATH(root, baserel, NULL, baserel->rows, startup, total,
+										 NIL, NULL, NULL, NIL));
+}
+
+/* The text of a pushed value for EXPLAIN. */
+static void
+smx_fdw_explain_value(StringInfo s, Expr *value)
+{
+	if (IsA(value, Param))
+		appendStringInfo(s, "$%d", ((Param *) value)->paramid);
+	else if (((Const *) value)->constisnull)
+		appendStringInfoString(s, "NULL");
+	else
+	{
+		Const	   *c = (Const *) value;
+		Oid			out;
+		bool		varlena;
+
+		getTypeOutputInfo(c->consttype, &out, &varlena);
+		appendStringInfoString(s, quote_literal_cstr(OidOutputFunctionCall(out, c->constvalue)));
+	}
+}
+
+/*
+ * fdw_private of the plan: [0] the pushed conditions as Integers
+ * (column * 2 + is_array), [1] the text EXPLAIN shows, [2] whether the
+ * scan forms columns at all (Integer 0/1). fdw_exprs: the pushed values,
+ * in the order of [0].
+ */
+static ForeignScan *
+smx_fdw_plan(PlannerInfo *root, RelOptInfo *baserel, Oid foreigntableid,
+			 ForeignPath *best_path, List *tlist, List *scan_clauses, Plan *outer_plan)
+{
+	SmxFdwRel  *fr = baserel->fdw_private;
+	List	   *local = NIL;
+	List	   *conds = NIL;
+	List	   *values = NIL;
+	StringInfoData text;
+	Bitmapset  *attrs = NULL;
+	ListCell   *lc;
+
+	initStringInfo(&text);
+	foreach(lc, scan_clauses)
+	{
+		RestrictInfo *ri = lfirst_node(RestrictInfo, lc);
+		int			col;
+		bool		is_array;
+		Expr	   *value;
+
+		if (ri->pseudoconstant)
+			continue;			/* the planner gates the scan on these */
+		if (!list_member_ptr(fr->pushed, ri) ||
+			!smx_fdw_pushable(baserel, ri->clause, &col, &is_array, &value))
+		{
+			local = lappend(local, ri->clause);
+			continue;
+		}
+		conds = lappend(conds, makeInteger(col * 2 + (is_array ? 1 : 0)));
+		values = lappend(values, value);
+		appendStringInfo(&text, "%s(%s = %s", text.len > 0 ? " AND " : "",
+						 smx_fdw_col_names[col], is_array ? "ANY (" : "");
+		smx_fdw_explain_value(&text, value);
+		appendStringInfoString(&text, is_array ? "))" : ")");
+	}
+	/* columns anyone reads: none for count(*) */
+	pull_varattnos((Node *) baserel->reltarget->exprs, baserel->relid, &attrs);
+	pull_varattnos((Node *) local, baserel->relid, &attrs);
+
+	return make_foreignscan(tlist, local, baserel->relid, values,
+							list_make3(conds, makeString(text.data),
+									   makeInteger(attrs != NULL ? 1 : 0)),
+							NIL, NIL, outer_plan);
+}
+
+/* ---------------------------------------------------------------------
+ * The copy a scan reads
+ * --------------------------------------------------------------------- */
+
+typedef struct SmxFdwSnap
+{
+	MemoryContext cxt;			/* owns the arrays */
+	MemoryContext text_cxt;		/* owns the text datums */
+	int			cap;
+	int			n;
+	smx_state  *state;
+	SmxServerDesc *desc;
+	uint8	   *role;
+	Datum	   *text;			/* SMX_CURRENT_DESC_COLS a server */
+	char		runs[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
+	uint64		tick;
+	TimestampTz sim_time;
+	bool		sim_time_valid;
+	TimestampTz updated_at;
+	/* the backend's copy of the whole fleet only */
+	bool		valid;			/* desc, role and text match fleet_version */
+	uint64		fleet_version;
+	uint64		state_version;
+	bool		state_valid;
+	uint64		pin;			/* the scan holding it (0 = none) */
+} SmxFdwSnap;
+
+static SmxFdwSnap smx_fdw_fleet;	/* the backend's copy */
+static uint64 smx_fdw_pins = 0;		/* pin numbers handed out */
+
+/*
+ * Make s hold at least n servers; the contents are not kept. In the
+ * backend's copy an allocation failure leaves the old arrays in place.
+ */
+static void
+smx_fdw_reserve(SmxFdwSnap *s, int n)
+{
+	int			flags = MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM;
+	smx_state  *state;
+	SmxServerDesc *desc;
+	uint8	   *role;
+
+	if (n <= s->cap)
+		return;
+	n = Max(n, 64);
+	state = MemoryContextAllocExtended(s->cxt, sizeof(smx_state) * n, flags);
+	desc = MemoryContextAllocExtended(s->cxt, sizeof(SmxServerDesc) * n, flags);
+	role = MemoryContextAllocExtended(s->cxt, n, flags);
+	if (state == NULL || desc == NULL || role == NULL)
+	{
+		if (state)
+			pfree(state);
+		if (desc)
+			pfree(desc);
+		if (role)
+			pfree(role);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory for a copy of %d servers", n)));
+	}
+	if (s->state)
+	{
+		pfree(s->state);
+		pfree(s->desc);
+		pfree(s->role);
+	}
+	s->state = state;
+	s->desc = desc;
+	s->role = role;
+	s->cap = n;
+	s->valid = false;
+	s->state_valid = false;
+}
+
+/* The descriptive columns' text of s's n servers, anew. */
+static void
+smx_fdw_build_text(SmxFdwSnap *s)
+{
+	MemoryContext old;
+
+	if (s->text_cxt == NULL)
+		s->text_cxt = AllocSetContextCreate(s->cxt, "sim_current text", ALLOCSET_DEFAULT_SIZES);
+	else
+		MemoryContextReset(s->text_cxt);
+	s->text = MemoryContextAllocHuge(s->text_cxt,
+									 sizeof(Datum) * SMX_CURRENT_DESC_COLS * Max(s->n, 1));
+	old = MemoryContextSwitchTo(s->text_cxt);
+	for (int i = 0; i < s->n; i++)
+		smx_current_desc_text(&s->text[i * SMX_CURRENT_DESC_COLS], &s->desc[i], s->role[i]);
+	MemoryContextSwitchTo(old);
+}
+
+/* The clock of the tick; caller holds publish_lock. */
+static void
+smx_fdw_copy_clock(SmxFdwSnap *s)
+{
+	smx_copy_run_names(s->runs);
+	s->tick = smx_shared->fleet.tick;
+	s->updated_at = smx_shared->fleet.last_tick_at;
+	s->sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(s->tick), &s->sim_time);
+}
+
+/*
+ * The whole fleet into s: the states when state_version moved, the
+ * descriptions and their text when the fleet changed. The arrays are sized
+ * from an unlocked read of nservers; if a reload grew the fleet in
+ * between we release and try again, so nothing is allocated under the lock.
+ */
+static void
+smx_fdw_copy_fleet(SmxFdwSnap *s)
+{
+	bool		fleet_changed;
+
+	for (;;)
+	{
+		smx_fdw_reserve(s, smx_shared->fleet.nservers);
+		LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+		if (smx_shared->fleet.nservers <= s->cap)
+			break;
+		LWLockRelease(smx_shared->publish_lock);
+	}
+	fleet_changed = !s->valid || s->fleet_version != smx_shared->fleet.version;
+	s->n = smx_shared->fleet.nservers;
+	if (fleet_changed)
+	{
+		smx_params *params = smx_shared_params();
+
+		s->valid = false;
+		memcpy(s->desc, smx_shared_desc(), s->n * sizeof(SmxServerDesc));
+		for (int i = 0; i < s->n; i++)
+			s->role[i] = params[i].role;
+		s->fleet_version = smx_shared->fleet.version;
+	}
+	if (fleet_changed || !s->state_valid || s->state_version != smx_shared->fleet.state_version)
+	{
+		memcpy(s->state, smx_shared_state(), s->n * sizeof(smx_state));
+		s->state_version = smx_shared->fleet.state_version;
+		s->state_valid = true;
+	}
+	smx_fdw_copy_clock(s);
+	LWLockRelease(smx_shared->publish_lock);
+	if (fleet_changed)
+	{
+		smx_fdw_build_text(s);
+		s->valid = true;
+	}
+}
+
+/*
+ * The servers of nkeys ids (sorted, unique) into s, by binary search, in
+ * id order; ids not in the fleet are left out.
+ */
+static void
+smx_fdw_copy_ids(SmxFdwSnap *s, char **keys, int nkeys)
+{
+	const SmxServerDesc *desc;
+	smx_params *params;
+	smx_state  *state;
+	int			m = 0;
+
+	smx_fdw_reserve(s, nkeys);
+	LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
+	desc = smx_shared_desc();
+	params = smx_shared_params();
+	state = smx_shared_state();
+	for (int k = 0; k < nkeys; k++)
+	{
+		int			i = smx_desc_find(desc, smx_shared->fleet.nservers, keys[k]);
+
+		if (i < 0)
+			continue;
+		s->desc[m] = desc[i];
+		s->state[m] = state[i];
+		s->role[m] = params[i].role;
+		m++;
+	}
+	smx_fdw_copy_clock(s);
+	LWLockRelease(smx_shared->publish_lock);
+	s->n = m;
+	smx_fdw_build_text(s);
+}
+
+/* ---------------------------------------------------------------------
+ * Execution
+ * --------------------------------------------------------------------- */
+
+/* A set of strings a column must be one of. */
+typedef struct SmxFdwStrSet
+{
+	int			col;
+	int			n;
+	char	  **v;				/* sorted, unique */
+} SmxFdwStrSet;
+
+typedef struct SmxFdwScan
+{
+	/* from the plan */
+	int			ncond;
+	int		   *cond_col;
+	bool	   *cond_array;
+	ExprState **cond_value;
+	bool		form_columns;
+	const char *pushed_text;
+	MemoryContext query_cxt;	/* lives as long as the scan */
+	MemoryContext cond_cxt;		/* the evaluated conditions, reset each (re)scan */
+	MemoryContextCallback unpin;
+
+	bool		by_id;			/* a condition on server_id: read by search */
+
+	/* the evaluated conditions (at the first row asked for: a parameter
+	 * of a subplan has no value before) */
+	bool		conds_ready;
+	bool		none;			/* a condition no server can meet */
+	uint32		status_mask;
+	uint64		role_mask;
+	int			nsets;
+	SmxFdwStrSet *sets;
+	int			key_set;		/* the server_id set searched, -1 = none */
+
+	/* the rows */
+	SmxFdwSnap *snap;			/* NULL until the first row is asked for */
+	SmxFdwSnap *own;			/* this scan's own copy, if it needed one */
+	uint64		pin;			/* its pin of the backend's copy, 0 = none */
+	int			pos;
+	int64		copied;			/* servers copied, for EXPLAIN ANALYZE */
+} SmxFdwScan;
+
+static void
+smx_fdw_release(SmxFdwScan *sc)
+{
+	if (sc->pin != 0 && smx_fdw_fleet.pin == sc->pin)
+		smx_fdw_fleet.pin = 0;
+	sc->pin = 0;
+}
+
+/* The query's memory is going (at the end, or on an error): let go. */
+static void
+smx_fdw_unpin_cb(void *arg)
+{
+	smx_fdw_release((SmxFdwScan *) arg);
+}
+
+/* The relation the scan reads must have sim_current's columns. */
+static void
+smx_fdw_check_relation(Relation rel)
+{
+	TupleDesc	td = RelationGetDescr(rel);
+	bool		ok = td->natts == SMX_CURRENT_COLS;
+
+	for (int i = 0; ok && i < td->natts; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(td, i);
+
+		ok = !a->attisdropped && a->atttypid == smx_fdw_col_types[i];
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_COLUMN_NUMBER),
+				 errmsg("foreign table \"%s\" does not have the columns of sim_current_metrics()",
+						RelationGetRelationName(rel)),
+				 errhint("Read the extension's own table sim_current; a foreign table of sim_metrics_fdw must have exactly its columns.")));
+}
+
+static int
+smx_fdw_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* The bit of name among names[0..n-1], 0 when none. */
+static uint64
+smx_fdw_name_bit(const char *name, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return UINT64CONST(1) << i;
+	return 0;
+}
+
+/* Evaluate the pushed values anew (at the start and at each rescan). */
+static void
+smx_fdw_eval_conds(ForeignScanState *node, SmxFdwScan *sc)
+{
+	ExprContext *econtext = node->ss.ps.ps_ExprContext;
+	MemoryContext old;
+
+	MemoryContextReset(sc->cond_cxt);
+	old = MemoryContextSwitchTo(sc->cond_cxt);
+	sc->none = false;
+	sc->status_mask = ~(uint32) 0;
+	sc->role_mask = ~UINT64CONST(0);
+	sc->nsets = 0;
+	sc->sets = palloc0(sizeof(SmxFdwStrSet) * Max(sc->ncond, 1));
+	sc->key_set = -1;
+	for (int c = 0; c < sc->ncond && !sc->none; c++)
+	{
+		bool		isnull;
+		Datum		v = ExecEvalExpr(sc->cond_value[c], econtext, &isnull);
+		Datum	   *elems = &v;
+		bool	   *elem_nulls = NULL;
+		int			n = 1;
+		char	  **strs;
+		int			m = 0;
+
+		if (isnull)
+		{
+			sc->none = true;	/* = NULL, = ANY (NULL): never true */
+			break;
+		}
+		if (sc->cond_array[c])
+			deconstruct_array(DatumGetArrayTypeP(v), TEXTOID, -1, false, TYPALIGN_INT,
+							  &elems, &elem_nulls, &n);
+		strs = palloc(sizeof(char *) * Max(n, 1));
+		for (int e = 0; e < n; e++)
+			if (elem_nulls == NULL || !elem_nulls[e])
+				strs[m++] = TextDatumGetCString(elems[e]);
+		if (sc->cond_col[c] == SMX_COL_STATUS || sc->cond_col[c] == SMX_COL_ROLE)
+		{
+			uint64		mask = 0;
+
+			for (int e = 0; e < m; e++)
+				mask |= sc->cond_col[c] == SMX_COL_STATUS ?
+					smx_fdw_name_bit(strs[e], smx_status_names, 4) :
+					smx_fdw_name_bit(strs[e], smx_role_names, SMX_ROLE_COUNT);
+			if (sc->cond_col[c] == SMX_COL_STATUS)
+				sc->status_mask &= (uint32) mask;
+			else
+				sc->role_mask &= mask;
+			sc->none = sc->status_mask == 0 || sc->role_mask == 0;
+		}
+		else
+		{
+			SmxFdwStrSet *set = &sc->sets[sc->nsets++];
+			int			u = 0;
+
+			qsort(strs, m, sizeof(char *), smx_fdw_strcmp);
+			for (int e = 0; e < m; e++)
+				if (u == 0 || strcmp(strs[u - 1], strs[e]) != 0)
+					strs[u++] = strs[e];
+			set->col = sc->cond_col[c];
+			set->n = u;
+			set->v = strs;
+			sc->none = u == 0;
+			/* the smallest set of ids is the one searched */
+			if (set->col == SMX_COL_ID &&
+				(sc->key_set < 0 || set->n < sc->sets[sc->key_set].n))
+				sc->key_set = sc->nsets - 1;
+		}
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/* Does row i of the copy meet every pushed condition? */
+static bool
+smx_fdw_row_passes(const SmxFdwScan *sc, const SmxFdwSnap *s, int i)
+{
+	if (!((sc->status_mask >> (s->state[i].status & 3)) & 1) ||
+		!((sc->role_mask >> s->role[i]) & 1))
+		return false;
+	for (int k = 0; k < sc->nsets; k++)
+	{
+		const SmxFdwStrSet *set = &sc->sets[k];
+		const char *v = set->col == SMX_COL_ID ? s->desc[i].id : s->desc[i].location;
+
+		if (k == sc->key_set)
+			continue;			/* what the search found */
+		if (bsearch(&v, set->v, set->n, sizeof(char *), smx_fdw_strcmp) == NULL)
+			return false;
+	}
+	return true;
+}
+
+/* Take the copy the scan reads: its ids by search, or the whole fleet. */
+static void
+smx_fdw_read(SmxFdwScan *sc)
+{
+	if (sc->key_set >= 0)
+	{
+		if (sc->own == NULL)
+		{
+			sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
+			sc->own->cxt = sc->query_cxt;
+		}
+		smx_fdw_copy_ids(sc->own, sc->sets[sc->key_set].v, sc->sets[sc->key_set].n);
+		sc->snap = sc->own;
+		sc->copied += sc->own->n;
+		return;
+	}
+	if (smx_fdw_fleet.cxt == NULL)
+		smx_fdw_fleet.cxt = AllocSetContextCreate(TopMemoryContext, "sim_current copy",
+												  ALLOCSET_DEFAULT_SIZES);
+	if (smx_fdw_fleet.pin == 0)
+	{
+		sc->pin = smx_fdw_fleet.pin = ++smx_fdw_pins;
+		smx_fdw_copy_fleet(&smx_fdw_fleet);
+		sc->snap = &smx_fdw_fleet;
+	}
+	else
+	{
+		/* another scan reads the backend's copy: one of our own */
+		if (sc->own == NULL)
+		{
+			sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
+			sc->own->cxt = sc->query_cxt;
+		}
+		smx_fdw_copy_fleet(sc->own);
+		sc->snap = sc->own;
+	}
+	sc->copied += sc->snap->n;
+}
+
+static void
+smx_fdw_begin(ForeignScanState *node, int eflags)
+{
+	ForeignScan *plan = (ForeignScan *) node->ss.ps.plan;
+	SmxFdwScan *sc = palloc0(sizeof(SmxFdwScan));
+	List	   *conds = linitial(plan->fdw_private);
+	ListCell   *lc;
+	int			c = 0;
+
+	smx_fdw_check_relation(node->ss.ss_currentRelation);
+	node->fdw_state = sc;
+	sc->ncond = list_length(conds);
+	sc->cond_col = palloc(sizeof(int) * Max(sc->ncond, 1));
+	sc->cond_array = palloc(sizeof(bool) * Max(sc->ncond, 1));
+	sc->cond_value = palloc(sizeof(ExprState *) * Max(sc->ncond, 1));
+	foreach(lc, conds)
+	{
+		int			k = intVal(lfirst(lc));
+
+		sc->cond_col[c] = k / 2;
+		sc->cond_array[c] = (k & 1) != 0;
+		c++;
+	}
+	c = 0;
+	foreach(lc, plan->fdw_exprs)
+		sc->cond_value[c++] = ExecInitExpr((Expr *) lfirst(lc), (PlanState *) node);
+	for (c = 0; c < sc->ncond; c++)
+		sc->by_id |= sc->cond_col[c] == SMX_COL_ID;
+	sc->pushed_text = strVal(lsecond(plan->fdw_private));
+	sc->form_columns = intVal(lthird(plan->fdw_private)) != 0;
+	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
+		return;
+
+	smx_require_fleet_database();
+	sc->query_cxt = CurrentMemoryContext;
+	sc->cond_cxt = AllocSetContextCreate(CurrentMemoryContext, "sim_current conditions",
+										 ALLOCSET_SMALL_SIZES);
+	sc->unpin.func = smx_fdw_unpin_cb;
+	sc->unpin.arg = sc;
+	MemoryContextRegisterResetCallback(CurrentMemoryContext, &sc->unpin);
+}
+
+static TupleTableSlot *
+smx_fdw_iterate(ForeignScanState *node)
+{
+	SmxFdwScan *sc = node->fdw_state;
+	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
+	SmxFdwSnap *s;
+
+	ExecClearTuple(slot);
+	if (!sc->conds_ready)
+	{
+		smx_fdw_eval_conds(node, sc);
+		sc->conds_ready = true;
+	}
+	if (sc->none)
+		return slot;
+	if (sc->snap == NULL)
+		smx_fdw_read(sc);
+	s = sc->snap;
+	while (sc->pos < s->n)
+	{
+		int			i = sc->pos++;
+
+		if (!smx_fdw_row_passes(sc, s, i))
+			continue;
+		if (sc->form_columns)
+		{
+			SmxCurrentRow r;
+
+			smx_current_from_state(&r, &s->state[i], s->runs,
+								   &s->text[i * SMX_CURRENT_DESC_COLS], s->tick,
+								   s->sim_time, s->sim_time_valid, s->updated_at);
+			smx_current_row_values(&r, slot->tts_values, slot->tts_isnull);
+		}
+		else
+			memset(slot->tts_isnull, true, sizeof(bool) * SMX_CURRENT_COLS);
+		return ExecStoreVirtualTuple(slot);
+	}
+	return slot;
+}
+
+/*
+ * A rescan reads from the start with the values evaluated anew. The whole
+ * fleet is read once a scan (one tick however often a join rescans it); a
+ * search by id is made again, its keys may have changed.
+ */
+static void
+smx_fdw_rescan(ForeignScanState *node)
+{
+	SmxFdwScan *sc = node->fdw_state;
+
+	sc->conds_ready = false;
+	sc->pos = 0;
+	if (sc->by_id)
+		sc->snap = NULL;
+}
+
+static void
+smx_fdw_end(ForeignScanState *node)
+{
+	SmxFdwScan *sc = node->fdw_state;
+
+	if (sc != NULL)
+		smx_fdw_release(sc);
+}
+
+static void
+smx_fdw_explain(ForeignScanState *node, ExplainState *es)
+{
+	SmxFdwScan *sc = node->fdw_state;
+
+	if (sc->pushed_text[0] != '\0')
+		ExplainPropertyText("Pushed Down", sc->pushed_text, es);
+	ExplainPropertyText("Read", sc->by_id ? "binary search by server_id" : "whole fleet, one tick", es);
+	if (!sc->form_columns)
+		ExplainPropertyText("Columns", "none formed", es);
+	if (es->analyze)
+		ExplainPropertyInteger("Servers Copied", NULL, sc->copied, es);
+}
+
+Datum
+sim_fdw_handler(PG_FUNCTION_ARGS)
+{
+	FdwRoutine *r = makeNode(FdwRoutine);
+
+	r->GetForeignRelSize = smx_fdw_rel_size;
+	r->GetForeignPaths = smx_fdw_paths;
+	r->GetForeignPlan = smx_fdw_plan;
+	r->BeginForeignScan = smx_fdw_begin;
+	r->IterateForeignScan = smx_fdw_iterate;
+	r->ReScanForeignScan = smx_fdw_rescan;
+	r->EndForeignScan = smx_fdw_end;
+	r->ExplainForeignScan = smx_fdw_explain;
+	PG_RETURN_POINTER(r);
+}
+
+/* The wrapper, its server and its table take no options. */
+Datum
+sim_fdw_validator(PG_FUNCTION_ARGS)
+{
+	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+
+	if (options != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+				 errmsg("sim_metrics_fdw takes no options, not \"%s\"",
+						linitial_node(DefElem, options)->defname),
+				 errhint("The live fleet needs no settings: it is read from this server's shared memory.")));
+	PG_RETURN_VOID();
+}
