@@ -367,6 +367,23 @@ smx_status_text_datum(int status)
 	return smx_status_datum[status & 3];
 }
 
+/* The detector's signal names as text datums, built once per backend. */
+static Datum smx_signal_datum[SMX_DETECT_SIGNALS + 1];
+
+static Datum
+smx_signal_text_datum(int signal)
+{
+	if (smx_signal_datum[0] == (Datum) 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		for (int i = 0; i <= SMX_DETECT_SIGNALS; i++)
+			smx_signal_datum[i] = CStringGetTextDatum(smx_detect_signal_names[i]);
+		MemoryContextSwitchTo(old);
+	}
+	return smx_signal_datum[signal];
+}
+
 /* The descriptive columns (id, name, hostname, role, location, environment). */
 void
 smx_current_desc_text(Datum *t, const SmxServerDesc *d, int role)
@@ -436,8 +453,7 @@ smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls)
 	nulls[17] = r->anomaly < 0;
 	values[17] = Float8GetDatum(r->anomaly);
 	nulls[18] = r->anomaly_signal < 0;
-	values[18] = nulls[18] ? (Datum) 0 :
-		CStringGetTextDatum(smx_detect_signal_names[r->anomaly_signal]);
+	values[18] = nulls[18] ? (Datum) 0 : smx_signal_text_datum(r->anomaly_signal);
 }
 
 /* ---------------------------------------------------------------------
