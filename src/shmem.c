@@ -34,8 +34,9 @@
  *    Writers hold it exclusive only to memcpy a finished tick or
  *    fleet in; readers hold it shared only to copy what they need out, and
  *    build tuples after releasing it. No reader can see a half-written tick.
- *    No reader holds it for more than a bounded copy (sim_current_metrics
- *    copies 64 bytes a server; sim_history scans the ring without it).
+ *    No reader holds it for more than a bounded copy (sim_current's scan,
+ *    fdw.c, copies 64 bytes a server, or a binary search a server named;
+ *    sim_history scans the ring without it).
  *  - smx_shared->step_lock (LWLock) serialises whoever computes the next
  *    state (ticker, sim_tick(), reloads). Its holder is the only writer, so
  *    it may read the arrays without publish_lock; it takes publish_lock exclusive to
