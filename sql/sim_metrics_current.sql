@@ -35,6 +35,9 @@ SELECT count(*) AS null_id FROM sim_current WHERE server_id = NULL;
 SELECT server_id FROM sim_current WHERE server_id = ANY (ARRAY['web-nginx-icn-01', 'web-nginx-icn-01', NULL, 'nope', 'db-mysql-icn-primary']) ORDER BY 1;
 SELECT count(*) AS contradiction FROM sim_current WHERE server_id = 'web-nginx-icn-01' AND server_id = 'db-mysql-icn-primary';
 SELECT count(*) AS both_ways FROM sim_current WHERE 'web-nginx-icn-01' = server_id AND status = ANY ('{online,warning,critical,offline}');
+-- varchar values are compared as text
+EXPLAIN (COSTS OFF) SELECT server_id FROM sim_current WHERE server_id = ANY (ARRAY['web-nginx-icn-01', 'nope']::varchar[]) AND location = 'Seoul-ICN-AZ1'::varchar;
+SELECT server_id FROM sim_current WHERE server_id = ANY (ARRAY['web-nginx-icn-01', 'nope']::varchar[]) AND location = 'Seoul-ICN-AZ1'::varchar;
 -- parameters, in a generic plan
 SET plan_cache_mode = force_generic_plan;
 PREPARE by_id(text) AS SELECT server_id, tick FROM sim_current WHERE server_id = $1;

@@ -607,8 +607,17 @@ smx_fdw_eval_conds(ForeignScanState *node, SmxFdwScan *sc)
 			break;
 		}
 		if (sc->cond_array[c])
-			deconstruct_array(DatumGetArrayTypeP(v), TEXTOID, -1, false, TYPALIGN_INT,
+		{
+			/* text[], or an array of a type binary-compatible with text */
+			ArrayType  *a = DatumGetArrayTypeP(v);
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+
+			get_typlenbyvalalign(ARR_ELEMTYPE(a), &typlen, &typbyval, &typalign);
+			deconstruct_array(a, ARR_ELEMTYPE(a), typlen, typbyval, typalign,
 							  &elems, &elem_nulls, &n);
+		}
 		strs = palloc(sizeof(char *) * Max(n, 1));
 		for (int e = 0; e < n; e++)
 			if (elem_nulls == NULL || !elem_nulls[e])
