@@ -11,7 +11,10 @@
  *    sample of the window: a GC sawtooth climbs to where it was before, a
  *    burst has been there minutes ago;
  *  - the crossing is within ALERT_REACH times the fit span: a daily ramp
- *    is steady and new, but slow; and within the horizon.
+ *    is steady and new, but slow; and within the horizon;
+ *  - what is still to go to the threshold is at most ALERT_REST times
+ *    what the line rose above the earlier samples: a scenario's envelope
+ *    that lifts a metric by a few points is not extrapolated to tens.
  *
  * The fast climb (a leak's or a full disk's first minutes, when a
  * 7.5-minute line still holds the flat before them):
@@ -22,8 +25,10 @@
  *    which jump by bursts all the time, seldom qualify;
  *  - at least ALERT_FAST_UP of its steps go up: a burst jumps once and
  *    then decays;
- *  - ALERT_FAST_NEW_HIGH points above every earlier sample;
- *  - the crossing within ALERT_FAST_REACH times its span.
+ *  - ALERT_FAST_NEW_HIGH points above every earlier sample, and at most
+ *    ALERT_FAST_REST times that rise still to go;
+ *  - the crossing within ALERT_FAST_REACH times its span (20 minutes: a
+ *    full disk's first minutes climb slower than its last).
  *
  * Either holds at several ticks in a row before it is reported (the
  * steady climb ALERT_STEADY_TICKS, the fast ALERT_FAST_TICKS, counting
@@ -41,11 +46,13 @@
 #define ALERT_MIN_T			14.0	/* slope / its standard error */
 #define ALERT_NEW_HIGH		5.0		/* points above the window's earlier samples */
 #define ALERT_REACH			3.0		/* the crossing within this many fit spans */
+#define ALERT_REST			5.0		/* and at most this many times the rise still to go */
 #define ALERT_STEADY_TICKS	3		/* the steady climb holds at this many ticks */
 #define ALERT_FAST_PACE		12.0	/* rise a sample / the mean move a sample before */
 #define ALERT_FAST_UP		0.8		/* share of the span's steps that go up */
 #define ALERT_FAST_NEW_HIGH	3.0
-#define ALERT_FAST_REACH	4.0
+#define ALERT_FAST_REACH	8.0
+#define ALERT_FAST_REST		8.0
 #define ALERT_FAST_TICKS	2
 #define ALERT_MIN_PACE		0.01	/* points: a flat series' mean move */
 
@@ -113,18 +120,20 @@ alert_earlier_max(const float *y, int first)
 
 /*
  * The gates both climbs share once the line is fitted: rising, sure,
- * below the threshold, new_high above the earlier samples, crossing
- * within reach. Fills *out.
+ * below the threshold, new_high above the earlier samples, at most rest
+ * times that rise still to go, crossing within reach. Fills *out.
  */
 static int
 alert_finish(const float *y, int first, const alert_line *l, float threshold,
-			 double new_high, double reach, smx_alert *out)
+			 double new_high, double rest, double reach, smx_alert *out)
 {
-	double		eta;
+	double		eta,
+				earlier;
 
 	if (!(l->b > 0) || l->a >= threshold || l->b < ALERT_MIN_T * l->se)
 		return 0;
-	if (l->a < alert_earlier_max(y, first) + new_high)
+	earlier = alert_earlier_max(y, first);
+	if (l->a < earlier + new_high || threshold - l->a > rest * (l->a - earlier))
 		return 0;
 	eta = (threshold - l->a) / l->b;
 	if (!(eta > 0) || eta > reach)
@@ -148,7 +157,7 @@ alert_steady(const float *y, int n, double step, float threshold, double horizon
 		s = 6;
 	if (n < s + 2 || !alert_fit(y, n - s, n, step, &l) || l.k < s / 2 + 2)
 		return 0;
-	return alert_finish(y, n - s, &l, threshold, ALERT_NEW_HIGH,
+	return alert_finish(y, n - s, &l, threshold, ALERT_NEW_HIGH, ALERT_REST,
 						fmin(horizon, ALERT_REACH * s * step), out);
 }
 
@@ -189,7 +198,7 @@ alert_fast(const float *y, int n, double step, float threshold, double horizon, 
 		}
 	if (steps == 0 || up < ALERT_FAST_UP * steps)
 		return 0;
-	return alert_finish(y, first, &l, threshold, ALERT_FAST_NEW_HIGH,
+	return alert_finish(y, first, &l, threshold, ALERT_FAST_NEW_HIGH, ALERT_FAST_REST,
 						fmin(horizon, ALERT_FAST_REACH * s * step), out);
 }
 
