@@ -4,8 +4,10 @@
  * Two ways a climb is believed, each a set of gates:
  *
  * The steady climb (a full disk, a leak's late phase):
- *  - the last SMX_ALERT_FIT_SECONDS fit a line whose slope is at least
- *    ALERT_MIN_T standard errors: noise and the wander revert, so their
+ *  - the last SMX_ALERT_FIT_SECONDS (else the last
+ *    SMX_ALERT_SHORT_SECONDS, when the longer span holds a bend: a GC
+ *    drop, a disk's warning phase giving way to its faster onset) fit a
+ *    line whose slope is at least ALERT_MIN_T standard errors: noise and the wander revert, so their
  *    slopes are not that sure;
  *  - the line's value now is ALERT_NEW_HIGH points above every earlier
  *    sample of the window: a GC sawtooth climbs to where it was before, a
@@ -148,9 +150,10 @@ alert_finish(const float *y, int first, const alert_line *l, float threshold,
 }
 
 static int
-alert_steady(const float *y, int n, double step, float threshold, double horizon, smx_alert *out)
+alert_steady_over(const float *y, int n, double step, float threshold, double horizon,
+				  double seconds, smx_alert *out)
 {
-	int			s = (int) ceil(SMX_ALERT_FIT_SECONDS / step);
+	int			s = (int) ceil(seconds / step);
 	alert_line	l;
 
 	if (s < 6)
@@ -159,6 +162,14 @@ alert_steady(const float *y, int n, double step, float threshold, double horizon
 		return 0;
 	return alert_finish(y, n - s, &l, threshold, ALERT_NEW_HIGH, ALERT_REST,
 						fmin(horizon, ALERT_REACH * s * step), out);
+}
+
+/* over the long span, else the short one (a bend in the long span: a disk's warning phase to its onset) */
+static int
+alert_steady(const float *y, int n, double step, float threshold, double horizon, smx_alert *out)
+{
+	return alert_steady_over(y, n, step, threshold, horizon, SMX_ALERT_FIT_SECONDS, out) ||
+		alert_steady_over(y, n, step, threshold, horizon, SMX_ALERT_SHORT_SECONDS, out);
 }
 
 static int

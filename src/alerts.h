@@ -7,7 +7,7 @@
  * unit-tested as an ordinary program.
  *
  * A prediction needs a climb that is sure, new and fast, and that lasts:
- * either the last 7.5 minutes rise along a line far beyond their noise,
+ * either the last 7.5 (or 4) minutes rise along a line far beyond their noise,
  * or the last 2.5 minutes rise, step after step, many times faster than
  * the series moved before; to above anything earlier in the window,
  * reaching the threshold within the horizon and within a few times the
@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #define SMX_ALERT_FIT_SECONDS	450.0	/* a steady climb is judged over this span */
+#define SMX_ALERT_SHORT_SECONDS	240.0	/* or this, when the longer span bends */
 #define SMX_ALERT_FAST_SECONDS	150.0	/* a fast one over this */
 
 typedef struct smx_alert

@@ -5,7 +5,8 @@
  *
  * Windows of 61 samples 30 s apart (the half hour sim_predict_alerts()
  * looks at): a leak's first minutes (flat, then points a sample) and a
- * disk filling up along a line over the whole window are predicted, with
+ * disk filling up along a line over the whole window or past the bend from
+ * its warning phase to its faster onset are predicted, with
  * the ETA their lines give, up to 20 minutes for the fast climb; a flat
  * series with noise, a mean-reverting cpu with bursts, a burst's jump and decay, a step that levels off and a
  * climb seen at one tick only are not; a series already at its threshold,
@@ -102,6 +103,27 @@ main(void)
 	check(smx_alert_predict(y, W, STEP, 80.0f, 300.0, &a) == 0, "not within a 5-minute horizon");
 	check(smx_alert_predict(y, W, STEP, 99.0f, 3600.0, &a) == 0,
 		  "nor a threshold 19.5 minutes off, beyond 3 fit spans of 7.5 minutes");
+
+	/*
+	 * a full disk's warning phase (0.55 points a sample for 10 minutes),
+	 * then its faster onset (1.57): the bend leaves the 7.5-minute line
+	 * unsure, the last 4 minutes' line is not
+	 */
+	for (int i = 0; i < W; i++)
+	{
+		int			t = i - (W - 31);	/* the run's tick: 30 at the last sample */
+
+		y[i] = (float) (28.0 + (t <= 0 ? 0 : t <= 20 ? 0.55 * t : 11.0 + 1.57 * (t - 20)));
+	}
+	{
+		double		truth = (80.0 - y[W - 1]) / 1.57 * STEP;
+		int			ok = smx_alert_predict(y, W, STEP, 80.0f, 3600.0, &a);
+
+		check(ok && fabs(a.eta - truth) < 300.0,
+			  "a full disk past the bend to its onset: predicted, ETA %.0f s (%.0f s to go)", a.eta, truth);
+	}
+	check(smx_alert_predict(y, W - 6, STEP, 80.0f, 3600.0, &a) == 0,
+		  "three minutes earlier, the bend not yet held: not yet");
 
 	/* flat with noise */
 	hits = 0;
