@@ -1,7 +1,7 @@
 # sim_metrics — PGXS build.
 #   make && make install          build and install into the pg_config found
 #   make installcheck             pg_regress (temp instance, worker paused) + TAP
-#   make model-check              the pure-C model's, detector's and NAB scoring's unit tests under ASan/UBSan
+#   make model-check              the pure-C model's, detector's, NAB scoring's, forecaster's and alert predictor's unit tests under ASan/UBSan
 #   make model-valgrind           the same under valgrind
 #   make HIREDIS_STATIC=1         hiredis linked in statically, symbols hidden
 EXTENSION = sim_metrics
@@ -28,7 +28,7 @@ endif
 REGRESS = sim_metrics_setup sim_metrics_model sim_metrics_api sim_metrics_history sim_metrics_scenarios sim_metrics_dashboard sim_metrics_backfill sim_metrics_detect sim_metrics_forecast sim_metrics_current
 REGRESS_OPTS = --temp-instance=./tmp_check_regress --temp-config=./test/regress.conf --dbname=contrib_regression
 TAP_TESTS = 1
-EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_test test/detect_test_vg test/nab_test test/nab_test_vg test/forecast_test test/forecast_test_vg bench/nab_eval
+EXTRA_CLEAN = tmp_check_regress test/model_test test/model_test_vg test/detect_test test/detect_test_vg test/nab_test test/nab_test_vg test/forecast_test test/forecast_test_vg test/alerts_test test/alerts_test_vg bench/nab_eval
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -47,6 +47,7 @@ MODEL_CFLAGS = -std=c11 -g -Wall -Wextra -Werror -ffp-contract=off -Isrc -Itest
 DETECT_SRC = src/detect.c src/model.c src/nab.c test/detect_test.c
 NAB_TEST_SRC = src/nab.c test/nab_test.c
 FORECAST_TEST_SRC = src/forecast.c test/forecast_test.c
+ALERTS_TEST_SRC = src/alerts.c test/alerts_test.c
 SAN_FLAGS = -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 test/model_test: $(MODEL_SRC) src/model.h
@@ -73,18 +74,26 @@ test/forecast_test: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h
 test/forecast_test_vg: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(FORECAST_TEST_SRC) -lm -o $@
 
+test/alerts_test: $(ALERTS_TEST_SRC) src/alerts.h test/tap.h
+	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(ALERTS_TEST_SRC) -lm -o $@
+
+test/alerts_test_vg: $(ALERTS_TEST_SRC) src/alerts.h test/tap.h
+	$(CC) $(MODEL_CFLAGS) -O2 $(ALERTS_TEST_SRC) -lm -o $@
+
 bench/nab_eval: src/nab.c src/nab.h bench/nab_eval.c
 	$(CC) $(MODEL_CFLAGS) -O2 src/nab.c bench/nab_eval.c -lm -o $@
 
 .PHONY: model-check model-valgrind
-model-check: test/model_test test/detect_test test/nab_test test/forecast_test
+model-check: test/model_test test/detect_test test/nab_test test/forecast_test test/alerts_test
 	./test/model_test
 	./test/detect_test
 	./test/nab_test
 	./test/forecast_test
+	./test/alerts_test
 
-model-valgrind: test/model_test_vg test/detect_test_vg test/nab_test_vg test/forecast_test_vg
+model-valgrind: test/model_test_vg test/detect_test_vg test/nab_test_vg test/forecast_test_vg test/alerts_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/model_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/detect_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/nab_test_vg
 	valgrind --error-exitcode=1 --leak-check=full -q ./test/forecast_test_vg
+	valgrind --error-exitcode=1 --leak-check=full -q ./test/alerts_test_vg

@@ -6,18 +6,24 @@
  * it over stored history to score it against what happened, and it is
  * unit-tested as an ordinary program.
  *
- * A prediction needs a climb that is steady, new and fast: the last 7.5
- * minutes rise along a line far beyond their noise, to above anything earlier in the window, and reach the threshold
- * within the horizon and within a few times the span they were seen over.
- * A mean-reverting wander, a burst, a daily ramp or a GC sawtooth fails
- * one of those; a leak or a disk filling up does not.
+ * A prediction needs a climb that is sure, new and fast, and that lasts:
+ * either the last 7.5 (or 4) minutes rise along a line far beyond their noise,
+ * or the last 2.5 minutes rise, step after step, many times faster than
+ * the series moved before; to above anything earlier in the window,
+ * reaching the threshold within the horizon and within a few times the
+ * span they were seen over; and the same held a tick or two before. A
+ * mean-reverting wander, a burst, a daily ramp, a GC sawtooth or a short
+ * ramp that levels off fails one of those; a leak or a disk filling up
+ * does not.
  */
 #ifndef SMX_ALERTS_H
 #define SMX_ALERTS_H
 
 #include <stdint.h>
 
-#define SMX_ALERT_FIT_SECONDS	450.0	/* the climb is judged over this span */
+#define SMX_ALERT_FIT_SECONDS	450.0	/* a steady climb is judged over this span */
+#define SMX_ALERT_SHORT_SECONDS	240.0	/* or this, when the longer span bends */
+#define SMX_ALERT_FAST_SECONDS	150.0	/* a fast one over this */
 
 typedef struct smx_alert
 {

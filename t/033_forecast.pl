@@ -86,8 +86,9 @@ my @a = split /\|/, q1(q{
 diag "alerts: $a[0] leak/disk_full critical crossings ($a[1] reachable 5 min ahead), $a[2] predicted, median lead $a[4]; "
   . "$a[5] predictions, $a[6] false, $a[7] a server-day";
 cmp_ok($a[0], '>=', 3, 'the span has leak and full-disk crossings to predict');
-cmp_ok($a[2], '>=', 1, 'at least one is predicted 5 minutes ahead (seed 33)');
-cmp_ok($a[7], '<=', 0.3, 'at most 0.3 false predictions a server-day (seed 33)');
+# measured: 5 of 7 predicted, 0.067 false a server-day (the floors leave room)
+cmp_ok($a[2], '>=', 3, 'at least three are predicted 5 minutes ahead (seed 33)');
+cmp_ok($a[7], '<=', 0.15, 'at most 0.15 false predictions a server-day (seed 33)');
 
 # 3. NAB's AWS series: a day ahead from the last day but one, against what happened
 my $nab = "$FindBin::RealBin/../test/nab";
