@@ -142,12 +142,28 @@ mirror_caught_up() {
 # turns gives the journal ticks to the table (the next turn UNLINKs them,
 # the mirror's as the peer's).
 q "SELECT sim_stop()" >/dev/null
-set_conf sim_metrics.flush_interval 1h
 mirror_caught_up
+# the reload reconnects the mirror, which then writes every server again:
+# wait for that round, so no turn gets it
+W0=$(q "SELECT redis_writes FROM sim_status()")
+set_conf sim_metrics.flush_interval 1h
+for _ in $(seq 1 300); do
+    (( $(q "SELECT redis_writes FROM sim_status()") >= W0 + RB_SERVERS )) && break
+    sleep 0.2
+done
+mirror_caught_up
+# CPU time (clock ticks) of the mirror and of redis-server, from /proc:
+# wall time on a shared machine is noisy, what each side costs less so
+REDIS_PID=$(as_pg redis-cli -s "$SOCK" info server | tr -d '\r' | sed -n 's/^process_id://p')
+MIRROR_PID=$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'sim_metrics mirror'")
+cpu_of() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
 # a tick's round: from the tick's end (last_tick_at) to the mark, seen by
-# a waiter that polls from before the tick
+# a waiter that polls from before the tick. Prints servers/s, then the
+# CPU seconds of the mirror and of Redis over the turn.
 mirror_turn() {
-    local t w seen at total=0
+    local t w seen at total=0 m0 r0
+    m0=$(cpu_of "$MIRROR_PID"); r0=$(cpu_of "$REDIS_PID")
     for _ in $(seq 1 "$1"); do
         t=$(( $(q "SELECT tick FROM sim_status()") + 1 ))
         as_pg "$TMP/redis_peer" wait "$SOCK" sim:mirror "$t" >"$TMP/seen" & w=$!
@@ -157,31 +173,41 @@ mirror_turn() {
         at=$(q "SELECT extract(epoch FROM last_tick_at) FROM sim_status()")
         total=$(awk -v a="$total" -v s="$at" -v e="$seen" 'BEGIN { printf "%.6f", a + e - s }')
     done
+    awk -v n="$RB_SERVERS" -v t="$1" -v s="$total" -v m="$(( $(cpu_of "$MIRROR_PID") - m0 ))" \
+        -v r="$(( $(cpu_of "$REDIS_PID") - r0 ))" -v hz="$HZ" \
+        'BEGIN { printf "%.0f %.3f %.3f", n * t / s, m / hz, r / hz }'
     q "SELECT sim_flush()" >/dev/null
-    awk -v n="$RB_SERVERS" -v t="$1" -v s="$total" 'BEGIN { printf "%.0f", n * t / s }'
 }
-# the peer's ticks go on from turn to turn; sets p, its servers/s
+# the peer's ticks go on from turn to turn; sets p, its servers/s, and
+# pc, pr: the CPU seconds of the peer and of Redis over the turn
 PEER_TICK=1
 peer_turn() {
-    local out
+    local out r0
+    r0=$(cpu_of "$REDIS_PID")
     out=$(as_pg "$TMP/redis_peer" run "$SOCK" "$RB_SERVERS" "$1" "$PEER_TICK") ||
         { echo "redis.sh: bench/redis_peer.c failed" >&2; exit 1; }
+    pr=$(awk -v r="$(( $(cpu_of "$REDIS_PID") - r0 ))" -v hz="$HZ" 'BEGIN { printf "%.3f", r / hz }')
     PEER_TICK=$((PEER_TICK + $1))
-    p=${out%% *}
+    read -r p _ pc <<<"$out"
 }
 # a turn of each first, not counted: both sides' keys exist and hold samples
 mirror_turn 1 >/dev/null
 peer_turn 1
-FM=(); FP=(); FR=()
+FM=(); FP=(); FR=(); CPU_M=0; CPU_MR=0; CPU_P=0; CPU_PR=0
 for r in $(seq 1 "$RB_ROUNDS"); do
     if (( r % 2 )); then
-        m=$(mirror_turn "$RB_FAIR_TICKS"); peer_turn "$RB_FAIR_TICKS"
+        read -r m mc mr <<<"$(mirror_turn "$RB_FAIR_TICKS")"; peer_turn "$RB_FAIR_TICKS"
     else
-        peer_turn "$RB_FAIR_TICKS"; m=$(mirror_turn "$RB_FAIR_TICKS")
+        peer_turn "$RB_FAIR_TICKS"; read -r m mc mr <<<"$(mirror_turn "$RB_FAIR_TICKS")"
     fi
     FM+=("$m"); FP+=("$p"); FR+=("$(awk -v a="$m" -v b="$p" 'BEGIN { printf "%.3f", a / b }')")
-    echo "  round $r: mirror $m servers/s, fair peer $p servers/s"
+    read -r CPU_M CPU_MR CPU_P CPU_PR <<<"$(awk -v a="$CPU_M $CPU_MR $CPU_P $CPU_PR" -v b="$mc $mr $pc $pr" \
+        'BEGIN { split(a, x, " "); split(b, y, " "); for (i = 1; i <= 4; i++) printf "%.3f ", x[i] + y[i] }')"
+    echo "  round $r: mirror $m servers/s (CPU: mirror ${mc} s, Redis ${mr} s), fair peer $p servers/s (CPU: peer ${pc} s, Redis ${pr} s)"
 done
+# CPU microseconds a server and tick, over every turn
+per_st() { awk -v c="$1" -v n="$((RB_SERVERS * RB_FAIR_TICKS * RB_ROUNDS))" 'BEGIN { printf "%.2f", c * 1e6 / n }'; }
+US_M=$(per_st "$CPU_M"); US_MR=$(per_st "$CPU_MR"); US_P=$(per_st "$CPU_P"); US_PR=$(per_st "$CPU_PR")
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 FAIR_M=$(median "${FM[@]}"); FAIR_P=$(median "${FP[@]}"); FAIR_R=$(median "${FR[@]}")
 FAIR_RANGE="$(printf '%s\n' "${FR[@]}" | sort -g | head -n 1)–$(printf '%s\n' "${FR[@]}" | sort -g | tail -n 1)"
@@ -208,6 +234,7 @@ echo
 echo "| measured | result | peer, same run | peer | ratio | goal |"
 echo "|---|---:|---|---:|---:|---|"
 echo "| servers mirrored to Redis by the mirror, tick by tick ($RB_SERVERS servers x $RB_FAIR_TICKS ticks a turn; each server and tick: its journal field, a 13-field HSET, a ZADD; the mark a tick), median of $RB_ROUNDS turns | $FAIR_M servers/s | \`bench/redis_peer.c\`: the same commands for the same servers and ticks over one pipelined hiredis connection, in turns with the mirror | $FAIR_P servers/s | **$FAIR_R** (turns: $FAIR_RANGE) | >= 0.8 |"
+echo "| CPU a server and tick over the turns of 2 (/proc; the client, then Redis during its turns) | mirror $US_M µs, Redis $US_MR µs | the peer's | peer $US_P µs, Redis $US_PR µs | $(awk -v a="$US_M" -v b="$US_P" 'BEGIN { printf "%.2f", b ? a / b : 0 }') (client) | – |"
 echo "| servers mirrored by the mirror ticking on its own every $RB_TICK_MS ms ($RB_SERVERS servers, each a 13-field HSET + ZADD when due, every sample to the journal besides; the writer flushes every sample to the table meanwhile) | $MIRROR servers/s | \`redis-benchmark\`: one 11-field HSET a server (not the mirror's commands: a third of them), one connection, pipeline 1000, the simulation running and flushing as in the mirror's run | $PEER HSET/s | $RATIO1 | – |"
 echo "| commands Redis ran for the mirror ticking on its own (HSET, ZADD, journal HSETs of 1000 fields, EXPIREs, UNLINKs) | $CMDS commands/s | the same \`redis-benchmark\` | $PEER HSET/s | $RATIO3 | – |"
 echo "| tick at $RB_SERVERS servers (\`tick_ms\`, median of $RB_TICKS), Redis on | $ON ms | the same, Redis off | $OFF ms | $RATIO2 | ~ 1.0 |"

@@ -22,7 +22,8 @@
  * connection: redisAppendCommandArgv, then redisGetReply for each batch.
  *
  *   redis_peer run  ADDR SERVERS TICKS FIRST_TICK [BATCH [PREFIX]]
- *       prints "servers/s seconds"; ADDR is a unix socket path or host:port;
+ *       prints "servers/s seconds cpu_seconds" (its own CPU: the client's
+ *       cost, set beside the mirror's by bench/redis.sh); ADDR is a unix socket path or host:port;
  *       BATCH: commands in flight before their replies are read [2000];
  *       0 sends each tick whole in pieces of about 1 MB and reads its
  *       replies at the end, as the mirror does; PREFIX ["sip:", as long
@@ -42,6 +43,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 #include <hiredis/hiredis.h>
 
@@ -350,8 +352,12 @@ run(const char *addr, long nservers, long nticks, long first_tick, long batch,
 	}
 	{
 		double		secs = now_s(CLOCK_MONOTONIC) - start;
+		struct rusage ru;
 
-		printf("%.0f %.3f\n", (double) nservers * nticks / secs, secs);
+		getrusage(RUSAGE_SELF, &ru);
+		printf("%.0f %.3f %.3f\n", (double) nservers * nticks / secs, secs,
+			   ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+			   (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 	}
 	redisFree(conn);
 	free(ids);
