@@ -57,6 +57,7 @@ Datum
 sim_tick(PG_FUNCTION_ARGS)
 {
 	int32		n = PG_GETARG_INT32(0);
+	uint64		tick;
 
 	smx_require_fleet_database();
 	if (n < 1)
@@ -65,7 +66,11 @@ sim_tick(PG_FUNCTION_ARGS)
 				 errmsg("number of ticks must be at least 1, not %d", n),
 				 errhint("Call sim_tick() or sim_tick(n) with a positive n.")));
 	smx_reload_if_stale();
-	PG_RETURN_INT64((int64) smx_engine_tick(n, false));
+	tick = smx_engine_tick(n, false);
+	/* as after the ticker's ticks: Redis gets them now, not at the next poll */
+	if (smx_redis_host && smx_redis_host[0])
+		smx_wake_mirror();
+	PG_RETURN_INT64((int64) tick);
 }
 
 Datum
