@@ -189,5 +189,21 @@ BEGIN
 END
 $grants110$;
 REVOKE ALL ON FUNCTION sim_fdw_handler(), sim_fdw_validator(text[], oid) FROM PUBLIC;
--- read as sim_current_metrics() always was: by anyone
-GRANT SELECT ON sim_current TO PUBLIC;
+-- sim_current is read by whoever may run sim_current_metrics() (PUBLIC,
+-- unless you revoked it): the update opens no read that was closed
+DO $read110$
+DECLARE
+    g pg_catalog.oid;
+BEGIN
+    FOR g IN
+        SELECT a.grantee FROM pg_catalog.pg_proc p
+         CROSS JOIN LATERAL pg_catalog.aclexplode(COALESCE(p.proacl, pg_catalog.acldefault('f', p.proowner))) a
+         WHERE p.oid OPERATOR(pg_catalog.=) '@extschema@.sim_current_metrics()'::pg_catalog.regprocedure::pg_catalog.oid
+           AND a.privilege_type OPERATOR(pg_catalog.=) 'EXECUTE'
+           AND a.grantee OPERATOR(pg_catalog.<>) p.proowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT SELECT ON @extschema@.sim_current TO %s',
+            CASE WHEN g OPERATOR(pg_catalog.=) 0::pg_catalog.oid THEN 'PUBLIC' ELSE g::pg_catalog.regrole::text END);
+    END LOOP;
+END
+$read110$;

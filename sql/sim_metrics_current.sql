@@ -52,6 +52,17 @@ RESET plan_cache_mode;
 SELECT v.id, c.server_id IS NOT NULL AS found
   FROM (VALUES ('web-nginx-icn-01'), ('nope'), ('cache-redis-icn-01')) v(id)
   LEFT JOIN LATERAL (SELECT server_id FROM sim_current WHERE server_id = v.id OFFSET 0) c ON true ORDER BY 1;
+-- ids that change at each rescan (a correlated subquery) are searched in a
+-- copy of one tick; many ids too
+EXPLAIN (COSTS OFF) SELECT t.id FROM server_templates t
+ WHERE (SELECT tick FROM sim_current_metrics() m WHERE m.server_id = t.id) IS NOT NULL;
+SELECT count(*) AS found, count(DISTINCT (SELECT tick FROM sim_current_metrics() m WHERE m.server_id = t.id)) AS ticks
+  FROM server_templates t WHERE (SELECT tick FROM sim_current_metrics() m WHERE m.server_id = t.id) IS NOT NULL;
+SELECT count(*) AS of_many FROM sim_current
+ WHERE server_id = ANY ((SELECT array_agg(x) FROM (SELECT id FROM server_templates UNION ALL
+                                                   SELECT 'x' || g FROM generate_series(1, 3000) g) s(x))::text[]);
+EXPLAIN (COSTS OFF) SELECT count(*) FROM sim_current
+ WHERE server_id = ANY ((SELECT array_agg(x) FROM (SELECT 'x' || g FROM generate_series(1, 3000) g) s(x))::text[]);
 -- what is not pushed is filtered as usual: expressions, a case-insensitive collation
 EXPLAIN (COSTS OFF) SELECT server_id FROM sim_current WHERE upper(server_id) = 'WEB-NGINX-ICN-01';
 SELECT server_id FROM sim_current WHERE upper(server_id) = 'WEB-NGINX-ICN-01';

@@ -50,6 +50,11 @@
 #define SMX_GUC_FREE(ptr)		free(ptr)
 #endif
 
+/* EXPLAIN's property functions moved to their own header in 18. */
+#if PG_VERSION_NUM >= 180000
+#include "commands/explain_format.h"
+#endif
+
 /*
  * create_foreignscan_path() gained fdw_restrictinfo in 17 and
  * disabled_nodes in 18; sim_current's scan passes neither.

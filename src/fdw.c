@@ -11,8 +11,11 @@
  * Pushed down, and then not evaluated again: equality of server_id,
  * status, role or location with a constant or a parameter, and = ANY of an
  * array of them, under a deterministic collation (byte equality, which is
- * what the scan compares). A condition on server_id reads by binary search
- * instead of copying the fleet. EXPLAIN shows both.
+ * what the scan compares). A condition on server_id reads by binary search:
+ * in shared memory, copying only the servers named, when the ids are known
+ * for the whole scan and few; else in a copy of the fleet. Either way a
+ * scan reads one copy, one tick, however often it is rescanned. EXPLAIN
+ * shows what was pushed and how the fleet is read.
  *
  * Locking: publish_lock shared while copying, nothing held between rows.
  * The backend keeps one copy of the whole fleet between statements (no
@@ -425,14 +428,16 @@ smx_fdw_copy_fleet(SmxFdwSnap *s)
 		smx_params *params = smx_shared_params();
 
 		s->valid = false;
-		memcpy(s->desc, smx_shared_desc(), s->n * sizeof(SmxServerDesc));
+		if (s->n > 0)
+			memcpy(s->desc, smx_shared_desc(), s->n * sizeof(SmxServerDesc));
 		for (int i = 0; i < s->n; i++)
 			s->role[i] = params[i].role;
 		s->fleet_version = smx_shared->fleet.version;
 	}
 	if (fleet_changed || !s->state_valid || s->state_version != smx_shared->fleet.state_version)
 	{
-		memcpy(s->state, smx_shared_state(), s->n * sizeof(smx_state));
+		if (s->n > 0)
+			memcpy(s->state, smx_shared_state(), s->n * sizeof(smx_state));
 		s->state_version = smx_shared->fleet.state_version;
 		s->state_valid = true;
 	}
@@ -505,6 +510,8 @@ typedef struct SmxFdwScan
 	MemoryContextCallback unpin;
 
 	bool		by_id;			/* a condition on server_id: read by search */
+	bool		varying;		/* a value is a subplan's or a join's parameter:
+								 * it may change at each rescan */
 
 	/* the evaluated conditions (at the first row asked for: a parameter
 	 * of a subplan has no value before) */
@@ -518,6 +525,9 @@ typedef struct SmxFdwScan
 
 	/* the rows */
 	SmxFdwSnap *snap;			/* NULL until the first row is asked for */
+	bool		lookup;			/* snap holds only the servers searched */
+	int		   *rows;			/* the rows of snap to visit, or NULL: all */
+	int			nrows;
 	SmxFdwSnap *own;			/* this scan's own copy, if it needed one */
 	uint64		pin;			/* its pin of the backend's copy, 0 = none */
 	int			pos;
@@ -678,19 +688,26 @@ smx_fdw_row_passes(const SmxFdwScan *sc, const SmxFdwSnap *s, int i)
 	return true;
 }
 
-/* Take the copy the scan reads: its ids by search, or the whole fleet. */
+/*
+ * Take the copy the scan reads, once a scan: one tick, however often a join
+ * or a subplan rescans it. Ids known for the whole scan (constants, the
+ * statement's parameters), at most SMX_FDW_LOOKUP_MAX of them, are searched
+ * in shared memory and only their servers copied; otherwise (ids that
+ * change at each rescan, or many of them) the whole fleet is copied, a
+ * bounded memcpy under the lock, and the ids are searched in the copy.
+ */
+#define SMX_FDW_LOOKUP_MAX	1024
+
 static void
 smx_fdw_read(SmxFdwScan *sc)
 {
-	if (sc->key_set >= 0)
+	if (sc->key_set >= 0 && !sc->varying && sc->sets[sc->key_set].n <= SMX_FDW_LOOKUP_MAX)
 	{
-		if (sc->own == NULL)
-		{
-			sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
-			sc->own->cxt = sc->query_cxt;
-		}
+		sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
+		sc->own->cxt = sc->query_cxt;
 		smx_fdw_copy_ids(sc->own, sc->sets[sc->key_set].v, sc->sets[sc->key_set].n);
 		sc->snap = sc->own;
+		sc->lookup = true;
 		sc->copied += sc->own->n;
 		return;
 	}
@@ -706,15 +723,38 @@ smx_fdw_read(SmxFdwScan *sc)
 	else
 	{
 		/* another scan reads the backend's copy: one of our own */
-		if (sc->own == NULL)
-		{
-			sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
-			sc->own->cxt = sc->query_cxt;
-		}
+		sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
+		sc->own->cxt = sc->query_cxt;
 		smx_fdw_copy_fleet(sc->own);
 		sc->snap = sc->own;
 	}
 	sc->copied += sc->snap->n;
+}
+
+/*
+ * The rows of a whole-fleet copy the searched ids name (the copy is sorted
+ * by id, as shared memory is), in id order; every row when no id is
+ * searched or the copy holds only the ids searched. Allocated with the
+ * evaluated conditions.
+ */
+static void
+smx_fdw_key_rows(SmxFdwScan *sc)
+{
+	const SmxFdwStrSet *set;
+
+	sc->rows = NULL;
+	sc->nrows = 0;
+	if (sc->lookup || sc->key_set < 0)
+		return;
+	set = &sc->sets[sc->key_set];
+	sc->rows = MemoryContextAlloc(sc->cond_cxt, sizeof(int) * Max(set->n, 1));
+	for (int k = 0; k < set->n; k++)
+	{
+		int			i = smx_desc_find(sc->snap->desc, sc->snap->n, set->v[k]);
+
+		if (i >= 0)
+			sc->rows[sc->nrows++] = i;
+	}
 }
 
 static void
@@ -744,7 +784,12 @@ smx_fdw_begin(ForeignScanState *node, int eflags)
 	foreach(lc, plan->fdw_exprs)
 		sc->cond_value[c++] = ExecInitExpr((Expr *) lfirst(lc), (PlanState *) node);
 	for (c = 0; c < sc->ncond; c++)
+	{
+		Expr	   *value = list_nth(plan->fdw_exprs, c);
+
 		sc->by_id |= sc->cond_col[c] == SMX_COL_ID;
+		sc->varying |= IsA(value, Param) && ((Param *) value)->paramkind == PARAM_EXEC;
+	}
 	sc->pushed_text = strVal(lsecond(plan->fdw_private));
 	sc->form_columns = intVal(lthird(plan->fdw_private)) != 0;
 	if (eflags & EXEC_FLAG_EXPLAIN_ONLY)
@@ -770,17 +815,33 @@ smx_fdw_iterate(ForeignScanState *node)
 	if (!sc->conds_ready)
 	{
 		smx_fdw_eval_conds(node, sc);
+		if (!sc->none)
+		{
+			if (sc->snap == NULL)
+				smx_fdw_read(sc);
+			smx_fdw_key_rows(sc);
+		}
 		sc->conds_ready = true;
 	}
 	if (sc->none)
 		return slot;
-	if (sc->snap == NULL)
-		smx_fdw_read(sc);
 	s = sc->snap;
-	while (sc->pos < s->n)
+	for (;;)
 	{
-		int			i = sc->pos++;
+		int			i;
 
+		if (sc->rows != NULL)
+		{
+			if (sc->pos >= sc->nrows)
+				break;
+			i = sc->rows[sc->pos++];
+		}
+		else
+		{
+			if (sc->pos >= s->n)
+				break;
+			i = sc->pos++;
+		}
 		if (!smx_fdw_row_passes(sc, s, i))
 			continue;
 		if (sc->form_columns)
@@ -800,9 +861,8 @@ smx_fdw_iterate(ForeignScanState *node)
 }
 
 /*
- * A rescan reads from the start with the values evaluated anew. The whole
- * fleet is read once a scan (one tick however often a join rescans it); a
- * search by id is made again, its keys may have changed.
+ * A rescan reads the same copy from the start, with the values evaluated
+ * anew: one statement's scan shows one tick.
  */
 static void
 smx_fdw_rescan(ForeignScanState *node)
@@ -811,8 +871,6 @@ smx_fdw_rescan(ForeignScanState *node)
 
 	sc->conds_ready = false;
 	sc->pos = 0;
-	if (sc->by_id)
-		sc->snap = NULL;
 }
 
 static void
@@ -831,7 +889,9 @@ smx_fdw_explain(ForeignScanState *node, ExplainState *es)
 
 	if (sc->pushed_text[0] != '\0')
 		ExplainPropertyText("Pushed Down", sc->pushed_text, es);
-	ExplainPropertyText("Read", sc->by_id ? "binary search by server_id" : "whole fleet, one tick", es);
+	ExplainPropertyText("Read", !sc->by_id ? "whole fleet, one tick" :
+						sc->varying ? "binary search by server_id in a copy of one tick" :
+						"binary search by server_id", es);
 	if (!sc->form_columns)
 		ExplainPropertyText("Columns", "none formed", es);
 	if (es->analyze)

@@ -40,6 +40,10 @@ ok(wait_until($node, 'SELECT servers FROM sim_status()', '15', 30), '1.9: the fl
 q1('SELECT sim_stop()');
 ok(wait_until($node, 'SELECT paused FROM sim_status()', 't', 30), 'paused');
 q1('CREATE TABLE before_update AS SELECT * FROM sim_current_metrics()');
+# a site that closed the read to PUBLIC keeps it closed
+q1(q{CREATE ROLE stream_reader; CREATE ROLE stream_other;
+	REVOKE EXECUTE ON FUNCTION sim_current_metrics() FROM PUBLIC;
+	GRANT EXECUTE ON FUNCTION sim_current_metrics() TO stream_reader});
 is(q1(q{SELECT l.lanname FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
 	WHERE p.proname = 'sim_current_metrics'}), 'c', '1.9: sim_current_metrics() is the C function');
 q1(q{ALTER EXTENSION sim_metrics UPDATE TO '1.10'});
@@ -48,6 +52,10 @@ is(q1(q{SELECT (SELECT count(*) FROM (SELECT * FROM before_update EXCEPT SELECT 
 	(SELECT count(*) FROM (SELECT * FROM sim_current_metrics() EXCEPT SELECT * FROM before_update) b),
 	(SELECT count(*) FROM sim_current)}), '0|0|15',
 	'the same rows before and after the update, from sim_current too');
+is(q1(q{SELECT has_table_privilege('stream_reader', 'sim_current', 'SELECT'),
+	has_table_privilege('stream_other', 'sim_current', 'SELECT')}), 't|f',
+	'the update gives SELECT on sim_current to whoever may run sim_current_metrics(), PUBLIC not');
+q1(q{GRANT EXECUTE ON FUNCTION sim_current_metrics() TO PUBLIC; GRANT SELECT ON sim_current TO PUBLIC});
 like(q1(q{EXPLAIN (COSTS OFF) SELECT * FROM sim_current_metrics() WHERE server_id = 'web-nginx-icn-01'}),
 	qr/Foreign Scan on sim_current\n\s+Pushed Down: \(server_id = 'web-nginx-icn-01'\)/,
 	'after the update the function is inlined and its filter pushed down');
@@ -86,6 +94,11 @@ is(q1(qq{SELECT count(*) FROM generate_series(1, $N - 15) g,
 	$N - 15, 'a lookup by id finds each added server while ticking');
 is(q1(q{SELECT count(*) FROM sim_current WHERE server_id = ANY (ARRAY['load-00001', 'web-nginx-icn-01', 'nope'])}),
 	'2', 'a lookup of several ids');
+# a correlated lookup over 300 servers, 1 ms a row (past three ticks): one
+# tick, as the function's one read of 1.9 gave
+is(q1(q{SELECT count(*), count(DISTINCT tk) FROM (SELECT (SELECT tick FROM sim_current_metrics() m
+	WHERE m.server_id = t.id) AS tk, pg_sleep(0.001) FROM (SELECT id FROM server_templates ORDER BY id LIMIT 300) t) x}),
+	'300|1', 'a correlated lookup reads one tick for the whole statement while the fleet ticks');
 
 # ---- 3. temporary files
 sub temp_files
