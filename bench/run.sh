@@ -256,7 +256,12 @@ grow_fleet() {
     local n
     n=$(q "SELECT count(*) FROM server_templates")
     [[ $n == "$target" ]] || die "server_templates holds $n rows, expected $target"
-    # the paused worker reloads on the commit too; let it finish, then reload ourselves
+    reload_fleet "$target"
+}
+
+# the paused worker reloads on the templates' commit too; let it finish, then reload ourselves
+reload_fleet() {
+    local target=$1 n
     for _ in $(seq 1 100); do
         [[ $(q "SELECT servers FROM sim_status()") == "$target" ]] && break
         sleep 0.1
@@ -562,12 +567,7 @@ if want 5; then
         (( n == target )) && return
         q "DELETE FROM server_templates WHERE id IN (SELECT id FROM server_templates WHERE id LIKE 'bench-%'
            ORDER BY id DESC LIMIT $((n - target)))" >/dev/null
-        for _ in $(seq 1 100); do
-            [[ $(q "SELECT servers FROM sim_status()") == "$target" ]] && break
-            sleep 0.1
-        done
-        n=$(q "SELECT sim_reload()")
-        [[ $n == "$target" ]] || die "sim_reload() loaded $n servers, expected $target"
+        reload_fleet "$target"
     }
     temp_files() { q "SELECT temp_files FROM pg_stat_database WHERE datname = current_database()"; }
     # one pair of reads, alternating; sets PAIR_A PAIR_B (median latency ms) and PAIR_R = A/B

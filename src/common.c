@@ -593,3 +593,34 @@ smx_require_known_server(const char *nspname, text *server_t, const char *server
 				 errmsg("unknown server \"%s\"", server_id),
 				 errhint("Use an id from server_templates or server_metrics_history.")));
 }
+
+/*
+ * The arrays of a private copy of n servers (states, descriptions, roles)
+ * in cxt, all or none: on an allocation failure nothing is kept and an
+ * error says so, so a caller's old arrays stay in place.
+ */
+void
+smx_alloc_fleet_copy(MemoryContext cxt, int n, smx_state **state, SmxServerDesc **desc,
+					 uint8 **role)
+{
+	int			flags = MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM;
+	smx_state  *st = MemoryContextAllocExtended(cxt, sizeof(smx_state) * n, flags);
+	SmxServerDesc *de = MemoryContextAllocExtended(cxt, sizeof(SmxServerDesc) * n, flags);
+	uint8	   *ro = MemoryContextAllocExtended(cxt, n, flags);
+
+	if (st == NULL || de == NULL || ro == NULL)
+	{
+		if (st)
+			pfree(st);
+		if (de)
+			pfree(de);
+		if (ro)
+			pfree(ro);
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory for a copy of %d servers", n)));
+	}
+	*state = st;
+	*desc = de;
+	*role = ro;
+}

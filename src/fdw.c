@@ -337,7 +337,6 @@ static uint64 smx_fdw_pins = 0;		/* pin numbers handed out */
 static void
 smx_fdw_reserve(SmxFdwSnap *s, int n)
 {
-	int			flags = MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM;
 	smx_state  *state;
 	SmxServerDesc *desc;
 	uint8	   *role;
@@ -345,21 +344,7 @@ smx_fdw_reserve(SmxFdwSnap *s, int n)
 	if (n <= s->cap)
 		return;
 	n = Max(n, 64);
-	state = MemoryContextAllocExtended(s->cxt, sizeof(smx_state) * n, flags);
-	desc = MemoryContextAllocExtended(s->cxt, sizeof(SmxServerDesc) * n, flags);
-	role = MemoryContextAllocExtended(s->cxt, n, flags);
-	if (state == NULL || desc == NULL || role == NULL)
-	{
-		if (state)
-			pfree(state);
-		if (desc)
-			pfree(desc);
-		if (role)
-			pfree(role);
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory for a copy of %d servers", n)));
-	}
+	smx_alloc_fleet_copy(s->cxt, n, &state, &desc, &role);
 	if (s->state)
 	{
 		pfree(s->state);

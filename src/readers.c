@@ -96,23 +96,11 @@ smx_reader_reserve(int n)
 	n = Max(n, 64);
 	/* allocate all first: an OOM leaves the old buffers in place */
 	{
-		int			flags = MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM;
-		smx_state  *state = MemoryContextAllocExtended(smx_reader_cxt, sizeof(smx_state) * n, flags);
-		SmxServerDesc *desc = MemoryContextAllocExtended(smx_reader_cxt, sizeof(SmxServerDesc) * n, flags);
-		uint8	   *role = MemoryContextAllocExtended(smx_reader_cxt, n, flags);
+		smx_state  *state;
+		SmxServerDesc *desc;
+		uint8	   *role;
 
-		if (state == NULL || desc == NULL || role == NULL)
-		{
-			if (state)
-				pfree(state);
-			if (desc)
-				pfree(desc);
-			if (role)
-				pfree(role);
-			ereport(ERROR,
-					(errcode(ERRCODE_OUT_OF_MEMORY),
-					 errmsg("out of memory for a copy of %d servers", n)));
-		}
+		smx_alloc_fleet_copy(smx_reader_cxt, n, &state, &desc, &role);
 		if (smx_reader_state)
 		{
 			pfree(smx_reader_state);

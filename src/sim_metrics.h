@@ -426,6 +426,8 @@ extern void smx_copy_clipped(char *dst, const char *src, size_t len);
 extern void smx_set_state(char *slot, const char *state);
 extern void smx_pin_session_settings(void);
 extern int	smx_desc_find(const SmxServerDesc *desc, int n, const char *id);
+extern void smx_alloc_fleet_copy(MemoryContext cxt, int n, smx_state **state,
+								 SmxServerDesc **desc, uint8 **role);
 extern void smx_copy_text(HeapTuple tup, TupleDesc desc, int col, char *dst, size_t len);
 extern double smx_get_double(HeapTuple tup, TupleDesc desc, int col, double dflt);
 extern void smx_require_known_server(const char *nspname, text *server_t, const char *server_id);
