@@ -7,6 +7,15 @@
  *  - the profile is the median over days of each 5-minute slot's mean: a
  *    burst or an incident on one day moves one of the values a median
  *    ignores, and a rotation at a fixed hour is part of the curve;
+ *  - weekends (Saturday and Sunday, on the times' days: the caller
+ *    passes local times) run lower and flatter than weekdays. When the
+ *    span holds FC_WEEK_MIN_DAYS days' worth of weekend cells and as many
+ *    of weekday ones (14 days hold 4 and 10), each class gets an
+ *    adjustment of the profile: per slot the median of its days'
+ *    departures from the profile, smoothed over +-FC_WEEK_SMOOTH slots
+ *    (two weekends are few; the effect is smooth), and the trend compares
+ *    days of the same class only. With less, the profile alone (daily
+ *    only), and the day's level carries what a weekend does;
  *  - the trend is the median of the slopes between every two days'
  *    medians (Theil-Sen): what the disk keeps of a day's growth, unmoved by
  *    one odd day;
@@ -36,6 +45,8 @@
 #define FC_BACKTEST_EVERY	1800.0	/* an origin every 30 minutes */
 #define FC_MAX_ORIGINS		512
 #define FC_MIN_ERRORS		30		/* fewer: the previous horizon's quantiles */
+#define FC_WEEK_MIN_DAYS	3		/* days of weekend (and of weekday) cells for the weekly part */
+#define FC_WEEK_SMOOTH		6		/* the class adjustments: a mean over +-6 slots (65 minutes) */
 
 typedef struct fc_work
 {
@@ -48,6 +59,7 @@ typedef struct fc_work
 	double	   *psum;			/* prefix sums of departures, n + 1 */
 	int		   *pcnt;
 	float	   *err;			/* [SMX_FC_HORIZONS][FC_MAX_ORIGINS] */
+	uint8_t    *wkend;			/* [ndays][SLOTS]: the cell is on a weekend */
 } fc_work;
 
 static int
@@ -81,6 +93,7 @@ fc_layout(void *base, int n, double step, fc_work *w)
 	FC_TAKE(psum, double, (size_t) n + 1);
 	FC_TAKE(pcnt, int, (size_t) n + 1);
 	FC_TAKE(err, float, (size_t) SMX_FC_HORIZONS * FC_MAX_ORIGINS);
+	FC_TAKE(wkend, uint8_t, (size_t) nd * SMX_FC_SLOTS);
 #undef FC_TAKE
 	return off;
 }
@@ -133,6 +146,16 @@ fc_slot(double t)
 	return (int) (tod / SMX_FC_SLOT_SECONDS) % SMX_FC_SLOTS;
 }
 
+/* Saturday or Sunday (UTC): 1970-01-01, day 0, was a Thursday. */
+static inline int
+fc_weekend(double t)
+{
+	double		d = floor(t / 86400.0);
+	int			dow = (int) (fmod(d + 4.0, 7.0) + (d + 4.0 < 0 ? 7.0 : 0.0)) % 7;	/* 0 = Sunday */
+
+	return dow == 0 || dow == 6;
+}
+
 static inline float
 fc_clamp(float v, float lo, float hi)
 {
@@ -145,7 +168,10 @@ fc_mean(const smx_fc_model *m, double t_origin, double ahead, float level, float
 {
 	double		t = t_origin + ahead;
 
-	return (float) (m->profile[fc_slot(t)] + m->slope * (t - m->t_last) +
+	int			s = fc_slot(t);
+
+	return (float) (m->profile[s] + (m->weekly && fc_weekend(t) ? m->weekend[s] : 0.0f) +
+					m->slope * (t - m->t_last) +
 					level * exp(-ahead / FC_LEVEL_FADE) + fast * exp(-ahead / FC_FAST_FADE));
 }
 
@@ -183,6 +209,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 	/* 1. each day's slot means; day d covers (t_last - (d+1) day, t_last - d day] */
 	memset(w.sum, 0, sizeof(float) * (size_t) nd * SMX_FC_SLOTS);
 	memset(w.cnt, 0, sizeof(int) * (size_t) nd * SMX_FC_SLOTS);
+	memset(w.wkend, 0, (size_t) nd * SMX_FC_SLOTS);
 	for (int i = 0; i < n; i++)
 	{
 		double		t = t_last - (double) (n - 1 - i) * step;
@@ -191,6 +218,8 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 
 		if (!isfinite(y[i]) || (exclude && exclude[i]))
 			continue;
+		if (w.cnt[c] == 0)
+			w.wkend[c] = (uint8_t) fc_weekend(t);
 		w.sum[c] += y[i];
 		w.cnt[c]++;
 	}
@@ -199,6 +228,21 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		w.sum[c] = w.cnt[c] ? w.sum[c] / (float) w.cnt[c] : NAN;
 		if (!isfinite(w.sum[c]))
 			w.sum[c] = NAN;
+	}
+
+	/*
+	 * weekly when both classes of day have FC_WEEK_MIN_DAYS days of cells:
+	 * then the profile is the weekdays' and the weekend gets its own
+	 * adjustment, and the trend compares days of the same class only
+	 */
+	{
+		int			nwe = 0,
+					nwd = 0;
+
+		for (int c = 0; c < nd * SMX_FC_SLOTS; c++)
+			if (!isnan(w.sum[c]))
+				(void) (w.wkend[c] ? nwe++ : nwd++);
+		m->weekly = nwe >= FC_WEEK_MIN_DAYS * SMX_FC_SLOTS && nwd >= FC_WEEK_MIN_DAYS * SMX_FC_SLOTS;
 	}
 
 	/* 2. the trend: median slope between the medians of days half covered */
@@ -218,7 +262,8 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		}
 		for (int a = 0; a < nd; a++)
 			for (int b = a + 1; b < nd; b++)
-				if (!isnan(dmed[a]) && !isnan(dmed[b]))
+				if (!isnan(dmed[a]) && !isnan(dmed[b]) &&
+					(!m->weekly || fc_weekend(t_last - (a + 0.5) * 86400.0) == fc_weekend(t_last - (b + 0.5) * 86400.0)))
 					w.pairs[npairs++] = (dmed[a] - dmed[b]) / (float) ((b - a) * 86400.0);
 		m->slope = npairs ? fc_median(w.pairs, npairs) : 0.0;
 	}
@@ -234,6 +279,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 	 */
 	memset(w.sum, 0, sizeof(float) * (size_t) nd * SMX_FC_SLOTS);
 	memset(w.cnt, 0, sizeof(int) * (size_t) nd * SMX_FC_SLOTS);
+	memset(w.wkend, 0, (size_t) nd * SMX_FC_SLOTS);
 	for (int i = 0; i < n; i++)
 	{
 		double		back = (double) (n - 1 - i) * step;
@@ -242,6 +288,8 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 
 		if (!isfinite(y[i]) || (exclude && exclude[i]))
 			continue;
+		if (w.cnt[c] == 0)
+			w.wkend[c] = (uint8_t) fc_weekend(t);
 		w.sum[c] += (float) (y[i] + m->slope * back);
 		w.cnt[c]++;
 	}
@@ -288,6 +336,55 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 				}
 				m->profile[s] = isnan(l) || isnan(r) ? mid : 0.5f * (l + r);
 			}
+
+		/*
+		 * weekly: each class of day (weekday, weekend) gets its adjustment
+		 * of the profile, per slot the median of its cells' departures from
+		 * it, then averaged over the FC_WEEK_SMOOTH slots each side (with
+		 * two weekends a slot alone is noisy; the effect is smooth). The
+		 * profile keeps the weekdays' and the weekend's is the difference.
+		 */
+		memset(m->weekend, 0, sizeof(m->weekend));
+		if (m->weekly)
+		{
+			float		adj[2][SMX_FC_SLOTS];
+
+			for (int cls = 0; cls <= 1; cls++)
+			{
+				for (int s = 0; s < SMX_FC_SLOTS; s++)
+				{
+					int			k = 0;
+
+					for (int d = 0; d < nd; d++)
+					{
+						float		v = w.sum[d * SMX_FC_SLOTS + s];
+
+						if (!isnan(v) && w.wkend[d * SMX_FC_SLOTS + s] == cls)
+							w.tmp[k++] = v - m->profile[s];
+					}
+					all[s] = fc_median(w.tmp, k);
+				}
+				for (int s = 0; s < SMX_FC_SLOTS; s++)
+				{
+					double		sum = 0;
+					int			k = 0;
+
+					for (int j = -FC_WEEK_SMOOTH; j <= FC_WEEK_SMOOTH; j++)
+					{
+						float		v = all[(s + j + SMX_FC_SLOTS) % SMX_FC_SLOTS];
+
+						if (!isnan(v))
+							sum += v, k++;
+					}
+					adj[cls][s] = k ? (float) (sum / k) : 0.0f;
+				}
+			}
+			for (int s = 0; s < SMX_FC_SLOTS; s++)
+			{
+				m->profile[s] += adj[0][s];
+				m->weekend[s] = adj[1][s] - adj[0][s];
+			}
+		}
 	}
 
 	/* 4. departures from profile and trend; prefix sums for any hour's mean */
