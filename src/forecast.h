@@ -7,10 +7,12 @@
  *
  * The method (forecast.c says why): a series on a regular grid is a daily
  * profile (5-minute slots, the median over days, so an incident or a burst
- * does not bend it), a trend (the median slope between days' medians: disk
- * growth), and its departure from the two now: an hour's average that
- * fades over a day (today runs high) and the last sample's own that fades
- * in half an hour (the model's mean-reverting wander). The intervals are
+ * does not bend it), adjusted by class of day (weekday or weekend, when
+ * the history holds two weekends), a trend (the median slope between days'
+ * medians: disk growth), and its departure from the two now: the last two
+ * hours' median departure that fades over a day (today runs high; a burst
+ * does not lift a median) and the last sample's own that fades in about
+ * 12 minutes (the mean-reverting wander, a decaying burst). The intervals are
  * the errors the same forecast made from past origins in the training
  * span, by horizon (empirical quantiles), so heavy tails widen them as
  * they should.
@@ -31,8 +33,10 @@ typedef struct smx_fc_model
 	double		t_last;			/* time of the last sample, seconds (a UTC midnight = 0 mod 86400) */
 	double		step;			/* seconds between samples */
 	double		slope;			/* trend, per second */
-	float		profile[SMX_FC_SLOTS];	/* at t_last's trend level */
-	float		level;			/* the last hour's mean departure from the profile */
+	float		profile[SMX_FC_SLOTS];	/* at t_last's trend level (weekdays when weekly) */
+	float		weekend[SMX_FC_SLOTS];	/* added on Saturdays and Sundays (UTC); 0 when not weekly */
+	int			weekly;			/* 1: the weekend adjustment was learned */
+	float		level;			/* the last two hours' median departure from the profile */
 	float		fast;			/* the last sample's departure beyond level */
 	float		lo,
 				hi;				/* bounds of the values (e.g. 0..100) */

@@ -81,9 +81,12 @@ smx_fc_fit_or_error(const float *y, const uint8 *excl, int n, double step, doubl
 	pfree(work);
 }
 
-/* Rows of the forecast every step seconds from t_last + step to t_last + horizon_s. */
+/*
+ * Rows of the forecast every step seconds from t_last + step to t_last +
+ * horizon_s; shift: what was added to the times for the fit (local time).
+ */
 static void
-smx_fc_emit(FunctionCallInfo fcinfo, const smx_fc_model *m, double step, double horizon_s)
+smx_fc_emit(FunctionCallInfo fcinfo, const smx_fc_model *m, double step, double horizon_s, double shift)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	int64		rows = (int64) floor(horizon_s / step + 1e-9);
@@ -99,7 +102,7 @@ smx_fc_emit(FunctionCallInfo fcinfo, const smx_fc_model *m, double step, double 
 		double		ahead = k * step > horizon_s ? horizon_s : (double) k * step;
 
 		smx_fc_at(m, ahead, out);
-		values[0] = TimestampTzGetDatum(smx_epoch_timestamptz(m->t_last + ahead));
+		values[0] = TimestampTzGetDatum(smx_epoch_timestamptz(m->t_last - shift + ahead));
 		for (int j = 0; j < 5; j++)
 			values[1 + j] = Float8GetDatum(rint((double) out[j] * 1e4) / 1e4);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
@@ -286,9 +289,13 @@ sim_forecast(PG_FUNCTION_ARGS)
 	pfree(cnt);
 	pfree(sum);
 
-	smx_fc_fit_or_error(y, excl, n, step, now, horizon_s, 0.0f, 100.0f, &m,
+	/*
+	 * fitted in the simulation's local time (sim_metrics.utc_offset), as
+	 * the model draws its days and weekends
+	 */
+	smx_fc_fit_or_error(y, excl, n, step, now + smx_utc_offset_min * 60.0, horizon_s, 0.0f, 100.0f, &m,
 						psprintf("server \"%s\" (%s)", server_id, metric));
-	smx_fc_emit(fcinfo, &m, step, horizon_s);
+	smx_fc_emit(fcinfo, &m, step, horizon_s, smx_utc_offset_min * 60.0);
 	return (Datum) 0;
 }
 
@@ -404,6 +411,6 @@ sim_forecast_series(PG_FUNCTION_ARGS)
 	/* the grid ends at the last row's cell */
 	smx_fc_fit_or_error(y, NULL, n, step, t0 + (double) (n - 1) * step, horizon_s,
 						-FLT_MAX, FLT_MAX, &m, "the series");
-	smx_fc_emit(fcinfo, &m, step, horizon_s);
+	smx_fc_emit(fcinfo, &m, step, horizon_s, 0.0);
 	return (Datum) 0;
 }

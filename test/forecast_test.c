@@ -9,7 +9,9 @@
  * is forecast to drop at that hour; an incident on one day, marked or not,
  * does not bend the profile; the intervals are ordered, bounded and cover
  * about what they say on Gaussian noise; too little history is refused and
- * says how much there was; gaps are fine. Output is TAP; the exit status
+ * says how much there was; gaps are fine; a weekend lower and flatter
+ * than the weekdays is forecast across Friday to Saturday and Sunday to
+ * Monday once the history holds two weekends, and not before. Output is TAP; the exit status
  * is 1 if any check fails.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -225,6 +227,65 @@ test_incident(void)
 	free(ex);
 }
 
+/* a daily curve, lower and flatter on Saturdays and Sundays (UTC) */
+static double
+weekly_curve(double t)
+{
+	int			dow = (int) (((long) floor(t / 86400.0) % 7 + 7 + 4) % 7);	/* 0 = Sunday */
+	double		amp = dow == 0 || dow == 6 ? 7.0 : 15.0;
+	double		base = dow == 0 || dow == 6 ? 28.0 : 40.0;
+
+	return base + amp * sin(2 * PI * (t / 86400.0 - 0.3));
+}
+
+/* mean error over the calendar day that starts `from` seconds after t_last */
+static double
+weekly_error(double days, double t_last, int *weekly)
+{
+	int			n = (int) (days * DAY) + 1;
+	float	   *y = malloc(sizeof(float) * n);
+	smx_fc_model m;
+	double		err = 0;
+	double		from = 86400.0 - fmod(t_last, 86400.0);
+
+	for (int i = 0; i < n; i++)
+		y[i] = (float) (weekly_curve(t_last - (n - 1 - i) * STEP) + gauss());
+	fit_ok(y, NULL, n, t_last, from + 86400.0, 0, 100, &m);
+	for (int h = 0; h < DAY; h++)
+	{
+		float		o[5];
+
+		smx_fc_at(&m, from + h * STEP, o);
+		err += fabs(o[0] - weekly_curve(t_last + from + h * STEP));
+	}
+	*weekly = m.weekly;
+	free(y);
+	return err / DAY;
+}
+
+/*
+ * Weekends: with three weeks of history the next day's forecast holds
+ * whether it is a weekend or not; with one week (fewer than three weekend
+ * days) the forecaster falls back to the daily profile alone, and misses.
+ */
+static void
+test_weekly(void)
+{
+	double		fri = T0 + 18 * 86400.0 + 18 * 3600.0;	/* Friday 18:00, the third week */
+	double		sun = T0 + 20 * 86400.0 + 18 * 3600.0;	/* Sunday 18:00 */
+	int			wk3,
+				wk1;
+	double		e3 = weekly_error(18.75, fri, &wk3),
+				e1 = weekly_error(4.75, fri, &wk1);
+
+	check(wk3 && !wk1, "weekly with 18.75 days (4 weekend days), daily only with 4.75 (none)");
+	check(e3 < 1.0 && e3 < e1 / 4, "Friday evening to Saturday: mean error %.2f (daily only %.2f)", e3, e1);
+	e3 = weekly_error(20.75, sun, &wk3);
+	e1 = weekly_error(6.75, sun, &wk1);
+	check(wk3 && !wk1, "weekly with 20.75 days (6 weekend days), daily only with 6.75 (1.75)");
+	check(e3 < 1.0 && e3 < e1 / 4, "Sunday evening to Monday: mean error %.2f (daily only %.2f)", e3, e1);
+}
+
 static void
 test_edges(void)
 {
@@ -321,6 +382,7 @@ main(void)
 	test_disk();
 	test_trend_midslot();
 	test_incident();
+	test_weekly();
 	test_edges();
 	return tap_done();
 }
