@@ -68,16 +68,16 @@ test/nab_test: $(NAB_TEST_SRC) src/nab.h
 test/nab_test_vg: $(NAB_TEST_SRC) src/nab.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(NAB_TEST_SRC) -lm -o $@
 
-test/forecast_test: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h
+test/forecast_test: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h test/rng.h
 	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(FORECAST_TEST_SRC) -lm -o $@
 
-test/forecast_test_vg: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h
+test/forecast_test_vg: $(FORECAST_TEST_SRC) src/forecast.h test/tap.h test/rng.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(FORECAST_TEST_SRC) -lm -o $@
 
-test/alerts_test: $(ALERTS_TEST_SRC) src/alerts.h test/tap.h
+test/alerts_test: $(ALERTS_TEST_SRC) src/alerts.h test/tap.h test/rng.h
 	$(CC) $(MODEL_CFLAGS) $(SAN_FLAGS) $(ALERTS_TEST_SRC) -lm -o $@
 
-test/alerts_test_vg: $(ALERTS_TEST_SRC) src/alerts.h test/tap.h
+test/alerts_test_vg: $(ALERTS_TEST_SRC) src/alerts.h test/tap.h test/rng.h
 	$(CC) $(MODEL_CFLAGS) -O2 $(ALERTS_TEST_SRC) -lm -o $@
 
 bench/nab_eval: src/nab.c src/nab.h bench/nab_eval.c

@@ -24,24 +24,8 @@
 #define W		61
 #define STEP	30.0
 
-static uint64_t rng_state = 7;
-
-static double
-unif(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	z ^= z >> 31;
-	return ((double) (z >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double
-gauss(void)
-{
-	return sqrt(-2.0 * log(unif())) * cos(6.283185307179586 * unif());
-}
+#define TEST_RNG_SEED	7
+#include "rng.h"
 
 /* flat at base with noise sd, then rising rate a sample over the last climb samples */
 static void

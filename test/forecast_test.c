@@ -28,25 +28,8 @@
 #define PI		3.14159265358979323846
 
 
-/* a deterministic standard normal draw (no library RNG): Box-Muller on a splitmix */
-static uint64_t rng_state = 42;
-
-static double
-unif(void)
-{
-	uint64_t	z = (rng_state += 0x9E3779B97F4A7C15ULL);
-
-	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-	z ^= z >> 31;
-	return ((double) (z >> 11) + 0.5) / 9007199254740992.0;
-}
-
-static double
-gauss(void)
-{
-	return sqrt(-2.0 * log(unif())) * cos(2.0 * PI * unif());
-}
+#define TEST_RNG_SEED	42
+#include "rng.h"
 
 #define STEP	60.0			/* one sample a minute */
 #define DAY		1440
