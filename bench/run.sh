@@ -25,6 +25,7 @@
 #   BENCH_SKIP_FLUSH [0]       1 skips measurement 4
 #   BENCH_ONLY [1,2,3,4,5]     comma-separated measurements to run (e.g. BENCH_ONLY=4)
 #   BENCH_READ_ROUNDS [3]      rounds of each pair of measurement 5 (streamed reads, paused and live)
+#   BENCH_READ_SIZES ["BENCH_SERVERS BENCH_BIG_SERVERS"]  fleet sizes of measurement 5 (each <= max_servers)
 #   BENCH_PORT [5488]          first port tried (socket lives in the temp dir)
 #   BENCH_PROTOCOL [simple]    pgbench -M: simple | extended | prepared
 #   PG_CONFIG [pg_config]      selects the PostgreSQL installation
@@ -600,7 +601,9 @@ if want 5; then
     sqlfile tab_cnt "SELECT count(*) FROM bench_reads;"
     as_pg "${PSQL[@]}" -c "ALTER SYSTEM SET sim_metrics.tick_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
     printf '   %-8s %-7s %-44s %10s %10s %8s\n' servers mode read "ms" "table ms" ratio
-    for size in "$BENCH_SERVERS" "$BENCH_BIG_SERVERS"; do
+    for size in ${BENCH_READ_SIZES:-$BENCH_SERVERS $BENCH_BIG_SERVERS}; do
+        [[ $size =~ ^[1-9][0-9]*$ ]] && (( size >= 15 && size <= MAX_SERVERS )) \
+            || die "BENCH_READ_SIZES: '$size' is not a fleet size from 15 to $MAX_SERVERS"
         set_fleet "$size"
         q "SELECT sim_tick(2)" >/dev/null
         q "SELECT sim_flush()" >/dev/null   # nothing pending: no flush of the worker's while paused
@@ -625,11 +628,11 @@ if want 5; then
             fi
             tf0=$(temp_files)
             pair cur_all tab_all
-            goal=1.5; (( size == BENCH_SERVERS )) && goal=1.0
+            goal=1.5; (( size <= BENCH_SERVERS )) && goal=1.0
             row5 "$size" "$mode" "SELECT * FROM sim_current" "$PAIR_A" "$PAIR_B" "$PAIR_R" "$goal" "\`SELECT *\` from the table"
             pair fn_all tab_all
             row5 "$size" "$mode" "SELECT * FROM sim_current_metrics()" "$PAIR_A" "$PAIR_B" "$PAIR_R" "-" "\`SELECT *\` from the table"
-            if (( size == BENCH_BIG_SERVERS )); then
+            if (( size > BENCH_SERVERS )); then
                 pair cur_cnt tab_cnt
                 row5 "$size" "$mode" "SELECT count(*) FROM sim_current" "$PAIR_A" "$PAIR_B" "$PAIR_R" 1.5 "\`count(*)\` of the table"
             fi
