@@ -558,7 +558,8 @@ if want 5; then
     hr
     log "5. sim_current (the streamed read) and sim_current_metrics() (inlined over it) against an UNLOGGED"
     log "   table of the same rows with a primary key; at $BENCH_SERVERS and $BENCH_BIG_SERVERS servers, paused and live"
-    log "   (live: the worker ticking every 1 s, flushing as it does for users); $BENCH_READ_ROUNDS rounds x ${BENCH_SECONDS}s a read, alternating"
+    log "   (live: the worker ticking every 1 s, flushing as it does for users); each pair interleaved in one"
+    log "   pgbench run, transaction by transaction, $BENCH_READ_ROUNDS runs of $((2 * BENCH_SECONDS))s; the ratio is the runs' median"
     L0=$SECONDS
     # the fleet at n servers: templates added, or the added ones dropped
     set_fleet() {
@@ -571,20 +572,25 @@ if want 5; then
         reload_fleet "$target"
     }
     temp_files() { q "SELECT temp_files FROM pg_stat_database WHERE datname = current_database()"; }
-    # one pair of reads, alternating; sets PAIR_A PAIR_B (median latency ms) and PAIR_R = A/B
+    # one pair of reads, interleaved transaction by transaction in one pgbench run (two
+    # scripts of equal weight), so both see the same machine at the same moments (a worker's
+    # tick or flush, a neighbour's burst), BENCH_READ_ROUNDS runs of 2 x BENCH_SECONDS;
+    # sets PAIR_A PAIR_B (median over the runs of each read's mean latency, ms) and PAIR_R
+    # (median over the runs of A/B)
     pair() {  # a b
-        local A=() B=() r a b
+        local A=() B=() R=() r out a b
         for r in $(seq 1 "$BENCH_READ_ROUNDS"); do
-            if (( r % 2 )); then
-                read -r _ a < <(pgb "$1" -T "$BENCH_SECONDS"); read -r _ b < <(pgb "$2" -T "$BENCH_SECONDS")
-            else
-                read -r _ b < <(pgb "$2" -T "$BENCH_SECONDS"); read -r _ a < <(pgb "$1" -T "$BENCH_SECONDS")
-            fi
-            A+=("$a"); B+=("$b")
+            out=$(as_pg env PGOPTIONS="${PGB_OPTIONS:-}" "$BINDIR/pgbench" -n -c 1 -j 1 -M "$BENCH_PROTOCOL" \
+                  -T $((2 * BENCH_SECONDS)) -f "$TMP/$1.sql@1" -f "$TMP/$2.sql@1" \
+                  -h "$TMP" -p "$PORT" -U postgres postgres 2>&1) \
+                || { echo "$out" >&2; die "pgbench $1 / $2 failed"; }
+            read -r a b < <(awk '/^ - latency average = /{printf "%s ", $5} END {print ""}' <<<"$out")
+            [[ -n $a && -n $b ]] || { echo "$out" >&2; die "could not read pgbench's per-script latencies for $1 / $2"; }
+            A+=("$a"); B+=("$b"); R+=("$(calc "$a / $b")")
         done
         PAIR_A=$(printf '%s\n' "${A[@]}" | median)
         PAIR_B=$(printf '%s\n' "${B[@]}" | median)
-        PAIR_R=$(calc "$PAIR_A / $PAIR_B")
+        PAIR_R=$(printf '%s\n' "${R[@]}" | median)
     }
     M5_ROWS=()
     row5() {  # size mode what peer a b ratio goal

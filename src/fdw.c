@@ -49,6 +49,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/tuplestore.h"
 
 #include "compat.h"
 #include "sim_metrics.h"
@@ -510,6 +511,41 @@ smx_fdw_copy_ids(SmxFdwSnap *s, char **keys, int nkeys)
 	smx_fdw_build_text(s);
 }
 
+/*
+ * A copy of the whole fleet, one tick: the backend's copy, pinned under a
+ * new pin number in *pin, when no one holds it; else one in cxt (*pin = 0).
+ */
+static SmxFdwSnap *
+smx_fdw_take_fleet(MemoryContext cxt, uint64 *pin)
+{
+	SmxFdwSnap *s;
+
+	if (smx_fdw_fleet.cxt == NULL)
+		smx_fdw_fleet.cxt = AllocSetContextCreate(TopMemoryContext, "sim_current copy",
+												  ALLOCSET_DEFAULT_SIZES);
+	*pin = 0;
+	if (smx_fdw_fleet.pin == 0)
+	{
+		*pin = smx_fdw_fleet.pin = ++smx_fdw_pins;
+		s = &smx_fdw_fleet;
+	}
+	else
+	{
+		s = MemoryContextAllocZero(cxt, sizeof(SmxFdwSnap));
+		s->cxt = cxt;
+	}
+	smx_fdw_copy_fleet(s);
+	return s;
+}
+
+/* Let go of the backend's copy if pin holds it. */
+static void
+smx_fdw_unpin(uint64 pin)
+{
+	if (pin != 0 && smx_fdw_fleet.pin == pin)
+		smx_fdw_fleet.pin = 0;
+}
+
 /* ---------------------------------------------------------------------
  * Execution
  * --------------------------------------------------------------------- */
@@ -554,7 +590,6 @@ typedef struct SmxFdwScan
 	bool		lookup;			/* snap holds only the servers searched */
 	int		   *rows;			/* the rows of snap to visit, or NULL: all */
 	int			nrows;
-	SmxFdwSnap *own;			/* this scan's own copy, if it needed one */
 	uint64		pin;			/* its pin of the backend's copy, 0 = none */
 	int			pos;
 	int64		copied;			/* servers copied, for EXPLAIN ANALYZE */
@@ -563,8 +598,7 @@ typedef struct SmxFdwScan
 static void
 smx_fdw_release(SmxFdwScan *sc)
 {
-	if (sc->pin != 0 && smx_fdw_fleet.pin == sc->pin)
-		smx_fdw_fleet.pin = 0;
+	smx_fdw_unpin(sc->pin);
 	sc->pin = 0;
 }
 
@@ -729,31 +763,13 @@ smx_fdw_read(SmxFdwScan *sc)
 {
 	if (sc->key_set >= 0 && !sc->varying && sc->sets[sc->key_set].n <= SMX_FDW_LOOKUP_MAX)
 	{
-		sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
-		sc->own->cxt = sc->query_cxt;
-		smx_fdw_copy_ids(sc->own, sc->sets[sc->key_set].v, sc->sets[sc->key_set].n);
-		sc->snap = sc->own;
+		sc->snap = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
+		sc->snap->cxt = sc->query_cxt;
+		smx_fdw_copy_ids(sc->snap, sc->sets[sc->key_set].v, sc->sets[sc->key_set].n);
 		sc->lookup = true;
-		sc->copied += sc->own->n;
-		return;
-	}
-	if (smx_fdw_fleet.cxt == NULL)
-		smx_fdw_fleet.cxt = AllocSetContextCreate(TopMemoryContext, "sim_current copy",
-												  ALLOCSET_DEFAULT_SIZES);
-	if (smx_fdw_fleet.pin == 0)
-	{
-		sc->pin = smx_fdw_fleet.pin = ++smx_fdw_pins;
-		smx_fdw_copy_fleet(&smx_fdw_fleet);
-		sc->snap = &smx_fdw_fleet;
 	}
 	else
-	{
-		/* another scan reads the backend's copy: one of our own */
-		sc->own = MemoryContextAllocZero(sc->query_cxt, sizeof(SmxFdwSnap));
-		sc->own->cxt = sc->query_cxt;
-		smx_fdw_copy_fleet(sc->own);
-		sc->snap = sc->own;
-	}
+		sc->snap = smx_fdw_take_fleet(sc->query_cxt, &sc->pin);
 	sc->copied += sc->snap->n;
 }
 
@@ -929,6 +945,52 @@ smx_fdw_explain(ForeignScanState *node, ExplainState *es)
 		ExplainPropertyText("Columns", "none formed", es);
 	if (es->analyze)
 		ExplainPropertyInteger("Servers Copied", NULL, sc->copied, es);
+}
+
+/*
+ * The whole fleet, one tick, into ts: what the 1.9 C sim_current_metrics()
+ * returns (kept for clusters not yet updated), read from the copy a scan
+ * reads and with its formed values.
+ */
+void
+smx_current_put_fleet(Tuplestorestate *ts, TupleDesc desc)
+{
+	uint64		pin;
+	SmxFdwSnap *s;
+
+	if (desc->natts != SMX_CURRENT_COLS)
+		elog(ERROR, "sim_current_metrics() must return %d columns, not %d",
+			 SMX_CURRENT_COLS, desc->natts);
+	s = smx_fdw_take_fleet(CurrentMemoryContext, &pin);
+	PG_TRY();
+	{
+		if (s == &smx_fdw_fleet && !s->rows_valid && s->n <= SMX_FDW_ROWS_MAX)
+			smx_fdw_build_rows(s);
+		for (int i = 0; i < s->n; i++)
+		{
+			Datum		values[SMX_CURRENT_COLS];
+			bool		nulls[SMX_CURRENT_COLS];
+
+			if (s == &smx_fdw_fleet && s->rows_valid)
+				tuplestore_putvalues(ts, desc, &s->vals[i * SMX_CURRENT_COLS],
+									 &s->nulls[i * SMX_CURRENT_COLS]);
+			else
+			{
+				SmxCurrentRow r;
+
+				smx_current_from_state(&r, &s->state[i], s->runs,
+									   &s->text[i * SMX_CURRENT_DESC_COLS], s->tick,
+									   s->sim_time, s->sim_time_valid, s->updated_at);
+				smx_current_row_values(&r, values, nulls);
+				tuplestore_putvalues(ts, desc, values, nulls);
+			}
+		}
+	}
+	PG_FINALLY();
+	{
+		smx_fdw_unpin(pin);
+	}
+	PG_END_TRY();
 }
 
 Datum

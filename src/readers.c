@@ -18,9 +18,6 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
-#include "executor/tuptable.h"
-#include "utils/memutils.h"
-#include "utils/tuplestore.h"
 
 #include "compat.h"
 #include "sim_metrics.h"
@@ -63,237 +60,18 @@ PG_FUNCTION_INFO_V1(sim_status);
 
 
 /*
- * Per-backend read cache. The descriptive columns change only when the
- * server list does (fleet_version), so their text datums are built once
- * and reused; each call then copies just the 64-byte states under the lock.
- * The buffers live for the backend, so repeated reads do not fault in fresh
- * pages every call.
- */
-#define SMX_TEXT_COLS	SMX_CURRENT_DESC_COLS
-
-static MemoryContext smx_reader_cxt = NULL;
-static MemoryContext smx_reader_text_cxt = NULL;
-static uint64 smx_reader_fleet = 0;	/* fleet_version the cache holds */
-static bool smx_reader_valid = false;
-static int	smx_reader_cap = 0;
-static smx_state *smx_reader_state = NULL;
-static SmxServerDesc *smx_reader_desc = NULL;
-static uint8 *smx_reader_role = NULL;
-static Datum *smx_reader_text = NULL;	/* SMX_TEXT_COLS per server */
-/* the scenario of each run slot (smx_state.run), copied with the states */
-static char smx_reader_runs[SMX_MAX_RUNS + 1][SMX_SCENARIO_LEN];
-
-/* Make the buffers hold at least n servers; contents are not kept. */
-static void
-smx_reader_reserve(int n)
-{
-	if (smx_reader_cxt == NULL)
-		smx_reader_cxt = AllocSetContextCreate(TopMemoryContext,
-											   "sim_metrics reader",
-											   ALLOCSET_DEFAULT_SIZES);
-	if (n <= smx_reader_cap)
-		return;
-	n = Max(n, 64);
-	/* allocate all first: an OOM leaves the old buffers in place */
-	{
-		smx_state  *state;
-		SmxServerDesc *desc;
-		uint8	   *role;
-
-		smx_alloc_fleet_copy(smx_reader_cxt, n, &state, &desc, &role);
-		if (smx_reader_state)
-		{
-			pfree(smx_reader_state);
-			pfree(smx_reader_desc);
-			pfree(smx_reader_role);
-		}
-		smx_reader_state = state;
-		smx_reader_desc = desc;
-		smx_reader_role = role;
-		smx_reader_cap = n;
-		smx_reader_valid = false;
-	}
-}
-
-/* Rebuild the text datums from smx_reader_desc / smx_reader_role. */
-static void
-smx_reader_build_text(int n)
-{
-	MemoryContext old;
-
-	if (smx_reader_text_cxt == NULL)
-		smx_reader_text_cxt = AllocSetContextCreate(smx_reader_cxt,
-													"sim_metrics reader text",
-													ALLOCSET_DEFAULT_SIZES);
-	else
-		MemoryContextReset(smx_reader_text_cxt);
-	smx_reader_text = MemoryContextAllocHuge(smx_reader_text_cxt,
-											 sizeof(Datum) * SMX_TEXT_COLS * Max(n, 1));
-	old = MemoryContextSwitchTo(smx_reader_text_cxt);
-	for (int i = 0; i < n; i++)
-		smx_current_desc_text(&smx_reader_text[i * SMX_TEXT_COLS], &smx_reader_desc[i],
-							  smx_reader_role[i]);
-	MemoryContextSwitchTo(old);
-}
-
-/*
- * Formed rows of the last state read (SMX_ROW_CACHE_MAX servers at most):
- * the state changes once a tick, dashboards read far more often, so a read
- * of an unchanged state copies finished tuples instead of forming them.
- */
-#define SMX_ROW_CACHE_MAX	10000
-
-static MemoryContext smx_rows_cxt = NULL;
-static MinimalTuple *smx_rows = NULL;
-static int	smx_rows_n = 0;
-static int	smx_rows_natts = 0;
-static uint64 smx_rows_version = 0;	/* state_version the rows show */
-static bool smx_rows_valid = false;
-
-/* The values of one row of sim_current_metrics() into values/nulls. */
-static void
-smx_current_row(int i, Datum *values, bool *nulls, uint64 tick, TimestampTz sim_time,
-				bool sim_time_valid, TimestampTz updated_at)
-{
-	SmxCurrentRow r;
-
-	smx_current_from_state(&r, &smx_reader_state[i], smx_reader_runs,
-						   &smx_reader_text[i * SMX_TEXT_COLS], tick, sim_time,
-						   sim_time_valid, updated_at);
-	smx_current_row_values(&r, values, nulls);
-}
-
-/*
- * Copy what a read needs under the shared lock: the states (unless the
- * formed rows are current), and the descriptions when the fleet changed.
- * Buffers are sized beforehand from an unlocked read of nservers; if a
- * reload grew the fleet in between we release and try again. No
- * allocation happens under the lock. Returns the number of servers;
- * *version gets the state_version read.
- */
-static int
-smx_current_copy(uint64 *version, bool *fleet_changed, uint64 *tick,
-				 TimestampTz *updated_at, TimestampTz *sim_time, bool *sim_time_valid)
-{
-	int			n;
-
-	for (;;)
-	{
-		smx_reader_reserve(smx_shared->fleet.nservers);
-		LWLockAcquire(smx_shared->publish_lock, LW_SHARED);
-		if (smx_shared->fleet.nservers <= smx_reader_cap)
-			break;
-		LWLockRelease(smx_shared->publish_lock);
-	}
-	n = smx_shared->fleet.nservers;
-	*version = smx_shared->fleet.state_version;
-	*fleet_changed = !smx_reader_valid || smx_reader_fleet != smx_shared->fleet.version;
-	if (*fleet_changed)
-	{
-		smx_params *params = smx_shared_params();
-
-		memcpy(smx_reader_desc, smx_shared_desc(), n * sizeof(SmxServerDesc));
-		for (int i = 0; i < n; i++)
-			smx_reader_role[i] = params[i].role;
-		smx_reader_fleet = smx_shared->fleet.version;
-	}
-	if (!smx_rows_valid || smx_rows_version != *version || *fleet_changed)
-	{
-		memcpy(smx_reader_state, smx_shared_state(), n * sizeof(smx_state));
-		smx_copy_run_names(smx_reader_runs);
-	}
-	*tick = smx_shared->fleet.tick;
-	*updated_at = smx_shared->fleet.last_tick_at;
-	*sim_time_valid = smx_epoch_to_timestamptz(smx_sim_epoch_at(*tick), sim_time);
-	LWLockRelease(smx_shared->publish_lock);
-	return n;
-}
-
-/* Form the n rows into the row cache (n <= SMX_ROW_CACHE_MAX). */
-static void
-smx_rows_build(TupleDesc desc, int n, uint64 tick, TimestampTz sim_time,
-			   bool sim_time_valid, TimestampTz updated_at)
-{
-	Datum		values[SMX_CURRENT_COLS];
-	bool		nulls[SMX_CURRENT_COLS];
-	MemoryContext old;
-
-	smx_rows_valid = false;
-	if (smx_rows_cxt == NULL)
-		smx_rows_cxt = AllocSetContextCreate(smx_reader_cxt, "sim_metrics reader rows",
-											 ALLOCSET_DEFAULT_SIZES);
-	else
-		MemoryContextReset(smx_rows_cxt);
-	old = MemoryContextSwitchTo(smx_rows_cxt);
-	smx_rows = palloc(sizeof(MinimalTuple) * Max(n, 1));
-	for (int i = 0; i < n; i++)
-	{
-		smx_current_row(i, values, nulls, tick, sim_time, sim_time_valid, updated_at);
-		smx_rows[i] = heap_form_minimal_tuple(desc, values, nulls);
-	}
-	MemoryContextSwitchTo(old);
-	smx_rows_n = n;
-	smx_rows_natts = desc->natts;
-}
-
-/*
- * sim_current_metrics(): one row per live server, from shared memory.
+ * sim_current_metrics() of 1.9, a C set-returning function, kept for
+ * clusters not yet updated to 1.10 (where the function reads sim_current):
+ * the same copy of the fleet as sim_current's scan, into a tuplestore.
  */
 Datum
 sim_current_metrics(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	int			n;
-	bool		fleet_changed;
-	uint64		version;
-	uint64		tick;
-	TimestampTz updated_at;
-	TimestampTz sim_time = 0;
-	bool		sim_time_valid;
 
 	smx_require_fleet_database();
 	InitMaterializedSRF(fcinfo, 0);
-
-	n = smx_current_copy(&version, &fleet_changed, &tick, &updated_at, &sim_time,
-						 &sim_time_valid);
-	if (fleet_changed)
-	{
-		/* invalid until rebuilt, in case building fails half way */
-		smx_reader_valid = false;
-		smx_rows_valid = false;
-		smx_reader_build_text(n);
-		smx_reader_valid = true;
-	}
-
-	if (n <= SMX_ROW_CACHE_MAX)
-	{
-		TupleTableSlot *slot;
-
-		if (!smx_rows_valid || smx_rows_version != version ||
-			smx_rows_natts != rsinfo->setDesc->natts)
-		{
-			smx_rows_build(rsinfo->setDesc, n, tick, sim_time, sim_time_valid, updated_at);
-			smx_rows_version = version;
-			smx_rows_valid = true;
-		}
-		slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
-		for (int i = 0; i < smx_rows_n; i++)
-		{
-			ExecStoreMinimalTuple(smx_rows[i], slot, false);
-			tuplestore_puttupleslot(rsinfo->setResult, slot);
-		}
-		ExecDropSingleTupleTableSlot(slot);
-		return (Datum) 0;
-	}
-
-	for (int i = 0; i < n; i++)
-	{
-		Datum		values[SMX_CURRENT_COLS];
-		bool		nulls[SMX_CURRENT_COLS];
-
-		smx_current_row(i, values, nulls, tick, sim_time, sim_time_valid, updated_at);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
+	smx_current_put_fleet(rsinfo->setResult, rsinfo->setDesc);
 	return (Datum) 0;
 }
 

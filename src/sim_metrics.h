@@ -682,6 +682,8 @@ extern void smx_current_from_state(SmxCurrentRow *r, const smx_state *s,
 								   uint64 tick, TimestampTz sim_time, bool sim_time_valid,
 								   TimestampTz updated_at);
 extern void smx_current_row_values(const SmxCurrentRow *r, Datum *values, bool *nulls);
+/* fdw.c: the whole fleet, one tick, as sim_current reads it */
+extern void smx_current_put_fleet(Tuplestorestate *ts, TupleDesc desc);
 
 /*
  * Sample text: "tick|sim_time|cpu|memory|disk|network_io|status|session|anomaly",
