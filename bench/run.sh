@@ -24,7 +24,8 @@
 #                              that keeps every phase below the worker's 3/4-full flush, at least 16
 #   BENCH_SKIP_FLUSH [0]       1 skips measurement 4
 #   BENCH_ONLY [1,2,3,4,5]     comma-separated measurements to run (e.g. BENCH_ONLY=4)
-#   BENCH_READ_ROUNDS [3]      rounds of each pair of measurement 5 (streamed reads, paused and live)
+#   BENCH_READ_ROUNDS [3]      runs of each pair of measurement 5 (streamed reads, paused and live;
+#                              each run interleaves the pair's two reads in one pgbench run)
 #   BENCH_READ_SIZES ["BENCH_SERVERS BENCH_BIG_SERVERS"]  fleet sizes of measurement 5 (each <= max_servers)
 #   BENCH_PORT [5488]          first port tried (socket lives in the temp dir)
 #   BENCH_PROTOCOL [simple]    pgbench -M: simple | extended | prepared
@@ -557,9 +558,10 @@ fi
 if want 5; then
     hr
     log "5. sim_current (the streamed read) and sim_current_metrics() (inlined over it) against an UNLOGGED"
-    log "   table of the same rows with a primary key; at $BENCH_SERVERS and $BENCH_BIG_SERVERS servers, paused and live"
+    log "   table of the same rows with a primary key; at ${BENCH_READ_SIZES:-$BENCH_SERVERS $BENCH_BIG_SERVERS} servers, paused and live"
     log "   (live: the worker ticking every 1 s, flushing as it does for users); each pair interleaved in one"
-    log "   pgbench run, transaction by transaction, $BENCH_READ_ROUNDS runs of $((2 * BENCH_SECONDS))s; the ratio is the runs' median"
+    log "   pgbench run, transaction by transaction, $BENCH_READ_ROUNDS runs of $((2 * BENCH_SECONDS))s; ms: the runs' median"
+    log "   mean latency; ratio: the median of the runs' ratios, runs: their lowest and highest"
     L0=$SECONDS
     # the fleet at n servers: templates added, or the added ones dropped
     set_fleet() {
@@ -591,14 +593,15 @@ if want 5; then
         PAIR_A=$(printf '%s\n' "${A[@]}" | median)
         PAIR_B=$(printf '%s\n' "${B[@]}" | median)
         PAIR_R=$(printf '%s\n' "${R[@]}" | median)
+        PAIR_SPREAD=$(printf '%s\n' "${R[@]}" | sort -g | awk 'NR == 1 {lo = $1} {hi = $1} END {printf "%.2f-%.2f", lo, hi}')
     }
     M5_ROWS=()
     row5() {  # size mode what peer a b ratio goal
         local ok
         ok=$(awk -v r="$6" -v g="$7" 'BEGIN { print (g == "-" ? "-" : (r <= g) ? "yes" : "no") }')
-        printf '   %-8s %-7s %-44s %10.3f %10.3f %7.2fx  %s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$( [[ $7 == - ]] && echo - || echo "goal <= ${7}x: $ok")"
-        M5_ROWS+=("$(printf '| 5 | %s, %s servers, %s | %.3f ms | %s | %.3f ms | %.2fx latency | %s | %s |' \
-            "$3" "$1" "$2" "$4" "$8" "$5" "$6" "$( [[ $7 == - ]] && echo - || echo "<= ${7}x")" "$ok")")
+        printf '   %-8s %-7s %-44s %10.3f %10.3f %7.2fx %11s  %s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$PAIR_SPREAD" "$( [[ $7 == - ]] && echo - || echo "goal <= ${7}x: $ok")"
+        M5_ROWS+=("$(printf '| 5 | %s, %s servers, %s | %.3f ms | %s | %.3f ms | %.2fx latency (runs %s) | %s | %s |' \
+            "$3" "$1" "$2" "$4" "$8" "$5" "$6" "$PAIR_SPREAD" "$( [[ $7 == - ]] && echo - || echo "<= ${7}x")" "$ok")")
     }
     sqlfile cur_all "SELECT * FROM sim_current;"
     sqlfile fn_all  "SELECT * FROM sim_current_metrics();"
@@ -606,7 +609,7 @@ if want 5; then
     sqlfile cur_cnt "SELECT count(*) FROM sim_current;"
     sqlfile tab_cnt "SELECT count(*) FROM bench_reads;"
     as_pg "${PSQL[@]}" -c "ALTER SYSTEM SET sim_metrics.tick_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
-    printf '   %-8s %-7s %-44s %10s %10s %8s\n' servers mode read "ms" "table ms" ratio
+    printf '   %-8s %-7s %-44s %10s %10s %8s %11s\n' servers mode read "ms" "table ms" ratio "runs"
     for size in ${BENCH_READ_SIZES:-$BENCH_SERVERS $BENCH_BIG_SERVERS}; do
         [[ $size =~ ^[1-9][0-9]*$ ]] && (( size >= 15 && size <= MAX_SERVERS )) \
             || die "BENCH_READ_SIZES: '$size' is not a fleet size from 15 to $MAX_SERVERS"

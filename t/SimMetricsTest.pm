@@ -7,6 +7,7 @@
 package SimMetricsTest;
 
 use strict;
+use Time::Local ();
 use warnings FATAL => 'all';
 
 use Exporter 'import';
@@ -18,7 +19,7 @@ use Test::More;
 our @EXPORT = qw(
   sim_node wait_until wait_value worker_pid wait_new_worker worker_pids_sql
   sim_status_hash sim_tick_now
-  quiet_window log_offset log_since crash_lines supabase_shape crash_restart
+  quiet_window log_offset log_since log_time crash_lines supabase_shape crash_restart
 );
 
 # Waits in the test framework (wait_for_log, background_psql, safe_psql)
@@ -158,6 +159,22 @@ sub log_since
 {
 	my ($node, $offset) = @_;
 	return slurp_file($node->logfile, $offset);
+}
+
+# The time (seconds, from log_line_prefix's %m) of the first line of log
+# text matching re; undef when none does.
+sub log_time
+{
+	my ($log, $re) = @_;
+
+	foreach my $line (split /\n/, $log)
+	{
+		next unless $line =~ $re;
+		return undef
+		  unless $line =~ /^(\d{4})-(\d\d)-(\d\d) (\d\d):(\d\d):(\d\d(?:\.\d+)?)/;
+		return Time::Local::timegm(0, $5, $4, $3, $2 - 1, $1) + $6;
+	}
+	return undef;
 }
 
 # Log lines that mean something went wrong in a server process.
