@@ -14,8 +14,8 @@
 #      'add', seasonal 'add') on the 14 days before the origin, fed the
 #      5-minute means (period 288: the 30 s data's 2880 takes minutes a
 #      fit), its 5-minute cell holding origin + h against the same 30 s
-#      actual; at about 6 s a fit, only on every FC_PEER_EVERY-th origin
-#      (9th: 4 origins, one at each of the 4 times of day), ours and the
+#      actual; at 3-6 s a fit, only on every FC_PEER_EVERY-th origin
+#      (3rd: 10 origins, every time of day), ours and the
 #      naive scored on the same subset beside it.
 #    The actual is the history's 30 s sample at origin + h (network_usage =
 #    network_io / network_capacity_bps x 100); cases whose actual or naive
@@ -27,6 +27,9 @@
 #    sim_forecast_series(ts[], value[], '24 hours'), the seasonal naive and
 #    statsmodels (period 288). The pooled relative MAE over files of such
 #    different scales is the geometric mean of the files' ratios.
+# On the subset, a bootstrap over its origins (2,000 resamples of whole origins, since one
+# origin's cases move together) gives each pooled relative MAE's 5-95 % range and the share of
+# resamples in which ours is at most statsmodels'.
 # Per horizon: MAE of each forecast / MAE of the seasonal naive on the same
 # cases (relative MAE; below 1 beats it), per metric and pooled; ours'
 # interval coverage; the median time of a forecast: ours the SQL call
@@ -41,15 +44,19 @@
 #
 # Needs python3-statsmodels (Debian 12); as root it is installed when
 # missing (apt-get update; apt-get install -y python3-statsmodels).
-# About 20 minutes on 2 cores (17 without NAB_DIR), most of it statsmodels:
-# 6-7 s a fleet fit, 3 s a NAB fit; FC_PEER_EVERY=15 (2 origins) is quicker.
+# About 20 minutes on 2 cores, most of it statsmodels (600 fleet fits of 3-6 s,
+# 115 NAB fits of 2 s); FC_PEER_EVERY=9 (4 origins) takes about 10.
 # Progress goes to stderr.
 #
 # Environment overrides (defaults in brackets):
 #   FC_SPAN [28 days]  FC_RATE [2]  FC_SEED [20261205]
 #   FC_START [2026-01-05 00:00:00+00]  sim_metrics.start_time: the backfill's first day
-#   FC_EVERY [6 hours]  FC_PEER_EVERY [9]  FC_JOBS [nproc]: statsmodels processes
+#   FC_EVERY [6 hours]  FC_PEER_EVERY [3]  FC_JOBS [nproc]: statsmodels processes
 #   FC_PYTHON [/usr/bin/python3]  BENCH_PORT [5498]  PG_CONFIG [pg_config]
+#   FC_PEER_CACHE [unset]: a directory keeping statsmodels' forecasts under a key of their
+#     exact input (series, origins, statsmodels version): a rerun on the same seed and origins
+#     (after a change to ours) reuses them instead of fitting again
+#   FC_CASES_OUT [unset]: a directory to write every scored case to (fleet_cases.csv, nab_cases.csv)
 set -euo pipefail
 NAB=${1:-}
 SPAN=${FC_SPAN:-28 days}
@@ -57,7 +64,9 @@ RATE=${FC_RATE:-2}
 SEED=${FC_SEED:-20261205}
 START=${FC_START:-2026-01-05 00:00:00+00}
 EVERY=${FC_EVERY:-6 hours}
-PEER_EVERY=${FC_PEER_EVERY:-9}
+PEER_EVERY=${FC_PEER_EVERY:-3}
+PEER_CACHE=${FC_PEER_CACHE:-}
+CASES_OUT=${FC_CASES_OUT:-}
 JOBS=${FC_JOBS:-$(nproc)}
 PY=${FC_PYTHON:-/usr/bin/python3}
 die() { echo "forecast.sh: $*" >&2; exit 1; }
@@ -124,7 +133,7 @@ echo "CPU         : $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo) 
 echo "statsmodels : $SM_VERSION (Python $("$PY" -c 'import platform; print(platform.python_version())'), numpy $("$PY" -c 'import numpy; print(numpy.__version__)')), $JOBS processes"
 echo "fleet       : the default 15 servers, $SPAN backfilled to $NOW, 30 s ticks, seed $SEED, incident_rate $RATE a day"
 echo "origins     : $NORIG, every $EVERY from $(q "SELECT min(origin) FROM fc_origins") to $(q "SELECT max(origin) FROM fc_origins")"
-echo "subset      : statsmodels on every ${PEER_EVERY}th origin, $NPEER: $(q "SELECT string_agg(to_char(origin, 'MM-DD HH24:MI'), ', ' ORDER BY origin) FROM fc_origins WHERE peer")"
+echo "subset      : statsmodels on every origin of ${PEER_EVERY}, $NPEER: $(q "SELECT string_agg(to_char(origin, 'MM-DD HH24:MI'), ', ' ORDER BY origin) FROM fc_origins WHERE peer")"
 echo "------------------------------------------------------------------------"
 
 # ours, one call a server, metric and origin, each timed inside the loop
@@ -249,9 +258,22 @@ if [[ -n $NAB ]]; then
     PEER_ARGS+=(--nab-series "$TMP/nab_series.csv" --nab-tasks "$TMP/nab_tasks.csv")
 fi
 
-# the peer, then its forecasts beside ours
-as_pg env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$PY" bench/forecast_peer.py --jobs "$JOBS" \
-    "${PEER_ARGS[@]}" --out "$TMP/peer.csv" 2> >(sed -u 's/^/forecast.sh: /' >&2)
+# the peer, then its forecasts beside ours. With FC_PEER_CACHE its output is
+# kept under a key of its exact input (series, tasks, statsmodels version), so
+# a rerun on the same seed and origins (after a change to ours) reuses it.
+PEER_FROM="this run"
+PEER_KEY=$( { echo "$SM_VERSION"; for a in "${PEER_ARGS[@]}"; do [[ -f $a ]] && cat "$a"; done; } | sha256sum | cut -c1-16)
+if [[ -n $PEER_CACHE && -f $PEER_CACHE/peer-$PEER_KEY.csv ]]; then
+    log "statsmodels: reusing $PEER_CACHE/peer-$PEER_KEY.csv (same input)"
+    cp "$PEER_CACHE/peer-$PEER_KEY.csv" "$TMP/peer.csv"
+    PEER_FROM="FC_PEER_CACHE $PEER_CACHE/peer-$PEER_KEY.csv (an earlier run on the same input)"
+else
+    PEER_T0=$(date +%s)
+    as_pg env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$PY" bench/forecast_peer.py --jobs "$JOBS" \
+        "${PEER_ARGS[@]}" --out "$TMP/peer.csv" 2> >(sed -u 's/^/forecast.sh: /' >&2)
+    PEER_FROM="this run, $(( $(date +%s) - PEER_T0 )) s on $JOBS processes"
+    if [[ -n $PEER_CACHE ]]; then mkdir -p "$PEER_CACHE" && cp "$TMP/peer.csv" "$PEER_CACHE/peer-$PEER_KEY.csv"; fi
+fi
 q "CREATE TABLE fc_peer (kind text, series text, metric text, origin_epoch bigint, h_seconds int,
                          forecast float8, fit_seconds float8, status text)"
 as_pg "${PSQL[@]}" -c "\\copy fc_peer FROM '$TMP/peer.csv' (FORMAT csv, HEADER)"
@@ -299,6 +321,41 @@ for h in '15 minutes' '1 hour' '6 hours' '24 hours'; do
 done
 SM_FAIL=$(q "SELECT count(DISTINCT (series, metric, origin_epoch)) FROM fc_peer WHERE kind = 'fleet' AND status <> 'ok'")
 [[ $SM_FAIL == 0 ]] || echo "statsmodels failed on $SM_FAIL fleet fits ($(q "SELECT string_agg(DISTINCT status, ', ') FROM fc_peer WHERE kind = 'fleet' AND status <> 'ok'")): those cases are out of the subset"
+
+# the subset's spread: a bootstrap over its origins (the cases of an origin
+# move together: one day's weather is every server's), 2,000 resamples
+echo
+echo "### ours vs statsmodels on the subset: bootstrap over its $NPEER origins"
+echo
+echo "Resampling the subset's origins with replacement (2,000 times, setseed 0.19): the pooled relative MAE's 5-95 % range,"
+echo "and the share of resamples in which ours' is at most statsmodels'."
+echo
+echo "| horizon | ours rel. MAE | 5-95 % | statsmodels rel. MAE | 5-95 % | ours - statsmodels, 5-95 % | ours <= statsmodels |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+q "SELECT setseed(0.19);
+   CREATE TEMP TABLE fc_po AS
+   SELECT h, dense_rank() OVER (ORDER BY origin) AS k, sum(e_ours) AS so, sum(e_naive) AS sn, sum(e_sm) AS ss
+     FROM fc_scored WHERE in_sub GROUP BY h, origin;
+   CREATE TEMP TABLE fc_draw AS
+   SELECT b, 1 + floor(random() * (SELECT max(k) FROM fc_po))::int AS k
+     FROM generate_series(1, 2000) b, generate_series(1, (SELECT max(k) FROM fc_po)::int) j;
+   CREATE TEMP VIEW fc_boot AS
+   SELECT p.h, d.b, sum(p.so) / sum(p.sn) AS r_ours, sum(p.ss) / sum(p.sn) AS r_sm
+     FROM fc_draw d JOIN fc_po p USING (k) GROUP BY p.h, d.b;
+   SELECT format('| %s | %s | %s-%s | %s | %s-%s | %s to %s | %s %% |', z.label,
+                 to_char(a.so / a.sn, 'FM0.000'), to_char(x.o05, 'FM0.000'), to_char(x.o95, 'FM0.000'),
+                 to_char(a.ss / a.sn, 'FM0.000'), to_char(x.s05, 'FM0.000'), to_char(x.s95, 'FM0.000'),
+                 to_char(x.d05, 'FMS0.000'), to_char(x.d95, 'FMS0.000'), round(100 * x.win, 1))
+     FROM fc_horizons z
+     JOIN (SELECT h, sum(so) AS so, sum(sn) AS sn, sum(ss) AS ss FROM fc_po GROUP BY h) a USING (h)
+     JOIN (SELECT h, percentile_cont(0.05) WITHIN GROUP (ORDER BY r_ours) AS o05, percentile_cont(0.95) WITHIN GROUP (ORDER BY r_ours) AS o95,
+                  percentile_cont(0.05) WITHIN GROUP (ORDER BY r_sm) AS s05, percentile_cont(0.95) WITHIN GROUP (ORDER BY r_sm) AS s95,
+                  percentile_cont(0.05) WITHIN GROUP (ORDER BY r_ours - r_sm) AS d05, percentile_cont(0.95) WITHIN GROUP (ORDER BY r_ours - r_sm) AS d95,
+                  avg((r_ours <= r_sm)::int) AS win
+             FROM fc_boot GROUP BY h) x USING (h)
+    ORDER BY z.h" | tail -n +2
+echo
+echo "statsmodels' forecasts: $PEER_FROM."
 
 # timing: a forecast's median, ours vs statsmodels
 median_sql() { echo "percentile_cont(0.5) WITHIN GROUP (ORDER BY $1)"; }
@@ -398,6 +455,11 @@ if [[ -n $NAB ]]; then
        SELECT h, pooled, mae_ours, 1::float8 AS mae_naive, mae_ours_sub, 1::float8 AS mae_naive_sub, mae_sm_sub, cov80, cov95
          FROM nab_by WHERE pooled = 1"
     goal_lines nab_goal "$(ratio "$N_OURS" "$N_SM")" "NAB, geometric mean over files"
+fi
+if [[ -n $CASES_OUT ]]; then   # every scored case, for a closer look
+    mkdir -p "$CASES_OUT" && chown postgres "$CASES_OUT" 2>/dev/null || true
+    as_pg "${PSQL[@]}" -c "\\copy (SELECT * FROM fc_scored) TO '$CASES_OUT/fleet_cases.csv' (FORMAT csv, HEADER)"
+    [[ -z $NAB ]] || as_pg "${PSQL[@]}" -c "\\copy (SELECT * FROM nab_scored) TO '$CASES_OUT/nab_cases.csv' (FORMAT csv, HEADER)"
 fi
 echo
 echo "run time: $(( $(date +%s) - RUN_START )) s"
