@@ -437,7 +437,6 @@ smx_fdw_copy_fleet(SmxFdwSnap *s)
 	LWLockRelease(smx_shared->publish_lock);
 	if (fleet_changed)
 	{
-		s->rows_valid = false;
 		smx_fdw_build_text(s);
 		s->valid = true;
 	}
@@ -450,6 +449,17 @@ smx_fdw_copy_fleet(SmxFdwSnap *s)
  * them. Up to SMX_FDW_ROWS_MAX servers (about 170 bytes a server).
  */
 #define SMX_FDW_ROWS_MAX	10000
+
+/* Form row i of s into values/nulls. */
+static void
+smx_fdw_form_row(const SmxFdwSnap *s, int i, Datum *values, bool *nulls)
+{
+	SmxCurrentRow r;
+
+	smx_current_from_state(&r, &s->state[i], s->runs, &s->text[i * SMX_CURRENT_DESC_COLS],
+						   s->tick, s->sim_time, s->sim_time_valid, s->updated_at);
+	smx_current_row_values(&r, values, nulls);
+}
 
 static void
 smx_fdw_build_rows(SmxFdwSnap *s)
@@ -464,17 +474,32 @@ smx_fdw_build_rows(SmxFdwSnap *s)
 	old = MemoryContextSwitchTo(s->rows_cxt);
 	s->vals = palloc(sizeof(Datum) * SMX_CURRENT_COLS * Max(s->n, 1));
 	s->nulls = palloc(sizeof(bool) * SMX_CURRENT_COLS * Max(s->n, 1));
+	/* a scenario's text is made here, in rows_cxt */
 	for (int i = 0; i < s->n; i++)
-	{
-		SmxCurrentRow r;
-
-		/* a scenario's text is made here, in rows_cxt */
-		smx_current_from_state(&r, &s->state[i], s->runs, &s->text[i * SMX_CURRENT_DESC_COLS],
-							   s->tick, s->sim_time, s->sim_time_valid, s->updated_at);
-		smx_current_row_values(&r, &s->vals[i * SMX_CURRENT_COLS], &s->nulls[i * SMX_CURRENT_COLS]);
-	}
+		smx_fdw_form_row(s, i, &s->vals[i * SMX_CURRENT_COLS], &s->nulls[i * SMX_CURRENT_COLS]);
 	MemoryContextSwitchTo(old);
 	s->rows_valid = true;
+}
+
+/* Before reading rows of s: the backend's copy forms them all, if it keeps them. */
+static void
+smx_fdw_prepare_rows(SmxFdwSnap *s)
+{
+	if (s == &smx_fdw_fleet && !s->rows_valid && s->n <= SMX_FDW_ROWS_MAX)
+		smx_fdw_build_rows(s);
+}
+
+/* Row i of s into values/nulls: the kept values, or formed now. */
+static void
+smx_fdw_get_row(const SmxFdwSnap *s, int i, Datum *values, bool *nulls)
+{
+	if (s == &smx_fdw_fleet && s->rows_valid)
+	{
+		memcpy(values, &s->vals[i * SMX_CURRENT_COLS], sizeof(Datum) * SMX_CURRENT_COLS);
+		memcpy(nulls, &s->nulls[i * SMX_CURRENT_COLS], sizeof(bool) * SMX_CURRENT_COLS);
+	}
+	else
+		smx_fdw_form_row(s, i, values, nulls);
 }
 
 /*
@@ -868,8 +893,8 @@ smx_fdw_iterate(ForeignScanState *node)
 	if (sc->none)
 		return slot;
 	s = sc->snap;
-	if (sc->form_columns && s == &smx_fdw_fleet && !s->rows_valid && s->n <= SMX_FDW_ROWS_MAX)
-		smx_fdw_build_rows(s);
+	if (sc->form_columns)
+		smx_fdw_prepare_rows(s);
 	for (;;)
 	{
 		int			i;
@@ -888,20 +913,8 @@ smx_fdw_iterate(ForeignScanState *node)
 		}
 		if (!smx_fdw_row_passes(sc, s, i))
 			continue;
-		if (sc->form_columns && s == &smx_fdw_fleet && s->rows_valid)
-		{
-			memcpy(slot->tts_values, &s->vals[i * SMX_CURRENT_COLS], sizeof(Datum) * SMX_CURRENT_COLS);
-			memcpy(slot->tts_isnull, &s->nulls[i * SMX_CURRENT_COLS], sizeof(bool) * SMX_CURRENT_COLS);
-		}
-		else if (sc->form_columns)
-		{
-			SmxCurrentRow r;
-
-			smx_current_from_state(&r, &s->state[i], s->runs,
-								   &s->text[i * SMX_CURRENT_DESC_COLS], s->tick,
-								   s->sim_time, s->sim_time_valid, s->updated_at);
-			smx_current_row_values(&r, slot->tts_values, slot->tts_isnull);
-		}
+		if (sc->form_columns)
+			smx_fdw_get_row(s, i, slot->tts_values, slot->tts_isnull);
 		else
 			memset(slot->tts_isnull, true, sizeof(bool) * SMX_CURRENT_COLS);
 		return ExecStoreVirtualTuple(slot);
@@ -964,26 +977,14 @@ smx_current_put_fleet(Tuplestorestate *ts, TupleDesc desc)
 	s = smx_fdw_take_fleet(CurrentMemoryContext, &pin);
 	PG_TRY();
 	{
-		if (s == &smx_fdw_fleet && !s->rows_valid && s->n <= SMX_FDW_ROWS_MAX)
-			smx_fdw_build_rows(s);
+		smx_fdw_prepare_rows(s);
 		for (int i = 0; i < s->n; i++)
 		{
 			Datum		values[SMX_CURRENT_COLS];
 			bool		nulls[SMX_CURRENT_COLS];
 
-			if (s == &smx_fdw_fleet && s->rows_valid)
-				tuplestore_putvalues(ts, desc, &s->vals[i * SMX_CURRENT_COLS],
-									 &s->nulls[i * SMX_CURRENT_COLS]);
-			else
-			{
-				SmxCurrentRow r;
-
-				smx_current_from_state(&r, &s->state[i], s->runs,
-									   &s->text[i * SMX_CURRENT_DESC_COLS], s->tick,
-									   s->sim_time, s->sim_time_valid, s->updated_at);
-				smx_current_row_values(&r, values, nulls);
-				tuplestore_putvalues(ts, desc, values, nulls);
-			}
+			smx_fdw_get_row(s, i, values, nulls);
+			tuplestore_putvalues(ts, desc, values, nulls);
 		}
 	}
 	PG_FINALLY();
