@@ -200,13 +200,17 @@ sqlfile() {  # name sql
     printf '%s\n' "$2" | as_pg tee "$TMP/$1.sql" >/dev/null
 }
 
+# pgbench, one client, on the bench cluster; its output (stdout and stderr)
+pgbench_run() {  # pgbench options (-T / -t, -f ...)
+    as_pg env PGOPTIONS="${PGB_OPTIONS:-}" "$BINDIR/pgbench" -n -c 1 -j 1 -M "$BENCH_PROTOCOL" "$@" \
+        -h "$TMP" -p "$PORT" -U postgres postgres 2>&1
+}
+
 # pgbench one client; prints "tps latency_ms"
 pgb() {  # name  -T secs | -t txs
     local name=$1; shift
     local out
-    out=$(as_pg env PGOPTIONS="${PGB_OPTIONS:-}" "$BINDIR/pgbench" -n -c 1 -j 1 -M "$BENCH_PROTOCOL" "$@" -f "$TMP/$name.sql" \
-          -h "$TMP" -p "$PORT" -U postgres postgres 2>&1) \
-        || { echo "$out" >&2; die "pgbench $name failed"; }
+    out=$(pgbench_run "$@" -f "$TMP/$name.sql") || { echo "$out" >&2; die "pgbench $name failed"; }
     local tps lat
     tps=$(awk -F'= ' '/^tps = /{split($2,a," "); print a[1]; exit}' <<<"$out")
     lat=$(awk -F'= ' '/^latency average = /{split($2,a," "); print a[1]; exit}' <<<"$out")
@@ -582,9 +586,7 @@ if want 5; then
     pair() {  # a b
         local A=() B=() R=() r out a b
         for r in $(seq 1 "$BENCH_READ_ROUNDS"); do
-            out=$(as_pg env PGOPTIONS="${PGB_OPTIONS:-}" "$BINDIR/pgbench" -n -c 1 -j 1 -M "$BENCH_PROTOCOL" \
-                  -T $((2 * BENCH_SECONDS)) -f "$TMP/$1.sql@1" -f "$TMP/$2.sql@1" \
-                  -h "$TMP" -p "$PORT" -U postgres postgres 2>&1) \
+            out=$(pgbench_run -T $((2 * BENCH_SECONDS)) -f "$TMP/$1.sql@1" -f "$TMP/$2.sql@1") \
                 || { echo "$out" >&2; die "pgbench $1 / $2 failed"; }
             read -r a b < <(awk '/^ - latency average = /{printf "%s ", $5} END {print ""}' <<<"$out")
             [[ -n $a && -n $b ]] || { echo "$out" >&2; die "could not read pgbench's per-script latencies for $1 / $2"; }
