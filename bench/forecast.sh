@@ -57,6 +57,8 @@
 #     exact input (series, origins, statsmodels version): a rerun on the same seed and origins
 #     (after a change to ours) reuses them instead of fitting again
 #   FC_CASES_OUT [unset]: a directory to write every scored case to (fleet_cases.csv, nab_cases.csv)
+#     and the inputs both forecasts had (fleet_history.csv, fleet_tasks.csv, nab_series.csv,
+#     nab_tasks.csv: the peer's input files), to replay a change of method on them offline
 set -euo pipefail
 NAB=${1:-}
 SPAN=${FC_SPAN:-28 days}
@@ -460,6 +462,7 @@ if [[ -n $CASES_OUT ]]; then   # every scored case, for a closer look
     mkdir -p "$CASES_OUT" && chown postgres "$CASES_OUT" 2>/dev/null || true
     as_pg "${PSQL[@]}" -c "\\copy (SELECT * FROM fc_scored) TO '$CASES_OUT/fleet_cases.csv' (FORMAT csv, HEADER)"
     [[ -z $NAB ]] || as_pg "${PSQL[@]}" -c "\\copy (SELECT * FROM nab_scored) TO '$CASES_OUT/nab_cases.csv' (FORMAT csv, HEADER)"
+    for a in "${PEER_ARGS[@]}"; do [[ -f $a ]] && cp "$a" "$CASES_OUT/"; done
 fi
 echo
 echo "run time: $(( $(date +%s) - RUN_START )) s"

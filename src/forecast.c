@@ -45,7 +45,7 @@
 #define FC_LEVEL_SECONDS	7200.0	/* "now": the last two hours' departures */
 #define FC_LEVEL			1		/* their 0 mean, 1 median, 2 interquartile mean */
 #define FC_LEVEL_FADE		86400.0	/* which fades with this time constant */
-#define FC_FAST_SECONDS		0.0		/* the fast part: the mean departure of this long (at least a sample) */
+#define FC_FAST_SAMPLES		5		/* the fast part: the median departure of the last 5 samples */
 #define FC_FAST_FADE		700.0	/* fades with this time constant */
 #define FC_BACKTEST_DAYS	7.0		/* origins of the interval errors: the last week */
 #define FC_BACKTEST_EVERY	1800.0	/* an origin every 30 minutes */
@@ -53,6 +53,11 @@
 #define FC_MIN_ERRORS		30		/* fewer: the previous horizon's quantiles */
 #define FC_WEEK_MIN_DAYS	3		/* days of weekend (and of weekday) cells for the weekly part */
 #define FC_WEEK_SMOOTH		6		/* the class adjustments: a mean over +-6 slots (65 minutes) */
+#define FC_RECENT_TAU		(2 * 86400.0)	/* choosing a forecast: an origin's error weighs exp(-age / this) */
+#define FC_SWITCH			0.9		/* a recent forecast replaces the profile's below this share of its error */
+#define FC_ERR_CAP			8.0		/* choosing: an error counts up to 8 times the profile's median one (one odd day does not decide) */
+
+static const int fc_recent_days[SMX_FC_RECENT] = {1, 3};
 
 typedef struct fc_work
 {
@@ -65,6 +70,11 @@ typedef struct fc_work
 	float	   *dep;			/* n: departures from profile and trend */
 	float	   *win;			/* the level's window of them */
 	float	   *err;			/* [SMX_FC_HORIZONS][FC_MAX_ORIGINS] */
+	float	   *rref[SMX_FC_RECENT];	/* [ndays][SLOTS]: a time's recent reference (fc_recent_ref) */
+	float	   *rdep[SMX_FC_RECENT];	/* n: departures from it */
+	float	   *rerr[SMX_FC_RECENT];	/* as err, the recent forecasts' (same cases) */
+	float	   *eage;			/* as err: the case's origin's age, seconds */
+	float	   *abse;			/* FC_MAX_ORIGINS: one horizon's absolute errors, for their median */
 	uint8_t    *wkend;			/* [ndays][SLOTS]: the cell is on a weekend */
 } fc_work;
 
@@ -106,6 +116,14 @@ fc_layout(void *base, int n, double step, fc_work *w)
 	FC_TAKE(dep, float, (size_t) n);
 	FC_TAKE(win, float, fc_level_pts(n, step));
 	FC_TAKE(err, float, (size_t) SMX_FC_HORIZONS * FC_MAX_ORIGINS);
+	for (int r = 0; r < SMX_FC_RECENT; r++)
+	{
+		FC_TAKE(rref[r], float, (size_t) nd * SMX_FC_SLOTS);
+		FC_TAKE(rdep[r], float, (size_t) n);
+		FC_TAKE(rerr[r], float, (size_t) SMX_FC_HORIZONS * FC_MAX_ORIGINS);
+	}
+	FC_TAKE(eage, float, (size_t) SMX_FC_HORIZONS * FC_MAX_ORIGINS);
+	FC_TAKE(abse, float, FC_MAX_ORIGINS);
 	FC_TAKE(wkend, uint8_t, (size_t) nd * SMX_FC_SLOTS);
 #undef FC_TAKE
 	return off;
@@ -126,14 +144,62 @@ fc_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/*
+ * Reorder v[0..n-1] so that v[k] is its k-th smallest, nothing larger
+ * before it and nothing smaller after (Hoare's selection: linear on
+ * average, where a sort is n log n; the fit takes thousands of medians).
+ */
+static void
+fc_select(float *v, int n, int k)
+{
+	int			lo = 0,
+				hi = n - 1;
+
+	while (lo < hi)
+	{
+		float		pivot = v[lo + (hi - lo) / 2];
+		int			i = lo,
+					j = hi;
+
+		while (i <= j)
+		{
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j)
+			{
+				float		t = v[i];
+
+				v[i++] = v[j];
+				v[j--] = t;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			return;
+	}
+}
+
 /* Median of v[0..n-1] (reordered); NaN for n == 0. */
 static float
 fc_median(float *v, int n)
 {
+	float		below;
+
 	if (n == 0)
 		return NAN;
-	qsort(v, (size_t) n, sizeof(float), fc_cmp);
-	return n % 2 ? v[n / 2] : 0.5f * (v[n / 2 - 1] + v[n / 2]);
+	fc_select(v, n, n / 2);
+	if (n % 2)
+		return v[n / 2];
+	/* even: the largest of the lower half is the other middle value */
+	below = v[0];
+	for (int i = 1; i < n / 2; i++)
+		below = v[i] > below ? v[i] : below;
+	return 0.5f * (below + v[n / 2]);
 }
 
 /* The q-quantile (0..1) of sorted v[0..n-1], linear between ranks. */
@@ -175,39 +241,92 @@ fc_clamp(float v, float lo, float hi)
 	return v < lo ? lo : (v > hi ? hi : v);
 }
 
-/* The forecast's mean ahead seconds after an origin with this level and fast part. */
+/* The profile's value at time t, at t_last's trend level. */
+static inline float
+fc_profile_at(const smx_fc_model *m, double t)
+{
+	int			s = fc_slot(t);
+
+	return m->profile[s] + (m->weekly && fc_weekend(t) ? m->weekend[s] : 0.0f);
+}
+
+/*
+ * A forecast's mean ahead seconds after an origin, from its reference at
+ * t_last's trend level (the profile's value, or the recent days') and the
+ * origin's level and fast part.
+ */
+static inline float
+fc_fade(double ahead, float level, float fast)
+{
+	return (float) (level * exp(-ahead / FC_LEVEL_FADE) + fast * exp(-ahead / FC_FAST_FADE));
+}
+
+static inline float
+fc_from(const smx_fc_model *m, float ref, double t_origin, double ahead, float level, float fast)
+{
+	return (float) (ref + m->slope * (t_origin + ahead - m->t_last)) + fc_fade(ahead, level, fast);
+}
+
+/* The profile's forecast ahead seconds after an origin with this level and fast part. */
 static inline float
 fc_mean(const smx_fc_model *m, double t_origin, double ahead, float level, float fast)
 {
-	double		t = t_origin + ahead;
+	return fc_from(m, fc_profile_at(m, t_origin + ahead), t_origin, ahead, level, fast);
+}
 
-	int			s = fc_slot(t);
+/*
+ * The recent reference of a time in day d's window (day -1: after t_last)
+ * at slot s: the median of the cells of the days days before it, NaN when
+ * they hold none. cells: the trend-adjusted slot means, [nd][SLOTS].
+ */
+static float
+fc_recent_ref(const float *cells, int nd, int days, int d, int s)
+{
+	float		v[8];
+	int			k = 0;
 
-	return (float) (m->profile[s] + (m->weekly && fc_weekend(t) ? m->weekend[s] : 0.0f) +
-					m->slope * (t - m->t_last) +
-					level * exp(-ahead / FC_LEVEL_FADE) + fast * exp(-ahead / FC_FAST_FADE));
+	for (int e = d + 1; e <= d + days && e < nd; e++)
+		if (e >= 0 && !isnan(cells[e * SMX_FC_SLOTS + s]))
+			v[k++] = cells[e * SMX_FC_SLOTS + s];
+	return fc_median(v, k);
+}
+
+/*
+ * Recent forecast r's value at sample i of n (no level): its reference in
+ * the sample's day, brought back down the trend; the profile's where the
+ * recent days hold no cell.
+ */
+static float
+fc_recent_mean(const smx_fc_model *m, const fc_work *w, int r, int i, int n, double step)
+{
+	double		back = (double) (n - 1 - i) * step;
+	float		ref = w->rref[r][(int) (back / 86400.0) * SMX_FC_SLOTS + fc_slot(m->t_last - back)];
+
+	if (isnan(ref))
+		ref = fc_profile_at(m, m->t_last - back);
+	return (float) (ref - m->slope * back);
 }
 
 /*
  * Where the series is at sample o: the level, a robust mean (FC_LEVEL) of
  * the departures in the level_pts samples up to o, and the fast part, the
- * mean departure of the last FC_FAST_SECONDS beyond it. Returns 0 when the
- * window holds no departure.
+ * median departure of the last FC_FAST_SAMPLES beyond it (a median: a
+ * spike of one sample, common in real series, does not carry). Returns 0
+ * when the window holds no departure.
  */
 static int
-fc_now(const float *dep, int o, int level_pts, double step, float *win, float *level, float *fast)
+fc_now(const float *dep, int o, int level_pts, float *win, float *level, float *fast)
 {
+	float		last[FC_FAST_SAMPLES];
 	int			k = 0,
-				kf = 0,
-				fast_pts = (int) fmax(ceil(FC_FAST_SECONDS / step - 1e-9), 1.0);
-	double		sf = 0;
+				kf = 0;
 
 	for (int i = o; i > o - level_pts && i >= 0; i--)
 		if (!isnan(dep[i]))
 		{
 			win[k++] = dep[i];
-			if (o - i < fast_pts)
-				sf += dep[i], kf++;
+			if (kf < FC_FAST_SAMPLES)
+				last[kf++] = dep[i];
 		}
 	if (k == 0)
 		return 0;
@@ -233,7 +352,7 @@ fc_now(const float *dep, int o, int level_pts, double step, float *win, float *l
 			sum += win[i];
 		*level = (float) (sum / (b - a));
 	}
-	*fast = kf ? (float) (sf / kf) - *level : 0.0f;
+	*fast = fc_median(last, kf) - *level;
 	return 1;
 }
 
@@ -454,11 +573,35 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		w.dep[i] = isfinite(y[i]) ?
 			y[i] - fc_mean(m, t_last - (double) (n - 1 - i) * step, 0.0, 0.0f, 0.0f) : NAN;
 	m->level = m->fast = 0.0f;
-	fc_now(w.dep, n - 1, level_pts, step, w.win, &m->level, &m->fast);
+	fc_now(w.dep, n - 1, level_pts, w.win, &m->level, &m->fast);
+
+	/*
+	 * 4b. the recent forecasts: the same, from the median of the last 1 or
+	 * 3 days' cells instead of the profile (where a regime changed, the
+	 * profile's median over weeks keeps the old one). A sample's departure
+	 * is from the days before its own, so their errors below are out of
+	 * sample.
+	 */
+	for (int r = 0; r < SMX_FC_RECENT; r++)
+	{
+		for (int c = 0; c < nd * SMX_FC_SLOTS; c++)
+			w.rref[r][c] = fc_recent_ref(w.sum, nd, fc_recent_days[r], c / SMX_FC_SLOTS, c % SMX_FC_SLOTS);
+		for (int i = 0; i < n; i++)
+			w.rdep[r][i] = isfinite(y[i]) ? y[i] - fc_recent_mean(m, &w, r, i, n, step) : NAN;
+		for (int sl = 0; sl < SMX_FC_SLOTS; sl++)
+			m->recent[r][sl] = fc_recent_ref(w.sum, nd, fc_recent_days[r], -1, sl);
+		m->r_level[r] = m->r_fast[r] = 0.0f;
+		fc_now(w.rdep[r], n - 1, level_pts, w.win, &m->r_level[r], &m->r_fast[r]);
+	}
 
 	/* 5. errors of the same forecast from past origins, by horizon */
 	{
-		int			every = (int) fmin(fmax(ceil(FC_BACKTEST_EVERY / step), 1.0), (double) n);
+		/*
+		 * one sample more than FC_BACKTEST_EVERY apart: the origins' phase in
+		 * the hour then moves (an origin every 30 minutes exactly would
+		 * always meet an hourly pattern at the same two points)
+		 */
+		int			every = (int) fmin(fmax(ceil(FC_BACKTEST_EVERY / step), 1.0) + 1.0, (double) n);
 		int			span = (int) ((double) n * 0.5);
 		int			first;
 		int			cnt[SMX_FC_HORIZONS];
@@ -486,19 +629,29 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		{
 			double		t_o = t_last - (double) (n - 1 - o) * step;
 			float		lev,
-						fst;
+						fst,
+						rlev[SMX_FC_RECENT],
+						rfst[SMX_FC_RECENT];
 
 			if (!isfinite(y[o]) || (exclude && exclude[o]) ||
-				!fc_now(w.dep, o, level_pts, step, w.win, &lev, &fst))
+				!fc_now(w.dep, o, level_pts, w.win, &lev, &fst))
 				continue;
+			for (int r = 0; r < SMX_FC_RECENT; r++)
+				if (!fc_now(w.rdep[r], o, level_pts, w.win, &rlev[r], &rfst[r]))
+					rlev[r] = rfst[r] = 0.0f;
 			for (int k = 0; k < m->nq; k++)
 			{
 				int			j = o + (int) ldexp(1.0, k);
+				int			e = k * FC_MAX_ORIGINS + cnt[k];
 
 				if (j >= n || !isfinite(y[j]) || (exclude && exclude[j]))
 					continue;
-				w.err[k * FC_MAX_ORIGINS + cnt[k]++] =
-					y[j] - fc_mean(m, t_o, (double) (j - o) * step, lev, fst);
+				w.err[e] = y[j] - fc_mean(m, t_o, (double) (j - o) * step, lev, fst);
+				for (int r = 0; r < SMX_FC_RECENT; r++)
+					w.rerr[r][e] = y[j] - fc_recent_mean(m, &w, r, j, n, step) -
+						fc_fade((double) (j - o) * step, rlev[r], rfst[r]);
+				w.eage[e] = (float) ((double) (n - 1 - o) * step);
+				cnt[k]++;
 			}
 			norig++;
 		}
@@ -512,6 +665,45 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		for (int k = 0; k < m->nq; k++)
 		{
 			float	   *e = &w.err[k * FC_MAX_ORIGINS];
+
+			/*
+			 * which forecast this far ahead: the profile's, unless a recent
+			 * one's errors, recent origins weighing more, are clearly smaller
+			 * (its own are in sample, so it is favoured). Its errors give
+			 * the intervals: out of sample, they need no widening.
+			 */
+			m->src[k] = k > 0 ? m->src[k - 1] : 0;
+			if (cnt[k] >= FC_MIN_ERRORS)
+			{
+				double		mae[1 + SMX_FC_RECENT] = {0},
+							wsum = 0,
+							cap;
+
+				for (int i = 0; i < cnt[k]; i++)
+					w.abse[i] = fabsf(e[i]);
+				cap = FC_ERR_CAP * fc_median(w.abse, cnt[k]);
+				for (int i = 0; i < cnt[k]; i++)
+				{
+					double		wt = exp(-w.eage[k * FC_MAX_ORIGINS + i] / FC_RECENT_TAU);
+
+					wsum += wt;
+					mae[0] += wt * fmin(fabs(e[i]), cap);
+					for (int r = 0; r < SMX_FC_RECENT; r++)
+						mae[1 + r] += wt * fmin(fabs(w.rerr[r][k * FC_MAX_ORIGINS + i]), cap);
+				}
+				m->src[k] = 0;
+				for (int r = 0; r < SMX_FC_RECENT; r++)
+					if (mae[1 + r] < FC_SWITCH * mae[0] && mae[1 + r] < mae[m->src[k]])
+						m->src[k] = 1 + r;
+				(void) wsum;
+			}
+			if (m->src[k] > 0)
+			{
+				e = w.rerr[m->src[k] - 1] + k * FC_MAX_ORIGINS;
+				widen = 1.0f;
+			}
+			else
+				widen = (float) sqrt((m->days + 1.0) / (m->days - 1.0));
 
 			m->q_count[k] = cnt[k];
 			if (cnt[k] >= FC_MIN_ERRORS)
@@ -537,18 +729,41 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 	return 0;
 }
 
+/* Forecast src's mean ahead seconds after t_last (0 the profile's, 1 + r recent[r]'s). */
+static float
+fc_src_mean(const smx_fc_model *m, int src, double ahead)
+{
+	float		ref;
+
+	if (src == 0)
+		return fc_mean(m, m->t_last, ahead, m->level, m->fast);
+	ref = m->recent[src - 1][fc_slot(m->t_last + ahead)];
+	if (isnan(ref))
+		ref = fc_profile_at(m, m->t_last + ahead);
+	return fc_from(m, ref, m->t_last, ahead, m->r_level[src - 1], m->r_fast[src - 1]);
+}
+
 void
 smx_fc_at(const smx_fc_model *m, double ahead, float out[5])
 {
 	float		q[4];
-	float		mean = fc_mean(m, m->t_last, ahead, m->level, m->fast);
+	float		mean;
 	int			k = 0;
 
-	/* the measured horizons around ahead, interpolated in log(ahead) */
+	/*
+	 * the measured horizons around ahead, interpolated in log(ahead): their
+	 * quantiles, and their forecasts where they differ
+	 */
 	if (m->nq == 0)
+	{
 		memset(q, 0, sizeof(q));
+		mean = fc_src_mean(m, 0, ahead);
+	}
 	else if (ahead <= m->q_ahead[0])
+	{
 		memcpy(q, m->q[0], sizeof(q));
+		mean = fc_src_mean(m, m->src[0], ahead);
+	}
 	else
 	{
 		while (k + 1 < m->nq && m->q_ahead[k + 1] < ahead)
@@ -560,6 +775,7 @@ smx_fc_at(const smx_fc_model *m, double ahead, float out[5])
 
 			for (int j = 0; j < 4; j++)
 				q[j] = m->q[m->nq - 1][j] * grow;
+			mean = fc_src_mean(m, m->src[m->nq - 1], ahead);
 		}
 		else
 		{
@@ -567,6 +783,9 @@ smx_fc_at(const smx_fc_model *m, double ahead, float out[5])
 
 			for (int j = 0; j < 4; j++)
 				q[j] = (float) (m->q[k][j] + f * (m->q[k + 1][j] - m->q[k][j]));
+			mean = fc_src_mean(m, m->src[k], ahead);
+			if (m->src[k + 1] != m->src[k])
+				mean = (float) ((1.0 - f) * mean + f * fc_src_mean(m, m->src[k + 1], ahead));
 		}
 	}
 	/* an interval always holds the forecast, the 95 % one the 80 % one */

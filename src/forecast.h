@@ -27,6 +27,7 @@
 #define SMX_FC_SLOTS		(86400 / SMX_FC_SLOT_SECONDS)
 #define SMX_FC_MIN_DAYS		2			/* history needed, in days of samples */
 #define SMX_FC_HORIZONS		24			/* horizons with measured errors: step x 2^k */
+#define SMX_FC_RECENT		2			/* the recent forecasts beside the profile's: the last 1 and 3 days */
 
 typedef struct smx_fc_model
 {
@@ -38,6 +39,10 @@ typedef struct smx_fc_model
 	int			weekly;			/* 1: the weekend adjustment was learned */
 	float		level;			/* the last two hours' median departure from the profile */
 	float		fast;			/* the last sample's departure beyond level */
+	float		recent[SMX_FC_RECENT][SMX_FC_SLOTS];	/* the last 1 and 3 days' cells (median), at t_last's trend level */
+	float		r_level[SMX_FC_RECENT],
+				r_fast[SMX_FC_RECENT];	/* the same departures, from them */
+	int			src[SMX_FC_HORIZONS];	/* per horizon, the forecast used: 0 the profile's, 1 + r recent[r]'s */
 	float		lo,
 				hi;				/* bounds of the values (e.g. 0..100) */
 	int			nq;				/* horizons measured */

@@ -90,6 +90,13 @@ test_daily(void)
 	check(err < 0.5 * naive, "half the error of the value a day before (%.3f)", naive);
 	check(fabs(m.slope * 86400.0 - 2.0 / 14.0) < 0.05, "the trend: %.4f a day (truth %.4f)", m.slope * 86400.0, 2.0 / 14.0);
 	check(ordered, "lo_95 <= lo_80 <= forecast <= hi_80 <= hi_95 at every horizon");
+	{
+		int			profile = 0;
+
+		for (int j = 0; j < m.nq; j++)
+			profile += m.src[j] == 0;
+		check(profile == m.nq, "no change of regime: the profile's forecast at %d of %d horizons", profile, m.nq);
+	}
 	check(in80 > 0.70 * k && in80 < 0.90 * k, "80 %% interval: %.1f %% of fresh samples", 100.0 * in80 / k);
 	check(in95 > 0.88 * k && in95 < 0.99 * k, "95 %% interval: %.1f %%", 100.0 * in95 / k);
 	free(y);
@@ -269,6 +276,46 @@ test_weekly(void)
 	check(e3 < 1.0 && e3 < e1 / 4, "Sunday evening to Monday: mean error %.2f (daily only %.2f)", e3, e1);
 }
 
+/*
+ * A change of regime: for the first 8 of 14 days a burst of +30 fills the
+ * slots at :05 and :55 of every hour, then stops. The profile's median
+ * over days still holds the bursts; the last days' cells do not, and their
+ * past errors say so, so the forecast follows them.
+ */
+static void
+test_regime(void)
+{
+	int			n = 14 * DAY;
+	float	   *y = malloc(sizeof(float) * n);
+	double		t_last = T0 + (n - 1) * STEP;
+	smx_fc_model m;
+	double		worst = 0;
+	int			recent = 0;
+
+	rng_state = 5;
+	for (int i = 0; i < n; i++)
+	{
+		int			minute = i % 60;
+
+		y[i] = (float) (curve(T0 + i * STEP) + gauss());
+		if (i < 8 * DAY && ((minute >= 5 && minute < 10) || minute >= 55))
+			y[i] += 30.0f;
+	}
+	fit_ok(y, NULL, n, t_last, 86400.0, 0.0f, 100.0f, &m);
+	for (int h = 1; h <= 6 * 60; h++)
+	{
+		float		o[5];
+
+		smx_fc_at(&m, h * STEP, o);
+		worst = fmax(worst, fabs(o[0] - curve(t_last + h * STEP)));
+	}
+	for (int k = 0; k < m.nq; k++)
+		recent += m.src[k] != 0;
+	check(worst < 4.0, "bursts that stopped 6 days ago: the next 6 hours off by at most %.2f (the bursts were +30)", worst);
+	check(recent > 0, "the recent days' forecast at %d of %d horizons", recent, m.nq);
+	free(y);
+}
+
 static void
 test_edges(void)
 {
@@ -366,6 +413,7 @@ main(void)
 	test_trend_midslot();
 	test_incident();
 	test_weekly();
+	test_regime();
 	test_edges();
 	return tap_done();
 }
