@@ -55,7 +55,7 @@
 #define FC_WEEK_SMOOTH		6		/* the class adjustments: a mean over +-6 slots (65 minutes) */
 #define FC_RECENT_TAU		(2 * 86400.0)	/* choosing a forecast: an origin's error weighs exp(-age / this) */
 #define FC_SWITCH			0.9		/* a recent forecast replaces the profile's below this share of its error */
-#define FC_ERR_CAP			8.0		/* choosing: an error counts up to 8 times the profile's median one (one odd day does not decide) */
+#define FC_ERR_CAP			32.0		/* choosing: an error counts up to 32 times the profile's median one (a wild sample does not decide; a regime's misses still do) */
 
 static const int fc_recent_days[SMX_FC_RECENT] = {1, 3};
 
@@ -655,13 +655,6 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			}
 			norig++;
 		}
-		/*
-		 * The errors are in-sample: the profile was fitted on the same days,
-		 * so with D days each is shrunk by about (D - 1)/D in variance where a
-		 * new day's is grown by (D + 1)/D. Widen them by that ratio's root
-		 * (1.73 with 2 days, 1.07 with 14).
-		 */
-		widen = (float) sqrt((m->days + 1.0) / (m->days - 1.0));
 		for (int k = 0; k < m->nq; k++)
 		{
 			float	   *e = &w.err[k * FC_MAX_ORIGINS];
@@ -676,7 +669,6 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			if (cnt[k] >= FC_MIN_ERRORS)
 			{
 				double		mae[1 + SMX_FC_RECENT] = {0},
-							wsum = 0,
 							cap;
 
 				for (int i = 0; i < cnt[k]; i++)
@@ -686,7 +678,6 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 				{
 					double		wt = exp(-w.eage[k * FC_MAX_ORIGINS + i] / FC_RECENT_TAU);
 
-					wsum += wt;
 					mae[0] += wt * fmin(fabs(e[i]), cap);
 					for (int r = 0; r < SMX_FC_RECENT; r++)
 						mae[1 + r] += wt * fmin(fabs(w.rerr[r][k * FC_MAX_ORIGINS + i]), cap);
@@ -695,8 +686,14 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 				for (int r = 0; r < SMX_FC_RECENT; r++)
 					if (mae[1 + r] < FC_SWITCH * mae[0] && mae[1 + r] < mae[m->src[k]])
 						m->src[k] = 1 + r;
-				(void) wsum;
 			}
+			/*
+			 * The profile's errors are in sample: it was fitted on the same
+			 * days, so with D days each is shrunk by about (D - 1)/D in
+			 * variance where a new day's is grown by (D + 1)/D. Widen them by
+			 * that ratio's root (1.73 with 2 days, 1.07 with 14). A recent
+			 * forecast's are out of sample already.
+			 */
 			if (m->src[k] > 0)
 			{
 				e = w.rerr[m->src[k] - 1] + k * FC_MAX_ORIGINS;
