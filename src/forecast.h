@@ -11,9 +11,13 @@
  * the history holds two weekends), a trend (the median slope between days'
  * medians: disk growth), and its departure from the two now: the last two
  * hours' median departure that fades over a day (today runs high; a burst
- * does not lift a median) and the last sample's own that fades in about
- * 12 minutes (the mean-reverting wander, a decaying burst). The intervals are
- * the errors the same forecast made from past origins in the training
+ * does not lift a median) and the last few samples' own that fades in about
+ * 12 minutes (the mean-reverting wander, a decaying burst). Beside it, the
+ * same forecast from the last day's and the last 3 days' cells instead of
+ * the profile: where a regime changed (bursts that stopped), the median
+ * over weeks keeps the old one. Each horizon uses the forecast whose past
+ * errors, recent ones weighing more, are the smallest. The intervals are
+ * the errors the chosen forecast made from past origins in the training
  * span, by horizon (empirical quantiles), so heavy tails widen them as
  * they should.
  */
