@@ -393,7 +393,7 @@ echo "| sim_forecast() SQL call: history read (14 d of 30 s, $((14 * 2880)) samp
 echo "| sim_forecast_series() on the same samples from arrays (~$N_PURE; no read: array decoding, fit, 2880 rows), first origin, 60 calls | $(ms "$T_PURE") | same | $(ms "$T_SM") | $(ratio "$T_PURE" "$T_SM")x | - |"
 echo
 echo "ours: clock_timestamp() before and after the statement in a PL/pgSQL loop (plan cached). The fit alone"
-echo "(smx_fc_fit(), no SQL) is about 2 ms on 14 days of 30 s samples; it is not measured here."
+echo "(smx_fc_fit(), no SQL) takes about 9 ms on 14 days of 30 s samples (replayed off line); it is not measured here."
 
 goal_lines() {  # $1 the per-horizon view, $2 the timing ratio, $3 what pooled means
     local v
