@@ -278,9 +278,12 @@ test_weekly(void)
 
 /*
  * A change of regime: for the first 8 of 14 days a burst of +30 fills the
- * slots at :05 and :55 of every hour, then stops. The profile's median
- * over days still holds the bursts; the last days' cells do not, and their
- * past errors say so, so the forecast follows them.
+ * slots at :05 and :55 of every hour, then stops, and 40 wild samples of
+ * 1e5 come since. The profile's median over days still holds the bursts;
+ * the last days' cells do not, and their past errors say so, so the
+ * forecast follows them. The wild samples are everyone's errors alike: only
+ * the cap on an error keeps them from drowning the difference (without it
+ * the profile's forecast stays, 27 off).
  */
 static void
 test_regime(void)
