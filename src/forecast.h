@@ -42,7 +42,7 @@ typedef struct smx_fc_model
 	float		weekend[SMX_FC_SLOTS];	/* added on Saturdays and Sundays (UTC); 0 when not weekly */
 	int			weekly;			/* 1: the weekend adjustment was learned */
 	float		level;			/* the last two hours' median departure from the profile */
-	float		fast;			/* the last sample's departure beyond level */
+	float		fast;			/* the last 5 samples' median departure beyond level */
 	float		recent[SMX_FC_RECENT][SMX_FC_SLOTS];	/* the last 1 and 3 days' cells (median), at t_last's trend level */
 	float		r_level[SMX_FC_RECENT],
 				r_fast[SMX_FC_RECENT];	/* the same departures, from them */
