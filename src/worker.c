@@ -162,15 +162,28 @@ smx_worker_guarded(SmxStep step, void *arg)
 	{
 		ErrorData  *edata;
 
+		bool		gave_way;
+
 		MemoryContextSwitchTo(loop_cxt);
 		edata = CopyErrorData();
-		EmitErrorReport();
+
+		/*
+		 * a writer flush that gave way to a session's sim_flush() loses
+		 * nothing (that session writes the samples): logged, not an error
+		 */
+		gave_way = smx_flush_postponed && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+		if (!gave_way)
+			EmitErrorReport();
 		FlushErrorState();
 		LWLockReleaseAll();
 		AbortCurrentTransaction();	/* a no-op outside a transaction */
 		MemoryContextSwitchTo(loop_cxt);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		smx_record_error(edata->message);
+		if (gave_way)
+			ereport(LOG, (errmsg("%s", edata->message),
+						  edata->hint ? errhint("%s", edata->hint) : 0));
+		else
+			smx_record_error(edata->message);
 		ok = false;
 	}
 	PG_END_TRY();

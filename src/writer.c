@@ -333,6 +333,8 @@ smx_flush_failed(SmxWriterLoop *w)
 	/* giving way to a session's sim_flush() loses nothing: no flush error */
 	if (smx_flush_postponed)
 	{
+		/* cleared: the guard must not take a later step's lock timeout for it */
+		smx_flush_postponed = false;
 		smx_writer_set_state("flush postponed, retrying");
 		return;
 	}

@@ -1,5 +1,7 @@
 # Flushers never write a sample twice: sim_flush() calls from a session race
 # the worker's own frequent flushes; every (server, tick) is stored once.
+# A writer flush that gives way to a session's sim_flush() is postponed:
+# logged, neither an error nor a failed flush.
 use strict;
 use warnings FATAL => 'all';
 
@@ -48,6 +50,24 @@ is( $node->safe_psql('postgres', q{
 is( $node->safe_psql('postgres',
 		'SELECT flushed_samples = (SELECT count(*) FROM server_metrics_history) FROM sim_status()'),
 	't', 'flushed_samples counts the rows stored');
+
+# a transaction that called sim_flush() holds the flush until it ends
+my $off = log_offset($node);
+my $bg = $node->background_psql('postgres');
+$bg->query_safe('BEGIN');
+$bg->query_safe('SELECT sim_flush()');
+$node->safe_psql('postgres', 'SELECT sim_tick(5)');
+ok(defined wait_until($node, 'SELECT writer_state FROM sim_status()', 'flush postponed, retrying', 30),
+	'the writer gives way: flush postponed, retrying');
+is($node->safe_psql('postgres', 'SELECT errors, flush_errors FROM sim_status()'), '0|0',
+	'giving way is neither an error nor a failed flush');
+$bg->query_safe('COMMIT');
+$bg->quit;
+ok(defined wait_until($node, 'SELECT pending_samples FROM sim_status()', '0', 30),
+	'flushed once the session\'s transaction ended');
+my $log = log_since($node, $off);
+like($log, qr/LOG:  another session is flushing history; flush postponed/, 'the postponement is logged');
+unlike($log, qr/ERROR:/, 'not as an error');
 
 $node->stop;
 done_testing();
