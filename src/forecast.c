@@ -22,9 +22,12 @@
  *  - where the series is now decides the near future: the median of the
  *    last two hours' departures from profile and trend (today runs high or
  *    low; a median, so a burst does not lift it, where a mean would) fades
- *    over a day, and the median of the last five samples' departures beyond
- *    it fades with a time constant of about 12 minutes, as the wander
- *    reverts and a burst decays (measured on the fleet and NAB: 700 s,
+ *    over a day, or over four days where the past errors from an hour on
+ *    say the level lasts (a real series' level shifts; the fleet's days
+ *    are drawn afresh, so there it fades), and the median of the last
+ *    five samples' departures beyond it fades with a time constant of
+ *    about 12 minutes, as the wander reverts and a burst decays
+ *    (measured on the fleet and NAB: 700 s,
  *    against 1500 s before, takes 15 minutes ahead from 0.67 to 0.61 of the
  *    day before's error and keeps 1 hour; two hours, against one, 1 and 6
  *    hours). Five samples, not the last one: real series have spikes of
@@ -77,6 +80,15 @@
 #define FC_ERR_CAP			32.0		/* choosing: an error counts up to 32 times the profile's median one (a wild sample does not decide; a regime's misses still do) */
 
 static const int fc_recent_days[SMX_FC_RECENT] = {1, 3};
+
+#ifndef FC_FADE_ALT
+#define FC_FADE_ALT			(4 * 86400.0)
+#endif
+#ifndef FC_FADE_SWITCH
+#define FC_FADE_SWITCH		0.95
+#endif
+#define FC_NFADES			2
+static const double fc_fades[FC_NFADES] = {FC_LEVEL_FADE, FC_FADE_ALT};
 
 typedef struct fc_work
 {
@@ -275,15 +287,15 @@ fc_profile_at(const smx_fc_model *m, double t)
  * origin's level and fast part.
  */
 static inline float
-fc_fade(double ahead, float level, float fast)
+fc_fade(double ahead, double fade, float level, float fast)
 {
-	return (float) (level * exp(-ahead / FC_LEVEL_FADE) + fast * exp(-ahead / FC_FAST_FADE));
+	return (float) (level * exp(-ahead / fade) + fast * exp(-ahead / FC_FAST_FADE));
 }
 
 static inline float
 fc_from(const smx_fc_model *m, float ref, double t_origin, double ahead, float level, float fast)
 {
-	return (float) (ref + m->slope * (t_origin + ahead - m->t_last)) + fc_fade(ahead, level, fast);
+	return (float) (ref + m->slope * (t_origin + ahead - m->t_last)) + fc_fade(ahead, m->fade, level, fast);
 }
 
 /* The profile's forecast ahead seconds after an origin with this level and fast part. */
@@ -392,6 +404,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 	memset(m, 0, sizeof(*m));
 	m->t_last = t_last;
 	m->step = step;
+	m->fade = (float) fc_fades[0];
 	m->lo = lo;
 	m->hi = hi;
 	if (n < 2 || !(step > 0))
@@ -644,6 +657,65 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			if (ahead >= max_ahead)
 				break;
 		}
+		/*
+		 * 5a. how long the level lasts: the profile's errors from the same
+		 * origins with each time constant, relative to the first's, averaged
+		 * over the horizons from an hour on (where the level matters)
+		 */
+		m->fade = (float) fc_fades[0];
+		{
+			double		mae[FC_NFADES][SMX_FC_HORIZONS] = {{0}};
+			double		keep[FC_NFADES][SMX_FC_HORIZONS],
+						keep_fast[SMX_FC_HORIZONS];
+			int			ncase[SMX_FC_HORIZONS] = {0};
+			int			no = 0;
+			double		best = FC_FADE_SWITCH;
+
+			for (int k = 0; k < m->nq; k++)
+			{
+				for (int f = 0; f < FC_NFADES; f++)
+					keep[f][k] = exp(-m->q_ahead[k] / fc_fades[f]);
+				keep_fast[k] = exp(-m->q_ahead[k] / FC_FAST_FADE);
+			}
+
+			for (int o = n - 1 - every; o >= first && no < FC_MAX_ORIGINS; o -= every)
+			{
+				double		t_o = t_last - (double) (n - 1 - o) * step;
+				double		wt = exp(-(double) (n - 1 - o) * step / FC_RECENT_TAU);
+				float		lev,
+							fst;
+
+				if (!isfinite(y[o]) || (exclude && exclude[o]) ||
+					!fc_now(w.dep, o, level_pts, w.win, &lev, &fst))
+					continue;
+				no++;
+				for (int k = 0; k < m->nq; k++)
+				{
+					int			j = o + (int) ldexp(1.0, k);
+					double		t_j = t_o + (double) (j - o) * step,
+								base;
+
+					if (j >= n || !isfinite(y[j]) || (exclude && exclude[j]))
+						continue;
+					/* what is left once profile, trend and fast part are taken */
+					base = y[j] - fc_profile_at(m, t_j) - m->slope * (t_j - t_last) - fst * keep_fast[k];
+					for (int f = 0; f < FC_NFADES; f++)
+						mae[f][k] += wt * fabs(base - lev * keep[f][k]);
+					ncase[k]++;
+				}
+			}
+			for (int f = 1; f < FC_NFADES; f++)
+			{
+				double		sum = 0;
+				int			nk = 0;
+
+				for (int k = 0; k < m->nq; k++)
+					if (m->q_ahead[k] >= 3600.0 && ncase[k] >= FC_MIN_ERRORS && mae[0][k] > 0)
+						sum += mae[f][k] / mae[0][k], nk++;
+				if (nk > 0 && sum / nk < best)
+					best = sum / nk, m->fade = (float) fc_fades[f];
+			}
+		}
 		for (int o = n - 1 - every; o >= first && norig < FC_MAX_ORIGINS; o -= every)
 		{
 			double		t_o = t_last - (double) (n - 1 - o) * step;
@@ -668,7 +740,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 				w.err[e] = y[j] - fc_mean(m, t_o, (double) (j - o) * step, lev, fst);
 				for (int r = 0; r < SMX_FC_RECENT; r++)
 					w.rerr[r][e] = y[j] - fc_recent_mean(m, &w, r, j, n, step) -
-						fc_fade((double) (j - o) * step, rlev[r], rfst[r]);
+						fc_fade((double) (j - o) * step, m->fade, rlev[r], rfst[r]);
 				w.eage[e] = (float) ((double) (n - 1 - o) * step);
 				cnt[k]++;
 			}

@@ -10,8 +10,9 @@
  * does not bend it), adjusted by class of day (weekday or weekend, when
  * the history holds two weekends), a trend (the median slope between days'
  * medians: disk growth), and its departure from the two now: the last two
- * hours' median departure that fades over a day (today runs high; a burst
- * does not lift a median) and the last few samples' own that fades in about
+ * hours' median departure that fades over a day, or over four days where
+ * past errors say the level lasts (today runs high; a burst does not lift
+ * a median) and the last few samples' own that fades in about
  * 12 minutes (the mean-reverting wander, a decaying burst). Beside it, the
  * same forecast from the last day's and the last 3 days' cells instead of
  * the profile: where a regime changed (bursts that stopped), the median
@@ -42,6 +43,7 @@ typedef struct smx_fc_model
 	float		weekend[SMX_FC_SLOTS];	/* added on Saturdays and Sundays (UTC); 0 when not weekly */
 	int			weekly;			/* 1: the weekend adjustment was learned */
 	float		level;			/* the last two hours' median departure from the profile */
+	float		fade;			/* level's time constant, seconds (chosen by past errors) */
 	float		fast;			/* the last 5 samples' median departure beyond level */
 	float		recent[SMX_FC_RECENT][SMX_FC_SLOTS];	/* the last 1 and 3 days' cells (median), at t_last's trend level */
 	float		r_level[SMX_FC_RECENT],

@@ -11,7 +11,8 @@
  * about what they say on Gaussian noise; too little history is refused and
  * says how much there was; gaps are fine; a weekend lower and flatter
  * than the weekdays is forecast across Friday to Saturday and Sunday to
- * Monday once the history holds two weekends, and not before. Output is TAP; the exit status
+ * Monday once the history holds two weekends, and not before; a level that
+ * walks from day to day is carried, one drawn afresh each day fades. Output is TAP; the exit status
  * is 1 if any check fails.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -322,6 +323,58 @@ test_regime(void)
 	free(y);
 }
 
+/*
+ * How long today's level lasts is the series' own: where each day's level
+ * is the day before's plus a step (a random walk: a real series' shifts),
+ * the level is carried; where each day's is drawn afresh around the
+ * profile (the fleet's "today runs high"), it fades over a day. Both from
+ * the same past errors, and the carried one forecasts a day ahead closer.
+ */
+static double
+day_level_error(int walk, float *fade)
+{
+	int			n = 14 * DAY;
+	float	   *y = malloc(sizeof(float) * n);
+	double		t_last = T0 + (n - 1) * STEP;
+	double		lev = 0,
+				err = 0;
+	smx_fc_model m;
+
+	rng_state = walk ? 11 : 12;
+	for (int i = 0; i < n; i++)
+	{
+		if (i % DAY == 0)
+			lev = walk ? lev + 6.0 * gauss() : 6.0 * gauss();
+		y[i] = (float) (curve(T0 + i * STEP) + lev + gauss());
+	}
+	fit_ok(y, NULL, n, t_last, 86400.0, -1e6f, 1e6f, &m);
+	/* the truth a day ahead: the curve at today's level (walk) or at 0 */
+	for (int h = 1; h <= DAY; h++)
+	{
+		float		o[5];
+
+		smx_fc_at(&m, h * STEP, o);
+		err += fabs(o[0] - (curve(t_last + h * STEP) + (walk ? lev : 0.0)));
+	}
+	*fade = m.fade;
+	free(y);
+	return err / DAY;
+}
+
+static void
+test_level_lasts(void)
+{
+	float		fade_walk,
+				fade_fresh;
+	double		e_walk = day_level_error(1, &fade_walk),
+				e_fresh = day_level_error(0, &fade_fresh);
+
+	check(fade_walk > 86400.0f, "days' levels as a random walk: the level lasts (time constant %.0f h)", fade_walk / 3600.0);
+	check(fade_fresh == 86400.0f, "days' levels drawn afresh: it fades over a day (%.0f h)", fade_fresh / 3600.0);
+	check(e_walk < 3.0, "the walk a day ahead: mean error %.2f (days move by 6)", e_walk);
+	(void) e_fresh;
+}
+
 static void
 test_edges(void)
 {
@@ -420,6 +473,7 @@ main(void)
 	test_incident();
 	test_weekly();
 	test_regime();
+	test_level_lasts();
 	test_edges();
 	return tap_done();
 }
