@@ -22,9 +22,11 @@
  *  - where the series is now decides the near future: the median of the
  *    last two hours' departures from profile and trend (today runs high or
  *    low; a median, so a burst does not lift it, where a mean would) fades
- *    over a day, or over four days where the past errors from an hour on
- *    say the level lasts (a real series' level shifts; the fleet's days
- *    are drawn afresh, so there it fades), and the median of the last
+ *    over a day, or over four days where the profile's past errors 1 to
+ *    24 hours ahead (whatever the call's horizon) say the level lasts (a
+ *    real series' level shifts; the fleet's days are drawn afresh, so
+ *    there it fades; the recent forecasts below use the same), and the
+ *    median of the last
  *    five samples' departures beyond it fades with a time constant of
  *    about 12 minutes, as the wander reverts and a burst decays
  *    (measured on the fleet and NAB: 700 s,
@@ -81,12 +83,8 @@
 
 static const int fc_recent_days[SMX_FC_RECENT] = {1, 3};
 
-#ifndef FC_FADE_ALT
-#define FC_FADE_ALT			(4 * 86400.0)
-#endif
-#ifndef FC_FADE_SWITCH
-#define FC_FADE_SWITCH		0.95
-#endif
+#define FC_FADE_ALT			(4 * 86400.0)	/* the level's other time constant: it lasts */
+#define FC_FADE_SWITCH		0.95	/* chosen when the profile's errors with it are below this share */
 #define FC_NFADES			2
 static const double fc_fades[FC_NFADES] = {FC_LEVEL_FADE, FC_FADE_ALT};
 
@@ -659,8 +657,9 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		}
 		/*
 		 * 5a. how long the level lasts: the profile's errors from the same
-		 * origins with each time constant, relative to the first's, averaged
-		 * over the horizons from an hour on (where the level matters)
+		 * origins with each time constant, over the horizons from an hour to
+		 * a day (where the level matters; the same whatever the call's
+		 * horizon, so a forecast does not depend on how far it is asked for)
 		 */
 		m->fade = (float) fc_fades[0];
 		{
@@ -668,14 +667,21 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 			double		keep[FC_NFADES][SMX_FC_HORIZONS],
 						keep_fast[SMX_FC_HORIZONS];
 			int			ncase[SMX_FC_HORIZONS] = {0};
-			int			no = 0;
-			double		best = FC_FADE_SWITCH;
+			int			no = 0,
+						k_lo = 0,
+						k_hi;
 
-			for (int k = 0; k < m->nq; k++)
+			while (k_lo < SMX_FC_HORIZONS - 1 && step * ldexp(1.0, k_lo) < 3600.0)
+				k_lo++;
+			for (k_hi = k_lo; k_hi < SMX_FC_HORIZONS - 1 && step * ldexp(1.0, k_hi) < 86400.0; k_hi++)
+				;
+			for (int k = k_lo; k <= k_hi; k++)
 			{
+				double		ahead = step * ldexp(1.0, k);
+
 				for (int f = 0; f < FC_NFADES; f++)
-					keep[f][k] = exp(-m->q_ahead[k] / fc_fades[f]);
-				keep_fast[k] = exp(-m->q_ahead[k] / FC_FAST_FADE);
+					keep[f][k] = exp(-ahead / fc_fades[f]);
+				keep_fast[k] = exp(-ahead / FC_FAST_FADE);
 			}
 
 			for (int o = n - 1 - every; o >= first && no < FC_MAX_ORIGINS; o -= every)
@@ -689,7 +695,7 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 					!fc_now(w.dep, o, level_pts, w.win, &lev, &fst))
 					continue;
 				no++;
-				for (int k = 0; k < m->nq; k++)
+				for (int k = k_lo; k <= k_hi; k++)
 				{
 					int			j = o + (int) ldexp(1.0, k);
 					double		t_j = t_o + (double) (j - o) * step,
@@ -709,11 +715,12 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 				double		sum = 0;
 				int			nk = 0;
 
-				for (int k = 0; k < m->nq; k++)
-					if (m->q_ahead[k] >= 3600.0 && ncase[k] >= FC_MIN_ERRORS && mae[0][k] > 0)
+				/* the mean over horizons of its error over the first's */
+				for (int k = k_lo; k <= k_hi; k++)
+					if (ncase[k] >= FC_MIN_ERRORS && mae[0][k] > 0)
 						sum += mae[f][k] / mae[0][k], nk++;
-				if (nk > 0 && sum / nk < best)
-					best = sum / nk, m->fade = (float) fc_fades[f];
+				if (nk > 0 && sum < FC_FADE_SWITCH * nk)
+					m->fade = (float) fc_fades[f];
 			}
 		}
 		for (int o = n - 1 - every; o >= first && norig < FC_MAX_ORIGINS; o -= every)
