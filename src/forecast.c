@@ -26,16 +26,14 @@
  *    24 hours ahead (whatever the call's horizon) say the level lasts (a
  *    real series' level shifts; the fleet's days are drawn afresh, so
  *    there it fades; the recent forecasts below use the same), and the
- *    median of the last
- *    five samples' departures beyond it fades with a time constant of
- *    about 12 minutes, as the wander reverts and a burst decays
- *    (measured on the fleet and NAB: 700 s,
- *    against 1500 s before, takes 15 minutes ahead from 0.67 to 0.61 of the
- *    day before's error and keeps 1 hour; two hours, against one, 1 and 6
- *    hours). Five samples, not the last one: real series have spikes of
- *    one sample, and carrying them took NAB's 15-minute error from 0.503 to
- *    0.546 of the day before's (the fleet's went the other way, 0.624 to
- *    0.613);
+ *    median of the last five samples' departures beyond it fades with a
+ *    time constant of about 12 minutes, as the wander reverts and a burst
+ *    decays (measured on the fleet and NAB: 700 s, against 1500 s before,
+ *    takes 15 minutes ahead from 0.67 to 0.61 of the day before's error
+ *    and keeps 1 hour; two hours, against one, 1 and 6 hours). Five
+ *    samples, not the last one: real series have spikes of one sample, and
+ *    carrying them took NAB's 15-minute error from 0.503 to 0.546 of the
+ *    day before's (the fleet's went the other way, 0.624 to 0.613);
  *  - a regime can end: on a real series a burst at :09 and :59 of every
  *    hour ran for six days of eleven and stopped, and those slots' median
  *    kept it. So two recent forecasts stand beside the profile's, the same
@@ -85,7 +83,7 @@ static const int fc_recent_days[SMX_FC_RECENT] = {1, 3};
 
 #define FC_FADE_ALT			(4 * 86400.0)	/* the level's other time constant: it lasts */
 #define FC_FADE_SWITCH		0.95	/* chosen when the profile's errors with it are below this share */
-#define FC_NFADES			2
+#define FC_NFADES			2		/* the level fades (FC_LEVEL_FADE) or lasts (FC_FADE_ALT) */
 static const double fc_fades[FC_NFADES] = {FC_LEVEL_FADE, FC_FADE_ALT};
 
 typedef struct fc_work
@@ -659,9 +657,9 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 		 * 5a. how long the level lasts: the profile's errors from the same
 		 * origins with each time constant, over the horizons from an hour to
 		 * a day (where the level matters; the same whatever the call's
-		 * horizon, so a forecast does not depend on how far it is asked for)
+		 * horizon, so a forecast does not depend on how far it is asked for).
+		 * m->fade holds the first until the second proves better.
 		 */
-		m->fade = (float) fc_fades[0];
 		{
 			double		mae[FC_NFADES][SMX_FC_HORIZONS] = {{0}};
 			double		keep[FC_NFADES][SMX_FC_HORIZONS],
@@ -710,17 +708,16 @@ smx_fc_fit(const float *y, const uint8_t *exclude, int n, double step,
 					ncase[k]++;
 				}
 			}
-			for (int f = 1; f < FC_NFADES; f++)
+			/* the mean over horizons of the lasting level's error over the fading one's */
 			{
 				double		sum = 0;
 				int			nk = 0;
 
-				/* the mean over horizons of its error over the first's */
 				for (int k = k_lo; k <= k_hi; k++)
 					if (ncase[k] >= FC_MIN_ERRORS && mae[0][k] > 0)
-						sum += mae[f][k] / mae[0][k], nk++;
+						sum += mae[1][k] / mae[0][k], nk++;
 				if (nk > 0 && sum < FC_FADE_SWITCH * nk)
-					m->fade = (float) fc_fades[f];
+					m->fade = (float) fc_fades[1];
 			}
 		}
 		for (int o = n - 1 - every; o >= first && norig < FC_MAX_ORIGINS; o -= every)
